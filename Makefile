@@ -1,0 +1,74 @@
+# ledgerd developer commands. `make` (or `make help`) lists them.
+#
+# Bootstrap needs only python3 (>= 3.11) and make: a pinned uv is installed into .tools/,
+# and uv installs the locked dependencies into .venv/ using that same python3.
+
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+VENV := .venv
+UV := $(TOOLS)/bin/uv
+BIN := $(VENV)/bin
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
+INSTALL_STAMP := $(VENV)/.install-stamp
+
+# uv: use the machine's python3, never download an interpreter, install into .venv.
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_NO_PROGRESS := 1
+
+PYTEST_ARGS ?=
+
+.PHONY: help install lock run test lint format clean distclean
+
+help: ## List the targets with a one-line description each
+	@echo "usage: make <target>"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+$(UV_STAMP):
+	@echo ">> installing uv $(UV_VERSION) into $(TOOLS)/"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@touch $@
+
+$(INSTALL_STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	@echo ">> syncing $(VENV)/ with uv.lock"
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(INSTALL_STAMP) ## Create .venv with the locked dependencies (re-runs only when pyproject.toml/uv.lock change)
+
+lock: $(UV_STAMP) ## Re-resolve dependencies into uv.lock after editing pyproject.toml
+	$(UV) lock
+
+run: install ## Migrate the database, then run the demo
+	$(BIN)/ledgerd migrate
+	$(BIN)/ledgerd demo
+
+test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS="-k name -x")
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## Lint, check formatting, type-check and check the import contracts
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy src tests
+	$(BIN)/lint-imports
+
+format: install ## Apply ruff's safe fixes and format the code
+	$(BIN)/ruff check --fix
+	$(BIN)/ruff format
+
+clean: ## Remove caches and build output (keeps .venv and .tools)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist
+	find . -path ./.venv -prune -o -path ./.tools -prune -o -type d -name __pycache__ -print0 \
+		| xargs -0 rm -rf
+
+distclean: clean ## Remove everything made here, .venv and .tools included
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,1 @@
+"""ledgerd: an async double-entry ledger and payments service."""

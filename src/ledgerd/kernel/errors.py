@@ -1,0 +1,71 @@
+"""Stable error codes shared by every context and mapped once per transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class ErrorCode(StrEnum):
+    """The codes clients can rely on; their spelling is part of the API."""
+
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    LEDGER_NOT_FOUND = "LEDGER_NOT_FOUND"
+    LEDGER_ALREADY_EXISTS = "LEDGER_ALREADY_EXISTS"
+    ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
+    ACCOUNT_ALREADY_EXISTS = "ACCOUNT_ALREADY_EXISTS"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
+    ACCOUNT_HAS_PENDING = "ACCOUNT_HAS_PENDING"
+    ASSET_MISMATCH = "ASSET_MISMATCH"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
+    BALANCE_OVERFLOW = "BALANCE_OVERFLOW"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    TRANSFER_NOT_FOUND = "TRANSFER_NOT_FOUND"
+    TRANSFER_NOT_PENDING = "TRANSFER_NOT_PENDING"
+    PENDING_EXPIRED = "PENDING_EXPIRED"
+    CAPTURE_EXCEEDS_PENDING = "CAPTURE_EXCEEDS_PENDING"
+    TRANSFER_NOT_REVERSIBLE = "TRANSFER_NOT_REVERSIBLE"
+    TRANSFER_ALREADY_REVERSED = "TRANSFER_ALREADY_REVERSED"
+    BATCH_ABORTED = "BATCH_ABORTED"
+    CONCURRENCY_CONFLICT = "CONCURRENCY_CONFLICT"
+
+
+class LedgerdError(Exception):
+    """A domain error: a stable code, a human message and string details."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, details: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details: Mapping[str, str] = MappingProxyType(dict(details or {}))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LedgerdError):
+            return NotImplemented
+        return (self.code, self.message, dict(self.details)) == (
+            other.code,
+            other.message,
+            dict(other.details),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.message))
+
+    def __repr__(self) -> str:
+        return f"LedgerdError({self.code!s}, {self.message!r})"
+
+
+def validation_error(field: str, message: str) -> LedgerdError:
+    return LedgerdError(ErrorCode.VALIDATION_FAILED, f"{field}: {message}", {"field": field})
+
+
+class ConcurrencyConflictError(LedgerdError):
+    """Raised by adapters when a concurrent writer won; the unit of work is retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)

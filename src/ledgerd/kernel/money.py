@@ -1,0 +1,54 @@
+"""Assets and amounts. Amounts are integers in minor units, never floats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ledgerd.kernel.errors import validation_error
+
+# Balances are stored as signed 64-bit integers, so no amount or balance may exceed this.
+MAX_AMOUNT = 2**63 - 1
+MAX_SCALE = 18
+_ASSET_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An asset code with its scale: ``USD/2`` means amounts are counted in cents."""
+
+    code: str
+    scale: int
+
+    def __post_init__(self) -> None:
+        if not _ASSET_CODE.fullmatch(self.code):
+            raise validation_error("asset", f"code {self.code!r} must match {_ASSET_CODE.pattern}")
+        if not 0 <= self.scale <= MAX_SCALE:
+            raise validation_error("asset", f"scale must be between 0 and {MAX_SCALE}")
+
+    @classmethod
+    def parse(cls, text: str) -> Asset:
+        code, slash, scale = text.partition("/")
+        if not slash or not scale.isdigit():
+            raise validation_error("asset", f"{text!r} is not of the form CODE/SCALE, e.g. USD/2")
+        return cls(code, int(scale))
+
+    def __str__(self) -> str:
+        return f"{self.code}/{self.scale}"
+
+    def format(self, amount: int) -> str:
+        """Render minor units as a decimal string, e.g. 1234 USD/2 -> ``12.34``."""
+        sign = "-" if amount < 0 else ""
+        digits = str(abs(amount)).rjust(self.scale + 1, "0")
+        if self.scale == 0:
+            return f"{sign}{digits}"
+        return f"{sign}{digits[: -self.scale]}.{digits[-self.scale :]}"
+
+
+def check_amount(amount: object, field: str = "amount") -> int:
+    """Return ``amount`` if it is an int in ``1..MAX_AMOUNT``, else raise VALIDATION_FAILED."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise validation_error(field, "must be an integer number of minor units")
+    if not 0 < amount <= MAX_AMOUNT:
+        raise validation_error(field, f"must be between 1 and {MAX_AMOUNT}")
+    return amount

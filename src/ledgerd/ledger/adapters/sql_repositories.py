@@ -1,0 +1,449 @@
+"""SQLAlchemy Core implementations of the ledger's repository ports (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import RowMapping, and_, insert, select, tuple_, update
+
+from ledgerd.kernel.errors import ConcurrencyConflictError
+from ledgerd.kernel.money import Asset
+from ledgerd.kernel.paging import Page, encode_cursor
+from ledgerd.ledger.adapters import tables
+from ledgerd.ledger.domain.model import (
+    Account,
+    AccountFlags,
+    AccountStatus,
+    Balances,
+    Entry,
+    Layer,
+    Ledger,
+    LedgerHead,
+    Leg,
+    Side,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+)
+from ledgerd.ledger.domain.repositories import AccountKey, TransferKey
+from ledgerd.platform.db.unit_of_work import current_connection
+
+# Rows fetched per round trip when streaming a whole ledger.
+_STREAM_CHUNK = 1000
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+class SqlLedgerRepository:
+    async def get(self, key: str) -> Ledger | None:
+        row = (
+            (
+                await current_connection().execute(
+                    select(tables.ledgers).where(tables.ledgers.c.id == key)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return Ledger(row["id"], row["name"], _frozen(row["metadata"]), row["created_at"])
+
+    async def add(self, item: Ledger) -> None:
+        await current_connection().execute(
+            insert(tables.ledgers).values(
+                id=item.id,
+                name=item.name,
+                metadata=dict(item.metadata),
+                created_at=item.created_at,
+                last_sequence=0,
+                head_hash=LedgerHead(item.id).hash,
+            )
+        )
+
+    async def get_head(self, ledger_id: str, *, for_update: bool = False) -> LedgerHead | None:
+        columns = tables.ledgers.c
+        query = select(columns.last_sequence, columns.head_hash).where(columns.id == ledger_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await current_connection().execute(query)).first()
+        return None if row is None else LedgerHead(ledger_id, row.last_sequence, row.head_hash)
+
+    async def save_head(self, head: LedgerHead, *, previous: LedgerHead) -> None:
+        columns = tables.ledgers.c
+        result = await current_connection().execute(
+            update(tables.ledgers)
+            .where(columns.id == head.ledger_id, columns.last_sequence == previous.sequence)
+            .values(last_sequence=head.sequence, head_hash=head.hash)
+        )
+        if result.rowcount != 1:
+            msg = f"ledger {head.ledger_id} moved past #{previous.sequence} concurrently"
+            raise ConcurrencyConflictError(msg)
+
+
+def _account(row: RowMapping) -> Account:
+    return Account(
+        ledger_id=row["ledger_id"],
+        id=row["id"],
+        asset=Asset(row["asset_code"], row["asset_scale"]),
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+            overdraft_limit=row["overdraft_limit"],
+        ),
+        status=AccountStatus(row["status"]),
+        metadata=_frozen(row["metadata"]),
+        created_at=row["created_at"],
+        balances=Balances(
+            row["posted_debits"],
+            row["posted_credits"],
+            row["pending_debits"],
+            row["pending_credits"],
+        ),
+        version=row["version"],
+        entry_count=row["entry_count"],
+    )
+
+
+def _account_state(account: Account) -> dict[str, Any]:
+    """The columns that change over an account's life."""
+    return {
+        "status": account.status.value,
+        "metadata": dict(account.metadata),
+        "posted_debits": account.balances.posted_debits,
+        "posted_credits": account.balances.posted_credits,
+        "pending_debits": account.balances.pending_debits,
+        "pending_credits": account.balances.pending_credits,
+        "entry_count": account.entry_count,
+    }
+
+
+class SqlAccountRepository:
+    async def get(self, key: AccountKey) -> Account | None:
+        ledger_id, account_id = key
+        found = await self.get_many(ledger_id, [account_id])
+        return found.get(account_id)
+
+    async def add(self, item: Account) -> None:
+        await current_connection().execute(
+            insert(tables.accounts).values(
+                ledger_id=item.ledger_id,
+                id=item.id,
+                asset_code=item.asset.code,
+                asset_scale=item.asset.scale,
+                debits_must_not_exceed_credits=item.flags.debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits=item.flags.credits_must_not_exceed_debits,
+                overdraft_limit=item.flags.overdraft_limit,
+                version=item.version,
+                created_at=item.created_at,
+                **_account_state(item),
+            )
+        )
+
+    async def get_many(
+        self, ledger_id: str, account_ids: Collection[str], *, for_update: bool = False
+    ) -> dict[str, Account]:
+        if not account_ids:
+            return {}
+        columns = tables.accounts.c
+        query = (
+            select(tables.accounts)
+            .where(columns.ledger_id == ledger_id, columns.id.in_(sorted(account_ids)))
+            .order_by(columns.id)
+        )
+        if for_update:
+            # PostgreSQL locks rows as the sorted scan returns them: in id order, for everyone.
+            query = query.with_for_update()
+        rows = (await current_connection().execute(query)).mappings()
+        return {row["id"]: _account(row) for row in rows}
+
+    async def update(self, account: Account, *, expected_version: int) -> None:
+        columns = tables.accounts.c
+        result = await current_connection().execute(
+            update(tables.accounts)
+            .where(
+                columns.ledger_id == account.ledger_id,
+                columns.id == account.id,
+                columns.version == expected_version,
+            )
+            .values(version=expected_version + 1, **_account_state(account))
+        )
+        if result.rowcount != 1:
+            msg = f"account {account.id} changed since version {expected_version}"
+            raise ConcurrencyConflictError(msg)
+
+    async def list_page(
+        self,
+        ledger_id: str,
+        *,
+        metadata: Mapping[str, str],
+        after: str | None,
+        limit: int,
+    ) -> Page[Account]:
+        columns = tables.accounts.c
+        query = select(tables.accounts).where(columns.ledger_id == ledger_id)
+        if after is not None:
+            query = query.where(columns.id > after)
+        for key, value in metadata.items():
+            query = query.where(columns.metadata[key].as_string() == value)
+        query = query.order_by(columns.id).limit(limit + 1)
+        rows = list((await current_connection().execute(query)).mappings())
+        items = [_account(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].id) if more else None)
+
+
+def _leg_json(leg: Leg) -> list[object]:
+    return [leg.debit_account, leg.credit_account, leg.amount, leg.asset.code, leg.asset.scale]
+
+
+def _leg(raw: list[Any]) -> Leg:
+    debit, credit, amount, code, scale = raw
+    return Leg(debit, credit, amount, Asset(code, scale))
+
+
+def _transfer(row: RowMapping) -> Transfer:
+    return Transfer(
+        ledger_id=row["ledger_id"],
+        id=row["id"],
+        sequence=row["sequence"],
+        kind=TransferKind(row["kind"]),
+        status=TransferStatus(row["status"]),
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        legs=tuple(_leg(raw) for raw in row["legs"]),
+        metadata=_frozen(row["metadata"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        target_id=row["target_id"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def _transfer_row(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "ledger_id": transfer.ledger_id,
+        "id": transfer.id,
+        "sequence": transfer.sequence,
+        "kind": transfer.kind.value,
+        "status": transfer.status.value,
+        "idempotency_key": transfer.idempotency_key,
+        "request_hash": transfer.request_hash,
+        "legs": [_leg_json(leg) for leg in transfer.legs],
+        "metadata": dict(transfer.metadata),
+        "created_at": transfer.created_at,
+        "expires_at": transfer.expires_at,
+        "target_id": transfer.target_id,
+        "prev_hash": transfer.prev_hash,
+        "hash": transfer.hash,
+    }
+
+
+class SqlTransferRepository:
+    async def get(self, key: TransferKey) -> Transfer | None:
+        ledger_id, transfer_id = key
+        return (await self.get_many(ledger_id, [transfer_id])).get(transfer_id)
+
+    async def add(self, item: Transfer) -> None:
+        await self.add_many([item])
+
+    async def get_many(self, ledger_id: str, transfer_ids: Collection[str]) -> dict[str, Transfer]:
+        if not transfer_ids:
+            return {}
+        columns = tables.transfers.c
+        rows = await current_connection().execute(
+            select(tables.transfers).where(
+                columns.ledger_id == ledger_id, columns.id.in_(sorted(transfer_ids))
+            )
+        )
+        return {row["id"]: _transfer(row) for row in rows.mappings()}
+
+    async def get_by_keys(self, ledger_id: str, keys: Collection[str]) -> dict[str, Transfer]:
+        if not keys:
+            return {}
+        columns = tables.transfers.c
+        rows = await current_connection().execute(
+            select(tables.transfers).where(
+                columns.ledger_id == ledger_id, columns.idempotency_key.in_(sorted(keys))
+            )
+        )
+        return {row["idempotency_key"]: _transfer(row) for row in rows.mappings()}
+
+    async def add_many(self, transfers: Sequence[Transfer]) -> None:
+        if transfers:
+            await current_connection().execute(
+                insert(tables.transfers), [_transfer_row(transfer) for transfer in transfers]
+            )
+
+    async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
+        columns = tables.transfers.c
+        result = await current_connection().execute(
+            update(tables.transfers)
+            .where(
+                columns.ledger_id == transfer.ledger_id,
+                columns.id == transfer.id,
+                columns.status == transfer.status.value,
+            )
+            .values(status=status.value)
+        )
+        if result.rowcount != 1:
+            msg = f"transfer {transfer.id} is no longer {transfer.status}"
+            raise ConcurrencyConflictError(msg)
+
+    async def due_for_expiry(self, now: datetime, limit: int) -> list[Transfer]:
+        columns = tables.transfers.c
+        rows = await current_connection().execute(
+            select(tables.transfers)
+            .where(
+                columns.status == TransferStatus.PENDING.value,
+                columns.expires_at.is_not(None),
+                columns.expires_at <= now,
+            )
+            .order_by(columns.expires_at)
+            .limit(limit)
+        )
+        return [_transfer(row) for row in rows.mappings()]
+
+    async def chain(self, ledger_id: str) -> AsyncIterator[Transfer]:
+        columns = tables.transfers.c
+        after = 0
+        while True:
+            # Keyset pages rather than a server-side cursor: the same code on both databases.
+            rows = list(
+                (
+                    await current_connection().execute(
+                        select(tables.transfers)
+                        .where(columns.ledger_id == ledger_id, columns.sequence > after)
+                        .order_by(columns.sequence)
+                        .limit(_STREAM_CHUNK)
+                    )
+                ).mappings()
+            )
+            for row in rows:
+                yield _transfer(row)
+            if len(rows) < _STREAM_CHUNK:
+                return
+            after = rows[-1]["sequence"]
+
+
+def _entry(row: RowMapping) -> Entry:
+    return Entry(
+        ledger_id=row["ledger_id"],
+        account_id=row["account_id"],
+        account_sequence=row["account_sequence"],
+        transfer_id=row["transfer_id"],
+        transfer_sequence=row["transfer_sequence"],
+        leg_index=row["leg_index"],
+        side=Side(row["side"]),
+        layer=Layer(row["layer"]),
+        amount=row["amount"],
+        balances_after=Balances(
+            row["posted_debits_after"],
+            row["posted_credits_after"],
+            row["pending_debits_after"],
+            row["pending_credits_after"],
+        ),
+        created_at=row["created_at"],
+    )
+
+
+def _entry_row(entry: Entry) -> dict[str, Any]:
+    after = entry.balances_after
+    return {
+        "ledger_id": entry.ledger_id,
+        "account_id": entry.account_id,
+        "account_sequence": entry.account_sequence,
+        "transfer_id": entry.transfer_id,
+        "transfer_sequence": entry.transfer_sequence,
+        "leg_index": entry.leg_index,
+        "side": entry.side.value,
+        "layer": entry.layer.value,
+        "amount": entry.amount,
+        "posted_debits_after": after.posted_debits,
+        "posted_credits_after": after.posted_credits,
+        "pending_debits_after": after.pending_debits,
+        "pending_credits_after": after.pending_credits,
+        "created_at": entry.created_at,
+    }
+
+
+class SqlJournalRepository:
+    """Append and read only.
+
+    This class has no statement that updates or deletes an entry, and the database refuses
+    such statements from anyone else (see the migration's triggers).
+    """
+
+    async def append(self, entries: Sequence[Entry]) -> None:
+        if entries:
+            await current_connection().execute(
+                insert(tables.entries), [_entry_row(entry) for entry in entries]
+            )
+
+    async def page(
+        self, ledger_id: str, account_id: str, *, after: int | None, limit: int
+    ) -> Page[Entry]:
+        columns = tables.entries.c
+        query = select(tables.entries).where(
+            columns.ledger_id == ledger_id, columns.account_id == account_id
+        )
+        if after is not None:
+            query = query.where(columns.account_sequence > after)
+        query = query.order_by(columns.account_sequence).limit(limit + 1)
+        rows = list((await current_connection().execute(query)).mappings())
+        items = [_entry(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].account_sequence) if more else None)
+
+    async def balances_as_of(self, ledger_id: str, account_id: str, instant: datetime) -> Balances:
+        columns = tables.entries.c
+        row = (
+            (
+                await current_connection().execute(
+                    select(tables.entries)
+                    .where(
+                        and_(
+                            columns.ledger_id == ledger_id,
+                            columns.account_id == account_id,
+                            columns.created_at <= instant,
+                        )
+                    )
+                    .order_by(columns.account_sequence.desc())
+                    .limit(1)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return Balances() if row is None else _entry(row).balances_after
+
+    async def entries(self, ledger_id: str) -> AsyncIterator[Entry]:
+        columns = tables.entries.c
+        position: tuple[str, int] = ("", 0)
+        while True:
+            account_id, sequence = position
+            rows = list(
+                (
+                    await current_connection().execute(
+                        select(tables.entries)
+                        .where(
+                            columns.ledger_id == ledger_id,
+                            tuple_(columns.account_id, columns.account_sequence)
+                            > tuple_(account_id, sequence),
+                        )
+                        .order_by(columns.account_id, columns.account_sequence)
+                        .limit(_STREAM_CHUNK)
+                    )
+                ).mappings()
+            )
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < _STREAM_CHUNK:
+                return
+            position = (rows[-1]["account_id"], rows[-1]["account_sequence"])

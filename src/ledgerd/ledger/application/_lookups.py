@@ -1,0 +1,38 @@
+"""Lookups several use cases share, raising the not-found errors clients expect."""
+
+from __future__ import annotations
+
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.ledger.domain.model import Account, Ledger
+from ledgerd.ledger.domain.repositories import AccountRepository, LedgerRepository
+
+
+def ledger_not_found(ledger_id: str) -> LedgerdError:
+    return LedgerdError(
+        ErrorCode.LEDGER_NOT_FOUND, f"ledger {ledger_id} does not exist", {"ledger": ledger_id}
+    )
+
+
+def account_not_found(account_id: str) -> LedgerdError:
+    return LedgerdError(
+        ErrorCode.ACCOUNT_NOT_FOUND,
+        f"account {account_id} does not exist",
+        {"account": account_id},
+    )
+
+
+async def require_ledger(ledgers: LedgerRepository, ledger_id: str) -> Ledger:
+    ledger = await ledgers.get(ledger_id)
+    if ledger is None:
+        raise ledger_not_found(ledger_id)
+    return ledger
+
+
+async def require_account(
+    ledgers: LedgerRepository, accounts: AccountRepository, ledger_id: str, account_id: str
+) -> Account:
+    account = await accounts.get((ledger_id, account_id))
+    if account is None:
+        await require_ledger(ledgers, ledger_id)
+        raise account_not_found(account_id)
+    return account

@@ -1,0 +1,125 @@
+"""Read-side use cases: each opens a read-only unit of work and returns domain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.ids import check_id
+from ledgerd.kernel.metadata import EMPTY_METADATA, Metadata, check_metadata
+from ledgerd.kernel.paging import Page, check_page_size, decode_cursor, decode_int_cursor
+from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.ledger.application._lookups import require_account, require_ledger
+from ledgerd.ledger.domain.model import Account, Balances, Entry, Ledger, Transfer
+from ledgerd.ledger.domain.repositories import (
+    AccountRepository,
+    JournalRepository,
+    LedgerRepository,
+    TransferRepository,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """An account's balances at an instant (now, or ``as_of``), with what is available."""
+
+    account: Account
+    balances: Balances
+    available: int
+    as_of: datetime | None
+
+
+class LedgerQueries:
+    """The ledger context's reads. They share ports, so they share one small class."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        ledgers: LedgerRepository,
+        accounts: AccountRepository,
+        transfers: TransferRepository,
+        journal: JournalRepository,
+    ) -> None:
+        self._uow = uow
+        self._ledgers = ledgers
+        self._accounts = accounts
+        self._transfers = transfers
+        self._journal = journal
+
+    async def get_ledger(self, ledger_id: str) -> Ledger:
+        check_id(ledger_id, "ledger_id")
+        async with self._uow.begin(read_only=True):
+            return await require_ledger(self._ledgers, ledger_id)
+
+    async def get_account(self, ledger_id: str, account_id: str) -> Account:
+        check_id(ledger_id, "ledger_id")
+        check_id(account_id, "account_id")
+        async with self._uow.begin(read_only=True):
+            return await require_account(self._ledgers, self._accounts, ledger_id, account_id)
+
+    async def get_balance(
+        self, ledger_id: str, account_id: str, as_of: datetime | None = None
+    ) -> AccountBalance:
+        check_id(ledger_id, "ledger_id")
+        check_id(account_id, "account_id")
+        if as_of is not None and as_of.tzinfo is None:
+            raise validation_error("as_of", "must carry a time zone")
+        async with self._uow.begin(read_only=True):
+            account = await require_account(self._ledgers, self._accounts, ledger_id, account_id)
+            if as_of is None:
+                balances = account.balances
+            else:
+                balances = await self._journal.balances_as_of(ledger_id, account_id, as_of)
+        return AccountBalance(account, balances, balances.available(account.normal_side), as_of)
+
+    async def list_accounts(
+        self,
+        ledger_id: str,
+        *,
+        metadata: Metadata = EMPTY_METADATA,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Account]:
+        check_id(ledger_id, "ledger_id")
+        metadata = check_metadata(metadata, "metadata filter")
+        size = check_page_size(limit)
+        after = decode_cursor(cursor)
+        if after is not None:
+            check_id(after, "cursor")
+        async with self._uow.begin(read_only=True):
+            await require_ledger(self._ledgers, ledger_id)
+            return await self._accounts.list_page(
+                ledger_id, metadata=metadata, after=after, limit=size
+            )
+
+    async def get_transfer(self, ledger_id: str, transfer_id: str) -> Transfer:
+        check_id(ledger_id, "ledger_id")
+        check_id(transfer_id, "transfer_id")
+        async with self._uow.begin(read_only=True):
+            transfer = await self._transfers.get((ledger_id, transfer_id))
+            if transfer is None:
+                await require_ledger(self._ledgers, ledger_id)
+                raise LedgerdError(
+                    ErrorCode.TRANSFER_NOT_FOUND,
+                    f"transfer {transfer_id} does not exist",
+                    {"transfer": transfer_id},
+                )
+            return transfer
+
+    async def list_entries(
+        self,
+        ledger_id: str,
+        account_id: str,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Entry]:
+        """An account statement: its journal entries in order, a page at a time."""
+        check_id(ledger_id, "ledger_id")
+        check_id(account_id, "account_id")
+        size = check_page_size(limit)
+        after = decode_int_cursor(cursor)
+        async with self._uow.begin(read_only=True):
+            await require_account(self._ledgers, self._accounts, ledger_id, account_id)
+            return await self._journal.page(ledger_id, account_id, after=after, limit=size)

@@ -1,0 +1,109 @@
+"""The persistence ports of the ledger context. Adapters implement them; use cases depend on them.
+
+Every method runs inside the unit of work that is current for the calling task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from ledgerd.kernel.paging import Page
+from ledgerd.kernel.repository import Repository
+from ledgerd.ledger.domain.model import (
+    Account,
+    Balances,
+    Entry,
+    Ledger,
+    LedgerHead,
+    Transfer,
+    TransferStatus,
+)
+
+AccountKey = tuple[str, str]
+"""(ledger id, account id): account ids are unique within their ledger."""
+
+TransferKey = tuple[str, str]
+"""(ledger id, transfer id)."""
+
+
+class LedgerRepository(Repository[Ledger, str], Protocol):
+    async def get_head(self, ledger_id: str, *, for_update: bool = False) -> LedgerHead | None:
+        """The chain's tip; ``for_update`` locks it until the unit of work ends."""
+        ...
+
+    async def save_head(self, head: LedgerHead, *, previous: LedgerHead) -> None:
+        """Advance the tip; raises ConcurrencyConflictError if it moved since ``previous``."""
+        ...
+
+
+class AccountRepository(Repository[Account, AccountKey], Protocol):
+    async def get_many(
+        self, ledger_id: str, account_ids: Collection[str], *, for_update: bool = False
+    ) -> dict[str, Account]:
+        """Load the accounts that exist; ``for_update`` locks them in ascending id order."""
+        ...
+
+    async def update(self, account: Account, *, expected_version: int) -> None:
+        """Store ``account`` as version ``expected_version + 1``.
+
+        Raises ConcurrencyConflictError if the stored version is no longer ``expected_version``.
+        """
+        ...
+
+    async def list_page(
+        self,
+        ledger_id: str,
+        *,
+        metadata: Mapping[str, str],
+        after: str | None,
+        limit: int,
+    ) -> Page[Account]: ...
+
+
+class TransferRepository(Repository[Transfer, TransferKey], Protocol):
+    async def get_many(
+        self, ledger_id: str, transfer_ids: Collection[str]
+    ) -> dict[str, Transfer]: ...
+
+    async def get_by_keys(self, ledger_id: str, keys: Collection[str]) -> dict[str, Transfer]:
+        """Transfers by idempotency key, for the keys that have been used."""
+        ...
+
+    async def add_many(self, transfers: Sequence[Transfer]) -> None: ...
+
+    async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
+        """Change the status of ``transfer``.
+
+        Raises ConcurrencyConflictError if the stored status is no longer ``transfer.status``.
+        """
+        ...
+
+    async def due_for_expiry(self, now: datetime, limit: int) -> list[Transfer]:
+        """Pending transfers, across ledgers, whose timeout passed at or before ``now``."""
+        ...
+
+    def chain(self, ledger_id: str) -> AsyncIterator[Transfer]:
+        """Every transfer of a ledger in sequence order, streamed."""
+        ...
+
+
+class JournalRepository(Protocol):
+    """The append-only journal: there is deliberately no way to change or remove an entry."""
+
+    async def append(self, entries: Sequence[Entry]) -> None: ...
+
+    async def page(
+        self, ledger_id: str, account_id: str, *, after: int | None, limit: int
+    ) -> Page[Entry]:
+        """An account's entries in order, after account sequence ``after``."""
+        ...
+
+    async def balances_as_of(self, ledger_id: str, account_id: str, instant: datetime) -> Balances:
+        """The account's balances right after its last entry at or before ``instant``."""
+        ...
+
+    def entries(self, ledger_id: str) -> AsyncIterator[Entry]:
+        """Every entry of a ledger, by account and then account sequence, streamed."""
+        ...

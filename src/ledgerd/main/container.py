@@ -1,0 +1,95 @@
+"""The composition root: builds every component from settings. The only place that wires.
+
+Repositories and handlers are stateless (the transaction travels in a contextvar), so they are
+app-scoped singletons; the engine is the one resource with a lifetime, closed by the container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledgerd.kernel.clock import Clock, SystemClock
+from ledgerd.kernel.ids import IdGenerator, random_id
+from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.ledger.adapters.sql_repositories import (
+    SqlAccountRepository,
+    SqlJournalRepository,
+    SqlLedgerRepository,
+    SqlTransferRepository,
+)
+from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
+from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
+from ledgerd.ledger.application.open_account import OpenAccountHandler
+from ledgerd.ledger.application.post_transfers import PostTransfersHandler
+from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
+from ledgerd.ledger.domain.repositories import (
+    AccountRepository,
+    JournalRepository,
+    LedgerRepository,
+    TransferRepository,
+)
+from ledgerd.main.settings import Settings
+from ledgerd.platform.db.engine import create_engine
+from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+
+
+class InfrastructureProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    def clock(self) -> Clock:
+        return SystemClock()
+
+    @provide
+    def id_generator(self) -> IdGenerator:
+        return random_id
+
+    @provide
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            echo=settings.database_echo,
+        )
+        yield engine
+        await engine.dispose()
+
+    @provide
+    def unit_of_work(self, engine: AsyncEngine) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(engine)
+
+
+class LedgerProvider(Provider):
+    scope = Scope.APP
+
+    ledgers = provide(SqlLedgerRepository, provides=LedgerRepository)
+    accounts = provide(SqlAccountRepository, provides=AccountRepository)
+    transfers = provide(SqlTransferRepository, provides=TransferRepository)
+    journal = provide(SqlJournalRepository, provides=JournalRepository)
+
+    create_ledger = provide(CreateLedgerHandler)
+    open_account = provide(OpenAccountHandler)
+    change_account_status = provide(ChangeAccountStatusHandler)
+    post_transfers = provide(PostTransfersHandler)
+    expire_pending = provide(ExpirePendingHandler)
+    queries = provide(LedgerQueries)
+    verify_ledger = provide(VerifyLedgerHandler)
+
+
+def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
+    """The application container.
+
+    ``overrides`` (e.g. a fixed clock in tests) win over the defaults: later providers
+    replace earlier registrations.
+    """
+    return make_async_container(
+        InfrastructureProvider(),
+        LedgerProvider(),
+        *overrides,
+        context={Settings: settings},
+    )

@@ -1,0 +1,19 @@
+"""Settings from ``LEDGERD_*`` environment variables; the defaults run fully embedded."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERD_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://USER@HOST/DB",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_echo: bool = False

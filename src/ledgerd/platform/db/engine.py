@@ -1,0 +1,70 @@
+"""Async SQLAlchemy engines for the two supported databases, chosen by URL alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_BEGIN_OPTION = "ledgerd_sqlite_begin"
+# Seconds a SQLite writer waits for the single write lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.get_driver_name() != "aiosqlite":
+            msg = f"SQLite URLs must use the aiosqlite driver (sqlite+aiosqlite://), got {url!r}"
+            raise ValueError(msg)
+        engine = create_async_engine(
+            parsed, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+        )
+        _make_sqlite_transactional(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "asyncpg":
+            msg = f"PostgreSQL URLs must use asyncpg (postgresql+asyncpg://), got {url!r}"
+            raise ValueError(msg)
+        return create_async_engine(
+            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    msg = f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+    raise ValueError(msg)
+
+
+def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions, and begin them IMMEDIATE.
+
+    The sqlite3 module otherwise delays BEGIN until the first write, so a read-then-write
+    transaction can fail with "database is locked" when it tries to upgrade. Taking the write
+    lock up front makes writers queue (for up to the busy timeout) and never fail half-way.
+    WAL lets readers proceed alongside the writer; synchronous=FULL makes each commit durable.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:  # noqa: ANN401 - the DB-API connection is untyped
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:  # noqa: ANN401 - SQLAlchemy passes a sync Connection
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")

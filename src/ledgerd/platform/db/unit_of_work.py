@@ -1,0 +1,91 @@
+"""The SQL unit of work: one transaction per block, made current through a contextvar.
+
+Repositories are stateless and app-wide; they find the transaction of the task that calls them
+with ``current_connection()``. A task (and the tasks it spawns, which copy its context) thus
+takes part in the caller's transaction without any parameter being threaded through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledgerd.kernel.errors import ConcurrencyConflictError
+from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION
+
+_current: ContextVar[AsyncConnection | None] = ContextVar("ledgerd_connection", default=None)
+
+# PostgreSQL SQLSTATEs that mean "another transaction won; the same work may succeed if rerun".
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def current_connection() -> AsyncConnection:
+    connection = _current.get()
+    if connection is None:
+        msg = "no unit of work is active: wrap repository calls in `async with uow.begin()`"
+        raise RuntimeError(msg)
+    return connection
+
+
+class _SqlTransaction:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.committed = False
+
+    async def commit(self) -> None:
+        await self._connection.commit()
+        self.committed = True
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    original = getattr(error, "orig", None)
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    return _sqlstate(error) == "23505" or "UNIQUE constraint failed" in str(error.orig)
+
+
+class SqlAlchemyUnitOfWork:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def begin(self, *, read_only: bool = False) -> AsyncIterator[_SqlTransaction]:
+        if _current.get() is not None:
+            msg = "a unit of work is already active in this task; units of work do not nest"
+            raise RuntimeError(msg)
+        async with self._engine.connect() as connection:
+            if read_only and self._postgres:
+                # One snapshot for every statement, so a multi-query read is consistent.
+                await connection.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            elif read_only:
+                await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+            token = _current.set(connection)
+            transaction = _SqlTransaction(connection)
+            try:
+                await connection.begin()
+                yield transaction
+            except IntegrityError as error:
+                if not _is_unique_violation(error):
+                    raise
+                # A unique key raced by a concurrent writer: rerunning sees its row and decides.
+                raise ConcurrencyConflictError(f"concurrent write: {error.orig}") from error
+            except DBAPIError as error:
+                if _sqlstate(error) in _RETRYABLE_SQLSTATES:
+                    raise ConcurrencyConflictError(
+                        f"transaction lost a race: {error.orig}"
+                    ) from error
+                raise
+            finally:
+                _current.reset(token)
+                if not transaction.committed and connection.in_transaction():
+                    await connection.rollback()
