@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.text import check_text
 
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 1024
+# Keys are names, not prose: a plain pattern keeps them safe inside JSON paths on every database
+# (metadata filters look keys up with JSON path expressions).
+METADATA_KEY_PATTERN = re.compile(rf"^[A-Za-z0-9_.:-]{{1,{MAX_METADATA_KEY}}}$")
 
 Metadata = Mapping[str, str]
 EMPTY_METADATA: Metadata = MappingProxyType({})
@@ -25,11 +30,7 @@ def check_metadata(value: object, field: str = "metadata") -> Metadata:
         raise validation_error(field, f"may hold at most {MAX_METADATA_ENTRIES} entries")
     checked: dict[str, str] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_KEY:
-            raise validation_error(field, f"keys must be strings of 1..{MAX_METADATA_KEY} chars")
-        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-            raise validation_error(
-                f"{field}.{key}", f"must be a string of at most {MAX_METADATA_VALUE} chars"
-            )
-        checked[key] = item
+        if not isinstance(key, str) or not METADATA_KEY_PATTERN.fullmatch(key):
+            raise validation_error(field, f"keys must match {METADATA_KEY_PATTERN.pattern}")
+        checked[key] = check_text(item, f"{field}.{key}", max_length=MAX_METADATA_VALUE)
     return MappingProxyType(checked)

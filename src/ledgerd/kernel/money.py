@@ -29,7 +29,8 @@ class Asset:
     @classmethod
     def parse(cls, text: str) -> Asset:
         code, slash, scale = text.partition("/")
-        if not slash or not scale.isdigit():
+        # isdigit() alone admits digits int() refuses ("²") and absurdly long numbers.
+        if not slash or not (scale.isascii() and scale.isdigit() and len(scale) <= 2):  # noqa: PLR2004 - MAX_SCALE has two digits
             raise validation_error("asset", f"{text!r} is not of the form CODE/SCALE, e.g. USD/2")
         return cls(code, int(scale))
 

@@ -12,6 +12,7 @@ from ledgerd.kernel.errors import validation_error
 
 T = TypeVar("T")
 
+_MAX_INT_DIGITS = 19
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -55,6 +56,7 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     position = decode_cursor(cursor)
     if position is None:
         return None
-    if not position.isdigit():
+    # isdigit() alone admits digits int() refuses ("²"); positions fit in 64 bits.
+    if not (position.isascii() and position.isdigit() and len(position) <= _MAX_INT_DIGITS):
         raise validation_error("cursor", "is not a cursor returned by this API")
     return int(position)

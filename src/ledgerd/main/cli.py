@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,6 +23,7 @@ from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
 from ledgerd.ledger.entrypoints.report import verification_summary
+from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.main.container import build_container
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
@@ -48,6 +51,11 @@ class SchemaNotCurrentError(Exception):
 def _run(work: Callable[[AsyncContainer, Settings], Awaitable[int]]) -> None:
     async def main() -> int:
         settings = Settings()
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        # Alembic narrates every step at INFO; the commands report the outcome themselves.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         container = build_container(settings)
         try:
             return await work(container, settings)
@@ -130,6 +138,30 @@ def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -
         report = await handler(VerifyLedger(ledger))
         typer.echo(verification_summary(report))
         return 0 if report.ok else EXIT_PROBLEMS
+
+    _run(work)
+
+
+@app.command()
+def worker(
+    interval: Annotated[
+        float | None, typer.Option(help="seconds between expiry sweeps (default from settings)")
+    ] = None,
+) -> None:
+    """Run background work until SIGTERM/SIGINT: expire holds whose timeout has passed."""
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
+        await _ensure_schema(container, settings)
+        handler = await container.get(ExpirePendingHandler)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        every = interval if interval is not None else settings.expiry_interval_seconds
+        typer.echo(f"worker running: expiry sweep every {every} s; stop with SIGTERM or Ctrl-C")
+        await run_expiry_loop(handler, stop, interval_s=every)
+        typer.echo("worker stopped")
+        return 0
 
     _run(work)
 

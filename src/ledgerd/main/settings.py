@@ -17,3 +17,7 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(default=10, ge=1, le=1000)
     database_echo: bool = False
+    expiry_interval_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"
+    )
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

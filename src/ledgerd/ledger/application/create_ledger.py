@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.ids import check_id
 from ledgerd.kernel.metadata import Metadata, check_metadata
+from ledgerd.kernel.text import check_text
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 from ledgerd.ledger.domain.model import Ledger
 from ledgerd.ledger.domain.repositories import LedgerRepository
@@ -30,8 +31,7 @@ class CreateLedgerHandler:
 
     async def __call__(self, command: CreateLedger) -> Ledger:
         check_id(command.ledger_id, "ledger_id")
-        if len(command.name) > MAX_NAME_LENGTH:
-            raise validation_error("name", f"must be a string of at most {MAX_NAME_LENGTH} chars")
+        check_text(command.name, "name", max_length=MAX_NAME_LENGTH)
         metadata = check_metadata(command.metadata)
         return await retry_on_conflict(lambda: self._create(command, metadata))
 

@@ -54,7 +54,7 @@ class VerifyLedgerHandler:
             async for transfer in self._transfers.chain(command.ledger_id):
                 chain.feed(transfer)
             chain.finish(head)
-            journal = JournalVerifier(report)
+            journal = JournalVerifier(report, chain.expected_balances())
             async for entry in self._journal.entries(command.ledger_id):
                 journal.feed(entry)
             after: str | None = None

@@ -22,11 +22,11 @@ from ledgerd.ledger.domain.model import (
     Layer,
     LedgerHead,
     Leg,
-    Side,
     Transfer,
     TransferKind,
     TransferStatus,
 )
+from ledgerd.ledger.domain.movements import Movement, leg_movements
 from ledgerd.ledger.domain.requests import (
     CaptureRequest,
     ExpiryRequest,
@@ -60,31 +60,14 @@ class PostingSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class _Move:
-    leg_index: int
-    account_id: str
-    side: Side
-    layer: Layer
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Plan:
     kind: TransferKind
     status: TransferStatus
     legs: tuple[Leg, ...]
-    moves: tuple[_Move, ...]
+    moves: tuple[Movement, ...]
     expires_at: datetime | None = None
     target: Transfer | None = None
     target_status: TransferStatus | None = None
-
-
-def _moves(legs: tuple[Leg, ...], layer: Layer, sign: int = 1) -> list[_Move]:
-    moves: list[_Move] = []
-    for index, leg in enumerate(legs):
-        moves.append(_Move(index, leg.debit_account, Side.DEBIT, layer, sign * leg.amount))
-        moves.append(_Move(index, leg.credit_account, Side.CREDIT, layer, sign * leg.amount))
-    return moves
 
 
 class PostingSession:
@@ -207,7 +190,7 @@ class PostingSession:
             kind=TransferKind.PENDING if request.pending else TransferKind.POSTING,
             status=TransferStatus.PENDING if request.pending else TransferStatus.POSTED,
             legs=tuple(legs),
-            moves=tuple(_moves(tuple(legs), layer)),
+            moves=tuple(leg_movements(tuple(legs), layer)),
             expires_at=None if timeout is None else self._now + timeout,
         )
 
@@ -251,7 +234,10 @@ class PostingSession:
             kind=TransferKind.CAPTURE,
             status=TransferStatus.POSTED,
             legs=captured,
-            moves=(*_moves(target.legs, Layer.PENDING, -1), *_moves(captured, Layer.POSTED)),
+            moves=(
+                *leg_movements(target.legs, Layer.PENDING, -1),
+                *leg_movements(captured, Layer.POSTED),
+            ),
             target=target,
             target_status=TransferStatus.CAPTURED,
         )
@@ -275,7 +261,7 @@ class PostingSession:
             kind=kind,
             status=TransferStatus.POSTED,
             legs=target.legs,
-            moves=tuple(_moves(target.legs, Layer.PENDING, -1)),
+            moves=tuple(leg_movements(target.legs, Layer.PENDING, -1)),
             target=target,
             target_status=target_status,
         )
@@ -305,7 +291,7 @@ class PostingSession:
             kind=TransferKind.REVERSAL,
             status=TransferStatus.POSTED,
             legs=legs,
-            moves=tuple(_moves(legs, Layer.POSTED)),
+            moves=tuple(leg_movements(legs, Layer.POSTED)),
             target=target,
             target_status=TransferStatus.REVERSED,
         )

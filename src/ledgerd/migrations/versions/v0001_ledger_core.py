@@ -142,6 +142,11 @@ def _forbid_journal_changes() -> None:
             "CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries "
             "FOR EACH ROW EXECUTE FUNCTION ledgerd_journal_is_append_only()"
         )
+        # Row triggers do not see TRUNCATE, which would otherwise empty the journal at once.
+        op.execute(
+            "CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledgerd_journal_is_append_only()"
+        )
         return
     for operation in ("UPDATE", "DELETE"):
         op.execute(
@@ -152,6 +157,7 @@ def _forbid_journal_changes() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER entries_no_truncate ON entries")
         op.execute("DROP TRIGGER entries_append_only ON entries")
         op.execute("DROP FUNCTION ledgerd_journal_is_append_only()")
     else:

@@ -1,0 +1,173 @@
+"""The ``ledgerd`` console script as a user runs it: a real process, configured by environment."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LEDGERD = Path(sys.executable).parent / "ledgerd"
+# An upper bound so a hung command fails the run instead of stalling it; not a measurement.
+COMMAND_TIMEOUT_S = 120
+DEMO_LEDGER = "demo-test"
+VERIFIED_OK = "hash chain intact, balances match the journal, debits = credits: OK"
+DEMO_ACCOUNTS = (
+    "bank:usd",
+    "merchant:shop",
+    "revenue:fees",
+    "wallet:alice",
+    "wallet:bob",
+    "wallet:carol",
+    "wallet:dave",
+    "wallet:erin-eur",
+)
+EXIT_PROBLEMS = 1
+EXIT_ERROR = 2
+
+
+def ledgerd(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "LEDGERD_DATABASE_URL": database_url}
+    return subprocess.run(  # noqa: S603 - our own console script with fixed arguments
+        [str(LEDGERD), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _assert_demo_output(completed: subprocess.CompletedProcess[str]) -> None:
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert f"ledger {DEMO_LEDGER}: opened {len(DEMO_ACCOUNTS)} accounts" in out
+    assert VERIFIED_OK in out
+    table = out.split("final balances:\n", 1)[1].splitlines()
+    assert table[0].split() == [
+        "account", "asset", "posted", "dr", "posted", "cr", "pending", "dr", "pending", "cr",
+        "available",
+    ]  # fmt: skip
+    rows = [line.split() for line in table[1 : 1 + len(DEMO_ACCOUNTS)]]
+    assert [row[0] for row in rows] == list(DEMO_ACCOUNTS)
+    for row in rows:
+        # asset, four balances and what is available, all decimal amounts in the asset's scale
+        assert row[1] in {"USD/2", "EUR/2"}
+        assert all(cell.lstrip("-").replace(".", "", 1).isdigit() for cell in row[2:7]), row
+    # Every hold is settled by the end of the demo: nothing is left pending.
+    assert all(row[4] == row[5] == "0.00" for row in rows)
+
+
+@pytest.fixture(scope="module")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the demo ledger in it, made once by the real commands."""
+    path = tmp_path_factory.mktemp("cli") / "demo.db"
+    url = _sqlite_url(path)
+    migrated = ledgerd(url, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "database at revision v0001" in migrated.stdout
+    _assert_demo_output(ledgerd(url, "demo", "--ledger", DEMO_LEDGER))
+    return path
+
+
+def _copy(database: Path, directory: Path) -> Path:
+    """A private copy of the database (and its WAL files, if any) for a test to change."""
+    copy = directory / database.name
+    for suffix in ("", "-wal", "-shm"):
+        source = database.with_name(database.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, copy.with_name(copy.name + suffix))
+    return copy
+
+
+def test_migrate_then_demo_prints_the_verification_and_balances(demo_database: Path) -> None:
+    # The fixture ran `migrate` and `demo` and checked their output; the data is there too.
+    with sqlite3.connect(demo_database) as connection:
+        (ledgers,) = connection.execute(
+            "SELECT count(*) FROM ledgers WHERE id = ?", (DEMO_LEDGER,)
+        ).fetchone()
+        (transfers,) = connection.execute("SELECT count(*) FROM transfers").fetchone()
+    connection.close()
+    assert ledgers == 1
+    assert transfers > 200
+
+
+def test_verify_an_intact_ledger(demo_database: Path) -> None:
+    completed = ledgerd(_sqlite_url(demo_database), "verify", DEMO_LEDGER)
+    assert completed.returncode == 0, completed.stderr
+    assert VERIFIED_OK in completed.stdout
+    assert "PROBLEM" not in completed.stdout
+
+
+def test_verify_an_unknown_ledger(demo_database: Path) -> None:
+    completed = ledgerd(_sqlite_url(demo_database), "verify", "no-such-ledger")
+    assert completed.returncode == EXIT_ERROR
+    assert "LEDGER_NOT_FOUND" in completed.stderr
+    assert VERIFIED_OK not in completed.stdout
+
+
+def test_verify_a_tampered_ledger(demo_database: Path, tmp_path: Path) -> None:
+    database = _copy(demo_database, tmp_path)
+    with sqlite3.connect(database) as connection:
+        (victim,) = connection.execute(
+            "SELECT id FROM transfers WHERE ledger_id = ? AND kind = 'posting' "
+            "ORDER BY sequence LIMIT 1 OFFSET 10",
+            (DEMO_LEDGER,),
+        ).fetchone()
+        forged = connection.execute(
+            # One more minor unit on the first leg of a payment.
+            "UPDATE transfers "
+            "SET legs = json_replace(legs, '$[0][2]', json_extract(legs, '$[0][2]') + 1) "
+            "WHERE ledger_id = ? AND id = ?",
+            (DEMO_LEDGER, victim),
+        )
+        assert forged.rowcount == 1
+    connection.close()
+
+    completed = ledgerd(_sqlite_url(database), "verify", DEMO_LEDGER)
+    assert completed.returncode == EXIT_PROBLEMS, completed.stderr
+    assert "PROBLEM: transfer #" in completed.stdout
+    assert f"({victim}): hash does not match its content" in completed.stdout
+    assert VERIFIED_OK not in completed.stdout
+
+
+def test_migrate_down_to_base_and_up_again(demo_database: Path, tmp_path: Path) -> None:
+    database = _copy(demo_database, tmp_path)
+    url = _sqlite_url(database)
+    down = ledgerd(url, "migrate", "base", "--downgrade")
+    assert down.returncode == 0, down.stderr
+    assert "database at revision None" in down.stdout
+    with sqlite3.connect(database) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    connection.close()
+    assert names & {"ledgers", "accounts", "transfers", "entries"} == set()
+
+    up = ledgerd(url, "migrate")
+    assert up.returncode == 0, up.stderr
+    assert "database at revision v0001" in up.stdout
+    # The schema is back, and empty: the demo ledger went with the downgrade.
+    gone = ledgerd(url, "verify", DEMO_LEDGER)
+    assert gone.returncode == EXIT_ERROR
+    assert "LEDGER_NOT_FOUND" in gone.stderr
+
+
+def test_postgres_demo_needs_migrate_first(postgres_url: str) -> None:
+    refused = ledgerd(postgres_url, "demo", "--ledger", DEMO_LEDGER)
+    assert refused.returncode == EXIT_ERROR
+    assert "run `ledgerd migrate` first" in refused.stderr
+    assert "revision none" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    migrated = ledgerd(postgres_url, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "database at revision v0001" in migrated.stdout
+    _assert_demo_output(ledgerd(postgres_url, "demo", "--ledger", DEMO_LEDGER))
+    verified = ledgerd(postgres_url, "verify", DEMO_LEDGER)
+    assert verified.returncode == 0, verified.stderr
+    assert VERIFIED_OK in verified.stdout

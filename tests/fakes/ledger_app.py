@@ -1,0 +1,89 @@
+"""Every ledger use case wired on the in-memory fakes: the unit tests' composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
+from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
+from ledgerd.ledger.application.open_account import OpenAccountHandler
+from ledgerd.ledger.application.post_transfers import PostTransfersHandler
+from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
+from tests.fakes.clock import ManualClock
+from tests.fakes.ids import SequentialIds
+from tests.fakes.ledger_store import (
+    FakeAccountRepository,
+    FakeJournalRepository,
+    FakeLedgerRepository,
+    FakeTransferRepository,
+    FakeUnitOfWork,
+    LedgerTables,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerApp:
+    clock: ManualClock
+    ids: SequentialIds
+    uow: FakeUnitOfWork
+    ledgers: FakeLedgerRepository
+    accounts: FakeAccountRepository
+    transfers: FakeTransferRepository
+    journal: FakeJournalRepository
+    create_ledger: CreateLedgerHandler
+    open_account: OpenAccountHandler
+    change_account_status: ChangeAccountStatusHandler
+    post_transfers: PostTransfersHandler
+    expire_pending: ExpirePendingHandler
+    queries: LedgerQueries
+    verify_ledger: VerifyLedgerHandler
+
+    @property
+    def tables(self) -> LedgerTables:
+        """The fake database's rows (read them between use cases, not during one)."""
+        return self.uow.tables
+
+
+def make_ledger_app(
+    clock: ManualClock | None = None, ids: SequentialIds | None = None
+) -> LedgerApp:
+    clock = ManualClock() if clock is None else clock
+    ids = SequentialIds() if ids is None else ids
+    uow = FakeUnitOfWork()
+    ledgers = FakeLedgerRepository(uow)
+    accounts = FakeAccountRepository(uow)
+    transfers = FakeTransferRepository(uow)
+    journal = FakeJournalRepository(uow)
+    post = PostTransfersHandler(
+        uow=uow,
+        ledgers=ledgers,
+        accounts=accounts,
+        transfers=transfers,
+        journal=journal,
+        clock=clock,
+        new_id=ids,
+    )
+    return LedgerApp(
+        clock=clock,
+        ids=ids,
+        uow=uow,
+        ledgers=ledgers,
+        accounts=accounts,
+        transfers=transfers,
+        journal=journal,
+        create_ledger=CreateLedgerHandler(uow=uow, ledgers=ledgers, clock=clock),
+        open_account=OpenAccountHandler(uow=uow, ledgers=ledgers, accounts=accounts, clock=clock),
+        change_account_status=ChangeAccountStatusHandler(
+            uow=uow, ledgers=ledgers, accounts=accounts
+        ),
+        post_transfers=post,
+        expire_pending=ExpirePendingHandler(uow=uow, transfers=transfers, post=post, clock=clock),
+        queries=LedgerQueries(
+            uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
+        ),
+        verify_ledger=VerifyLedgerHandler(
+            uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
+        ),
+    )

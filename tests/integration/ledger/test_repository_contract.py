@@ -1,0 +1,651 @@
+"""One contract for the ledger's four repository ports, run against every implementation.
+
+An implementation is plugged in through ``IMPLEMENTATIONS``: a name and a factory that yields
+a ``RepositoryKit`` (the four repositories, the unit of work they take part in, and a hook
+that reports when a second writer is blocked on a lock). Today that is the SQLAlchemy
+adapters on SQLite and on PostgreSQL, and the in-memory fake the unit tests rely on.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledgerd.kernel.errors import ConcurrencyConflictError
+from ledgerd.kernel.metadata import EMPTY_METADATA
+from ledgerd.kernel.money import MAX_AMOUNT, Asset
+from ledgerd.kernel.paging import Page, decode_cursor, decode_int_cursor
+from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.ledger.adapters.sql_repositories import (
+    SqlAccountRepository,
+    SqlJournalRepository,
+    SqlLedgerRepository,
+    SqlTransferRepository,
+)
+from ledgerd.ledger.domain.model import (
+    GENESIS_HASH,
+    Account,
+    AccountFlags,
+    AccountStatus,
+    Balances,
+    Entry,
+    Layer,
+    Ledger,
+    LedgerHead,
+    Leg,
+    Side,
+    Transfer,
+    TransferKind,
+    TransferStatus,
+    new_account,
+)
+from ledgerd.ledger.domain.repositories import (
+    AccountRepository,
+    JournalRepository,
+    LedgerRepository,
+    TransferRepository,
+)
+from ledgerd.platform.db import migrations
+from ledgerd.platform.db.engine import create_engine
+from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from tests.fakes.ledger_store import (
+    FakeAccountRepository,
+    FakeJournalRepository,
+    FakeLedgerRepository,
+    FakeTransferRepository,
+    FakeUnitOfWork,
+)
+
+T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
+USD = Asset("USD", 2)
+BTC = Asset("BTC", 8)
+# More rows than the SQL adapters fetch per round trip when streaming, so paging is exercised.
+MORE_THAN_A_CHUNK = 1_205
+WAIT_LIMIT_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryKit:
+    uow: UnitOfWork
+    ledgers: LedgerRepository
+    accounts: AccountRepository
+    transfers: TransferRepository
+    journal: JournalRepository
+    # Returns once some other unit of work is blocked waiting for a lock this one holds (or,
+    # where that cannot be observed, after giving it a fair chance to get blocked).
+    until_a_writer_waits: Callable[[], Awaitable[None]]
+
+
+KitFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[RepositoryKit]]
+
+
+async def _until_postgres_lock_waiter(engine: AsyncEngine) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(WAIT_LIMIT_S):
+        while True:
+            async with engine.connect() as connection:
+                if (await connection.execute(query)).scalar_one() > 0:
+                    return
+            await asyncio.sleep(0.01)
+
+
+async def _let_sqlite_writer_queue() -> None:
+    # SQLite's waiting happens inside its busy handler, where it cannot be seen; a few loop
+    # turns are plenty for the second writer to reach BEGIN IMMEDIATE. If it is late, it
+    # simply starts after the commit, and the test's assertions hold all the same.
+    for _ in range(10):
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def _sql_kit(url: str) -> AsyncIterator[RepositoryKit]:
+    engine = create_engine(url)
+    try:
+        await migrations.upgrade(engine)
+
+        async def until_a_writer_waits() -> None:
+            if engine.dialect.name == "postgresql":
+                await _until_postgres_lock_waiter(engine)
+            else:
+                await _let_sqlite_writer_queue()
+
+        yield RepositoryKit(
+            uow=SqlAlchemyUnitOfWork(engine),
+            ledgers=SqlLedgerRepository(),
+            accounts=SqlAccountRepository(),
+            transfers=SqlTransferRepository(),
+            journal=SqlJournalRepository(),
+            until_a_writer_waits=until_a_writer_waits,
+        )
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _fake_kit() -> AsyncIterator[RepositoryKit]:
+    uow = FakeUnitOfWork()
+
+    async def until_a_writer_waits() -> None:
+        # The fake runs one unit of work at a time: a second one waits on its lock at once.
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    yield RepositoryKit(
+        uow=uow,
+        ledgers=FakeLedgerRepository(uow),
+        accounts=FakeAccountRepository(uow),
+        transfers=FakeTransferRepository(uow),
+        journal=FakeJournalRepository(uow),
+        until_a_writer_waits=until_a_writer_waits,
+    )
+
+
+IMPLEMENTATIONS: Mapping[str, KitFactory] = {
+    # The in-memory fake the unit tests use must keep the same contract as the real adapters.
+    "fake-in-memory": lambda _request: _fake_kit(),
+    "sql-sqlite": lambda request: _sql_kit(request.getfixturevalue("sqlite_url")),
+    "sql-postgresql": lambda request: _sql_kit(request.getfixturevalue("postgres_url")),
+}
+_MARKS = {"sql-postgresql": [pytest.mark.postgres]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in IMPLEMENTATIONS])
+async def kit(request: pytest.FixtureRequest) -> AsyncIterator[RepositoryKit]:
+    name: str = request.param
+    async with IMPLEMENTATIONS[name](request) as repositories:
+        yield repositories
+
+
+# --- builders --------------------------------------------------------------------------------
+
+
+def _ledger(ledger_id: str = "l1", **metadata: str) -> Ledger:
+    return Ledger(ledger_id, f"ledger {ledger_id}", metadata, T0)
+
+
+def _account(
+    account_id: str,
+    ledger_id: str = "l1",
+    asset: Asset = USD,
+    metadata: Mapping[str, str] = EMPTY_METADATA,
+) -> Account:
+    return new_account(ledger_id, account_id, asset, T0, metadata=metadata)
+
+
+def _transfer(  # noqa: PLR0913 - a transfer has this many independent attributes
+    sequence: int,
+    *,
+    ledger_id: str = "l1",
+    kind: TransferKind = TransferKind.POSTING,
+    status: TransferStatus = TransferStatus.POSTED,
+    legs: tuple[Leg, ...] = (Leg("a", "b", 100, USD),),
+    expires_at: datetime | None = None,
+    target_id: str | None = None,
+    key: str | None = None,
+) -> Transfer:
+    return Transfer(
+        ledger_id=ledger_id,
+        id=f"{ledger_id}-t{sequence:05d}",
+        sequence=sequence,
+        kind=kind,
+        status=status,
+        idempotency_key=key or f"key-{sequence}",
+        request_hash=f"{sequence:064x}",
+        legs=legs,
+        metadata={"n": str(sequence)},
+        created_at=T0 + timedelta(seconds=sequence),
+        expires_at=expires_at,
+        target_id=target_id,
+        prev_hash=f"{sequence - 1:064x}",
+        hash=f"{sequence:064x}",
+    )
+
+
+def _entry(
+    account_id: str, account_sequence: int, transfer: Transfer, *, credits_after: int
+) -> Entry:
+    return Entry(
+        ledger_id=transfer.ledger_id,
+        account_id=account_id,
+        account_sequence=account_sequence,
+        transfer_id=transfer.id,
+        transfer_sequence=transfer.sequence,
+        leg_index=0,
+        side=Side.CREDIT,
+        layer=Layer.POSTED,
+        amount=1,
+        balances_after=Balances(posted_credits=credits_after),
+        created_at=transfer.created_at,
+    )
+
+
+async def _setup(
+    kit: RepositoryKit,
+    *,
+    ledgers: tuple[Ledger, ...] = (),
+    accounts: tuple[Account, ...] = (),
+    transfers: tuple[Transfer, ...] = (),
+    entries: tuple[Entry, ...] = (),
+) -> None:
+    async with kit.uow.begin() as tx:
+        for ledger in ledgers:
+            await kit.ledgers.add(ledger)
+        for account in accounts:
+            await kit.accounts.add(account)
+        await kit.transfers.add_many(transfers)
+        await kit.journal.append(entries)
+        await tx.commit()
+
+
+async def _committed(kit: RepositoryKit, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` in a unit of work of its own and commit it."""
+    async with kit.uow.begin() as tx:
+        await work()
+        await tx.commit()
+
+
+async def _books(kit: RepositoryKit, *account_ids: str, ledger_id: str = "l1") -> None:
+    """A ledger with accounts, the minimum that transfers and entries can refer to."""
+    await _setup(
+        kit,
+        ledgers=(_ledger(ledger_id),),
+        accounts=tuple(_account(account_id, ledger_id) for account_id in account_ids),
+    )
+
+
+# --- ledgers ---------------------------------------------------------------------------------
+
+
+async def test_ledger_add_then_get(kit: RepositoryKit) -> None:
+    ledger = _ledger("l1", team="core", region="eu")
+    async with kit.uow.begin(read_only=True):
+        assert await kit.ledgers.get("l1") is None
+    await _setup(kit, ledgers=(ledger,))
+    async with kit.uow.begin(read_only=True):
+        loaded = await kit.ledgers.get("l1")
+        assert await kit.ledgers.get("l2") is None
+    assert loaded == ledger
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.created_at.microsecond == T0.microsecond
+
+
+async def test_adding_a_taken_ledger_id_fails_and_keeps_the_original(kit: RepositoryKit) -> None:
+    await _setup(kit, ledgers=(_ledger("l1", v="1"),))
+    with pytest.raises(ConcurrencyConflictError):
+        await _setup(kit, ledgers=(_ledger("l1", v="2"),))
+    async with kit.uow.begin(read_only=True):
+        assert await kit.ledgers.get("l1") == _ledger("l1", v="1")
+
+
+async def test_head_starts_at_genesis_and_advances_only_from_where_it_is(
+    kit: RepositoryKit,
+) -> None:
+    await _setup(kit, ledgers=(_ledger("l1"),))
+    genesis = LedgerHead("l1", 0, GENESIS_HASH)
+    first = LedgerHead("l1", 1, "a" * 64)
+    async with kit.uow.begin() as tx:
+        assert await kit.ledgers.get_head("l1") == genesis
+        assert await kit.ledgers.get_head("l1", for_update=True) == genesis
+        assert await kit.ledgers.get_head("nope") is None
+        await kit.ledgers.save_head(first, previous=genesis)
+        await tx.commit()
+
+    # Stale: the head is at #1 now, not at genesis.
+    stale = LedgerHead("l1", 1, "b" * 64)
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.ledgers.save_head(stale, previous=genesis))
+    async with kit.uow.begin(read_only=True):
+        assert await kit.ledgers.get_head("l1") == first
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+async def test_account_add_then_get_round_trips_every_field(kit: RepositoryKit) -> None:
+    await _setup(kit, ledgers=(_ledger("l1"), _ledger("l2")))
+    account = dataclasses.replace(
+        _account("wallet:alice", asset=BTC, metadata={"tier": "gold"}),
+        flags=AccountFlags(debits_must_not_exceed_credits=True, overdraft_limit=MAX_AMOUNT),
+        status=AccountStatus.FROZEN,
+        balances=Balances(MAX_AMOUNT, 2, 3, 4),
+        version=7,
+        entry_count=9,
+    )
+    await _setup(kit, accounts=(account,))
+    async with kit.uow.begin(read_only=True):
+        assert await kit.accounts.get(("l1", "wallet:alice")) == account
+        # Account ids are scoped by ledger.
+        assert await kit.accounts.get(("l2", "wallet:alice")) is None
+        assert await kit.accounts.get(("l1", "wallet:bob")) is None
+
+
+async def test_get_many_returns_the_accounts_that_exist(kit: RepositoryKit) -> None:
+    await _books(kit, "c", "a", "b")
+    for for_update in (False, True):
+        async with kit.uow.begin() as tx:
+            found = await kit.accounts.get_many("l1", ["b", "zz", "a"], for_update=for_update)
+            assert {key: value.id for key, value in found.items()} == {"a": "a", "b": "b"}
+            assert await kit.accounts.get_many("l1", [], for_update=for_update) == {}
+            assert await kit.accounts.get_many("l2", ["a"], for_update=for_update) == {}
+            await tx.commit()
+
+
+async def test_a_locked_read_waits_for_the_lock_holders_commit(kit: RepositoryKit) -> None:
+    """``for_update`` serialises read-modify-write: the second reader sees the first's write."""
+    await _books(kit, "a")
+    first_locked = asyncio.Event()
+    release_first = asyncio.Event()
+    versions_read: list[int] = []
+
+    async def bump(gate: asyncio.Event | None) -> None:
+        async with kit.uow.begin() as tx:
+            account = (await kit.accounts.get_many("l1", ["a"], for_update=True))["a"]
+            versions_read.append(account.version)
+            if gate is not None:
+                first_locked.set()
+                await gate.wait()
+            changed = dataclasses.replace(
+                account, balances=account.balances.moved(Side.CREDIT, Layer.POSTED, 10)
+            )
+            await kit.accounts.update(changed, expected_version=account.version)
+            await tx.commit()
+
+    async with asyncio.timeout(WAIT_LIMIT_S):
+        first = asyncio.create_task(bump(release_first))
+        await first_locked.wait()
+        second = asyncio.create_task(bump(None))
+        await kit.until_a_writer_waits()
+        assert versions_read == [0]
+        release_first.set()
+        await asyncio.gather(first, second)
+
+    assert versions_read == [0, 1]
+    async with kit.uow.begin(read_only=True):
+        final = await kit.accounts.get(("l1", "a"))
+    assert final is not None
+    assert (final.version, final.balances.posted_credits) == (2, 20)
+
+
+async def test_update_checks_the_version(kit: RepositoryKit) -> None:
+    await _books(kit, "a")
+    async with kit.uow.begin() as tx:
+        loaded = await kit.accounts.get(("l1", "a"))
+        assert loaded is not None
+        frozen = dataclasses.replace(
+            loaded,
+            status=AccountStatus.FROZEN,
+            metadata={"why": "audit"},
+            balances=Balances(1, 2, 3, 4),
+            entry_count=4,
+        )
+        await kit.accounts.update(frozen, expected_version=0)
+        await tx.commit()
+    async with kit.uow.begin(read_only=True):
+        stored = await kit.accounts.get(("l1", "a"))
+    assert stored == dataclasses.replace(frozen, version=1)
+
+    emptied = dataclasses.replace(frozen, balances=Balances())
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.accounts.update(emptied, expected_version=0))
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.accounts.update(emptied, expected_version=2))
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.accounts.update(_account("nope"), expected_version=0))
+    async with kit.uow.begin(read_only=True):
+        assert await kit.accounts.get(("l1", "a")) == stored
+
+
+async def _all_pages(
+    kit: RepositoryKit, ledger_id: str, metadata: Mapping[str, str], limit: int
+) -> list[Page[Account]]:
+    pages: list[Page[Account]] = []
+    after: str | None = None
+    async with kit.uow.begin(read_only=True):
+        while True:
+            page = await kit.accounts.list_page(
+                ledger_id, metadata=metadata, after=after, limit=limit
+            )
+            pages.append(page)
+            if page.next_cursor is None:
+                return pages
+            after = decode_cursor(page.next_cursor)
+            assert after == page.items[-1].id
+
+
+async def test_list_page_pages_in_id_order_with_a_metadata_filter(kit: RepositoryKit) -> None:
+    await _setup(kit, ledgers=(_ledger("l1"), _ledger("l2")))
+    accounts = [
+        _account(
+            f"acct-{number:03d}",
+            metadata={
+                "kind": "even" if number % 2 == 0 else "odd",
+                **({"vip": "yes"} if number % 5 == 0 else {}),
+            },
+        )
+        for number in range(23)
+    ]
+    # Inserted out of order; and a same-named account in another ledger must not show up.
+    await _setup(
+        kit, accounts=(*reversed(accounts), _account("acct-000", "l2", metadata={"kind": "even"}))
+    )
+
+    everything = await _all_pages(kit, "l1", EMPTY_METADATA, limit=10)
+    assert [len(page.items) for page in everything] == [10, 10, 3]
+    assert [a.id for page in everything for a in page.items] == [a.id for a in accounts]
+    assert [a for page in everything for a in page.items] == accounts
+
+    evens = await _all_pages(kit, "l1", {"kind": "even"}, limit=5)
+    assert [a.id for page in evens for a in page.items] == [
+        f"acct-{number:03d}" for number in range(0, 23, 2)
+    ]
+    even_vips = await _all_pages(kit, "l1", {"kind": "even", "vip": "yes"}, limit=5)
+    assert [a.id for page in even_vips for a in page.items] == ["acct-000", "acct-010", "acct-020"]
+    assert await _all_pages(kit, "l1", {"kind": "neither"}, limit=5) == [Page([], None)]
+
+    # Exactly a page's worth: no further (empty) page is announced.
+    exact = await _all_pages(kit, "l1", {"vip": "yes"}, limit=5)
+    assert [len(page.items) for page in exact] == [5]
+
+
+# --- transfers -------------------------------------------------------------------------------
+
+
+async def test_transfer_add_then_get_round_trips_every_field(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b", "c")
+    hold = _transfer(
+        1,
+        kind=TransferKind.PENDING,
+        status=TransferStatus.PENDING,
+        legs=(Leg("a", "b", MAX_AMOUNT, USD), Leg("b", "c", 1, BTC)),
+        expires_at=T0 + timedelta(hours=1, microseconds=7),
+    )
+    capture = _transfer(2, kind=TransferKind.CAPTURE, target_id=hold.id, key="capture/x")
+    await _setup(kit, transfers=(hold,))
+    async with kit.uow.begin() as tx:
+        await kit.transfers.add(capture)
+        await tx.commit()
+    async with kit.uow.begin(read_only=True):
+        assert await kit.transfers.get(("l1", hold.id)) == hold
+        assert await kit.transfers.get(("l1", capture.id)) == capture
+        assert await kit.transfers.get(("l1", "nope")) is None
+        assert await kit.transfers.get(("l2", hold.id)) is None
+        assert await kit.transfers.get_many("l1", [capture.id, "nope", hold.id]) == {
+            hold.id: hold,
+            capture.id: capture,
+        }
+        assert await kit.transfers.get_many("l1", []) == {}
+
+
+async def test_get_by_keys_finds_transfers_by_idempotency_key(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", "b", ledger_id="l2")
+    first, second = _transfer(1, key="k-1"), _transfer(2, key="void/l1-t00001")
+    elsewhere = _transfer(1, ledger_id="l2", key="k-1")
+    await _setup(kit, transfers=(first, second, elsewhere))
+    async with kit.uow.begin(read_only=True):
+        assert await kit.transfers.get_by_keys("l1", ["k-1", "k-unused", "void/l1-t00001"]) == {
+            "k-1": first,
+            "void/l1-t00001": second,
+        }
+        assert await kit.transfers.get_by_keys("l2", ["k-1"]) == {"k-1": elsewhere}
+        assert await kit.transfers.get_by_keys("l1", []) == {}
+
+
+async def test_set_status_moves_only_from_the_status_loaded(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    hold = _transfer(1, kind=TransferKind.PENDING, status=TransferStatus.PENDING)
+    await _setup(kit, transfers=(hold,))
+    async with kit.uow.begin() as tx:
+        await kit.transfers.set_status(hold, TransferStatus.CAPTURED)
+        await tx.commit()
+    # A second settlement that loaded the hold while it was still pending loses.
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.transfers.set_status(hold, TransferStatus.VOIDED))
+    async with kit.uow.begin(read_only=True):
+        stored = await kit.transfers.get(("l1", hold.id))
+    assert stored == dataclasses.replace(hold, status=TransferStatus.CAPTURED)
+
+
+async def test_due_for_expiry_lists_lapsed_holds_across_ledgers(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", "b", ledger_id="l2")
+    now = T0 + timedelta(days=1)
+
+    def hold(sequence: int, expires_in: timedelta | None, ledger_id: str = "l1") -> Transfer:
+        return _transfer(
+            sequence,
+            ledger_id=ledger_id,
+            kind=TransferKind.PENDING,
+            status=TransferStatus.PENDING,
+            expires_at=None if expires_in is None else now + expires_in,
+        )
+
+    lapsed_long_ago = hold(1, -timedelta(hours=5))
+    lapsed_just_now = hold(2, timedelta(0))
+    lapsed_elsewhere = hold(1, -timedelta(hours=1), ledger_id="l2")
+    lapsed_but_settled = hold(3, -timedelta(hours=3))
+    not_yet = hold(4, timedelta(microseconds=1))
+    never = hold(5, None)
+    posted = _transfer(6)
+    await _setup(
+        kit,
+        transfers=(lapsed_long_ago, lapsed_just_now, lapsed_but_settled, not_yet, never, posted),
+    )
+    await _setup(kit, transfers=(lapsed_elsewhere,))
+    async with kit.uow.begin() as tx:
+        await kit.transfers.set_status(lapsed_but_settled, TransferStatus.VOIDED)
+        await tx.commit()
+
+    async with kit.uow.begin(read_only=True):
+        due = await kit.transfers.due_for_expiry(now, 100)
+        first_two = await kit.transfers.due_for_expiry(now, 2)
+    # Oldest deadline first, so a limited sweep clears the longest-overdue holds.
+    assert [t.id for t in due] == [lapsed_long_ago.id, lapsed_elsewhere.id, lapsed_just_now.id]
+    assert due[1] == lapsed_elsewhere
+    assert [t.id for t in first_two] == [lapsed_long_ago.id, lapsed_elsewhere.id]
+
+
+async def test_chain_streams_a_ledger_in_sequence_order(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", "b", ledger_id="l2")
+    transfers = [_transfer(sequence) for sequence in range(1, MORE_THAN_A_CHUNK + 1)]
+    # Stored out of order, with another ledger's records in between.
+    await _setup(kit, transfers=tuple(transfers[::2]))
+    await _setup(kit, transfers=tuple(_transfer(s, ledger_id="l2") for s in range(1, 4)))
+    await _setup(kit, transfers=tuple(transfers[1::2]))
+    async with kit.uow.begin(read_only=True):
+        streamed = [transfer async for transfer in kit.transfers.chain("l1")]
+        assert [t async for t in kit.transfers.chain("nope")] == []
+    assert [t.sequence for t in streamed] == list(range(1, MORE_THAN_A_CHUNK + 1))
+    assert streamed == transfers
+
+
+# --- journal ---------------------------------------------------------------------------------
+
+
+async def test_journal_pages_an_account_statement_in_order(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    transfers = tuple(_transfer(sequence) for sequence in range(1, 8))
+    entries = tuple(
+        _entry(account, n, transfer, credits_after=n)
+        for n, transfer in enumerate(transfers, start=1)
+        for account in ("a", "b")
+    )
+    # Appended in two batches, the second out of order.
+    await _setup(kit, transfers=transfers, entries=entries[:6])
+    await _setup(kit, entries=tuple(reversed(entries[6:])))
+
+    statement: list[Entry] = []
+    after: int | None = None
+    sizes: list[int] = []
+    async with kit.uow.begin(read_only=True):
+        while True:
+            page = await kit.journal.page("l1", "a", after=after, limit=3)
+            statement.extend(page.items)
+            sizes.append(len(page.items))
+            if page.next_cursor is None:
+                break
+            after = decode_int_cursor(page.next_cursor)
+        assert await kit.journal.page("l1", "zz", after=None, limit=3) == Page([], None)
+        assert await kit.journal.page("l1", "a", after=7, limit=3) == Page([], None)
+    assert sizes == [3, 3, 1]
+    assert statement == [entry for entry in entries if entry.account_id == "a"]
+
+
+async def test_balances_as_of_an_instant(kit: RepositoryKit) -> None:
+    await _books(kit, "a")
+    transfers = tuple(_transfer(sequence) for sequence in (1, 2, 3))
+    # Two entries at the first instant: the later one (by account sequence) wins.
+    entries = (
+        _entry("a", 1, transfers[0], credits_after=5),
+        _entry("a", 2, transfers[0], credits_after=6),
+        _entry("a", 3, transfers[1], credits_after=10),
+        _entry("a", 4, transfers[2], credits_after=30),
+    )
+    await _setup(kit, transfers=transfers, entries=entries)
+    at = [transfer.created_at for transfer in transfers]
+    tiny = timedelta(microseconds=1)
+    cases = {
+        at[0] - tiny: Balances(),
+        at[0]: Balances(posted_credits=6),
+        at[1] - tiny: Balances(posted_credits=6),
+        at[1]: Balances(posted_credits=10),
+        at[2] + timedelta(days=365): Balances(posted_credits=30),
+    }
+    async with kit.uow.begin(read_only=True):
+        for instant, expected in cases.items():
+            assert await kit.journal.balances_as_of("l1", "a", instant) == expected, instant
+        # The same instant in another time zone is the same instant.
+        in_tokyo = at[1].astimezone(timezone(timedelta(hours=9)))
+        assert await kit.journal.balances_as_of("l1", "a", in_tokyo) == Balances(posted_credits=10)
+        assert await kit.journal.balances_as_of("l1", "zz", at[2]) == Balances()
+
+
+async def test_entries_stream_by_account_then_sequence(kit: RepositoryKit) -> None:
+    accounts = ("acct-a", "acct-b", "acct-c")
+    await _books(kit, *accounts)
+    await _books(kit, *accounts, ledger_id="l2")
+    transfer = _transfer(1)
+    other = _transfer(1, ledger_id="l2")
+    # Account a's entries end inside the first chunk, b's straddle the chunk boundary.
+    counts = {"acct-a": 400, "acct-b": 700, "acct-c": MORE_THAN_A_CHUNK - 1100}
+    entries = [
+        _entry(account, n, transfer, credits_after=n)
+        for account, count in counts.items()
+        for n in range(1, count + 1)
+    ]
+    await _setup(kit, transfers=(transfer,), entries=tuple(reversed(entries)))
+    await _setup(kit, transfers=(other,), entries=(_entry("acct-a", 1, other, credits_after=1),))
+    async with kit.uow.begin(read_only=True):
+        streamed = [entry async for entry in kit.journal.entries("l1")]
+    assert len(streamed) == MORE_THAN_A_CHUNK
+    assert streamed == entries
