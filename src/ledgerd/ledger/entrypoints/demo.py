@@ -67,6 +67,7 @@ class Demo:
         await self._open_books()
         await self._deposit()
         payments = await self._payments()
+        await self._deposit("payday")  # refills the wallets the payments drained
         await self._holds()
         await self._edge_cases(payments)
         await self._show_balances()
@@ -99,15 +100,15 @@ class Demo:
             )
         self._say(f"ledger {self._ledger}: opened {len(accounts)} accounts")
 
-    async def _deposit(self) -> None:
+    async def _deposit(self, label: str = "deposit") -> None:
         requests = [
             TransferRequest(
-                self._key("deposit"),
-                (LegRequest("bank:usd", f"wallet:{name}", self._random.randint(1000_00, 2500_00)),),
+                self._key(label),
+                (LegRequest("bank:usd", f"wallet:{name}", self._random.randint(500_00, 1200_00)),),
             )
             for name in CUSTOMERS
         ]
-        await self._post(requests, "deposit")
+        await self._post(requests, label)
 
     async def _payments(self) -> list[str]:
         """Card payments with a 2% fee leg, posted in batches; some bounce for lack of funds."""
