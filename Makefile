@@ -26,7 +26,7 @@ export UV_NO_PROGRESS := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help install lock run test lint format clean distclean
+.PHONY: help install lock generate run test lint format clean distclean
 
 help: ## List the targets with a one-line description each
 	@echo "usage: make <target>"
@@ -48,6 +48,9 @@ install: $(INSTALL_STAMP) ## Create .venv with the locked dependencies (re-runs 
 lock: $(UV_STAMP) ## Re-resolve dependencies into uv.lock after editing pyproject.toml
 	$(UV) lock
 
+generate: install ## Regenerate the protobuf/gRPC modules and stubs from proto/ (files are committed)
+	$(BIN)/python tools/generate.py
+
 run: install ## Migrate the database, then run the demo
 	$(BIN)/ledgerd migrate
 	$(BIN)/ledgerd demo
@@ -58,8 +61,9 @@ test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS
 lint: install ## Lint, check formatting, type-check and check the import contracts
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
-	$(BIN)/mypy src tests
+	$(BIN)/mypy src tests tools
 	$(BIN)/lint-imports
+	$(BIN)/python tools/generate.py --check
 
 format: install ## Apply ruff's safe fixes and format the code
 	$(BIN)/ruff check --fix
