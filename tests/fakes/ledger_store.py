@@ -359,6 +359,38 @@ class FakeTransferRepository:
             raise ConcurrencyConflictError(msg)
         tables.transfers[key] = dataclasses.replace(stored, status=status)
 
+    async def list_page(  # noqa: PLR0913 - the filters of a transfer listing
+        self,
+        ledger_id: str,
+        *,
+        account_id: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int | None,
+        limit: int,
+    ) -> Page[Transfer]:
+        tables = self._uow.reading()
+        moved = (
+            None
+            if account_id is None
+            else {entry.transfer_id for entry in tables.account_entries(ledger_id, account_id)}
+        )
+        selected = sorted(
+            (
+                transfer
+                for (ledger, _), transfer in tables.transfers.items()
+                if ledger == ledger_id
+                and (after is None or transfer.sequence > after)
+                and (start is None or transfer.created_at >= start)
+                and (end is None or transfer.created_at < end)
+                and (moved is None or transfer.id in moved)
+            ),
+            key=lambda transfer: transfer.sequence,
+        )
+        items = selected[:limit]
+        more = len(selected) > limit
+        return Page(items, encode_cursor(items[-1].sequence) if more else None)
+
     async def due_for_expiry(self, now: datetime, limit: int) -> list[Transfer]:
         _instant(now, "now")
         due = [

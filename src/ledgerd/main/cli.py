@@ -25,6 +25,7 @@ from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
 from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.main.container import build_container
+from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
@@ -142,6 +143,42 @@ def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -
     _run(work)
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, so the process can wind down instead of dying."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+@app.command()
+def serve() -> None:
+    """Run the API (gRPC, with health and reflection) and the expiry sweep until SIGTERM."""
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
+        await _ensure_schema(container, settings)
+        stop = _stop_on_signals()
+        server = await start_grpc_server(container, settings.grpc_address)
+        host = settings.grpc_address.rpartition(":")[0]
+        typer.echo(f"gRPC  {host}:{server.port}  (ledgerd.v1.LedgerService, health, reflection)")
+        expiry = asyncio.create_task(
+            run_expiry_loop(
+                await container.get(ExpirePendingHandler),
+                stop,
+                interval_s=settings.expiry_interval_seconds,
+            )
+        )
+        await stop.wait()
+        typer.echo("stopping: finishing calls in flight")
+        await server.stop(settings.shutdown_grace_seconds)
+        await expiry
+        typer.echo("ledgerd stopped")
+        return 0
+
+    _run(work)
+
+
 @app.command()
 def worker(
     interval: Annotated[
@@ -153,10 +190,7 @@ def worker(
     async def work(container: AsyncContainer, settings: Settings) -> int:
         await _ensure_schema(container, settings)
         handler = await container.get(ExpirePendingHandler)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        stop = _stop_on_signals()
         every = interval if interval is not None else settings.expiry_interval_seconds
         typer.echo(f"worker running: expiry sweep every {every} s; stop with SIGTERM or Ctrl-C")
         await run_expiry_loop(handler, stop, interval_s=every)

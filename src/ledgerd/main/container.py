@@ -33,6 +33,7 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
+from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -79,6 +80,9 @@ class LedgerProvider(Provider):
     expire_pending = provide(ExpirePendingHandler)
     queries = provide(LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)
+
+    use_cases = provide(LedgerUseCases)
+    grpc_service = provide(LedgerService)
 
 
 def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:

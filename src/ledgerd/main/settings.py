@@ -20,4 +20,10 @@ class Settings(BaseSettings):
     expiry_interval_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"
     )
+    grpc_address: str = Field(
+        default="127.0.0.1:50051", description="HOST:PORT the gRPC server listens on (port 0: any)"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

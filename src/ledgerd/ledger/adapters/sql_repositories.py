@@ -7,7 +7,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, insert, select, tuple_, update
+from sqlalchemy import RowMapping, and_, exists, insert, select, tuple_, update
 
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.money import Asset
@@ -295,6 +295,39 @@ class SqlTransferRepository:
         if result.rowcount != 1:
             msg = f"transfer {transfer.id} is no longer {transfer.status}"
             raise ConcurrencyConflictError(msg)
+
+    async def list_page(  # noqa: PLR0913 - the filters of a transfer listing
+        self,
+        ledger_id: str,
+        *,
+        account_id: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int | None,
+        limit: int,
+    ) -> Page[Transfer]:
+        columns = tables.transfers.c
+        query = select(tables.transfers).where(columns.ledger_id == ledger_id)
+        if after is not None:
+            query = query.where(columns.sequence > after)
+        if start is not None:
+            query = query.where(columns.created_at >= start)
+        if end is not None:
+            query = query.where(columns.created_at < end)
+        if account_id is not None:
+            journal = tables.entries.c
+            query = query.where(
+                exists().where(
+                    journal.ledger_id == columns.ledger_id,
+                    journal.transfer_id == columns.id,
+                    journal.account_id == account_id,
+                )
+            )
+        query = query.order_by(columns.sequence).limit(limit + 1)
+        rows = list((await current_connection().execute(query)).mappings())
+        items = [_transfer(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].sequence) if more else None)
 
     async def due_for_expiry(self, now: datetime, limit: int) -> list[Transfer]:
         columns = tables.transfers.c

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
 from ledgerd.kernel.ids import check_id
 from ledgerd.kernel.metadata import EMPTY_METADATA, Metadata, check_metadata
-from ledgerd.kernel.paging import Page, check_page_size, decode_cursor, decode_int_cursor
+from ledgerd.kernel.paging import (
+    MAX_PAGE_SIZE,
+    Page,
+    check_page_size,
+    decode_cursor,
+    decode_int_cursor,
+)
 from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application._lookups import require_account, require_ledger
 from ledgerd.ledger.domain.model import Account, Balances, Entry, Ledger, Transfer
@@ -106,6 +113,51 @@ class LedgerQueries:
                     {"transfer": transfer_id},
                 )
             return transfer
+
+    async def list_transfers(  # noqa: PLR0913 - the filters of a transfer listing
+        self,
+        ledger_id: str,
+        *,
+        account_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Transfer]:
+        check_id(ledger_id, "ledger_id")
+        if account_id is not None:
+            check_id(account_id, "account")
+        for name, bound in (("start_time", start), ("end_time", end)):
+            if bound is not None and bound.tzinfo is None:
+                raise validation_error(name, "must carry a time zone")
+        size = check_page_size(limit)
+        after = decode_int_cursor(cursor)
+        async with self._uow.begin(read_only=True):
+            await require_ledger(self._ledgers, ledger_id)
+            return await self._transfers.list_page(
+                ledger_id, account_id=account_id, start=start, end=end, after=after, limit=size
+            )
+
+    async def export_entries(self, ledger_id: str, account_id: str) -> AsyncIterator[Entry]:
+        """Every entry of an account up to now, in order, read a page at a time.
+
+        Entries never change, so paging up to the count seen at the start is a consistent
+        snapshot without holding one transaction open for the whole export.
+        """
+        account = await self.get_account(ledger_id, account_id)
+        after: int | None = None
+        while after is None or after < account.entry_count:
+            async with self._uow.begin(read_only=True):
+                page = await self._journal.page(
+                    ledger_id, account_id, after=after, limit=MAX_PAGE_SIZE
+                )
+            for item in page.items:
+                if item.account_sequence > account.entry_count:
+                    return
+                yield item
+            if not page.items:
+                return
+            after = page.items[-1].account_sequence
 
     async def list_entries(
         self,

@@ -80,6 +80,23 @@ class TransferRepository(Repository[Transfer, TransferKey], Protocol):
         """
         ...
 
+    async def list_page(  # noqa: PLR0913 - the filters of a transfer listing
+        self,
+        ledger_id: str,
+        *,
+        account_id: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int | None,
+        limit: int,
+    ) -> Page[Transfer]:
+        """Transfers in sequence order, after sequence ``after``.
+
+        Only those that moved ``account_id`` and were created in ``[start, end)``, for the
+        filters that are given.
+        """
+        ...
+
     async def due_for_expiry(self, now: datetime, limit: int) -> list[Transfer]:
         """Pending transfers, across ledgers, whose timeout passed at or before ``now``."""
         ...

@@ -14,11 +14,14 @@ from contextvars import ContextVar
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledgerd.kernel import deadline
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION
 
 _current: ContextVar[AsyncConnection | None] = ContextVar("ledgerd_connection", default=None)
 
+# PostgreSQL cancelled a statement: with our statement_timeout, the request's deadline passed.
+_QUERY_CANCELED = "57014"
 # PostgreSQL SQLSTATEs that mean "another transaction won; the same work may succeed if rerun".
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
@@ -56,6 +59,22 @@ class SqlAlchemyUnitOfWork:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
 
+    async def _bound_by_deadline(self, connection: AsyncConnection) -> None:
+        """Make PostgreSQL give up on its own when the request's deadline passes.
+
+        Cancelling the task stops our side; the statement timeout stops the server's side
+        (including waiting for row locks) even if the cancel request is lost. SQLite runs
+        in-process and is interrupted by the task's cancellation alone.
+        """
+        left = deadline.remaining()
+        if left is None:
+            return
+        if left <= 0:
+            raise deadline.DeadlineExceededError
+        if self._postgres:
+            milliseconds = max(1, int(left * 1000))
+            await connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[_SqlTransaction]:
         if _current.get() is not None:
@@ -73,6 +92,7 @@ class SqlAlchemyUnitOfWork:
             transaction = _SqlTransaction(connection)
             try:
                 await connection.begin()
+                await self._bound_by_deadline(connection)
                 yield transaction
             except IntegrityError as error:
                 if not _is_unique_violation(error):
@@ -80,6 +100,8 @@ class SqlAlchemyUnitOfWork:
                 # A unique key raced by a concurrent writer: rerunning sees its row and decides.
                 raise ConcurrencyConflictError(f"concurrent write: {error.orig}") from error
             except DBAPIError as error:
+                if _sqlstate(error) == _QUERY_CANCELED and deadline.remaining() is not None:
+                    raise deadline.DeadlineExceededError from error
                 if _sqlstate(error) in _RETRYABLE_SQLSTATES:
                     raise ConcurrencyConflictError(
                         f"transaction lost a race: {error.orig}"

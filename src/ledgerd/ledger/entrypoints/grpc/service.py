@@ -1,0 +1,217 @@
+"""The gRPC servicer of ``ledgerd.v1.LedgerService``: decode, call the use case, encode.
+
+It raises domain errors as they come; the server's interceptor maps them to statuses once,
+for every method, so nothing here knows about status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.result import Ok
+from ledgerd.ledger.application.change_account_status import (
+    ChangeAccountStatus,
+    ChangeAccountStatusHandler,
+)
+from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
+from ledgerd.ledger.application.open_account import OpenAccount, OpenAccountHandler
+from ledgerd.ledger.application.post_transfers import PostTransfers, PostTransfersHandler
+from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.domain.model import AccountStatus
+from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
+from ledgerd.ledger.entrypoints.grpc import mapping
+from ledgerd.v1 import ledger_pb2 as pb
+from ledgerd.v1 import ledger_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerUseCases:
+    create_ledger: CreateLedgerHandler
+    open_account: OpenAccountHandler
+    change_status: ChangeAccountStatusHandler
+    post: PostTransfersHandler
+    queries: LedgerQueries
+
+
+def _key(text: str) -> str | None:
+    # proto3 strings have no presence: empty means "not given", so the default key applies.
+    return text or None
+
+
+class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
+    def __init__(self, use_cases: LedgerUseCases) -> None:
+        self._u = use_cases
+
+    async def CreateLedger(self, request: pb.CreateLedgerRequest, context: Context) -> pb.Ledger:
+        ledger = await self._u.create_ledger(
+            CreateLedger(request.id, request.name, dict(request.metadata))
+        )
+        return mapping.ledger(ledger)
+
+    async def GetLedger(self, request: pb.GetLedgerRequest, context: Context) -> pb.Ledger:
+        return mapping.ledger(await self._u.queries.get_ledger(request.ledger))
+
+    async def CreateAccount(self, request: pb.CreateAccountRequest, context: Context) -> pb.Account:
+        account = await self._u.open_account(
+            OpenAccount(
+                request.ledger,
+                request.id,
+                mapping.asset(request.asset, "asset"),
+                mapping.flags(request.flags),
+                dict(request.metadata),
+            )
+        )
+        return mapping.account(account)
+
+    async def GetAccount(self, request: pb.GetAccountRequest, context: Context) -> pb.Account:
+        return mapping.account(await self._u.queries.get_account(request.ledger, request.account))
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: Context
+    ) -> pb.ListAccountsResponse:
+        page = await self._u.queries.list_accounts(
+            request.ledger,
+            metadata=mapping.metadata_filter(request.metadata),
+            cursor=request.page_token or None,
+            limit=request.page_size or None,
+        )
+        return pb.ListAccountsResponse(
+            accounts=[mapping.account(account) for account in page.items],
+            next_page_token=page.next_cursor or "",
+        )
+
+    async def _set_status(
+        self, request: pb.AccountStatusRequest, status: AccountStatus
+    ) -> pb.Account:
+        account = await self._u.change_status(
+            ChangeAccountStatus(request.ledger, request.account, status)
+        )
+        return mapping.account(account)
+
+    async def FreezeAccount(self, request: pb.AccountStatusRequest, context: Context) -> pb.Account:
+        return await self._set_status(request, AccountStatus.FROZEN)
+
+    async def UnfreezeAccount(
+        self, request: pb.AccountStatusRequest, context: Context
+    ) -> pb.Account:
+        return await self._set_status(request, AccountStatus.OPEN)
+
+    async def CloseAccount(self, request: pb.AccountStatusRequest, context: Context) -> pb.Account:
+        return await self._set_status(request, AccountStatus.CLOSED)
+
+    async def PostTransfer(self, request: pb.PostTransferRequest, context: Context) -> pb.Transfer:
+        if not request.HasField("transfer"):
+            raise validation_error("transfer", "is required")
+        posted = await self._u.post.post_one(
+            request.ledger, mapping.transfer_request(request.transfer)
+        )
+        return mapping.transfer(posted.transfer)
+
+    async def PostTransfers(
+        self, request: pb.PostTransfersRequest, context: Context
+    ) -> pb.PostTransfersResponse:
+        requests = [
+            mapping.transfer_request(item, f"transfers[{index}]")
+            for index, item in enumerate(request.transfers)
+        ]
+        results = await self._u.post(PostTransfers(request.ledger, requests, request.atomic))
+        return pb.PostTransfersResponse(
+            results=[
+                pb.TransferResult(
+                    transfer=mapping.transfer(result.value.transfer),
+                    replayed=result.value.replayed,
+                )
+                if isinstance(result, Ok)
+                else pb.TransferResult(error=mapping.error(result.error))
+                for result in results
+            ]
+        )
+
+    async def GetTransfer(self, request: pb.GetTransferRequest, context: Context) -> pb.Transfer:
+        transfer = await self._u.queries.get_transfer(request.ledger, request.transfer)
+        return mapping.transfer(transfer)
+
+    async def ListTransfers(
+        self, request: pb.ListTransfersRequest, context: Context
+    ) -> pb.ListTransfersResponse:
+        page = await self._u.queries.list_transfers(
+            request.ledger,
+            account_id=request.account or None,
+            start=mapping.instant(request.start_time, "start_time")
+            if request.HasField("start_time")
+            else None,
+            end=mapping.instant(request.end_time, "end_time")
+            if request.HasField("end_time")
+            else None,
+            cursor=request.page_token or None,
+            limit=request.page_size or None,
+        )
+        return pb.ListTransfersResponse(
+            transfers=[mapping.transfer(transfer) for transfer in page.items],
+            next_page_token=page.next_cursor or "",
+        )
+
+    async def CapturePending(
+        self, request: pb.CapturePendingRequest, context: Context
+    ) -> pb.Transfer:
+        capture = CaptureRequest(
+            request.transfer,
+            amount=request.amount if request.HasField("amount") else None,
+            idempotency_key=_key(request.idempotency_key),
+            metadata=dict(request.metadata),
+        )
+        return mapping.transfer((await self._u.post.post_one(request.ledger, capture)).transfer)
+
+    async def VoidPending(self, request: pb.VoidPendingRequest, context: Context) -> pb.Transfer:
+        void = VoidRequest(
+            request.transfer,
+            idempotency_key=_key(request.idempotency_key),
+            metadata=dict(request.metadata),
+        )
+        return mapping.transfer((await self._u.post.post_one(request.ledger, void)).transfer)
+
+    async def ReverseTransfer(
+        self, request: pb.ReverseTransferRequest, context: Context
+    ) -> pb.Transfer:
+        reversal = ReversalRequest(
+            request.transfer,
+            idempotency_key=_key(request.idempotency_key),
+            metadata=dict(request.metadata),
+        )
+        return mapping.transfer((await self._u.post.post_one(request.ledger, reversal)).transfer)
+
+    async def GetBalance(
+        self, request: pb.GetBalanceRequest, context: Context
+    ) -> pb.AccountBalance:
+        as_of = mapping.instant(request.as_of, "as_of") if request.HasField("as_of") else None
+        found = await self._u.queries.get_balance(request.ledger, request.account, as_of)
+        return mapping.account_balance(found)
+
+    async def ListEntries(
+        self, request: pb.ListEntriesRequest, context: Context
+    ) -> pb.ListEntriesResponse:
+        account = await self._u.queries.get_account(request.ledger, request.account)
+        page = await self._u.queries.list_entries(
+            request.ledger,
+            request.account,
+            cursor=request.page_token or None,
+            limit=request.page_size or None,
+        )
+        return pb.ListEntriesResponse(
+            entries=[mapping.entry(entry, account.normal_side) for entry in page.items],
+            next_page_token=page.next_cursor or "",
+        )
+
+    async def ExportStatement(
+        self, request: pb.ExportStatementRequest, context: Context
+    ) -> AsyncIterator[pb.Entry]:
+        account = await self._u.queries.get_account(request.ledger, request.account)
+        async for entry in self._u.queries.export_entries(request.ledger, request.account):
+            yield mapping.entry(entry, account.normal_side)

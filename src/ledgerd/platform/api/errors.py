@@ -1,0 +1,57 @@
+"""The one table mapping ledgerd's error codes onto gRPC statuses and HTTP statuses.
+
+Both transports read this table, so a code means the same thing over gRPC and over REST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import grpc
+
+from ledgerd.kernel.errors import ErrorCode
+
+ERROR_DOMAIN = "ledgerd"
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    grpc: grpc.StatusCode
+    http: HTTPStatus
+
+
+_INVALID = Transport(grpc.StatusCode.INVALID_ARGUMENT, HTTPStatus.BAD_REQUEST)
+_NOT_FOUND = Transport(grpc.StatusCode.NOT_FOUND, HTTPStatus.NOT_FOUND)
+_EXISTS = Transport(grpc.StatusCode.ALREADY_EXISTS, HTTPStatus.CONFLICT)
+# A well-formed request the ledger's current state refuses: the client must change something.
+_REFUSED = Transport(grpc.StatusCode.FAILED_PRECONDITION, HTTPStatus.UNPROCESSABLE_ENTITY)
+# Lost a race or aborted with others: the same request may succeed if sent again.
+_ABORTED = Transport(grpc.StatusCode.ABORTED, HTTPStatus.CONFLICT)
+
+TRANSPORT: dict[ErrorCode, Transport] = {
+    ErrorCode.VALIDATION_FAILED: _INVALID,
+    ErrorCode.LEDGER_NOT_FOUND: _NOT_FOUND,
+    ErrorCode.ACCOUNT_NOT_FOUND: _NOT_FOUND,
+    ErrorCode.TRANSFER_NOT_FOUND: _NOT_FOUND,
+    ErrorCode.LEDGER_ALREADY_EXISTS: _EXISTS,
+    ErrorCode.ACCOUNT_ALREADY_EXISTS: _EXISTS,
+    ErrorCode.IDEMPOTENCY_CONFLICT: _EXISTS,
+    ErrorCode.ASSET_MISMATCH: _REFUSED,
+    ErrorCode.INSUFFICIENT_FUNDS: _REFUSED,
+    ErrorCode.CREDIT_LIMIT_EXCEEDED: _REFUSED,
+    ErrorCode.BALANCE_OVERFLOW: _REFUSED,
+    ErrorCode.ACCOUNT_FROZEN: _REFUSED,
+    ErrorCode.ACCOUNT_CLOSED: _REFUSED,
+    ErrorCode.ACCOUNT_HAS_PENDING: _REFUSED,
+    ErrorCode.TRANSFER_NOT_PENDING: _REFUSED,
+    ErrorCode.PENDING_EXPIRED: _REFUSED,
+    ErrorCode.CAPTURE_EXCEEDS_PENDING: _REFUSED,
+    ErrorCode.TRANSFER_NOT_REVERSIBLE: _REFUSED,
+    ErrorCode.TRANSFER_ALREADY_REVERSED: _REFUSED,
+    ErrorCode.BATCH_ABORTED: _ABORTED,
+    ErrorCode.CONCURRENCY_CONFLICT: _ABORTED,
+    ErrorCode.DEADLINE_EXCEEDED: Transport(
+        grpc.StatusCode.DEADLINE_EXCEEDED, HTTPStatus.GATEWAY_TIMEOUT
+    ),
+}

@@ -1,0 +1,124 @@
+"""Server interceptors every gRPC method passes through: request id, access log, error mapping.
+
+Domain errors become their status (with ErrorInfo) here and only here; anything unexpected
+becomes INTERNAL with the request id, logged in full on the server and never leaked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.kernel.errors import LedgerdError
+from ledgerd.kernel.ids import random_id
+from ledgerd.platform.api.grpc_errors import rpc_status_of
+
+log = logging.getLogger("ledgerd.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+_MAX_REQUEST_ID = 128
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Unary = Callable[[Any, Context], Awaitable[Any]]
+Streaming = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if (
+            key == REQUEST_ID_HEADER
+            and isinstance(value, str)
+            and 0 < len(value) <= _MAX_REQUEST_ID
+        ):
+            return value
+    return random_id()
+
+
+async def _fail(context: Context, error: Exception, request_id: str) -> None:
+    if isinstance(error, LedgerdError):
+        # Aborting replaces the trailing metadata, so the request id goes into the status.
+        await context.abort_with_status(rpc_status_of(error, ((REQUEST_ID_HEADER, request_id),)))
+    log.error("unexpected error (request %s)", request_id, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error; request id {request_id}")
+
+
+def _log(method: str, request_id: str, started: float, context: Context) -> None:
+    # grpc.aio reports no code until one is set: a call that simply returned is OK.
+    code = cast("grpc.StatusCode | None", context.code())
+    status = "OK" if code is None else code.name
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info("grpc %s %s %.1fms request_id=%s", method, status, elapsed_ms, request_id)
+
+
+def _wrap_unary(method: str, behaviour: Unary) -> Unary:
+    async def call(request: Any, context: Context) -> Any:  # noqa: ANN401 - any message type
+        request_id, started = _request_id(context), time.perf_counter()
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        try:
+            async with deadline_scope(context.time_remaining()):
+                return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
+            await _fail(context, error, request_id)
+        finally:
+            _log(method, request_id, started, context)
+
+    return call
+
+
+def _wrap_streaming(method: str, behaviour: Streaming) -> Streaming:
+    async def call(request: Any, context: Context) -> AsyncIterator[Any]:  # noqa: ANN401 - any message type
+        request_id, started = _request_id(context), time.perf_counter()
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        try:
+            async with deadline_scope(context.time_remaining()):
+                async for item in behaviour(request, context):
+                    yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
+            await _fail(context, error, request_id)
+        finally:
+            _log(method, request_id, started, context)
+
+    return call
+
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        # The stubs type behaviours as sync callables; on a grpc.aio server they are coroutines
+        # (unary) and async generators (server streaming).
+        wrapped: grpc.RpcMethodHandler[Any, Any] = handler
+        if handler.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(method, cast("Unary", handler.unary_unary)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        elif handler.unary_stream is not None:
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                _wrap_streaming(method, cast("Streaming", handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return wrapped
