@@ -48,12 +48,12 @@ install: $(INSTALL_STAMP) ## Create .venv with the locked dependencies (re-runs 
 lock: $(UV_STAMP) ## Re-resolve dependencies into uv.lock after editing pyproject.toml
 	$(UV) lock
 
-generate: install ## Regenerate the protobuf/gRPC modules and stubs from proto/ (files are committed)
+generate: install ## Regenerate what derives from proto/: modules, stubs, descriptor set, docs/openapi.yaml
 	$(BIN)/python tools/generate.py
 
-run: install ## Migrate the database, then run the demo
+run: install ## Migrate the embedded database, seed the demo ledger and serve the API
 	$(BIN)/ledgerd migrate
-	$(BIN)/ledgerd demo
+	$(BIN)/ledgerd serve --demo
 
 test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS="-k name -x")
 	$(BIN)/pytest $(PYTEST_ARGS)

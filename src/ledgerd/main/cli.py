@@ -13,19 +13,18 @@ import typer
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerd.kernel.errors import LedgerdError
-from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
-from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
-from ledgerd.ledger.application.open_account import OpenAccountHandler
-from ledgerd.ledger.application.post_transfers import PostTransfersHandler
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
+from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.main.container import build_container
 from ledgerd.main.grpc_server import start_grpc_server
+from ledgerd.main.http_app import build_http_app, build_invoker
+from ledgerd.main.http_server import start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
@@ -113,15 +112,7 @@ def demo(
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         await _ensure_schema(container, settings)
-        handlers = DemoHandlers(
-            create_ledger=await container.get(CreateLedgerHandler),
-            open_account=await container.get(OpenAccountHandler),
-            change_status=await container.get(ChangeAccountStatusHandler),
-            post=await container.get(PostTransfersHandler),
-            expire=await container.get(ExpirePendingHandler),
-            queries=await container.get(LedgerQueries),
-            verify=await container.get(VerifyLedgerHandler),
-        )
+        handlers = await container.get(DemoHandlers)
         ledger_id = ledger or f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         report = await Demo(handlers, ledger_id, typer.echo, seed).run()
         typer.echo(f"\ncheck it again any time: ledgerd verify {ledger_id}")
@@ -152,16 +143,47 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+DEMO_LEDGER = "demo"
+
+
+async def _seed_demo(container: AsyncContainer) -> None:
+    """Create the demo ledger once, so a fresh `make run` has something to look at."""
+    queries = await container.get(LedgerQueries)
+    try:
+        await queries.get_ledger(DEMO_LEDGER)
+    except LedgerdError as error:
+        if error.code is not ErrorCode.LEDGER_NOT_FOUND:
+            raise
+        report = await Demo(await container.get(DemoHandlers), DEMO_LEDGER, lambda _: None).run()
+        typer.echo(f"demo  ledger '{DEMO_LEDGER}' created: {report.transfers} transfers")
+
+
 @app.command()
-def serve() -> None:
-    """Run the API (gRPC, with health and reflection) and the expiry sweep until SIGTERM."""
+def serve(
+    with_demo: Annotated[
+        bool, typer.Option("--demo", help=f"first create the '{DEMO_LEDGER}' ledger if missing")
+    ] = False,
+) -> None:
+    """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         await _ensure_schema(container, settings)
+        if with_demo:
+            await _seed_demo(container)
         stop = _stop_on_signals()
         server = await start_grpc_server(container, settings.grpc_address)
-        host = settings.grpc_address.rpartition(":")[0]
-        typer.echo(f"gRPC  {host}:{server.port}  (ledgerd.v1.LedgerService, health, reflection)")
+        invoker, channel = build_invoker(
+            await container.get(LedgerService), settings.gateway_forward_to
+        )
+        app = build_http_app(await container.get(AsyncEngine), invoker)
+        http = await start_http_server(app, settings.http_address, settings.shutdown_grace_seconds)
+        grpc_host = settings.grpc_address.rpartition(":")[0]
+        http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
+        typer.echo(
+            f"gRPC  {grpc_host}:{server.port}  (ledgerd.v1.LedgerService, health, reflection)"
+        )
+        typer.echo(f"REST  {http_base}/v1/ledgers")
+        typer.echo(f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)")
         expiry = asyncio.create_task(
             run_expiry_loop(
                 await container.get(ExpirePendingHandler),
@@ -171,7 +193,10 @@ def serve() -> None:
         )
         await stop.wait()
         typer.echo("stopping: finishing calls in flight")
+        await http.stop()
         await server.stop(settings.shutdown_grace_seconds)
+        if channel is not None:
+            await channel.close()
         await expiry
         typer.echo("ledgerd stopped")
         return 0

@@ -33,6 +33,7 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
+from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import create_engine
@@ -81,6 +82,7 @@ class LedgerProvider(Provider):
     queries = provide(LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)
 
+    demo_handlers = provide(DemoHandlers)
     use_cases = provide(LedgerUseCases)
     grpc_service = provide(LedgerService)
 

@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     grpc_address: str = Field(
         default="127.0.0.1:50051", description="HOST:PORT the gRPC server listens on (port 0: any)"
     )
+    http_address: str = Field(
+        default="127.0.0.1:8080",
+        description="HOST:PORT of the REST gateway, health probes and docs (port 0: any)",
+    )
+    gateway_forward_to: str | None = Field(
+        default=None,
+        description="HOST:PORT of a remote ledgerd gRPC server for the gateway to forward to; "
+        "unset: call this process's servicer directly",
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )

@@ -569,6 +569,131 @@ async def test_chain_streams_a_ledger_in_sequence_order(kit: RepositoryKit) -> N
     assert streamed == transfers
 
 
+# Which accounts each of ledger l1's transfers #1..#9 moved (what its entries say).
+_MOVED = {1: "a", 2: "ab", 3: "b", 4: "a", 5: "b", 6: "b", 7: "a", 8: "ab", 9: "bc"}
+
+
+async def _listed_books(kit: RepositoryKit) -> list[Transfer]:
+    """l1 with transfers #1..#9 (created one second apart) and their entries, plus l2.
+
+    l2 holds a transfer under the same id as l1's #3 with an entry on account ``a``, which
+    l1's #3 never moved: an account filter must not match across ledgers.
+    """
+    await _books(kit, "a", "b", "c")
+    await _books(kit, "a", "b", "c", ledger_id="l2")
+    transfers = [_transfer(sequence) for sequence in _MOVED]
+    counts: dict[str, int] = {}
+    entries: list[Entry] = []
+    for transfer in transfers:
+        for account in _MOVED[transfer.sequence]:
+            counts[account] = counts.get(account, 0) + 1
+            entries.append(_entry(account, counts[account], transfer, credits_after=1))
+    namesake = dataclasses.replace(_transfer(1, ledger_id="l2"), id=transfers[2].id)
+    # Stored out of order, in two units of work.
+    await _setup(kit, transfers=tuple(reversed(transfers[4:])))
+    await _setup(kit, transfers=tuple(transfers[:4]), entries=tuple(entries))
+    await _setup(
+        kit,
+        transfers=(namesake,),
+        entries=(_entry("a", 1, namesake, credits_after=1),),
+    )
+    return transfers
+
+
+async def _transfer_pages(  # noqa: PLR0913 - the filters of a transfer listing
+    kit: RepositoryKit,
+    limit: int,
+    *,
+    ledger_id: str = "l1",
+    account_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[list[Transfer]]:
+    pages: list[list[Transfer]] = []
+    after: int | None = None
+    async with kit.uow.begin(read_only=True):
+        while True:
+            page = await kit.transfers.list_page(
+                ledger_id, account_id=account_id, start=start, end=end, after=after, limit=limit
+            )
+            pages.append(list(page.items))
+            if page.next_cursor is None:
+                return pages
+            after = decode_int_cursor(page.next_cursor)
+            assert after == page.items[-1].sequence
+
+
+def _sequences(pages: list[list[Transfer]]) -> list[list[int]]:
+    return [[transfer.sequence for transfer in page] for page in pages]
+
+
+async def test_transfer_list_page_pages_in_sequence_order(kit: RepositoryKit) -> None:
+    transfers = await _listed_books(kit)
+
+    by_four = await _transfer_pages(kit, 4)
+
+    assert _sequences(by_four) == [[1, 2, 3, 4], [5, 6, 7, 8], [9]]
+    assert [t for page in by_four for t in page] == transfers
+    # Exactly a page's worth: no further (empty) page is announced.
+    assert _sequences(await _transfer_pages(kit, 9)) == [list(range(1, 10))]
+    assert _sequences(await _transfer_pages(kit, 1000)) == [list(range(1, 10))]
+    assert await _transfer_pages(kit, 5, ledger_id="l2") == [
+        [dataclasses.replace(_transfer(1, ledger_id="l2"), id=transfers[2].id)]
+    ]
+    assert await _transfer_pages(kit, 5, ledger_id="nope") == [[]]
+    async with kit.uow.begin(read_only=True):
+        beyond = await kit.transfers.list_page(
+            "l1", account_id=None, start=None, end=None, after=9, limit=5
+        )
+        middle = await kit.transfers.list_page(
+            "l1", account_id=None, start=None, end=None, after=6, limit=5
+        )
+    assert beyond == Page([], None)
+    assert middle == Page(transfers[6:], None)
+
+
+async def test_transfer_list_page_filters_by_account(kit: RepositoryKit) -> None:
+    await _listed_books(kit)
+
+    def moved(account: str) -> list[int]:
+        return [sequence for sequence, accounts in _MOVED.items() if account in accounts]
+
+    assert _sequences(await _transfer_pages(kit, 100, account_id="a")) == [moved("a")]
+    assert _sequences(await _transfer_pages(kit, 2, account_id="a")) == [[1, 2], [4, 7], [8]]
+    assert _sequences(await _transfer_pages(kit, 3, account_id="b")) == [[2, 3, 5], [6, 8, 9]]
+    assert _sequences(await _transfer_pages(kit, 1, account_id="c")) == [[9]]
+    assert await _transfer_pages(kit, 5, account_id="zz") == [[]]
+    assert _sequences(await _transfer_pages(kit, 5, ledger_id="l2", account_id="a")) == [[1]]
+    assert await _transfer_pages(kit, 5, ledger_id="l2", account_id="b") == [[]]
+
+
+async def test_transfer_list_page_filters_by_creation_time(kit: RepositoryKit) -> None:
+    transfers = await _listed_books(kit)
+    at = {transfer.sequence: transfer.created_at for transfer in transfers}
+    tiny = timedelta(microseconds=1)
+    in_tokyo = timezone(timedelta(hours=9))
+
+    async def listed(start: datetime | None = None, end: datetime | None = None) -> list[list[int]]:
+        return _sequences(await _transfer_pages(kit, 100, start=start, end=end))
+
+    # [start, end): start is included, end is not, to the microsecond.
+    assert await listed(start=at[3]) == [[3, 4, 5, 6, 7, 8, 9]]
+    assert await listed(start=at[3] + tiny) == [[4, 5, 6, 7, 8, 9]]
+    assert await listed(end=at[5]) == [[1, 2, 3, 4]]
+    assert await listed(end=at[5] + tiny) == [[1, 2, 3, 4, 5]]
+    assert await listed(start=at[3], end=at[5]) == [[3, 4]]
+    assert await listed(start=at[5], end=at[5]) == [[]]
+    assert await listed(start=at[9] + tiny) == [[]]
+    assert await listed(end=at[1]) == [[]]
+    # The same instants in another time zone select the same transfers.
+    assert await listed(start=at[3].astimezone(in_tokyo), end=at[5].astimezone(in_tokyo)) == [
+        [3, 4]
+    ]
+    # Filters combine, and pages are cut after filtering.
+    combined = await _transfer_pages(kit, 1, account_id="a", start=at[2], end=at[8])
+    assert _sequences(combined) == [[2], [4], [7]]
+
+
 # --- journal ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,50 @@
+"""ledgerd's own API reference: the one call that both `make generate` and the server make.
+
+``openapi.build_openapi`` knows nothing of ledgerd; this module supplies what is ledgerd's:
+the shipped descriptor set and the table of error codes and their HTTP statuses. Keeping
+both callers on this one function is what makes the served document equal docs/openapi.yaml.
+
+    python -m ledgerd.gateway.api_docs [yaml|json|html]   print the reference
+"""
+
+from __future__ import annotations
+
+import sys
+
+from google.protobuf import descriptor_pb2
+
+from ledgerd.gateway.descriptors import load_descriptor_set
+from ledgerd.gateway.docs_page import render_docs_page
+from ledgerd.gateway.json_schema import JsonObject
+from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
+from ledgerd.platform.api.errors import TRANSPORT
+
+
+def error_statuses() -> dict[str, int]:
+    """Each stable error code with the HTTP status the REST API answers it with."""
+    return {str(code): int(transport.http) for code, transport in TRANSPORT.items()}
+
+
+def ledgerd_openapi(
+    descriptor_set: descriptor_pb2.FileDescriptorSet | None = None,
+) -> JsonObject:
+    """The OpenAPI document of ledgerd's REST API.
+
+    ``descriptor_set`` defaults to the one shipped in the package; `make generate` passes the
+    one it has just compiled.
+    """
+    return openapi_for(descriptor_set or load_descriptor_set(), error_statuses=error_statuses())
+
+
+def main(argv: list[str]) -> int:
+    renderers = {"yaml": openapi_yaml, "json": openapi_json, "html": render_docs_page}
+    choice = argv[0] if argv else "yaml"
+    if len(argv) > 1 or choice not in renderers:
+        sys.stderr.write(f"usage: python -m ledgerd.gateway.api_docs [{'|'.join(renderers)}]\n")
+        return 2
+    sys.stdout.write(renderers[choice](ledgerd_openapi()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

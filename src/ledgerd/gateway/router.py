@@ -1,0 +1,86 @@
+"""Find the route for an HTTP request: (method, raw path) → route and path variables.
+
+Routes are tried most specific first (see :meth:`PathTemplate.specificity`), then in
+declaration order, so the outcome never depends on dictionary or registration order. A path
+that no template matches is :class:`RouteNotFoundError` (404); a path some template matches
+but not with this method is :class:`MethodNotAllowedError` (405, with the allowed methods for
+the ``Allow`` header).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ledgerd.gateway.http_rules import HttpRoute
+from ledgerd.gateway.path_template import MalformedPathError, check_raw_path
+
+ANY_METHOD = "*"
+
+
+class RoutingError(Exception):
+    """The request reaches no RPC."""
+
+
+class RouteNotFoundError(RoutingError):
+    def __init__(self, raw_path: str) -> None:
+        super().__init__(f"no route for {raw_path}")
+        self.raw_path = raw_path
+
+
+class MethodNotAllowedError(RoutingError):
+    def __init__(self, http_method: str, raw_path: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{http_method} is not allowed on {raw_path}; allowed: {allowed}")
+        self.http_method = http_method
+        self.raw_path = raw_path
+        self.allowed = allowed
+
+
+class BadPathError(RoutingError):
+    """The path is not valid percent-encoded UTF-8 (a 400, not a 404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: HttpRoute
+    # Decoded values by dotted field path ("ledger", "sub.subfield").
+    path_variables: Mapping[str, str]
+
+
+class Router:
+    def __init__(self, routes: Iterable[HttpRoute]) -> None:
+        # sorted() is stable: equally specific templates keep their declaration order.
+        self.routes: tuple[HttpRoute, ...] = tuple(
+            sorted(routes, key=lambda route: route.template.specificity())
+        )
+        seen: set[tuple[str, str]] = set()
+        for route in self.routes:
+            key = (route.http_method, route.template.text)
+            if key in seen:
+                msg = f"{route.method.full_name}: {key[0]} {key[1]} is bound twice"
+                raise ValueError(msg)
+            seen.add(key)
+
+    def match(self, http_method: str, raw_path: str) -> RouteMatch:
+        """The route for a request; ``raw_path`` is still percent-encoded, without the query.
+
+        With Starlette/ASGI that is ``scope["raw_path"].decode("latin-1")``, not
+        ``scope["path"]``, which is already decoded and would turn ``%2F`` into a separator.
+        """
+        try:
+            check_raw_path(raw_path)
+        except MalformedPathError as error:
+            raise BadPathError(str(error)) from None
+        wanted = http_method.upper()
+        allowed: list[str] = []
+        for route in self.routes:
+            variables = route.template.match(raw_path)
+            if variables is None:
+                continue
+            if route.http_method in {wanted, ANY_METHOD}:
+                return RouteMatch(route, variables)
+            if route.http_method not in allowed:
+                allowed.append(route.http_method)
+        if allowed:
+            raise MethodNotAllowedError(wanted, raw_path, tuple(sorted(allowed)))
+        raise RouteNotFoundError(raw_path)

@@ -1,0 +1,77 @@
+"""The HTTP side of ``ledgerd serve``: REST gateway, health probes, OpenAPI and its docs page."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ledgerd.gateway.api_docs import ledgerd_openapi
+from ledgerd.gateway.asgi import RestGateway
+from ledgerd.gateway.docs_page import render_docs_page
+from ledgerd.gateway.http_rules import http_routes
+from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
+from ledgerd.gateway.openapi import openapi_yaml
+from ledgerd.gateway.router import Router
+from ledgerd.ledger.entrypoints.grpc.service import LedgerService
+from ledgerd.main.grpc_server import LEDGER_SERVICE
+from ledgerd.v1 import ledger_pb2
+
+READINESS_TIMEOUT_S = 2.0
+
+
+def build_invoker(
+    servicer: LedgerService, forward_to: str | None
+) -> tuple[Invoker, grpc.aio.Channel | None]:
+    """In-process by default; with ``forward_to`` (HOST:PORT) a gateway to a remote ledgerd."""
+    if forward_to:
+        channel = grpc.aio.insecure_channel(forward_to)
+        return ChannelInvoker(channel), channel
+    return InProcessInvoker({LEDGER_SERVICE: servicer}), None
+
+
+def build_http_app(engine: AsyncEngine, invoker: Invoker) -> Starlette:
+    # Routing and transcoding use the generated modules' descriptors; the OpenAPI document and
+    # the docs page come from the shipped descriptor set, which also holds the .proto comments.
+    service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+    gateway = RestGateway(Router(http_routes(service)), invoker)
+    # The very document `make generate` writes to docs/openapi.yaml.
+    document = ledgerd_openapi()
+    spec_yaml = openapi_yaml(document)
+    docs_html = render_docs_page(document)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_S), engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001 - any failure means "not ready", reported
+            return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    async def openapi_json(_request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def openapi_yaml_route(_request: Request) -> Response:
+        return PlainTextResponse(spec_yaml, media_type="application/yaml")
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(docs_html)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/openapi.json", openapi_json),
+        Route("/openapi.yaml", openapi_yaml_route),
+        Route("/docs", docs),
+        Mount("/", app=gateway),
+    ]
+    return Starlette(routes=routes)
