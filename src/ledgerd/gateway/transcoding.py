@@ -90,12 +90,14 @@ def build_request(
         json_format.ParseDict(document, message, ignore_unknown_fields=False)
     except json_format.ParseError as error:
         raise validation_error("body", _readable(str(error))) from None
+    except RecursionError:
+        raise validation_error("body", "is nested too deeply") from None
     return message
 
 
 def _body_document(body_field: str | None, body: bytes) -> dict[str, Any]:
     if body_field is None:
-        if body.strip():
+        if body:
             raise validation_error("body", "this method takes no request body")
         return {}
     parsed = _json_body(body)
@@ -127,11 +129,14 @@ def _add_query(
 def _json_body(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise validation_error("body", f"is larger than {MAX_BODY_BYTES} bytes")
-    if not body.strip():
+    if not body:
         return {}
     try:
         parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except RecursionError:
+        raise validation_error("body", "is nested too deeply") from None
+    except ValueError as error:
+        # Malformed JSON, bad UTF-8, or an integer past Python's digit limit.
         raise validation_error("body", f"is not valid JSON: {error}") from None
     if not isinstance(parsed, dict):
         raise validation_error("body", "must be a JSON object")

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
 
 from ledgerd.gateway.api_docs import ledgerd_openapi
-from ledgerd.gateway.asgi import RestGateway
+from ledgerd.gateway.asgi import Receive, RestGateway, Scope, Send
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
@@ -36,7 +35,7 @@ def build_invoker(
     return InProcessInvoker({LEDGER_SERVICE: servicer}), None
 
 
-def build_http_app(engine: AsyncEngine, invoker: Invoker) -> Starlette:
+def build_http_app(engine: AsyncEngine, invoker: Invoker) -> HttpApp:
     # Routing and transcoding use the generated modules' descriptors; the OpenAPI document and
     # the docs page come from the shipped descriptor set, which also holds the .proto comments.
     service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
@@ -66,12 +65,36 @@ def build_http_app(engine: AsyncEngine, invoker: Invoker) -> Starlette:
     async def docs(_request: Request) -> Response:
         return HTMLResponse(docs_html)
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/openapi.json", openapi_json),
-        Route("/openapi.yaml", openapi_yaml_route),
-        Route("/docs", docs),
-        Mount("/", app=gateway),
-    ]
-    return Starlette(routes=routes)
+    pages: dict[str, Page] = {
+        "/healthz": healthz,
+        "/readyz": readyz,
+        "/openapi.json": openapi_json,
+        "/openapi.yaml": openapi_yaml_route,
+        "/docs": docs,
+    }
+    return HttpApp(pages, gateway)
+
+
+Page = Callable[[Request], Awaitable[Response]]
+
+
+class HttpApp:
+    """GET pages by exact path; everything else is the gateway's, errors included.
+
+    Not a router with patterns: a pattern that fails to match (a %0A in an id) or a page hit
+    with the wrong method would otherwise answer outside the API's error format.
+    """
+
+    def __init__(self, pages: Mapping[str, Page], gateway: RestGateway) -> None:
+        self._pages = dict(pages)
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # no websockets or lifespan events here (uvicorn runs with lifespan off)
+        page = self._pages.get(scope["path"]) if scope["method"] in {"GET", "HEAD"} else None
+        if page is None:
+            await self._gateway(scope, receive, send)
+            return
+        response = await page(Request(scope, receive))
+        await response(scope, receive, send)

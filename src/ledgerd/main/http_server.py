@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
-from starlette.applications import Starlette
+
+from ledgerd.gateway.asgi import Receive, Scope, Send
 
 _STARTUP_POLL_S = 0.01
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -32,7 +34,7 @@ class RunningHttpServer:
         await self.task
 
 
-async def start_http_server(app: Starlette, address: str, grace_s: float) -> RunningHttpServer:
+async def start_http_server(app: AsgiApp, address: str, grace_s: float) -> RunningHttpServer:
     host, _, port = address.rpartition(":")
     config = uvicorn.Config(
         app,

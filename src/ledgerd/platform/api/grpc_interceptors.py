@@ -6,6 +6,7 @@ becomes INTERNAL with the request id, logged in full on the server and never lea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,10 +48,14 @@ async def _fail(context: Context, error: Exception, request_id: str) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error; request id {request_id}")
 
 
-def _log(method: str, request_id: str, started: float, context: Context) -> None:
-    # grpc.aio reports no code until one is set: a call that simply returned is OK.
+def _log(
+    method: str, request_id: str, started: float, context: Context, *, cancelled: bool
+) -> None:
+    # grpc.aio reports no code until one is set: a call that returned is OK, while one whose
+    # task was cancelled (the client went away or its deadline passed) reports CANCELLED.
     code = cast("grpc.StatusCode | None", context.code())
-    status = "OK" if code is None else code.name
+    fallback = "CANCELLED" if cancelled else "OK"
+    status = fallback if code is None else code.name
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.info("grpc %s %s %.1fms request_id=%s", method, status, elapsed_ms, request_id)
 
@@ -58,16 +63,20 @@ def _log(method: str, request_id: str, started: float, context: Context) -> None
 def _wrap_unary(method: str, behaviour: Unary) -> Unary:
     async def call(request: Any, context: Context) -> Any:  # noqa: ANN401 - any message type
         request_id, started = _request_id(context), time.perf_counter()
+        cancelled = False
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         try:
             async with deadline_scope(context.time_remaining()):
                 return await behaviour(request, context)
         except grpc.aio.AbortError:
             raise
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
             await _fail(context, error, request_id)
         finally:
-            _log(method, request_id, started, context)
+            _log(method, request_id, started, context, cancelled=cancelled)
 
     return call
 
@@ -75,6 +84,7 @@ def _wrap_unary(method: str, behaviour: Unary) -> Unary:
 def _wrap_streaming(method: str, behaviour: Streaming) -> Streaming:
     async def call(request: Any, context: Context) -> AsyncIterator[Any]:  # noqa: ANN401 - any message type
         request_id, started = _request_id(context), time.perf_counter()
+        cancelled = False
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         try:
             async with deadline_scope(context.time_remaining()):
@@ -82,10 +92,13 @@ def _wrap_streaming(method: str, behaviour: Streaming) -> Streaming:
                     yield item
         except grpc.aio.AbortError:
             raise
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
             await _fail(context, error, request_id)
         finally:
-            _log(method, request_id, started, context)
+            _log(method, request_id, started, context, cancelled=cancelled)
 
     return call
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BEGIN_OPTION = "ledgerd_sqlite_begin"
+SQLITE_BUSY_MS_OPTION = "ledgerd_sqlite_busy_ms"
 # Seconds a SQLite writer waits for the single write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -66,5 +67,10 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:  # noqa: ANN401 - SQLAlchemy passes a sync Connection
-        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        options = connection.get_execution_options()
+        # Wait for the write lock no longer than the request's deadline allows. Set on every
+        # begin, since pooled connections carry the previous request's value.
+        busy_ms = int(options.get(SQLITE_BUSY_MS_OPTION, SQLITE_BUSY_TIMEOUT_S * 1000))
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+        mode = options.get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql(f"BEGIN {mode}")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledgerd.kernel import deadline
 from ledgerd.kernel.errors import ConcurrencyConflictError
-from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION
+from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION, SQLITE_BUSY_MS_OPTION
 
 _current: ContextVar[AsyncConnection | None] = ContextVar("ledgerd_connection", default=None)
 
@@ -50,6 +50,16 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def _deadline_stopped(error: DBAPIError) -> bool:
+    """Whether the database gave up because the request's deadline passed."""
+    if deadline.remaining() is None:
+        return False
+    if _sqlstate(error) == _QUERY_CANCELED:
+        return True
+    # SQLite's busy timeout, bounded by the deadline, ran out while waiting for the lock.
+    return deadline.remaining() == 0 and "database is locked" in str(error.orig)
+
+
 def _is_unique_violation(error: IntegrityError) -> bool:
     return _sqlstate(error) == "23505" or "UNIQUE constraint failed" in str(error.orig)
 
@@ -58,6 +68,21 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+
+    async def _configure(self, connection: AsyncConnection, *, read_only: bool) -> None:
+        if read_only and self._postgres:
+            # One snapshot for every statement, so a multi-query read is consistent.
+            await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        elif read_only:
+            await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        left = deadline.remaining()
+        if left is not None and not self._postgres:
+            # SQLite waits for its write lock inside a thread that cancelling the task
+            # cannot stop; bound the wait itself by the deadline instead.
+            busy_ms = max(1, int(left * 1000))
+            await connection.execution_options(**{SQLITE_BUSY_MS_OPTION: busy_ms})
 
     async def _bound_by_deadline(self, connection: AsyncConnection) -> None:
         """Make PostgreSQL give up on its own when the request's deadline passes.
@@ -81,13 +106,7 @@ class SqlAlchemyUnitOfWork:
             msg = "a unit of work is already active in this task; units of work do not nest"
             raise RuntimeError(msg)
         async with self._engine.connect() as connection:
-            if read_only and self._postgres:
-                # One snapshot for every statement, so a multi-query read is consistent.
-                await connection.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-            elif read_only:
-                await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+            await self._configure(connection, read_only=read_only)
             token = _current.set(connection)
             transaction = _SqlTransaction(connection)
             try:
@@ -100,7 +119,7 @@ class SqlAlchemyUnitOfWork:
                 # A unique key raced by a concurrent writer: rerunning sees its row and decides.
                 raise ConcurrencyConflictError(f"concurrent write: {error.orig}") from error
             except DBAPIError as error:
-                if _sqlstate(error) == _QUERY_CANCELED and deadline.remaining() is not None:
+                if _deadline_stopped(error):
                     raise deadline.DeadlineExceededError from error
                 if _sqlstate(error) in _RETRYABLE_SQLSTATES:
                     raise ConcurrencyConflictError(

@@ -1,0 +1,235 @@
+"""``ledgerd serve`` as a user runs it: a real process, a real client, SIGTERM to stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health_pb2
+from sqlalchemy import text
+
+from ledgerd.platform.db import migrations
+from ledgerd.platform.db.engine import create_engine
+from ledgerd.v1 import ledger_pb2 as pb
+from ledgerd.v1 import ledger_pb2_grpc
+
+if TYPE_CHECKING:
+    from ledgerd.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
+
+LEDGERD = Path(sys.executable).parent / "ledgerd"
+LISTENING = re.compile(r"^gRPC\s+127\.0\.0\.1:(\d+)\s")
+STOPPING = "stopping: finishing calls in flight"
+STOPPED = "ledgerd stopped"
+# Upper bounds so that a hung process fails the test instead of stalling it; not measurements.
+START_WAIT_S = 30.0
+STOP_WAIT_S = 30.0
+CALL_TIMEOUT_S = 60.0
+LOCK_WAIT_S = 30.0
+
+
+@dataclass
+class Served:
+    process: asyncio.subprocess.Process
+    port: int
+    output: list[str]
+
+    async def read_until(self, wanted: Callable[[str], bool]) -> str:
+        """The next output line ``wanted`` accepts (all lines read are kept in ``output``)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(START_WAIT_S):
+            while True:
+                raw = await self.process.stdout.readline()
+                assert raw, f"ledgerd serve ended its output early:\n{self.log}"
+                line = raw.decode().rstrip("\n")
+                self.output.append(line)
+                if wanted(line):
+                    return line
+
+    async def wait_for_exit(self) -> int:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(STOP_WAIT_S):
+            rest = await self.process.stdout.read()
+            self.output.extend(rest.decode().splitlines())
+            return await self.process.wait()
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.output)
+
+
+@asynccontextmanager
+async def ledgerd_serve(database_url: str, **settings: str) -> AsyncIterator[Served]:
+    env = {
+        **os.environ,
+        "LEDGERD_DATABASE_URL": database_url,
+        "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
+        # Whatever else serve listens on (the REST gateway) must not need a fixed port either.
+        "LEDGERD_HTTP_ADDRESS": "127.0.0.1:0",
+        "PYTHONUNBUFFERED": "1",
+        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(LEDGERD),
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    served = Served(process, 0, [])
+    try:
+        line = await served.read_until(lambda line: LISTENING.match(line) is not None)
+        match = LISTENING.match(line)
+        assert match is not None
+        served.port = int(match.group(1))
+        yield served
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@asynccontextmanager
+async def client(port: int) -> AsyncIterator[tuple[LedgerServiceAsyncStub, grpc.aio.Channel]]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield ledger_pb2_grpc.LedgerServiceStub(channel), channel
+
+
+async def _books(stub: LedgerServiceAsyncStub) -> None:
+    await stub.CreateLedger(pb.CreateLedgerRequest(id="L"), timeout=CALL_TIMEOUT_S)
+    for account in ("bank", "alice"):
+        await stub.CreateAccount(
+            pb.CreateAccountRequest(ledger="L", id=account, asset="USD/2"), timeout=CALL_TIMEOUT_S
+        )
+
+
+async def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/served.db"
+    async with ledgerd_serve(url) as served, client(served.port) as (stub, _):
+        # The embedded database migrated itself; the API works end to end.
+        await _books(stub)
+        posted = await stub.PostTransfer(
+            pb.PostTransferRequest(
+                ledger="L",
+                transfer=pb.TransferInput(
+                    idempotency_key="k",
+                    legs=[pb.Leg(debit_account="bank", credit_account="alice", amount=42)],
+                ),
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+        got = await stub.GetTransfer(
+            pb.GetTransferRequest(ledger="L", transfer=posted.id), timeout=CALL_TIMEOUT_S
+        )
+        assert got == posted
+
+        served.process.send_signal(signal.SIGTERM)
+        exit_code = await served.wait_for_exit()
+
+    assert exit_code == 0, served.log
+    assert STOPPING in served.output, served.log
+    assert served.output[-1] == STOPPED, served.log
+    assert "Traceback" not in served.log
+
+
+async def _until_a_lock_waiter(url: str) -> None:
+    engine = create_engine(url)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    try:
+        async with asyncio.timeout(LOCK_WAIT_S):
+            while True:
+                async with engine.connect() as connection:
+                    if (await connection.execute(query)).scalar_one() > 0:
+                        return
+                await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+
+
+async def _not_serving(channel: grpc.aio.Channel) -> None:
+    """Wait until the health service stops reporting SERVING or the server refuses calls."""
+    check = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+
+    async def serving() -> bool:
+        try:
+            response = await check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            # Refused outright, or cancelled by a server that began shutting down under it.
+            if error.code() not in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}:
+                raise
+            return False
+        return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    async with asyncio.timeout(STOP_WAIT_S):
+        while True:
+            if not await serving():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_call_in_flight_finishes_during_shutdown(postgres_url: str) -> None:
+    """A transfer blocked on a row lock when SIGTERM arrives still completes, then serve exits.
+
+    The test itself holds the lock (the ledger's chain head, which every posting locks), so
+    the call is in flight for exactly as long as the test decides, with no sleep in the server.
+    """
+    engine = create_engine(postgres_url)
+    try:
+        await migrations.upgrade(engine)
+        async with (
+            ledgerd_serve(postgres_url, shutdown_grace_seconds=str(STOP_WAIT_S)) as served,
+            client(served.port) as (stub, channel),
+        ):
+            await _books(stub)
+            async with engine.connect() as blocker:
+                await blocker.execute(text("SELECT id FROM ledgers WHERE id = 'L' FOR UPDATE"))
+                in_flight = asyncio.ensure_future(
+                    stub.PostTransfer(
+                        pb.PostTransferRequest(
+                            ledger="L",
+                            transfer=pb.TransferInput(
+                                idempotency_key="slow",
+                                legs=[
+                                    pb.Leg(debit_account="bank", credit_account="alice", amount=7)
+                                ],
+                            ),
+                        ),
+                        timeout=CALL_TIMEOUT_S,
+                    )
+                )
+                await _until_a_lock_waiter(postgres_url)
+
+                served.process.send_signal(signal.SIGTERM)
+                await served.read_until(lambda line: line == STOPPING)
+                await _not_serving(channel)
+                # Still waiting for our lock, and the server is still waiting for the call.
+                assert not in_flight.done()
+                assert served.process.returncode is None
+                await blocker.rollback()
+
+            posted = await asyncio.wait_for(in_flight, CALL_TIMEOUT_S)
+            exit_code = await served.wait_for_exit()
+
+        assert (posted.idempotency_key, posted.sequence) == ("slow", 1)
+        assert exit_code == 0, served.log
+        assert served.output[-1] == STOPPED, served.log
+        async with engine.connect() as connection:
+            stored = await connection.execute(text("SELECT idempotency_key FROM transfers"))
+            assert stored.scalars().all() == ["slow"]
+    finally:
+        await engine.dispose()
