@@ -68,7 +68,14 @@ def instant(value: Timestamp, field: str) -> datetime:
         raise validation_error(field, "is not a representable instant") from None
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def balance(balances: Balances, available: int) -> pb.Balance:
+    # Each balance is capped at 2**63-1, but on an unconstrained account their difference can
+    # pass int64; the API reports `available` saturated at the int64 bounds (the four exact
+    # balances are always there to compute it from).
+    available = min(_INT64_MAX, max(_INT64_MIN, available))
     return pb.Balance(
         posted_debits=balances.posted_debits,
         posted_credits=balances.posted_credits,
