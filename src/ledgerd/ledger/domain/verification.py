@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from ledgerd.ledger.domain.chain import chained_hash
 from ledgerd.ledger.domain.model import (
-    GENESIS_HASH,
     Account,
     Balances,
     Entry,
@@ -221,5 +220,3 @@ class JournalVerifier:
             if not totals.balanced:
                 self._report.problem(f"{asset}: total debits differ from total credits")
 
-
-__all__ = ["GENESIS_HASH", "ChainVerifier", "JournalVerifier", "VerificationReport"]
