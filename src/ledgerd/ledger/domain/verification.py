@@ -219,4 +219,3 @@ class JournalVerifier:
         for asset, totals in sorted(self._report.totals.items()):
             if not totals.balanced:
                 self._report.problem(f"{asset}: total debits differ from total credits")
-
