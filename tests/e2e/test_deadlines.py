@@ -12,7 +12,7 @@ deadline four ways — REST with ``X-Request-Timeout``, REST with ``grpc-timeout
 - no task is left behind in the event loop the servers run in.
 
 The same must hold when a client gives up without a deadline: a gRPC client that cancels (it
-does), and a REST client that closes its connection (it does not: a bug, marked). Last, a
+does), and a REST client that closes its connection. Last, a
 deadline that passes while a streamed export waits on a slow client (SQLite is enough there).
 """
 
@@ -339,13 +339,6 @@ async def test_a_grpc_client_that_cancels_stops_the_work(slow: Slow) -> None:
     await _work_stops(slow, _grpc_without_deadline, _client_gives_up)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a REST client that gives up (closes its connection) does not stop the work: "
-    "gateway/asgi.py RestGateway._serve awaits the invoker without watching receive() for "
-    "http.disconnect (uvicorn does not cancel the ASGI task), so the posting keeps waiting on "
-    "the row lock and is committed once the lock is released",
-)
 async def test_a_rest_client_that_disconnects_stops_the_work(slow: Slow) -> None:
     await _work_stops(slow, _rest_without_deadline, _client_gives_up)
 
@@ -393,15 +386,6 @@ def _dechunk(body: bytes) -> tuple[bytes, bool]:
     return bytes(payload), False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the deadline passes while gateway/asgi.py RestGateway._stream awaits "
-    "send() on a slow client, the cancellation lands outside InProcessInvoker.stream's "
-    "deadline_scope (an async generator suspended at yield): no DeadlineExceededError, a bare "
-    "CancelledError escapes the ASGI app and uvicorn cuts the chunked response without the "
-    '{"error": ...} last line; the abandoned generator is then closed by the loop in another '
-    "context, where deadline_scope's _deadline.reset(token) raises ValueError",
-)
 async def test_a_deadline_during_a_streamed_export_ends_it_with_an_error_line(
     sqlite_url: str,
 ) -> None:

@@ -6,26 +6,30 @@ messages from the descriptors, so a new RPC with an annotation is served without
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ledgerd.gateway.http_rules import HttpRoute
+from ledgerd.gateway.connection import (
+    ClientGoneError,
+    ResponseTracker,
+    read_body,
+    while_connected,
+)
 from ledgerd.gateway.invoker import CallOptions, Invoker, RemoteCallError
+from ledgerd.gateway.ndjson import NdjsonStream
 from ledgerd.gateway.router import (
     BadPathError,
     MethodNotAllowedError,
     RouteNotFoundError,
     Router,
 )
-from ledgerd.gateway.transcoding import build_request, render
+from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
 from ledgerd.kernel.ids import random_id
 from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc
@@ -39,11 +43,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 TIMEOUT_HEADER = "x-request-timeout"
 GRPC_TIMEOUT_HEADER = "grpc-timeout"
-NDJSON = "application/x-ndjson"
 MAX_TIMEOUT_S = 3600.0
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _GRPC_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# nginx's convention for "the client closed the connection before the answer": logged only.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def problem(
@@ -73,8 +78,9 @@ def request_timeout(headers: MutableMapping[str, str] | Any) -> float | None:  #
     if text is None:
         return None
     matched = _GRPC_TIMEOUT.fullmatch(text)
-    if matched is None:
-        raise validation_error(GRPC_TIMEOUT_HEADER, "must be like 500m or 2S")
+    # The gRPC spec makes the value a positive integer: zero is refused like X-Request-Timeout 0.
+    if matched is None or int(matched[1]) == 0:
+        raise validation_error(GRPC_TIMEOUT_HEADER, "must be a positive value like 500m or 2S")
     return min(MAX_TIMEOUT_S, int(matched[1]) * _GRPC_TIMEOUT_UNITS[matched[2]])
 
 
@@ -89,6 +95,8 @@ class RestGateway:
         request = Request(scope, receive)
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = supplied if _REQUEST_ID.fullmatch(supplied) else random_id()
+        if request.method == "HEAD":
+            send = _headers_only(send)  # HEAD is GET without the body (RFC 9110, 9.3.2)
         started = time.perf_counter()
         status = await self._serve(request, request_id, send)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -102,116 +110,67 @@ class RestGateway:
         )
 
     async def _serve(self, request: Request, request_id: str, send: Send) -> int:
-        """Answer the request; returns the HTTP status sent."""
+        """Answer the request; returns the HTTP status sent (499: the client left first)."""
         headers = {REQUEST_ID_HEADER: request_id}
+        tracker = ResponseTracker(send)
         try:
             raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
-            match = self._router.match(request.method, raw_path.decode("latin-1"))
+            method = "GET" if request.method == "HEAD" else request.method
+            match = self._router.match(method, raw_path.decode("latin-1"))
             options = CallOptions(
                 timeout_s=request_timeout(request.headers),
                 metadata=((REQUEST_ID_HEADER, request_id),),
+            )
+            body = await read_body(
+                request.receive, MAX_BODY_BYTES, request.headers.get("content-length")
             )
             message = build_request(
                 match.route,
                 path_values=match.path_variables,
                 query=request.query_params.multi_items(),
-                body=await request.body(),
+                body=body,
             )
             if match.route.server_streaming:
-                return await self._stream(
-                    match.route,
-                    message,
-                    options=options,
-                    headers=headers,
-                    request=request,
-                    send=send,
-                )
-            result = await self._invoker.unary(match.route.method, message, options)
+                stream = NdjsonStream(self._invoker, match.route, options, headers, tracker)
+                return await while_connected(stream.send(message), request.receive, tracker)
+            call = self._invoker.unary(match.route.method, message, options)
+            result = await while_connected(call, request.receive, tracker)
             response: Response = JSONResponse(render(result))
-        except LedgerdError as error:
-            response = _domain_problem(error)
-        except RouteNotFoundError as error:
-            response = problem(404, "ROUTE_NOT_FOUND", str(error))
-        except MethodNotAllowedError as error:
-            response = problem(405, "METHOD_NOT_ALLOWED", str(error))
-            headers["allow"] = ", ".join(error.allowed)
-        except BadPathError as error:
-            response = problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
-        except RemoteCallError as error:
-            response = problem(http_status_of_grpc(error.code), error.code.name, error.message)
-        except Exception:
-            log.exception("unexpected error (request %s)", request_id)
-            response = problem(500, "INTERNAL", f"internal error; request id {request_id}")
+        except ClientGoneError:
+            return CLIENT_CLOSED_REQUEST
+        except Exception as error:  # noqa: BLE001 - every failure becomes a problem response
+            response = problem_of(error, request_id)
+            if isinstance(error, MethodNotAllowedError):
+                headers["allow"] = ", ".join(_with_head(error.allowed))
         response.headers.update(headers)
-        await response(request.scope, request.receive, send)
+        await response(request.scope, request.receive, tracker)
         return response.status_code
 
-    async def _stream(  # noqa: PLR0913 - the parts of one streamed answer
-        self,
-        route: HttpRoute,
-        message: Message,
-        *,
-        options: CallOptions,
-        headers: dict[str, str],
-        request: Request,
-        send: Send,
-    ) -> int:
-        """Send a server-streaming RPC as NDJSON, one message per line.
 
-        The first message is awaited before the status line goes out, so an error that
-        happens at once (an unknown account) still gets its proper status. An error later
-        on can only end the stream: its last line is then ``{"error": {...}}``. Everything
-        runs in this task, so the request's deadline keeps applying to the whole stream.
-        """
-        items = aiter(self._invoker.stream(route.method, message, options))
-        try:
-            first: Message | None = await anext(items)
-        except StopAsyncIteration:
-            first = None
-        except LedgerdError as error:
-            response = _domain_problem(error)
-            response.headers.update(headers)
-            await response(request.scope, request.receive, send)
-            return response.status_code
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", NDJSON.encode()),
-                    *((key.encode(), value.encode()) for key, value in headers.items()),
-                ],
-            }
-        )
-        if first is not None:
-            await send(
-                {"type": "http.response.body", "body": _line(render(first)), "more_body": True}
-            )
-            try:
-                async for item in items:
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": _line(render(item)),
-                            "more_body": True,
-                        }
-                    )
-            except LedgerdError as error:
-                failure = {
-                    "code": str(error.code),
-                    "message": error.message,
-                    "details": dict(error.details),
-                }
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": _line({"error": failure}),
-                        "more_body": True,
-                    }
-                )
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return 200
+def problem_of(error: Exception, request_id: str) -> Response:
+    """The problem response for a failure before the answer started."""
+    if isinstance(error, LedgerdError):
+        return _domain_problem(error)
+    if isinstance(error, RouteNotFoundError):
+        return problem(404, "ROUTE_NOT_FOUND", str(error))
+    if isinstance(error, MethodNotAllowedError):
+        return problem(405, "METHOD_NOT_ALLOWED", str(error))
+    if isinstance(error, BadPathError):
+        return problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
+    if isinstance(error, RemoteCallError):
+        return problem(http_status_of_grpc(error.code), error.code.name, error.message)
+    log.error("unexpected error (request %s)", request_id, exc_info=error)
+    return problem(500, "INTERNAL", f"internal error; request id {request_id}")
 
 
-def _line(document: object) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+def _with_head(allowed: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({*allowed, "HEAD"})) if "GET" in allowed else allowed
+
+
+def _headers_only(send: Send) -> Send:
+    async def send_headers_only(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers_only

@@ -7,7 +7,7 @@ deployment). Either way a domain error comes back as the same ``LedgerdError``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
 
-from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.kernel.deadline import deadline_scope, remaining
 from ledgerd.platform.api.grpc_errors import error_of
 
 
@@ -43,7 +43,7 @@ class Invoker(Protocol):
 
     def stream(
         self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncIterator[Message]: ...
+    ) -> AsyncGenerator[Message, None]: ...
 
 
 class _LocalContext:
@@ -56,7 +56,7 @@ class _LocalContext:
         return self._options.metadata
 
     def time_remaining(self) -> float | None:
-        return self._options.timeout_s
+        return remaining()  # the deadline scope the call runs under, as it stands now
 
     def set_trailing_metadata(self, _metadata: object) -> None:
         return None
@@ -81,7 +81,7 @@ class InProcessInvoker:
 
     async def stream(
         self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         behaviour = cast(
             "Callable[[Message, Any], AsyncIterator[Message]]", self._behaviour(method)
         )
@@ -124,7 +124,7 @@ class ChannelInvoker:
 
     async def stream(
         self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         response_type = GetMessageClass(method.output_type)
         call: grpc.aio.UnaryStreamMultiCallable[Message, Message] = self._channel.unary_stream(
             self._path(method),

@@ -12,6 +12,8 @@ is checked at the end.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -24,12 +26,14 @@ import pytest
 import yaml
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
+from ledgerd.gateway.transcoding import MAX_BODY_BYTES
 from ledgerd.kernel.errors import ErrorCode
 from ledgerd.kernel.money import MAX_AMOUNT
 from ledgerd.kernel.paging import encode_cursor
 from ledgerd.platform.api.errors import TRANSPORT
 from ledgerd.v1 import ledger_pb2
 from tests.e2e.rest.support import (
+    CLIENT_TIMEOUT_S,
     FORWARDING,
     REQUEST_ID,
     JsonObject,
@@ -326,6 +330,7 @@ CASES: list[tuple[str, str, Req]] = [
     ("grpc-timeout with an unknown unit", V, timed(grpc_timeout="1X")),
     ("grpc-timeout negative", V, timed(grpc_timeout="-1S")),
     ("grpc-timeout with 9 digits", V, timed(grpc_timeout="123456789S")),
+    ("grpc-timeout zero", V, timed(grpc_timeout="0m")),
     # --- requests that reach no RPC ------------------------------------------------------------
     ("unknown route", ROUTE_NOT_FOUND, raw("GET", "/v2/ledgers")),
     ("unknown sub-resource", ROUTE_NOT_FOUND, raw("GET", f"/v1/ledgers/{L}/nothing/here")),
@@ -479,16 +484,56 @@ async def test_domain_errors_carry_their_details(rest_api: RestApi, books: Books
 async def test_allow_lists_the_methods_a_path_takes(rest_api: RestApi) -> None:
     client = rest_api.client
     for method, path, allowed in [
-        ("DELETE", f"/v1/ledgers/{L}", "GET"),
+        ("DELETE", f"/v1/ledgers/{L}", "GET, HEAD"),
         ("GET", "/v1/ledgers", "POST"),
-        ("PATCH", f"/v1/ledgers/{L}/transfers", "GET, POST"),
-        ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, POST"),
+        ("PATCH", f"/v1/ledgers/{L}/transfers", "GET, HEAD, POST"),
+        ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, HEAD, POST"),
         ("GET", f"/v1/ledgers/{L}/transfers:batch", "POST"),
-        ("PUT", f"/v1/ledgers/{L}/accounts/a/balance", "GET"),
+        ("PUT", f"/v1/ledgers/{L}/accounts/a/balance", "GET, HEAD"),
     ]:
         response = await client.request(method, path)
         problem(response, 405, METHOD_NOT_ALLOWED)
         assert response.headers["allow"] == allowed, (method, path)
+
+
+async def test_head_answers_like_get_without_a_body(rest_api: RestApi, books: Books) -> None:
+    assert books.ids  # the ledger and its accounts exist
+    client = rest_api.client
+    for path, status in [
+        (f"/v1/ledgers/{L}", 200),
+        (f"/v1/ledgers/{L}/accounts?page_size=2", 200),
+        (f"/v1/ledgers/{L}/accounts/nobody", 404),
+        (f"/v1/ledgers/{L}/accounts/bank/statement:export", 200),
+    ]:
+        got = await client.get(path)
+        head = await client.head(path)
+        assert (head.status_code, got.status_code) == (status, status), path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+
+
+async def test_an_oversized_body_is_refused_from_its_declared_length(rest_api: RestApi) -> None:
+    # Content-Length alone says too much: the answer comes before any of the body is sent.
+    reader, writer = await asyncio.open_connection("127.0.0.1", rest_api.http_port)
+    try:
+        lines = [
+            f"POST /v1/ledgers/{L}/accounts HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Content-Type: application/json",
+            f"Content-Length: {MAX_BODY_BYTES + 1}",
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        async with asyncio.timeout(CLIENT_TIMEOUT_S):
+            head = await reader.readuntil(b"\r\n\r\n")
+            declared = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+            assert declared is not None, head
+            body = json.loads(await reader.readexactly(int(declared[1])))
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert body["code"] == V
+    assert "larger than" in body["message"]
 
 
 def test_every_code_a_request_can_fail_with_is_covered() -> None:

@@ -1,0 +1,120 @@
+"""A server-streaming RPC sent over HTTP as NDJSON, one message per line.
+
+The first message is awaited before the status line goes out, so an error that happens at
+once (an unknown account) still gets its proper status. An error later on can only end the
+stream: its last line is then ``{"error": {"code", "message", "details"}}`` and the chunked
+body is still terminated properly, so a client can tell a complete stream from a cut one.
+
+The request's deadline covers the whole answer, the writes to the client included: a client
+that reads slowly cannot hold the call open past it. The deadline is applied here, around the
+sending, and not only inside the invoker's generator: a generator suspended at ``yield`` is not
+running, so a timeout inside it would fire while this code waits on ``send`` and escape as a
+bare cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from ledgerd.gateway.invoker import CallOptions, Invoker, RemoteCallError
+from ledgerd.gateway.transcoding import render
+from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.kernel.errors import LedgerdError
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from ledgerd.gateway.connection import ResponseTracker
+    from ledgerd.gateway.http_rules import HttpRoute
+
+log = logging.getLogger("ledgerd.access")
+
+NDJSON = "application/x-ndjson"
+# How long the closing error line may wait on a client that is not reading; past it the
+# connection is dropped (the call's own work has already stopped).
+CLOSING_GRACE_S = 5.0
+
+
+class NdjsonStream:
+    def __init__(
+        self,
+        invoker: Invoker,
+        route: HttpRoute,
+        options: CallOptions,
+        headers: dict[str, str],
+        send: ResponseTracker,
+    ) -> None:
+        self._invoker = invoker
+        self._route = route
+        self._options = options
+        self._headers = headers
+        self._send = send
+        self._started = False
+
+    async def send(self, message: Message) -> int:
+        """Stream the answer to ``message``; returns the HTTP status sent.
+
+        A failure before the first line is raised, for the caller to answer with a problem.
+        """
+        request_id = dict(self._options.metadata).get("x-request-id", "")
+        try:
+            # Order matters: the generator is closed (its own deadline scope unwound) before
+            # the outer deadline scope resets the deadline it set.
+            async with deadline_scope(self._options.timeout_s):
+                items = self._invoker.stream(self._route.method, message, self._options)
+                async with contextlib.aclosing(items):
+                    async for item in items:
+                        await self._line(render(item))
+        except Exception as error:
+            if not self._started:
+                raise  # nothing sent yet: the caller answers with a problem and its status
+            await self._close_with(_failure(error, request_id))
+            return 200
+        await self._start()  # an empty stream is an empty 200 body
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        return 200
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", NDJSON.encode()),
+                    *((key.encode(), value.encode()) for key, value in self._headers.items()),
+                ],
+            }
+        )
+
+    async def _line(self, document: object) -> None:
+        await self._start()
+        body = json.dumps(document, separators=(",", ":")).encode() + b"\n"
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _close_with(self, failure: dict[str, object]) -> None:
+        try:
+            async with asyncio.timeout(CLOSING_GRACE_S):
+                await self._line({"error": failure})
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            log.warning("client not reading; stream ended without its error line")
+
+
+def _failure(error: Exception, request_id: str) -> dict[str, object]:
+    if isinstance(error, LedgerdError):
+        return {"code": str(error.code), "message": error.message, "details": dict(error.details)}
+    if isinstance(error, RemoteCallError):
+        return {"code": error.code.name, "message": error.message, "details": {}}
+    log.error("unexpected error mid-stream (request %s)", request_id, exc_info=error)
+    return {
+        "code": "INTERNAL",
+        "message": f"internal error; request id {request_id}",
+        "details": {},
+    }
