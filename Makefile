@@ -26,7 +26,7 @@ export UV_NO_PROGRESS := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help install lock generate run test lint format clean distclean
+.PHONY: help install lock generate run test lint format bench clean distclean
 
 help: ## List the targets with a one-line description each
 	@echo "usage: make <target>"
@@ -40,7 +40,9 @@ $(UV_STAMP):
 
 $(INSTALL_STAMP): pyproject.toml uv.lock $(UV_STAMP)
 	@echo ">> syncing $(VENV)/ with uv.lock"
-	@$(UV) sync --frozen --quiet
+	@# Compiled up front: with PYTHONDONTWRITEBYTECODE set (as on our machines) every ledgerd
+	@# command would otherwise compile its imports from source each time it starts.
+	@$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 install: $(INSTALL_STAMP) ## Create .venv with the locked dependencies (re-runs only when pyproject.toml/uv.lock change)
@@ -61,13 +63,20 @@ test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS
 lint: install ## Lint, check formatting, type-check and check the import contracts
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
-	$(BIN)/mypy src tests tools
+	$(BIN)/mypy src tests tools bench
 	$(BIN)/lint-imports
 	$(BIN)/python tools/generate.py --check
 
 format: install ## Apply ruff's safe fixes and format the code
 	$(BIN)/ruff check --fix
 	$(BIN)/ruff format
+
+BENCH_ARGS ?=
+
+bench: install ## Micro-benchmarks, then load benchmarks on a fresh PostgreSQL database with pgbench beside (BENCH_ARGS="--duration 20s")
+	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-only \
+		--benchmark-json=bench/results/micro.json --benchmark-columns=min,median,mean,ops
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove caches and build output (keeps .venv and .tools)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist

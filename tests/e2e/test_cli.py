@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ledgerd.platform.db.migrations import head_revision
+
 LEDGERD = Path(sys.executable).parent / "ledgerd"
+# `migrate` goes to the newest revision the package ships, whichever that is.
+HEAD_REVISION = head_revision()
 # An upper bound so a hung command fails the run instead of stalling it; not a measurement.
 COMMAND_TIMEOUT_S = 120
 DEMO_LEDGER = "demo-test"
@@ -71,7 +75,7 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = _sqlite_url(path)
     migrated = ledgerd(url, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "database at revision v0001" in migrated.stdout
+    assert f"database at revision {HEAD_REVISION}" in migrated.stdout
     _assert_demo_output(ledgerd(url, "demo", "--ledger", DEMO_LEDGER))
     return path
 
@@ -150,7 +154,7 @@ def test_migrate_down_to_base_and_up_again(demo_database: Path, tmp_path: Path) 
 
     up = ledgerd(url, "migrate")
     assert up.returncode == 0, up.stderr
-    assert "database at revision v0001" in up.stdout
+    assert f"database at revision {HEAD_REVISION}" in up.stdout
     # The schema is back, and empty: the demo ledger went with the downgrade.
     gone = ledgerd(url, "verify", DEMO_LEDGER)
     assert gone.returncode == EXIT_ERROR
@@ -166,7 +170,7 @@ def test_postgres_demo_needs_migrate_first(postgres_url: str) -> None:
 
     migrated = ledgerd(postgres_url, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "database at revision v0001" in migrated.stdout
+    assert f"database at revision {HEAD_REVISION}" in migrated.stdout
     _assert_demo_output(ledgerd(postgres_url, "demo", "--ledger", DEMO_LEDGER))
     verified = ledgerd(postgres_url, "verify", DEMO_LEDGER)
     assert verified.returncode == 0, verified.stderr

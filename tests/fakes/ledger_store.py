@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -185,6 +185,16 @@ def _unique(what: str) -> ConcurrencyConflictError:
     return ConcurrencyConflictError(f"unique violation: {what}")
 
 
+def _once_each(keys: Iterable[tuple[str, str]]) -> None:
+    """A batch update names each row once; twice is the caller's bug, as in the SQL adapter."""
+    seen: set[tuple[str, str]] = set()
+    for key in keys:
+        if key in seen:
+            msg = f"{key} appears twice in one batch update"
+            raise ValueError(msg)
+        seen.add(key)
+
+
 # -- repositories -----------------------------------------------------------------------------
 
 
@@ -246,22 +256,31 @@ class FakeAccountRepository:
         return found
 
     async def update(self, account: Account, *, expected_version: int) -> None:
+        await self.update_many([(account, expected_version)])
+
+    async def update_many(self, changes: Sequence[tuple[Account, int]]) -> None:
         tables = self._uow.writing()
-        stored = tables.accounts.get((account.ledger_id, account.id))
-        if stored is None or stored.version != expected_version:
-            msg = f"account {account.id} changed since version {expected_version}"
-            raise ConcurrencyConflictError(msg)
-        # Like the SQL adapter: only the columns that change over an account's life are written.
-        updated = dataclasses.replace(
-            stored,
-            status=account.status,
-            metadata=account.metadata,
-            balances=account.balances,
-            entry_count=account.entry_count,
-            version=expected_version + 1,
-        )
-        _check_account(updated)
-        tables.accounts[account.ledger_id, account.id] = updated
+        _once_each((account.ledger_id, account.id) for account, _ in changes)
+        updated: list[Account] = []
+        # Every check before any write: a conflict leaves the tables untouched.
+        for account, expected_version in changes:
+            stored = tables.accounts.get((account.ledger_id, account.id))
+            if stored is None or stored.version != expected_version:
+                msg = f"account {account.id} changed since version {expected_version}"
+                raise ConcurrencyConflictError(msg)
+            # Like the SQL adapter: only the columns that change over an account's life.
+            changed = dataclasses.replace(
+                stored,
+                status=account.status,
+                metadata=account.metadata,
+                balances=account.balances,
+                entry_count=account.entry_count,
+                version=expected_version + 1,
+            )
+            _check_account(changed)
+            updated.append(changed)
+        for account in updated:
+            tables.accounts[account.ledger_id, account.id] = account
 
     async def list_page(
         self,
@@ -351,13 +370,21 @@ class FakeTransferRepository:
             tables.transfers[ledger_id, transfer.id] = transfer
 
     async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
+        await self.set_statuses([(transfer, status)])
+
+    async def set_statuses(self, changes: Sequence[tuple[Transfer, TransferStatus]]) -> None:
         tables = self._uow.writing()
-        key = (transfer.ledger_id, transfer.id)
-        stored = tables.transfers.get(key)
-        if stored is None or stored.status is not transfer.status:
-            msg = f"transfer {transfer.id} is no longer {transfer.status}"
-            raise ConcurrencyConflictError(msg)
-        tables.transfers[key] = dataclasses.replace(stored, status=status)
+        _once_each((transfer.ledger_id, transfer.id) for transfer, _ in changes)
+        updated: list[Transfer] = []
+        # Every check before any write: a conflict leaves the tables untouched.
+        for transfer, status in changes:
+            stored = tables.transfers.get((transfer.ledger_id, transfer.id))
+            if stored is None or stored.status is not transfer.status:
+                msg = f"transfer {transfer.id} is no longer {transfer.status}"
+                raise ConcurrencyConflictError(msg)
+            updated.append(dataclasses.replace(stored, status=status))
+        for transfer in updated:
+            tables.transfers[transfer.ledger_id, transfer.id] = transfer
 
     async def list_page(  # noqa: PLR0913 - the filters of a transfer listing
         self,

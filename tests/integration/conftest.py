@@ -4,10 +4,11 @@ Only the clock is replaced (through a dishka override, the way the composition r
 so tests decide what "now" is instead of sleeping.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from dishka import AsyncContainer, Provider, Scope, provide
@@ -71,12 +72,21 @@ class LedgerApp:
 
 @asynccontextmanager
 async def open_ledger_app(
-    url: str, *, pool_size: int = 10, clock: ManualClock | None = None, migrate: bool = True
+    url: str,
+    *,
+    pool_size: int = 10,
+    clock: ManualClock | None = None,
+    migrate: bool = True,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[LedgerApp]:
-    """Build the container for ``url`` (migrated to head unless told not to) and close it after."""
+    """Build the container for ``url`` (migrated to head unless told not to) and close it after.
+
+    ``settings`` are further Settings fields (e.g. the batcher's) for the container.
+    """
     clock = clock or ManualClock(EPOCH)
     container = build_container(
-        Settings(database_url=url, database_pool_size=pool_size), ClockOverride(clock)
+        Settings(database_url=url, database_pool_size=pool_size, **(settings or {})),
+        ClockOverride(clock),
     )
     try:
         # The override must have replaced the system clock everywhere, or no test controls time.

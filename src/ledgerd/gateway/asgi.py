@@ -7,6 +7,7 @@ messages from the descriptors, so a new RPC with an annotation is served without
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,7 +33,7 @@ from ledgerd.gateway.router import (
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
 from ledgerd.kernel.ids import random_id
-from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc
+from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc, retry_after_seconds
 
 log = logging.getLogger("ledgerd.access")
 
@@ -60,7 +61,14 @@ def problem(
 
 
 def _domain_problem(error: LedgerdError) -> Response:
-    return problem(TRANSPORT[error.code].http, str(error.code), error.message, dict(error.details))
+    response = problem(
+        TRANSPORT[error.code].http, str(error.code), error.message, dict(error.details)
+    )
+    retry_after = retry_after_seconds(error)
+    if retry_after is not None:
+        # Retry-After takes whole seconds (RFC 9110, 10.2.3); the exact hint is in details.
+        response.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    return response
 
 
 def request_timeout(headers: MutableMapping[str, str] | Any) -> float | None:  # noqa: ANN401 - starlette Headers

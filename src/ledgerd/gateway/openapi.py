@@ -64,8 +64,9 @@ _STATUSES: dict[int, tuple[str, str]] = {
     429: ("TooManyRequests", "Too many requests; retry later."),
 }
 _DEFAULT_RESPONSE = "Error"
-# Statuses a read (GET) cannot produce: it neither conflicts nor meets a refusing state.
-_WRITE_ONLY_STATUSES = frozenset({409, 422})
+# Statuses a read (GET) cannot produce: it neither conflicts nor meets a refusing state, and
+# only writes queue up for a shared transaction (429 when that queue is full).
+_WRITE_ONLY_STATUSES = frozenset({409, 422, 429})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _OPENAPI_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 

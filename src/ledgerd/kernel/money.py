@@ -21,18 +21,19 @@ class Asset:
     scale: int
 
     def __post_init__(self) -> None:
-        if not _ASSET_CODE.fullmatch(self.code):
-            raise validation_error("asset", f"code {self.code!r} must match {_ASSET_CODE.pattern}")
-        if not 0 <= self.scale <= MAX_SCALE:
-            raise validation_error("asset", f"scale must be between 0 and {MAX_SCALE}")
+        _check_asset(self.code, self.scale, "asset")
 
     @classmethod
-    def parse(cls, text: str) -> Asset:
+    def parse(cls, text: str, field: str = "asset") -> Asset:
+        """Read ``CODE/SCALE``; errors name ``field``, the path the text came from."""
         code, slash, scale = text.partition("/")
         # isdigit() alone admits digits int() refuses ("²") and absurdly long numbers.
         if not slash or not (scale.isascii() and scale.isdigit() and len(scale) <= 2):  # noqa: PLR2004 - MAX_SCALE has two digits
-            raise validation_error("asset", f"{text!r} is not of the form CODE/SCALE, e.g. USD/2")
-        return cls(code, int(scale))
+            raise validation_error(field, f"{text!r} is not of the form CODE/SCALE, e.g. USD/2")
+        number = int(scale)
+        # Checked here, not left to the constructor, so that the error names ``field``.
+        _check_asset(code, number, field)
+        return cls(code, number)
 
     def __str__(self) -> str:
         return f"{self.code}/{self.scale}"
@@ -44,6 +45,13 @@ class Asset:
         if self.scale == 0:
             return f"{sign}{digits}"
         return f"{sign}{digits[: -self.scale]}.{digits[-self.scale :]}"
+
+
+def _check_asset(code: str, scale: int, field: str) -> None:
+    if not _ASSET_CODE.fullmatch(code):
+        raise validation_error(field, f"code {code!r} must match {_ASSET_CODE.pattern}")
+    if not 0 <= scale <= MAX_SCALE:
+        raise validation_error(field, f"scale must be between 0 and {MAX_SCALE}")
 
 
 def check_amount(amount: object, field: str = "amount") -> int:

@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,16 @@ from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
+from ledgerd.loadgen.bench import BenchOptions
+from ledgerd.loadgen.bench import bench as run_bench
+from ledgerd.loadgen.config import (
+    BenchConfig,
+    BenchConfigError,
+    RestClient,
+    Workload,
+    parse_duration,
+    parse_target,
+)
 from ledgerd.main.container import build_container
 from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
@@ -235,3 +246,92 @@ def expire() -> None:
         return 0
 
     _run(work)
+
+
+@app.command()
+def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
+    target: Annotated[
+        str, typer.Option(help="the server: grpc://HOST:PORT or http://HOST:PORT")
+    ] = "grpc://127.0.0.1:50051",
+    workload: Annotated[
+        Workload, typer.Option(help="uniform; hot: one account in every transfer; zipf")
+    ] = Workload.UNIFORM,
+    accounts: Annotated[int, typer.Option(help="accounts to spread the transfers over")] = 10_000,
+    clients: Annotated[int, typer.Option(help="concurrent clients, one connection each")] = 64,
+    batch: Annotated[
+        int, typer.Option(help="transfers per request; over 1 posts them with transfers:batch")
+    ] = 1,
+    duration: Annotated[
+        str | None, typer.Option(help="how long to run, e.g. 20s (default 20s without --transfers)")
+    ] = None,
+    transfers: Annotated[
+        int | None, typer.Option(help="post this many transfers instead of running for a time")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(help="client processes (one Python process has its own ceiling)")
+    ] = 1,
+    ledger: Annotated[str, typer.Option(help="the ledger to create (if missing) and load")] = (
+        "bench"
+    ),
+    output: Annotated[Path | None, typer.Option(help="write the JSON result here")] = None,
+    trivial: Annotated[
+        bool, typer.Option("--trivial", help="call the health check instead: the client's ceiling")
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="the server's database: run `ledgerd verify` on it after the run"),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option(help="with --database-url: run `ledgerd verify` after the run")
+    ] = True,
+    compare_pgbench: Annotated[
+        bool,
+        typer.Option(
+            "--compare-pgbench",
+            help="first run pgbench's naive ledger on --database-url's server, report the ratio",
+        ),
+    ] = False,
+    pgbench_duration: Annotated[
+        str | None, typer.Option(help="how long pgbench runs (default: as long as the run)")
+    ] = None,
+    rest_client: Annotated[
+        RestClient, typer.Option(help="what makes the timed REST calls (lean: cheaper per call)")
+    ] = RestClient.LEAN,
+    timeout: Annotated[float, typer.Option(help="seconds a request may take")] = 30.0,
+    seed: Annotated[
+        int | None, typer.Option(help="vary the load (unset: the same accounts every run)")
+    ] = None,
+) -> None:
+    """Load a running server over gRPC or REST, report the rate and latency, check invariants."""
+    try:
+        config = BenchConfig(
+            target=parse_target(target),
+            workload=workload,
+            accounts=accounts,
+            clients=clients,
+            batch=batch,
+            duration_s=None
+            if transfers is not None and duration is None
+            else parse_duration(duration or "20s"),
+            transfers=transfers,
+            processes=processes,
+            ledger=ledger,
+            trivial=trivial,
+            database_url=database_url,
+            verify=verify,
+            rest_client=rest_client,
+            request_timeout_s=timeout,
+            seed=seed,
+        )
+        options = BenchOptions(
+            output=output,
+            compare_pgbench=compare_pgbench,
+            pgbench_duration_s=None
+            if pgbench_duration is None
+            else parse_duration(pgbench_duration),
+        )
+    except BenchConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_ERROR) from error
+    status, _report = asyncio.run(run_bench(config, options))
+    raise typer.Exit(status)

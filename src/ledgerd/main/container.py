@@ -20,11 +20,12 @@ from ledgerd.ledger.adapters.sql_repositories import (
     SqlLedgerRepository,
     SqlTransferRepository,
 )
+from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
 from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
-from ledgerd.ledger.application.post_transfers import PostTransfersHandler
+from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
@@ -78,6 +79,24 @@ class LedgerProvider(Provider):
     open_account = provide(OpenAccountHandler)
     change_account_status = provide(ChangeAccountStatusHandler)
     post_transfers = provide(PostTransfersHandler)
+
+    @provide
+    async def transfer_poster(
+        self, handler: PostTransfersHandler, settings: Settings
+    ) -> AsyncIterator[TransferPoster]:
+        """The batcher in front of the handler (closed, and drained, with the container)."""
+        if not settings.batching:
+            yield handler
+            return
+        options = BatchingOptions(
+            max_batch=settings.batch_max_calls,
+            max_wait_s=settings.batch_max_wait_ms / 1000,
+            queue_capacity=settings.batch_queue_capacity,
+            workers=settings.batch_workers,
+        )
+        async with PostingBatcher(handler, options) as batcher:
+            yield batcher
+
     expire_pending = provide(ExpirePendingHandler)
     queries = provide(LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)

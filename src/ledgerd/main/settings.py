@@ -35,4 +35,24 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )
+    batching: bool = Field(
+        default=True,
+        description="coalesce concurrent PostTransfers calls into shared transactions",
+    )
+    batch_max_calls: int = Field(default=256, ge=1, le=10_000, description="calls per batch")
+    batch_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="how long a batch waits for more calls after its first (0: none)",
+    )
+    batch_queue_capacity: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="calls that may wait for a batch; beyond it calls get OVERLOADED",
+    )
+    batch_workers: int = Field(
+        default=2, ge=1, le=64, description="batches in flight at once (one commits, one builds)"
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -25,7 +25,6 @@ from tests.e2e.grpc.conftest import GrpcApi
 from tests.e2e.grpc.support import (
     ERROR_DOMAIN,
     REQUEST_ID,
-    decode,
     failure,
     ledger_state,
     leg,
@@ -70,12 +69,14 @@ EXPECTED_STATUS = {
     ErrorCode.TRANSFER_ALREADY_REVERSED: REFUSED,
 }
 # Codes no single request can be answered with: BATCH_ABORTED is a per-item result inside
-# PostTransfers (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server, and
-# DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3).
+# PostTransfers (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server,
+# DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3) and OVERLOADED to the overload
+# tests (tests/e2e/test_overload.py).
 NOT_A_CALL_STATUS = {
     ErrorCode.BATCH_ABORTED,
     ErrorCode.CONCURRENCY_CONFLICT,
     ErrorCode.DEADLINE_EXCEEDED,
+    ErrorCode.OVERLOADED,
 }
 
 
@@ -319,6 +320,11 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
     ),
     ("exporting an unknown account", ErrorCode.ACCOUNT_NOT_FOUND, _export(L, "nope")),
     (
+        "listing transfers of an unknown account",
+        ErrorCode.ACCOUNT_NOT_FOUND,
+        lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, account="nope")),
+    ),
+    (
         "unknown transfer",
         ErrorCode.TRANSFER_NOT_FOUND,
         lambda b: b.stub.GetTransfer(pb.GetTransferRequest(ledger=L, transfer="f" * 32)),
@@ -347,6 +353,12 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
     ),
     ("over the credit limit", ErrorCode.CREDIT_LIMIT_EXCEEDED, _post(pay("k", "bank", "card", 1))),
     ("past 2**63-1", ErrorCode.BALANCE_OVERFLOW, _post(pay("k", "mint", "whale", 1))),
+    (
+        # mint has posted_debits = 2**63-1: two more on hold would make available -2**63-1.
+        "available below -2**63",
+        ErrorCode.BALANCE_OVERFLOW,
+        _post(transfer("k", leg("mint", "bank", 2), hold=True)),
+    ),
     ("to a frozen account", ErrorCode.ACCOUNT_FROZEN, _post(pay("k", "bank", "frozen", 1))),
     ("from a closed account", ErrorCode.ACCOUNT_CLOSED, _post(pay("k", "closed", "bank", 1))),
     (
@@ -438,7 +450,8 @@ async def test_no_balance_an_account_can_reach_makes_it_unreadable(grpc_api: Grp
     """Whatever the server accepts, it can show: 'available' must fit int64 too.
 
     Every balance fits int64, but 'available' is a difference and might not; pb.Balance would
-    then raise ValueError and every read of the account fail with INTERNAL.
+    then raise ValueError and every read of the account fail with INTERNAL. So the transfer
+    that would take it there is refused, and the account is readable at the very edge.
     """
     stub = grpc_api.stub
     await stub.CreateLedger(pb.CreateLedgerRequest(id=L))
@@ -446,20 +459,24 @@ async def test_no_balance_an_account_can_reach_makes_it_unreadable(grpc_api: Grp
         await stub.CreateAccount(pb.CreateAccountRequest(ledger=L, id=name, asset=USD))
     everything = pay("all", "source", "sink", MAX_AMOUNT)
     await stub.PostTransfer(pb.PostTransferRequest(ledger=L, transfer=everything))
-    hold = pb.PostTransferRequest(
-        ledger=L, transfer=transfer("two-more", leg("source", "held", 2), hold=True)
-    )
-    refused: str | None = None
-    try:
-        await stub.PostTransfer(hold)
-    except grpc.aio.AioRpcError as error:
-        refused = decode(error).reason
-    # Refusing the hold would do as well: the balance it would lead to is not representable.
-    assert refused in {None, "BALANCE_OVERFLOW"}
 
-    # Whatever the server accepted, it must be able to show.
+    def hold(key: str, amount: int) -> pb.PostTransferRequest:
+        return pb.PostTransferRequest(
+            ledger=L, transfer=transfer(key, leg("source", "held", amount), hold=True)
+        )
+
+    refused = await failure(stub.PostTransfer(hold("two-more", 2)))
+    assert (refused.reason, refused.details) == (
+        "BALANCE_OVERFLOW",
+        {"account": "source", "balance": "available"},
+    )
+    await stub.PostTransfer(hold("one-more", 1))  # available exactly -2**63: still fits
+
     account = await stub.GetAccount(pb.GetAccountRequest(ledger=L, account="source"))
-    await stub.GetBalance(pb.GetBalanceRequest(ledger=L, account="source"))
+    found = await stub.GetBalance(pb.GetBalanceRequest(ledger=L, account="source"))
     await stub.ListAccounts(pb.ListAccountsRequest(ledger=L))
-    await stub.ListEntries(pb.ListEntriesRequest(ledger=L, account="source"))
-    assert account.balance.posted_debits == MAX_AMOUNT
+    entries = await stub.ListEntries(pb.ListEntriesRequest(ledger=L, account="source"))
+    assert account.balance == found.balance
+    assert (found.balance.posted_debits, found.balance.pending_debits) == (MAX_AMOUNT, 1)
+    assert found.balance.available == -(2**63)
+    assert entries.entries[-1].balance_after == found.balance

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import grpc
-import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledgerd.ledger.application.expire_pending import ExpirePending
@@ -551,7 +550,11 @@ async def test_list_transfers_by_account_and_time_range_in_pages(grpc_api: GrpcA
     assert await listed(account="alice") == [[1, 3, 4, 6]]
     assert await listed(1, account="alice") == [[1], [3], [4], [6]]
     assert await listed(3, account="bank") == [[1, 2, 5]]
-    assert await listed(account="nobody") == [[]]
+    await expect_error(
+        stub.ListTransfers(pb.ListTransfersRequest(ledger=L, account="nobody")),
+        grpc.StatusCode.NOT_FOUND,
+        "ACCOUNT_NOT_FOUND",
+    )
     assert await listed(start_time=ts(t1)) == [[3, 4, 5, 6]]
     assert await listed(end_time=ts(t1)) == [[1, 2]]
     assert await listed(start_time=ts(t1), end_time=ts(t2)) == [[3, 4]]
@@ -672,14 +675,9 @@ async def test_export_streams_every_entry_in_order_across_server_pages(grpc_api:
     assert await export("bob") == []
 
 
-# --- known bugs ------------------------------------------------------------------------------
+# --- per-item decoding and sub-microsecond instants ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mapping.transfer_request parses leg assets before the batch is decided, so one "
-    "malformed asset fails the whole non-atomic PostTransfers call instead of its own item",
-)
 async def test_a_malformed_asset_in_one_item_fails_only_that_item(grpc_api: GrpcApi) -> None:
     stub = grpc_api.stub
     await _books(stub)
@@ -692,32 +690,85 @@ async def test_a_malformed_asset_in_one_item_fails_only_that_item(grpc_api: Grpc
     response = await stub.PostTransfers(pb.PostTransfersRequest(ledger=L, transfers=batch))
 
     assert [r.WhichOneof("outcome") for r in response.results] == ["transfer", "error", "transfer"]
-    assert response.results[1].error.code == "VALIDATION_FAILED"
+    bad = response.results[1].error
+    assert bad.code == "VALIDATION_FAILED"
+    # The field is named by its path in the request, as the client wrote it.
+    assert dict(bad.details) == {"field": "transfers[1].legs[0].asset"}
+    assert bad.message.startswith("transfers[1].legs[0].asset: 'USD' is not of the form")
+    # Failed items take no sequence number.
+    assert [r.transfer.sequence for r in response.results if r.HasField("transfer")] == [1, 2]
     assert await _balance(stub, "alice") == balance(0, 30, available=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Timestamp.ToDatetime truncates nanoseconds, so a start_time/end_time between "
-    "two microseconds selects transfers outside [start_time, end_time)",
-)
+async def test_a_malformed_asset_fails_an_atomic_batch_like_any_failing_item(
+    grpc_api: GrpcApi,
+) -> None:
+    stub = grpc_api.stub
+    await _books(stub)
+    accounts = ("bank", "alice", "bob")
+    before = await ledger_state(stub, L, accounts)
+    batch = [
+        pay("ok-1", "bank", "alice", 10),
+        pay("ok-2", "bank", "bob", 20),
+        transfer("bad", leg("bank", "alice", 1, "usd/2")),
+    ]
+
+    response = await stub.PostTransfers(
+        pb.PostTransfersRequest(ledger=L, transfers=batch, atomic=True)
+    )
+
+    assert [r.error.code for r in response.results] == [
+        "BATCH_ABORTED",
+        "BATCH_ABORTED",
+        "VALIDATION_FAILED",
+    ]
+    assert dict(response.results[2].error.details) == {"field": "transfers[2].legs[0].asset"}
+    assert await ledger_state(stub, L, accounts) == before
+    # A single transfer names its own path too, and still fails the call.
+    failed = await expect_error(
+        _post(stub, transfer("bad", leg("bank", "alice", 1, "USD/x"))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "VALIDATION_FAILED",
+    )
+    assert failed.details == {"field": "transfer.legs[0].asset"}
+    # An unknown ledger still fails the whole call, malformed items or not.
+    await expect_error(
+        stub.PostTransfers(pb.PostTransfersRequest(ledger="nope", transfers=batch[2:])),
+        grpc.StatusCode.NOT_FOUND,
+        "LEDGER_NOT_FOUND",
+    )
+
+
+def _shifted(stamp: Timestamp, nanos: int) -> Timestamp:
+    shifted = Timestamp()
+    shifted.FromNanoseconds(stamp.ToNanoseconds() + nanos)
+    return shifted
+
+
 async def test_time_bounds_finer_than_a_microsecond(grpc_api: GrpcApi) -> None:
     stub = grpc_api.stub
     await _books(stub)
     posted = await _post(stub, pay("k", "bank", "alice", 1))
-    just_after = Timestamp(seconds=posted.created_at.seconds, nanos=posted.created_at.nanos + 1)
 
-    after = await stub.ListTransfers(pb.ListTransfersRequest(ledger=L, start_time=just_after))
-    before = await stub.ListTransfers(pb.ListTransfersRequest(ledger=L, end_time=just_after))
+    async def listed(start: Timestamp | None = None, end: Timestamp | None = None) -> list[str]:
+        request = pb.ListTransfersRequest(ledger=L, start_time=start, end_time=end)
+        return [t.id for t in (await stub.ListTransfers(request)).transfers]
 
-    assert [t.id for t in after.transfers] == []  # created before start_time
-    assert [t.id for t in before.transfers] == [posted.id]  # created before end_time
+    # start_time is inclusive, end_time exclusive, to the nanosecond.
+    for nanos, from_start, until_end in [(-1, [posted.id], []), (1, [], [posted.id])]:
+        bound = _shifted(posted.created_at, nanos)
+        assert await listed(start=bound) == from_start, nanos
+        assert await listed(end=bound) == until_end, nanos
+    assert await listed(start=posted.created_at) == [posted.id]
+    assert await listed(end=posted.created_at) == []
+    # In the last microsecond a datetime can hold: nothing starts after it, everything ends
+    # before it.
+    last = Timestamp(seconds=253_402_300_799, nanos=999_999_001)
+    assert await listed(start=last) == []
+    assert await listed(end=last) == [posted.id]
+    assert await listed(start=posted.created_at, end=last) == [posted.id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GetBalance returns as_of truncated to microseconds, not the request's as_of",
-)
 async def test_as_of_is_echoed_exactly(grpc_api: GrpcApi) -> None:
     stub = grpc_api.stub
     await _books(stub)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,11 +70,17 @@ class RestApi:
 
 @asynccontextmanager
 async def serve_rest(
-    database_url: str, *, forwarding: bool = False, clock: ManualClock | None = None
+    database_url: str,
+    *,
+    forwarding: bool = False,
+    clock: ManualClock | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[RestApi]:
     """Start gRPC + HTTP over a freshly migrated ``database_url``; stop everything after."""
     async with AsyncExitStack() as stack:
-        app = await stack.enter_async_context(open_ledger_app(database_url, clock=clock))
+        app = await stack.enter_async_context(
+            open_ledger_app(database_url, clock=clock, settings=settings)
+        )
         grpc_server = await start_grpc_server(app.container, "127.0.0.1:0")
         stack.push_async_callback(grpc_server.stop, STOP_GRACE_S)
         servicer = await app.container.get(LedgerService)

@@ -244,6 +244,13 @@ async def test_batches_report_each_item_and_atomic_ones_are_all_or_nothing(
     assert replayed[2]["transfer"] == third
     assert replayed[1]["error"]["code"] == "INSUFFICIENT_FUNDS"
 
+    # An item that cannot be decoded fails in its place too; the JSON was well formed.
+    undecodable = transfer_input("b-4", leg("bank", "bob", 1, asset="USD"))
+    mixed = (await ledger.batch([pay("b-5", "bank", "bob", 2), undecodable]))["results"]
+    assert mixed[0]["transfer"]["idempotency_key"] == "b-5"
+    assert mixed[1]["error"]["details"] == {"field": "transfers[1].legs[0].asset"}
+    assert (await ledger.balance("bob"))["balance"] == balance(posted_credits=69, available=69)
+
     before = await ledger.all_transfers()
     atomic = (
         await ledger.batch(
@@ -253,7 +260,7 @@ async def test_batches_report_each_item_and_atomic_ones_are_all_or_nothing(
     assert [result["error"]["code"] for result in atomic] == ["BATCH_ABORTED", "INSUFFICIENT_FUNDS"]
     assert [result["replayed"] for result in atomic] == [False, False]
     assert await ledger.all_transfers() == before
-    assert (await ledger.balance("bob"))["balance"] == balance(posted_credits=67, available=67)
+    assert (await ledger.balance("bob"))["balance"] == balance(posted_credits=69, available=69)
 
     # An atomic batch with nothing wrong posts everything.
     good = (
@@ -416,6 +423,9 @@ async def test_balance_as_of_an_rfc3339_instant(rest_api: RestApi) -> None:
     before = await ledger.balance("alice", as_of="2000-01-01T00:00:00Z")
     assert before["balance"] == balance(available=0)
     assert before["as_of"] == "2000-01-01T00:00:00Z"
+    # Finer than a microsecond: echoed to the nanosecond, not as the microsecond it falls in.
+    finer = await ledger.balance("alice", as_of="2000-01-01T00:00:00.000000001Z")
+    assert finer["as_of"] == "2000-01-01T00:00:00.000000001Z"
     now = await ledger.balance("alice")
     assert "as_of" not in now
     assert now["balance"] == balance(

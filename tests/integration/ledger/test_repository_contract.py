@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from sqlalchemy import text
@@ -61,6 +62,7 @@ from tests.fakes.ledger_store import (
     FakeTransferRepository,
     FakeUnitOfWork,
 )
+from tests.integration.statements import count_statements
 
 T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 USD = Asset("USD", 2)
@@ -80,6 +82,8 @@ class RepositoryKit:
     # Returns once some other unit of work is blocked waiting for a lock this one holds (or,
     # where that cannot be observed, after giving it a fair chance to get blocked).
     until_a_writer_waits: Callable[[], Awaitable[None]]
+    # How many statements the implementation has sent to its database so far.
+    statements: Callable[[], int]
 
 
 KitFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[RepositoryKit]]
@@ -111,6 +115,7 @@ async def _sql_kit(url: str) -> AsyncIterator[RepositoryKit]:
     engine = create_engine(url)
     try:
         await migrations.upgrade(engine)
+        statements = count_statements(engine)
 
         async def until_a_writer_waits() -> None:
             if engine.dialect.name == "postgresql":
@@ -125,6 +130,7 @@ async def _sql_kit(url: str) -> AsyncIterator[RepositoryKit]:
             transfers=SqlTransferRepository(),
             journal=SqlJournalRepository(),
             until_a_writer_waits=until_a_writer_waits,
+            statements=lambda: statements.count,
         )
     finally:
         await engine.dispose()
@@ -146,6 +152,7 @@ async def _fake_kit() -> AsyncIterator[RepositoryKit]:
         transfers=FakeTransferRepository(uow),
         journal=FakeJournalRepository(uow),
         until_a_writer_waits=until_a_writer_waits,
+        statements=lambda: 0,  # the fake has no database to talk to
     )
 
 
@@ -404,6 +411,95 @@ async def test_update_checks_the_version(kit: RepositoryKit) -> None:
         assert await kit.accounts.get(("l1", "a")) == stored
 
 
+def _changed(account: Account, n: int) -> Account:
+    """``account`` with every column an update writes set from ``n``."""
+    return dataclasses.replace(
+        account,
+        status=AccountStatus.FROZEN if n % 2 else AccountStatus.OPEN,
+        metadata={"n": str(n), "note": 'ünïcödé "quoted" \\ back'},
+        balances=Balances(n, n + 1, n + 2, n + 3),
+        entry_count=n + 4,
+    )
+
+
+async def _stored_accounts(kit: RepositoryKit, *keys: tuple[str, str]) -> list[Account | None]:
+    async with kit.uow.begin(read_only=True):
+        return [await kit.accounts.get(key) for key in keys]
+
+
+async def test_update_many_stores_each_account_at_its_next_version(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b", "c")
+    await _books(kit, "a", ledger_id="l2")
+    a, b, c, a2 = await _stored_accounts(kit, ("l1", "a"), ("l1", "b"), ("l1", "c"), ("l2", "a"))
+    assert a is not None
+    assert b is not None
+    assert a2 is not None
+    await _committed(kit, lambda: kit.accounts.update(_changed(b, 1), expected_version=0))
+
+    # Accounts at different versions, and the same id in two ledgers, in one call.
+    async with kit.uow.begin() as tx:
+        await kit.accounts.update_many(
+            [(_changed(a, 2), 0), (_changed(b, 3), 1), (_changed(a2, 4), 0)]
+        )
+        await tx.commit()
+
+    assert await _stored_accounts(kit, ("l1", "a"), ("l1", "b"), ("l1", "c"), ("l2", "a")) == [
+        dataclasses.replace(_changed(a, 2), version=1),
+        dataclasses.replace(_changed(b, 3), version=2),
+        c,
+        dataclasses.replace(_changed(a2, 4), version=1),
+    ]
+
+
+async def test_update_many_with_a_stale_version_stores_none_of_it(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b", "c")
+    await _books(kit, "a", ledger_id="l2")
+    keys = (("l1", "a"), ("l1", "b"), ("l1", "c"), ("l2", "a"))
+    a, b, c, a2 = stored = await _stored_accounts(kit, *keys)
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert a2 is not None
+    stale_batches = [
+        # b is at version 0, not 1; the others are current.
+        [(_changed(a, 1), 0), (_changed(b, 1), 1), (_changed(c, 1), 0)],
+        # A stale version first, then current ones.
+        [(_changed(b, 1), 7), (_changed(a, 1), 0)],
+        # An account that does not exist (here: not in that ledger).
+        [(_changed(a, 1), 0), (dataclasses.replace(_changed(c, 1), ledger_id="l2"), 0)],
+    ]
+    for changes in stale_batches:
+        with pytest.raises(ConcurrencyConflictError):
+            await _committed(kit, partial(kit.accounts.update_many, changes))
+        assert await _stored_accounts(kit, *keys) == stored
+
+
+async def test_update_many_refuses_an_account_named_twice(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    a, b = await _stored_accounts(kit, ("l1", "a"), ("l1", "b"))
+    assert a is not None
+    assert b is not None
+    with pytest.raises(ValueError, match="twice"):
+        await _committed(
+            kit, lambda: kit.accounts.update_many([(a, 0), (b, 0), (_changed(a, 1), 0)])
+        )
+    assert await _stored_accounts(kit, ("l1", "a"), ("l1", "b")) == [a, b]
+
+
+async def test_nothing_to_update_sends_no_statement(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _setup(kit, transfers=(_transfer(1),))
+    async with kit.uow.begin() as tx:
+        before = kit.statements()
+        await kit.accounts.update_many([])
+        await kit.transfers.set_statuses([])
+        await kit.transfers.add_many([])
+        await kit.journal.append([])
+        assert kit.statements() == before
+        await tx.commit()
+    assert await _stored_accounts(kit, ("l1", "a"), ("l1", "b")) == [_account("a"), _account("b")]
+
+
 async def _all_pages(
     kit: RepositoryKit, ledger_id: str, metadata: Mapping[str, str], limit: int
 ) -> list[Page[Account]]:
@@ -485,6 +581,61 @@ async def test_transfer_add_then_get_round_trips_every_field(kit: RepositoryKit)
         assert await kit.transfers.get_many("l1", []) == {}
 
 
+async def test_add_many_and_append_round_trip_every_row(kit: RepositoryKit) -> None:
+    """Many rows in one call, with NULLs, JSON and instants varying from row to row."""
+    await _books(kit, "a", "b", "c")
+    transfers = [
+        dataclasses.replace(
+            _transfer(
+                sequence,
+                kind=TransferKind.PENDING if sequence % 3 else TransferKind.POSTING,
+                status=TransferStatus.PENDING if sequence % 3 else TransferStatus.POSTED,
+                legs=tuple(
+                    Leg("a", "bc"[n % 2], sequence + n, USD) for n in range(sequence % 4 + 1)
+                ),
+                expires_at=T0 + timedelta(days=sequence, microseconds=sequence)
+                if sequence % 3
+                else None,
+                target_id=f"l1-t{sequence - 1:05d}" if sequence % 5 == 0 else None,
+            ),
+            metadata={} if sequence % 2 else {"ünï": 'cödé "quoted" \\ {[,]}', "n": "1"},
+        )
+        for sequence in range(1, 42)
+    ]
+    entries = [
+        dataclasses.replace(
+            _entry(account, number, transfer, credits_after=number),
+            side=Side.DEBIT if number % 2 else Side.CREDIT,
+            layer=Layer.PENDING if number % 3 else Layer.POSTED,
+            leg_index=number % 4,
+            balances_after=Balances(number, MAX_AMOUNT, 0, number * 2),
+        )
+        for number, transfer in enumerate(transfers, start=1)
+        for account in ("a", "c")
+    ]
+    await _setup(kit, transfers=tuple(transfers), entries=tuple(entries))
+    async with kit.uow.begin(read_only=True):
+        stored = await kit.transfers.get_many("l1", [t.id for t in transfers])
+        journal = [entry async for entry in kit.journal.entries("l1")]
+    assert [stored[t.id] for t in transfers] == transfers
+    assert journal == sorted(entries, key=lambda e: (e.account_id, e.account_sequence))
+
+
+async def test_reads_take_any_number_of_ids(kit: RepositoryKit) -> None:
+    """A full batch of many-legged transfers can name more accounts than a statement has slots."""
+    await _books(kit, "a", "b")
+    transfer = _transfer(1)
+    await _setup(kit, transfers=(transfer,))
+    many = [f"x{number:06d}" for number in range(40_000)]
+    async with kit.uow.begin() as tx:
+        accounts = await kit.accounts.get_many("l1", [*many, "b", "a"], for_update=True)
+        assert list(accounts) == ["a", "b"]
+        assert await kit.transfers.get_many("l1", [*many, transfer.id]) == {transfer.id: transfer}
+        keys = [*many, transfer.idempotency_key]
+        assert await kit.transfers.get_by_keys("l1", keys) == {transfer.idempotency_key: transfer}
+        await tx.commit()
+
+
 async def test_get_by_keys_finds_transfers_by_idempotency_key(kit: RepositoryKit) -> None:
     await _books(kit, "a", "b")
     await _books(kit, "a", "b", ledger_id="l2")
@@ -513,6 +664,74 @@ async def test_set_status_moves_only_from_the_status_loaded(kit: RepositoryKit) 
     async with kit.uow.begin(read_only=True):
         stored = await kit.transfers.get(("l1", hold.id))
     assert stored == dataclasses.replace(hold, status=TransferStatus.CAPTURED)
+
+
+def _hold(sequence: int, ledger_id: str = "l1") -> Transfer:
+    return _transfer(
+        sequence, ledger_id=ledger_id, kind=TransferKind.PENDING, status=TransferStatus.PENDING
+    )
+
+
+async def _stored_transfers(kit: RepositoryKit, *transfers: Transfer) -> list[Transfer | None]:
+    async with kit.uow.begin(read_only=True):
+        return [await kit.transfers.get((t.ledger_id, t.id)) for t in transfers]
+
+
+async def test_set_statuses_changes_each_transfer(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", "b", ledger_id="l2")
+    holds = (_hold(1), _hold(2), _hold(3))
+    namesake = _hold(1, ledger_id="l2")  # the same id as holds[0], in another ledger
+    await _setup(kit, transfers=holds)
+    await _setup(kit, transfers=(namesake,))
+    async with kit.uow.begin() as tx:
+        await kit.transfers.set_statuses(
+            [
+                (holds[2], TransferStatus.VOIDED),
+                (holds[0], TransferStatus.CAPTURED),
+                (namesake, TransferStatus.EXPIRED),
+            ]
+        )
+        await tx.commit()
+    assert await _stored_transfers(kit, *holds, namesake) == [
+        dataclasses.replace(holds[0], status=TransferStatus.CAPTURED),
+        holds[1],
+        dataclasses.replace(holds[2], status=TransferStatus.VOIDED),
+        dataclasses.replace(namesake, status=TransferStatus.EXPIRED),
+    ]
+
+
+async def test_set_statuses_from_a_stale_status_changes_none(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    holds = (_hold(1), _hold(2), _hold(3))
+    await _setup(kit, transfers=holds)
+    await _committed(kit, lambda: kit.transfers.set_status(holds[1], TransferStatus.CAPTURED))
+    stored = await _stored_transfers(kit, *holds)
+    stale_batches = [
+        # holds[1] was captured since it was read as pending.
+        [(holds[0], TransferStatus.VOIDED), (holds[1], TransferStatus.VOIDED)],
+        [(holds[1], TransferStatus.VOIDED), (holds[2], TransferStatus.VOIDED)],
+        # A transfer that does not exist.
+        [(holds[0], TransferStatus.VOIDED), (_hold(9), TransferStatus.VOIDED)],
+    ]
+    for changes in stale_batches:
+        with pytest.raises(ConcurrencyConflictError):
+            await _committed(kit, partial(kit.transfers.set_statuses, changes))
+        assert await _stored_transfers(kit, *holds) == stored
+
+
+async def test_set_statuses_refuses_a_transfer_named_twice(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    hold = _hold(1)
+    await _setup(kit, transfers=(hold,))
+    with pytest.raises(ValueError, match="twice"):
+        await _committed(
+            kit,
+            lambda: kit.transfers.set_statuses(
+                [(hold, TransferStatus.CAPTURED), (hold, TransferStatus.VOIDED)]
+            ),
+        )
+    assert await _stored_transfers(kit, hold) == [hold]
 
 
 async def test_due_for_expiry_lists_lapsed_holds_across_ledgers(kit: RepositoryKit) -> None:

@@ -312,9 +312,9 @@ def test_error_statuses_fit_the_operation(ledger_document: JsonObject) -> None:
     def statuses(operation_id: str) -> list[str]:
         return list(_operations(ledger_document)[operation_id][2]["responses"])
 
-    assert statuses("CreateLedger") == ["200", "400", "409", "422", "default"]  # no path: no 404
+    assert statuses("CreateLedger") == ["200", "400", "409", "422", "429", "default"]  # no 404
     assert statuses("GetAccount") == ["200", "400", "404", "default"]  # reads do not conflict
-    assert statuses("PostTransfer") == ["200", "400", "404", "409", "422", "default"]
+    assert statuses("PostTransfer") == ["200", "400", "404", "409", "422", "429", "default"]
 
 
 def test_error_responses_list_their_codes(ledger_document: JsonObject) -> None:

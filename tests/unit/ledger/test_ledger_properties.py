@@ -4,7 +4,8 @@ Hypothesis drives the real handlers (posting, settling, reversing, expiring, fre
 replaying, batching) and after every step checks the ledger against
 
 * its own invariants: per asset, debits equal credits (posted and pending); no constrained
-  account beyond its limit; every account equal to the fold of its entries; ``verify`` OK;
+  account beyond its limit; every ``available`` within int64; every account equal to the
+  fold of its entries; ``verify`` OK;
 * a rejected request (or an aborted batch) left the store exactly as it was;
 * an independent model kept by this test: which requests must succeed or fail with which
   code, what every balance and every transfer's status must be, and what a replay returns.
@@ -67,6 +68,8 @@ ASSETS = (USD, JPY)
 ACCOUNT_IDS = ("a0", "a1", "a2", "a3", "a4", "a5", "ghost")
 INITIAL_ASSETS = {"a0": USD, "a1": USD, "a2": USD, "a3": JPY, "a4": JPY}
 _BALANCE_FIELDS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits")
+# Balances stop at MAX_AMOUNT; 'available', a difference of them, may go down to this.
+_INT64_MIN = -(2**63)
 
 # Small amounts, and amounts so close to the 64-bit limit that two of them overflow a balance.
 AMOUNTS = st.one_of(*[st.integers(1, 300)] * 5, st.integers(MAX_AMOUNT - 300, MAX_AMOUNT))
@@ -369,6 +372,10 @@ class Model:
             assert min(values) >= 0, "the model released more than was held"
             if max(values) > MAX_AMOUNT:
                 raise _Rejected(ErrorCode.BALANCE_OVERFLOW)
+        for account_id, balances in after.items():
+            available = _available(self.accounts[account_id].flags, balances)
+            if not _INT64_MIN <= available <= MAX_AMOUNT:
+                raise _Rejected(ErrorCode.BALANCE_OVERFLOW)
         if constrained:
             for account_id, b in after.items():
                 flags = self.accounts[account_id].flags
@@ -434,6 +441,13 @@ def _describe(decision: Decision) -> str:
             return f"accepted: {kind}"
         case Replay():
             return "replayed"
+
+
+def _available(flags: AccountFlags, b: Balances) -> int:
+    """What an account can spend, written out here rather than taken from ``Balances``."""
+    if flags.credits_must_not_exceed_debits:  # debit-normal
+        return b.posted_debits - b.posted_credits - b.pending_credits
+    return b.posted_credits - b.posted_debits - b.pending_debits
 
 
 def _moves(legs: Sequence[Leg], layer: Layer, sign: int) -> list[Move]:
@@ -812,6 +826,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for account in accounts.values():
             # No constrained account beyond its limit.
             assert account.constraint_violation() is None, account
+            # What it can spend fits the API's int64, whatever its flags.
+            assert account.available == _available(account.flags, account.balances)
+            assert _INT64_MIN <= account.available <= MAX_AMOUNT, account
             b, flags = account.balances, account.flags
             if flags.debits_must_not_exceed_credits:
                 assert (

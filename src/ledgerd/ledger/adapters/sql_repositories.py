@@ -1,13 +1,41 @@
-"""SQLAlchemy Core implementations of the ledger's repository ports (SQLite and PostgreSQL)."""
+"""SQLAlchemy Core implementations of the ledger's repository ports (SQLite and PostgreSQL).
+
+On PostgreSQL, the statements of the posting path take their rows as one array parameter per
+column (``unnest``, ``= ANY``): a batch of ten thousand transfers costs the same few round trips
+and prepared statements as a batch of one. SQLite runs in process, where round trips cost
+nothing; it gets plain multi-row statements.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, exists, insert, select, tuple_, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    RowMapping,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.money import Asset
@@ -37,6 +65,93 @@ _STREAM_CHUNK = 1000
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
+
+
+# -- PostgreSQL: many rows through one array parameter per column -----------------------------
+
+
+def _on_postgres(connection: AsyncConnection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+class _Unnested:
+    """``unnest(:a_x, :a_y, ...) AS v(x, y, ...)``: rows from one typed array parameter per column.
+
+    The statement text and its parameter count stay the same for any number of rows, so one
+    prepared statement serves every batch size and no parameter limit is ever reached.
+    """
+
+    def __init__(self, columns: Mapping[str, TypeEngine[Any]]) -> None:
+        # SQLAlchemy would take a JSON list for another dimension of the array: JSON values
+        # travel as text, serialised here, and are cast back in the statement.
+        self._json = frozenset(name for name, type_ in columns.items() if isinstance(type_, JSON))
+        types = {name: Text() if name in self._json else type_ for name, type_ in columns.items()}
+        self.rows = (
+            func.unnest(*(bindparam(f"a_{name}", type_=ARRAY(t)) for name, t in types.items()))
+            .table_valued(*(column(name, type_) for name, type_ in types.items()))
+            .render_derived(name="v")
+        )
+
+    def __getitem__(self, name: str) -> ColumnElement[Any]:
+        """Column ``name`` of the rows, with its own type."""
+        value = self.rows.c[name]
+        return cast(value, JSON) if name in self._json else value
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """``rows`` (a value for every column) turned into the arrays."""
+        return {
+            f"a_{name}": [
+                json.dumps(row[name]) if name in self._json else row[name] for row in rows
+            ]
+            for name in self.rows.c.keys()  # noqa: SIM118 - a ColumnCollection, not a dict
+        }
+
+
+class _InsertUnnested:
+    """``INSERT INTO table SELECT ... FROM unnest(...)``: any number of rows in one statement."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.rows = _Unnested({c.name: c.type for c in table.columns})
+        self.statement = insert(table).from_select(
+            [c.name for c in table.columns], select(*(self.rows[c.name] for c in table.columns))
+        )
+
+
+async def _insert_rows(into: _InsertUnnested, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    connection = current_connection()
+    if _on_postgres(connection):
+        await connection.execute(into.statement, into.rows.parameters(rows))
+    else:
+        # A multi-row VALUES per batch of rows (SQLAlchemy's "insertmanyvalues").
+        await connection.execute(insert(into.table), list(rows))
+
+
+def _among(
+    connection: AsyncConnection, column_: Column[str], values: Collection[str]
+) -> ColumnElement[bool]:
+    """``column_ IN values``, as ``column_ = ANY(:array)`` on PostgreSQL.
+
+    An IN list has a parameter per value: a new statement text (and a new prepared statement)
+    for every count, and asyncpg refuses more than 32,767 parameters, which a full batch of
+    many-legged transfers can touch as accounts.
+    """
+    ordered = sorted(values)
+    if _on_postgres(connection):
+        return column_ == any_(bindparam(None, ordered, type_=ARRAY(column_.type)))
+    return column_.in_(ordered)
+
+
+def _once_each(keys: Iterable[tuple[str, str]]) -> None:
+    """A batch update names each row once: its check counts the rows it matched."""
+    seen: set[tuple[str, str]] = set()
+    for key in keys:
+        if key in seen:
+            msg = f"{key} appears twice in one batch update"
+            raise ValueError(msg)
+        seen.add(key)
 
 
 class SqlLedgerRepository:
@@ -111,7 +226,7 @@ def _account(row: RowMapping) -> Account:
 
 
 def _account_state(account: Account) -> dict[str, Any]:
-    """The columns that change over an account's life."""
+    """The columns that change over an account's life (``_ACCOUNT_STATE``)."""
     return {
         "status": account.status.value,
         "metadata": dict(account.metadata),
@@ -121,6 +236,48 @@ def _account_state(account: Account) -> dict[str, Any]:
         "pending_credits": account.balances.pending_credits,
         "entry_count": account.entry_count,
     }
+
+
+# The keys of ``_account_state``.
+_ACCOUNT_STATE = (
+    "status",
+    "metadata",
+    "posted_debits",
+    "posted_credits",
+    "pending_debits",
+    "pending_credits",
+    "entry_count",
+)
+_account_changes = _Unnested(
+    {name: tables.accounts.c[name].type for name in ("ledger_id", "id", "version", *_ACCOUNT_STATE)}
+)
+# Each row names the version it was read at: rows that moved on since match nothing.
+# PostgreSQL: every account in one statement.
+_UPDATE_ACCOUNTS = (
+    update(tables.accounts)
+    .where(
+        tables.accounts.c.ledger_id == _account_changes["ledger_id"],
+        tables.accounts.c.id == _account_changes["id"],
+        tables.accounts.c.version == _account_changes["version"],
+    )
+    .values(
+        version=_account_changes["version"] + 1,
+        **{name: _account_changes[name] for name in _ACCOUNT_STATE},
+    )
+)
+# SQLite: one account per parameter set of an executemany.
+_UPDATE_ACCOUNT = (
+    update(tables.accounts)
+    .where(
+        tables.accounts.c.ledger_id == bindparam("b_ledger_id"),
+        tables.accounts.c.id == bindparam("b_id"),
+        tables.accounts.c.version == bindparam("b_version"),
+    )
+    .values(
+        version=bindparam("b_version") + 1,
+        **{name: bindparam(f"b_{name}") for name in _ACCOUNT_STATE},
+    )
+)
 
 
 class SqlAccountRepository:
@@ -150,31 +307,51 @@ class SqlAccountRepository:
     ) -> dict[str, Account]:
         if not account_ids:
             return {}
+        connection = current_connection()
         columns = tables.accounts.c
         query = (
             select(tables.accounts)
-            .where(columns.ledger_id == ledger_id, columns.id.in_(sorted(account_ids)))
+            .where(columns.ledger_id == ledger_id, _among(connection, columns.id, account_ids))
             .order_by(columns.id)
         )
         if for_update:
             # PostgreSQL locks rows as the sorted scan returns them: in id order, for everyone.
             query = query.with_for_update()
-        rows = (await current_connection().execute(query)).mappings()
+        rows = (await connection.execute(query)).mappings()
         return {row["id"]: _account(row) for row in rows}
 
     async def update(self, account: Account, *, expected_version: int) -> None:
-        columns = tables.accounts.c
-        result = await current_connection().execute(
-            update(tables.accounts)
-            .where(
-                columns.ledger_id == account.ledger_id,
-                columns.id == account.id,
-                columns.version == expected_version,
+        await self.update_many([(account, expected_version)])
+
+    async def update_many(self, changes: Sequence[tuple[Account, int]]) -> None:
+        if not changes:
+            return
+        _once_each((account.ledger_id, account.id) for account, _ in changes)
+        rows = [
+            {
+                "ledger_id": account.ledger_id,
+                "id": account.id,
+                "version": expected_version,
+                **_account_state(account),
+            }
+            for account, expected_version in changes
+        ]
+        connection = current_connection()
+        if _on_postgres(connection):
+            result = await connection.execute(_UPDATE_ACCOUNTS, _account_changes.parameters(rows))
+        else:
+            result = await connection.execute(
+                _UPDATE_ACCOUNT,
+                [{f"b_{name}": value for name, value in row.items()} for row in rows],
             )
-            .values(version=expected_version + 1, **_account_state(account))
-        )
-        if result.rowcount != 1:
-            msg = f"account {account.id} changed since version {expected_version}"
+        # Every row matched at most once (ids are distinct), so a shortfall is a conflict.
+        if result.rowcount != len(changes):
+            if len(changes) == 1:
+                account, expected_version = changes[0]
+                msg = f"account {account.id} changed since version {expected_version}"
+            else:
+                moved = len(changes) - result.rowcount
+                msg = f"{moved} of {len(changes)} accounts changed since the versions read"
             raise ConcurrencyConflictError(msg)
 
     async def list_page(
@@ -245,6 +422,38 @@ def _transfer_row(transfer: Transfer) -> dict[str, Any]:
     }
 
 
+_INSERT_TRANSFERS = _InsertUnnested(tables.transfers)
+_status_changes = _Unnested(
+    {
+        "ledger_id": tables.transfers.c.ledger_id.type,
+        "id": tables.transfers.c.id.type,
+        "status": tables.transfers.c.status.type,
+        "new_status": tables.transfers.c.status.type,
+    }
+)
+# Each row names the status it was read in: a transfer settled since then matches nothing.
+# PostgreSQL: every transfer in one statement.
+_SET_STATUSES = (
+    update(tables.transfers)
+    .where(
+        tables.transfers.c.ledger_id == _status_changes["ledger_id"],
+        tables.transfers.c.id == _status_changes["id"],
+        tables.transfers.c.status == _status_changes["status"],
+    )
+    .values(status=_status_changes["new_status"])
+)
+# SQLite: one transfer per parameter set of an executemany.
+_SET_STATUS = (
+    update(tables.transfers)
+    .where(
+        tables.transfers.c.ledger_id == bindparam("b_ledger_id"),
+        tables.transfers.c.id == bindparam("b_id"),
+        tables.transfers.c.status == bindparam("b_status"),
+    )
+    .values(status=bindparam("b_new_status"))
+)
+
+
 class SqlTransferRepository:
     async def get(self, key: TransferKey) -> Transfer | None:
         ledger_id, transfer_id = key
@@ -256,10 +465,11 @@ class SqlTransferRepository:
     async def get_many(self, ledger_id: str, transfer_ids: Collection[str]) -> dict[str, Transfer]:
         if not transfer_ids:
             return {}
+        connection = current_connection()
         columns = tables.transfers.c
-        rows = await current_connection().execute(
+        rows = await connection.execute(
             select(tables.transfers).where(
-                columns.ledger_id == ledger_id, columns.id.in_(sorted(transfer_ids))
+                columns.ledger_id == ledger_id, _among(connection, columns.id, transfer_ids)
             )
         )
         return {row["id"]: _transfer(row) for row in rows.mappings()}
@@ -267,33 +477,49 @@ class SqlTransferRepository:
     async def get_by_keys(self, ledger_id: str, keys: Collection[str]) -> dict[str, Transfer]:
         if not keys:
             return {}
+        connection = current_connection()
         columns = tables.transfers.c
-        rows = await current_connection().execute(
+        rows = await connection.execute(
             select(tables.transfers).where(
-                columns.ledger_id == ledger_id, columns.idempotency_key.in_(sorted(keys))
+                columns.ledger_id == ledger_id, _among(connection, columns.idempotency_key, keys)
             )
         )
         return {row["idempotency_key"]: _transfer(row) for row in rows.mappings()}
 
     async def add_many(self, transfers: Sequence[Transfer]) -> None:
-        if transfers:
-            await current_connection().execute(
-                insert(tables.transfers), [_transfer_row(transfer) for transfer in transfers]
-            )
+        await _insert_rows(_INSERT_TRANSFERS, [_transfer_row(transfer) for transfer in transfers])
 
     async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
-        columns = tables.transfers.c
-        result = await current_connection().execute(
-            update(tables.transfers)
-            .where(
-                columns.ledger_id == transfer.ledger_id,
-                columns.id == transfer.id,
-                columns.status == transfer.status.value,
+        await self.set_statuses([(transfer, status)])
+
+    async def set_statuses(self, changes: Sequence[tuple[Transfer, TransferStatus]]) -> None:
+        if not changes:
+            return
+        _once_each((transfer.ledger_id, transfer.id) for transfer, _ in changes)
+        rows = [
+            {
+                "ledger_id": transfer.ledger_id,
+                "id": transfer.id,
+                "status": transfer.status.value,
+                "new_status": status.value,
+            }
+            for transfer, status in changes
+        ]
+        connection = current_connection()
+        if _on_postgres(connection):
+            result = await connection.execute(_SET_STATUSES, _status_changes.parameters(rows))
+        else:
+            result = await connection.execute(
+                _SET_STATUS, [{f"b_{name}": value for name, value in row.items()} for row in rows]
             )
-            .values(status=status.value)
-        )
-        if result.rowcount != 1:
-            msg = f"transfer {transfer.id} is no longer {transfer.status}"
+        # Every row matched at most once (ids are distinct), so a shortfall is a conflict.
+        if result.rowcount != len(changes):
+            if len(changes) == 1:
+                transfer, _ = changes[0]
+                msg = f"transfer {transfer.id} is no longer {transfer.status}"
+            else:
+                moved = len(changes) - result.rowcount
+                msg = f"{moved} of {len(changes)} transfers are no longer in the status read"
             raise ConcurrencyConflictError(msg)
 
     async def list_page(  # noqa: PLR0913 - the filters of a transfer listing
@@ -406,6 +632,9 @@ def _entry_row(entry: Entry) -> dict[str, Any]:
     }
 
 
+_INSERT_ENTRIES = _InsertUnnested(tables.entries)
+
+
 class SqlJournalRepository:
     """Append and read only.
 
@@ -414,10 +643,7 @@ class SqlJournalRepository:
     """
 
     async def append(self, entries: Sequence[Entry]) -> None:
-        if entries:
-            await current_connection().execute(
-                insert(tables.entries), [_entry_row(entry) for entry in entries]
-            )
+        await _insert_rows(_INSERT_ENTRIES, [_entry_row(entry) for entry in entries])
 
     async def page(
         self, ledger_id: str, account_id: str, *, after: int | None, limit: int

@@ -1,13 +1,15 @@
-"""Post a batch of transfers (and captures, voids, reversals) in one unit of work.
+"""Post transfers (and captures, voids, reversals) in one unit of work.
 
-The batch is the primitive: one transfer is a batch of one. Each request gets its own result;
-with ``atomic`` a single failure fails them all and nothing is written.
+The batch is the primitive: one transfer is a batch of one, and one unit of work may carry
+several callers' batches (a group, gathered by the batcher). Each request gets its own result;
+with ``atomic`` a single failure fails its whole command and nothing of it is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ledgerd.kernel.clock import Clock
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
@@ -31,13 +33,55 @@ PostingResult = Result[Posted, LedgerdError]
 
 
 @dataclass(frozen=True, slots=True)
+class Malformed:
+    """A batch item its entry point could not even decode into a request, with the reason.
+
+    It takes its place in the batch and fails there like any request failing its own checks:
+    alone, or with ``atomic`` failing the batch, rather than failing the whole call.
+    """
+
+    error: LedgerdError
+
+
+@dataclass(frozen=True, slots=True)
 class PostTransfers:
     ledger_id: str
-    requests: Sequence[PostingRequest]
+    requests: Sequence[PostingRequest | Malformed]
     atomic: bool = False
 
 
-def _aborted(results: list[PostingResult]) -> list[PostingResult]:
+Outcome = list[PostingResult]
+"""One command's results, in the order of its requests."""
+
+
+class Abandoned(Protocol):
+    def __call__(self) -> Collection[int]:
+        """The positions of the commands whose callers have given up, as of now."""
+        ...
+
+
+class TransferPoster(Protocol):
+    """What entry points post through: the handler itself, or the batcher in front of it."""
+
+    async def __call__(self, command: PostTransfers) -> Outcome: ...
+
+    async def post_one(self, ledger_id: str, request: PostingRequest) -> Posted:
+        """Post a single request and return its transfer, or raise its error."""
+        ...
+
+
+def _nobody_left() -> Collection[int]:
+    return ()
+
+
+def check_command(command: PostTransfers) -> None:
+    """What is refused before any work: a bad ledger id or batch size fails the whole call."""
+    check_id(command.ledger_id, "ledger_id")
+    if not 1 <= len(command.requests) <= MAX_BATCH:
+        raise validation_error("transfers", f"a batch holds 1 to {MAX_BATCH} transfers")
+
+
+def _aborted(results: Outcome) -> Outcome:
     aborted = LedgerdError(
         ErrorCode.BATCH_ABORTED, "another transfer in this atomic batch failed; nothing was posted"
     )
@@ -45,6 +89,8 @@ def _aborted(results: list[PostingResult]) -> list[PostingResult]:
 
 
 class PostTransfersHandler:
+    """Posts commands of one ledger in one unit of work: alone, or a batcher's group of them."""
+
     def __init__(  # noqa: PLR0913 - one port each, all required
         self,
         *,
@@ -64,51 +110,74 @@ class PostTransfersHandler:
         self._clock = clock
         self._new_id = new_id
 
-    async def __call__(self, command: PostTransfers) -> list[PostingResult]:
-        check_id(command.ledger_id, "ledger_id")
-        if not 1 <= len(command.requests) <= MAX_BATCH:
-            raise validation_error("transfers", f"a batch holds 1 to {MAX_BATCH} transfers")
-        return await retry_on_conflict(lambda: self._attempt(command))
+    async def __call__(self, command: PostTransfers) -> Outcome:
+        check_command(command)
+        (outcome,) = await self.post_group(command.ledger_id, [command])
+        if outcome is None:  # only an ``abandoned`` the caller passes can leave a command out
+            msg = "a command posted directly was left out"
+            raise RuntimeError(msg)
+        return outcome
 
     async def post_one(self, ledger_id: str, request: PostingRequest) -> Posted:
         """Post a single request and return its transfer, or raise its error."""
-        (result,) = await self(PostTransfers(ledger_id, [request]))
-        if isinstance(result, Err):
-            raise result.error
-        return result.value
+        return only_result(await self(PostTransfers(ledger_id, [request])))
 
-    async def _attempt(self, command: PostTransfers) -> list[PostingResult]:
+    async def post_group(
+        self,
+        ledger_id: str,
+        commands: Sequence[PostTransfers],
+        *,
+        abandoned: Abandoned = _nobody_left,
+    ) -> list[Outcome | None]:
+        """Post ``commands`` (all of ``ledger_id``, already checked) in one unit of work.
+
+        Each command gets its own results, exactly as if it had been posted alone at that
+        point of the chain: an ``atomic`` one all-or-nothing, the others item by item. The
+        commands ``abandoned()`` names just before the writes are left out (their outcome is
+        None) and the others decided again without them, so a caller who gave up in time
+        leaves nothing behind; once the writes have started, the commit decides.
+        """
+        return await retry_on_conflict(lambda: self._attempt(ledger_id, commands, abandoned))
+
+    async def _attempt(
+        self, ledger_id: str, commands: Sequence[PostTransfers], abandoned: Abandoned
+    ) -> list[Outcome | None]:
         async with self._uow.begin() as tx:
-            snapshot = await self._load(command)
+            snapshot = await self._load(ledger_id, commands)
             # "now" is read under the ledger's lock so creation times never go backwards.
-            session = PostingSession(snapshot, now=self._clock.now(), new_id=self._new_id)
-            results: list[PostingResult] = []
-            for request in command.requests:
-                try:
-                    results.append(Ok(session.post(request)))
-                except LedgerdError as error:
-                    results.append(Err(error))
-            if command.atomic and any(isinstance(result, Err) for result in results):
-                return _aborted(results)
+            now = self._clock.now()
+            left_out: set[int] = set()
+            while True:
+                session = PostingSession(snapshot, now=now, new_id=self._new_id)
+                outcomes = [
+                    None if index in left_out else _decide(session, command)
+                    for index, command in enumerate(commands)
+                ]
+                gone = set(abandoned()) - left_out
+                if not gone:
+                    break
+                left_out |= gone
             if session.new_transfers:
                 await self._transfers.add_many(session.new_transfers)
                 await self._journal.append(session.entries)
-                for account, version in session.changed_accounts():
-                    await self._accounts.update(account, expected_version=version)
-                for transfer, status in session.status_changes():
-                    await self._transfers.set_status(transfer, status)
+                await self._accounts.update_many(session.changed_accounts())
+                await self._transfers.set_statuses(session.status_changes())
                 await self._ledgers.save_head(session.head, previous=snapshot.head)
                 await tx.commit()
-            return results
+            return outcomes
 
-    async def _load(self, command: PostTransfers) -> PostingSnapshot:
+    async def _load(self, ledger_id: str, commands: Sequence[PostTransfers]) -> PostingSnapshot:
         """Load and lock what the batch may touch: accounts in id order, then the chain head.
 
         Every posting transaction locks in that same order, so they cannot deadlock. Requests
         that fail their own checks load nothing: bad input never reaches the database.
         """
-        ledger_id = command.ledger_id
-        valid = [request for request in command.requests if _is_well_formed(request)]
+        valid = [
+            request
+            for command in commands
+            for request in command.requests
+            if not isinstance(request, Malformed) and _is_well_formed(request)
+        ]
         target_ids = {t for r in valid if (t := target_of(r)) is not None}
         # Legs of existing transfers never change, so this unlocked read is enough to know
         # which accounts a capture, void or reversal will move.
@@ -136,6 +205,32 @@ class PostTransfersHandler:
             replays = await self._transfers.get_by_keys(ledger_id, {r.key for r in valid})
             by_id.update({transfer.id: transfer for transfer in replays.values()})
         return PostingSnapshot(head=head, accounts=accounts, transfers=by_id)
+
+
+def _decide(session: PostingSession, command: PostTransfers) -> Outcome:
+    """One command's results; an atomic command that fails leaves the session untouched."""
+    savepoint = session.savepoint() if command.atomic else None
+    results: Outcome = []
+    for request in command.requests:
+        if isinstance(request, Malformed):
+            results.append(Err(request.error))
+            continue
+        try:
+            results.append(Ok(session.post(request)))
+        except LedgerdError as error:
+            results.append(Err(error))
+    if savepoint is not None and any(isinstance(result, Err) for result in results):
+        session.rollback_to(savepoint)
+        return _aborted(results)
+    return results
+
+
+def only_result(outcome: Outcome) -> Posted:
+    """The transfer of a one-request command, or its error raised."""
+    (result,) = outcome
+    if isinstance(result, Err):
+        raise result.error
+    return result.value
 
 
 def _is_well_formed(request: PostingRequest) -> bool:

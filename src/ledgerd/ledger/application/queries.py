@@ -133,7 +133,12 @@ class LedgerQueries:
         size = check_page_size(limit)
         after = decode_int_cursor(cursor)
         async with self._uow.begin(read_only=True):
-            await require_ledger(self._ledgers, ledger_id)
+            if account_id is None:
+                await require_ledger(self._ledgers, ledger_id)
+            else:
+                # An unknown account is an error, as for its statement, not an empty listing
+                # a client could mistake for an account that never moved.
+                await require_account(self._ledgers, self._accounts, ledger_id, account_id)
             return await self._transfers.list_page(
                 ledger_id, account_id=account_id, start=start, end=end, after=after, limit=size
             )

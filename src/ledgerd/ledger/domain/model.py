@@ -79,6 +79,20 @@ class AccountFlags:
             )
 
 
+# Position of each balance among Balances' fields, in declaration order.
+_BALANCE_INDEX = {
+    (Layer.POSTED, Side.DEBIT): 0,
+    (Layer.POSTED, Side.CREDIT): 1,
+    (Layer.PENDING, Side.DEBIT): 2,
+    (Layer.PENDING, Side.CREDIT): 3,
+}
+
+# ``available`` is a difference of balances, so it can go negative; it is still reported as a
+# signed 64-bit integer like them, and a transfer may not take it outside that range.
+MIN_AVAILABLE = -(2**63)
+MAX_AVAILABLE = MAX_AMOUNT
+
+
 @dataclass(frozen=True, slots=True)
 class Balances:
     """The four running totals of an account, all in minor units and never negative."""
@@ -102,7 +116,16 @@ class Balances:
             # Only releases subtract, and they never release more than was held.
             msg = f"{field} would become negative: a bug in the posting engine"
             raise AssertionError(msg)
-        return dataclasses.replace(self, **{field: value})
+        # Built field by field: this runs for every movement, and dataclasses.replace costs
+        # several times as much as the constructor.
+        values = [
+            self.posted_debits,
+            self.posted_credits,
+            self.pending_debits,
+            self.pending_credits,
+        ]
+        values[_BALANCE_INDEX[layer, side]] = value
+        return Balances(*values)
 
     def available(self, normal_side: Side) -> int:
         """What can still be spent: the posted balance on the normal side minus outgoing holds."""
@@ -159,6 +182,42 @@ class Account:
                 {"account": self.id},
             )
         return None
+
+    def available_overflow(self, before: Account) -> LedgerdError | None:
+        """BALANCE_OVERFLOW if moving here from ``before`` takes ``available`` out of int64.
+
+        Every balance is capped at 2**63-1, but on an unconstrained account posted plus pending
+        debits can reach twice that, so ``available`` could fall below -2**63. A state that
+        is out of range but no further out than ``before`` (written before this rule existed)
+        is let through: refusing it would also refuse the credits and releases that bring the
+        account back.
+        """
+        now, was = self.available, before.available
+        if MIN_AVAILABLE <= now <= MAX_AVAILABLE:
+            return None
+        if MIN_AVAILABLE > now >= was or MAX_AVAILABLE < now <= was:
+            return None
+        bound = MIN_AVAILABLE if now < MIN_AVAILABLE else MAX_AVAILABLE
+        return LedgerdError(
+            ErrorCode.BALANCE_OVERFLOW,
+            f"available balance of account {self.id} would pass {bound}",
+            {"account": self.id, "balance": "available"},
+        )
+
+    def moved_to(self, balances: Balances) -> Account:
+        """A copy with ``balances`` and one more journal entry (the posting hot path)."""
+        return Account(
+            self.ledger_id,
+            self.id,
+            self.asset,
+            self.flags,
+            self.status,
+            self.metadata,
+            self.created_at,
+            balances,
+            self.version,
+            self.entry_count + 1,
+        )
 
     def ensure_movable(self) -> None:
         """Frozen and closed accounts take no new movements (holds may still be released)."""
@@ -237,6 +296,25 @@ class Transfer:
     target_id: str | None = None
     prev_hash: str = GENESIS_HASH
     hash: str = GENESIS_HASH
+
+    def hashed(self, value: str) -> Transfer:
+        """A copy carrying ``value`` as its hash (cheaper than dataclasses.replace)."""
+        return Transfer(
+            self.ledger_id,
+            self.id,
+            self.sequence,
+            self.kind,
+            self.status,
+            self.idempotency_key,
+            self.request_hash,
+            self.legs,
+            self.metadata,
+            self.created_at,
+            self.expires_at,
+            self.target_id,
+            self.prev_hash,
+            value,
+        )
 
 
 @dataclass(frozen=True, slots=True)

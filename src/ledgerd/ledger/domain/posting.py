@@ -70,6 +70,17 @@ class _Plan:
     target_status: TransferStatus | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Savepoint:
+    # Accounts and transfers are immutable values, so copies of the maps are full snapshots.
+    head: LedgerHead
+    accounts: Mapping[str, Account]
+    transfers: Mapping[str, Transfer]
+    ids_by_key: Mapping[str, str]
+    new_count: int
+    entry_count: int
+
+
 class PostingSession:
     """Decides a batch of posting requests against one ledger's snapshot."""
 
@@ -115,6 +126,26 @@ class PostingSession:
             for transfer_id, before in self._snapshot.transfers.items()
             if self._transfers[transfer_id].status is not before.status
         ]
+
+    def savepoint(self) -> Savepoint:
+        """The session's state now, to go back to if a group of requests must not stick."""
+        return Savepoint(
+            head=self._head,
+            accounts=dict(self._accounts),
+            transfers=dict(self._transfers),
+            ids_by_key=dict(self._ids_by_key),
+            new_count=len(self._new_ids),
+            entry_count=len(self._entries),
+        )
+
+    def rollback_to(self, savepoint: Savepoint) -> None:
+        """Forget every request decided since ``savepoint`` (an atomic batch that failed)."""
+        self._head = savepoint.head
+        self._accounts = dict(savepoint.accounts)
+        self._transfers = dict(savepoint.transfers)
+        self._ids_by_key = dict(savepoint.ids_by_key)
+        del self._new_ids[savepoint.new_count :]
+        del self._entries[savepoint.entry_count :]
 
     # -- deciding requests ----------------------------------------------------------------
 
@@ -313,15 +344,13 @@ class PostingSession:
             target_id=None if plan.target is None else plan.target.id,
             prev_hash=self._head.hash,
         )
-        transfer = dataclasses.replace(unhashed, hash=chained_hash(unhashed, self._head.hash))
+        transfer = unhashed.hashed(chained_hash(unhashed, self._head.hash))
         touched: dict[str, Account] = {}
         entries: list[Entry] = []
         for move in plan.moves:
             account = touched.get(move.account_id) or self._account(move.account_id)
             balances = account.balances.moved(move.side, move.layer, move.amount)
-            account = dataclasses.replace(
-                account, balances=balances, entry_count=account.entry_count + 1
-            )
+            account = account.moved_to(balances)
             touched[account.id] = account
             entries.append(
                 Entry(
@@ -338,6 +367,10 @@ class PostingSession:
                     created_at=self._now,
                 )
             )
+        for account in touched.values():
+            overflow = account.available_overflow(before=self._account(account.id))
+            if overflow is not None:
+                raise overflow
         if plan.kind in _CONSTRAINED_KINDS:
             for account in touched.values():
                 violation = account.constraint_violation()

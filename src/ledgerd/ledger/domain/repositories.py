@@ -52,6 +52,16 @@ class AccountRepository(Repository[Account, AccountKey], Protocol):
         """
         ...
 
+    async def update_many(self, changes: Sequence[tuple[Account, int]]) -> None:
+        """``update`` every ``(account, expected_version)`` at once.
+
+        The round trips to the database do not grow with the number of changes. Raises
+        ConcurrencyConflictError if any stored version differs from the expected one; the unit
+        of work, which may hold some of the changes by then, must not be committed. Each
+        account appears at most once (ValueError otherwise). No changes, no statement.
+        """
+        ...
+
     async def list_page(
         self,
         ledger_id: str,
@@ -71,12 +81,24 @@ class TransferRepository(Repository[Transfer, TransferKey], Protocol):
         """Transfers by idempotency key, for the keys that have been used."""
         ...
 
-    async def add_many(self, transfers: Sequence[Transfer]) -> None: ...
+    async def add_many(self, transfers: Sequence[Transfer]) -> None:
+        """Insert ``transfers``; the round trips to the database do not grow with their number."""
+        ...
 
     async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
         """Change the status of ``transfer``.
 
         Raises ConcurrencyConflictError if the stored status is no longer ``transfer.status``.
+        """
+        ...
+
+    async def set_statuses(self, changes: Sequence[tuple[Transfer, TransferStatus]]) -> None:
+        """``set_status`` every ``(transfer, status)`` at once.
+
+        The round trips to the database do not grow with the number of changes. Raises
+        ConcurrencyConflictError if any stored status is no longer the ``transfer``'s; the unit
+        of work, which may hold some of the changes by then, must not be committed. Each
+        transfer appears at most once (ValueError otherwise). No changes, no statement.
         """
         ...
 
@@ -109,7 +131,9 @@ class TransferRepository(Repository[Transfer, TransferKey], Protocol):
 class JournalRepository(Protocol):
     """The append-only journal: there is deliberately no way to change or remove an entry."""
 
-    async def append(self, entries: Sequence[Entry]) -> None: ...
+    async def append(self, entries: Sequence[Entry]) -> None:
+        """Insert ``entries``; the round trips to the database do not grow with their number."""
+        ...
 
     async def page(
         self, ledger_id: str, account_id: str, *, after: int | None, limit: int

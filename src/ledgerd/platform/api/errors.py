@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 import grpc
 
-from ledgerd.kernel.errors import ErrorCode
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
 
 ERROR_DOMAIN = "ledgerd"
 
@@ -54,7 +54,14 @@ TRANSPORT: dict[ErrorCode, Transport] = {
     ErrorCode.DEADLINE_EXCEEDED: Transport(
         grpc.StatusCode.DEADLINE_EXCEEDED, HTTPStatus.GATEWAY_TIMEOUT
     ),
+    # Refused unread because too much work is queued: the details carry retry_after_seconds
+    # (also sent as google.rpc.RetryInfo over gRPC and as Retry-After over HTTP).
+    ErrorCode.OVERLOADED: Transport(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, HTTPStatus.TOO_MANY_REQUESTS
+    ),
 }
+
+RETRY_AFTER_DETAIL = "retry_after_seconds"
 
 
 # The HTTP status for a gRPC status that carries no ledgerd error (a forwarded call failed in
@@ -78,3 +85,12 @@ _HTTP_OF_GRPC = {
 
 def http_status_of_grpc(code: grpc.StatusCode) -> HTTPStatus:
     return _HTTP_OF_GRPC.get(code, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+def retry_after_seconds(error: LedgerdError) -> float | None:
+    """The retry hint an error carries, in seconds, if any."""
+    text = error.details.get(RETRY_AFTER_DETAIL)
+    try:
+        return None if text is None else max(0.0, float(text))
+    except ValueError:
+        return None

@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
-from ledgerd.platform.api.errors import ERROR_DOMAIN, TRANSPORT
+from ledgerd.platform.api.errors import ERROR_DOMAIN, TRANSPORT, retry_after_seconds
 
 
 class _Status(grpc.Status):
@@ -36,8 +36,16 @@ def rpc_status_of(
     )
     detail = any_pb2.Any()
     detail.Pack(info)
+    details = [detail]
+    retry_after = retry_after_seconds(error)
+    if retry_after is not None:
+        hint = any_pb2.Any()
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(round(retry_after * 1000))
+        hint.Pack(retry)
+        details.append(hint)
     status = status_pb2.Status(
-        code=TRANSPORT[error.code].grpc.value[0], message=error.message, details=[detail]
+        code=TRANSPORT[error.code].grpc.value[0], message=error.message, details=details
     )
     packed = rpc_status.to_status(status)
     return _Status(packed.code, packed.details, (*packed.trailing_metadata, *trailing_metadata))

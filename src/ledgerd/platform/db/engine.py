@@ -15,6 +15,15 @@ SQLITE_BUSY_MS_OPTION = "ledgerd_sqlite_busy_ms"
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
+# Foreign-key checks run as cached plans in each server session. Left to PostgreSQL's default,
+# a session that starts on a near-empty journal settles on a generic sequential-scan plan and
+# keeps it while the tables grow: measured, a batch of 800 transfers went from 0.5 s to 3.6 s
+# in ten batches, nearly all of it in the entries insert's FK checks. Custom plans are made
+# for the table as it is now (an index lookup), at a small planning cost per check; a flat
+# ~0.3 s per 800-transfer batch in the same measurement.
+POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -37,7 +46,12 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             msg = f"PostgreSQL URLs must use asyncpg (postgresql+asyncpg://), got {url!r}"
             raise ValueError(msg)
         return create_async_engine(
-            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"server_settings": POSTGRES_SESSION_SETTINGS},
         )
     msg = f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
     raise ValueError(msg)

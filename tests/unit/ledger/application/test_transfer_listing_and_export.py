@@ -13,7 +13,7 @@ from ledgerd.ledger.domain.model import Entry, Transfer
 from ledgerd.ledger.domain.requests import TransferRequest, VoidRequest
 from tests.fakes.clock import START
 from tests.fakes.ledger_app import LedgerApp
-from tests.unit.ledger.application.scenario import LEDGER, create_ledger, ok, pay
+from tests.unit.ledger.application.scenario import LEDGER, create_ledger, ok, open_account, pay
 
 # More entries than export_entries reads per page.
 MORE_THAN_A_PAGE = MAX_PAGE_SIZE + 205
@@ -96,7 +96,6 @@ async def test_list_transfers_filters_by_account_and_time(
     assert await _pages(app, account_id="alice") == [[1, 3, 4, 6]]
     assert await _pages(app, 1, account_id="alice") == [[1], [3], [4], [6]]
     assert await _pages(app, account_id="bank") == [[1, 2, 5]]
-    assert await _pages(app, account_id="nobody") == [[]]
     assert await _pages(app, start=t1) == [[3, 4, 5, 6]]
     assert await _pages(app, start=t1 + tiny) == [[5, 6]]
     assert await _pages(app, end=t1) == [[1, 2]]
@@ -105,6 +104,21 @@ async def test_list_transfers_filters_by_account_and_time(
     assert await _pages(app, start=t2, end=t1) == [[]]
     assert await _pages(app, end=t0) == [[]]
     assert await _pages(app, 2, account_id="alice", start=t1) == [[3, 4], [6]]
+    assert len(timeline) == 6
+
+
+async def test_list_transfers_of_an_unknown_account_is_an_error(
+    app: LedgerApp, timeline: list[Transfer]
+) -> None:
+    # Unlike an account that exists but never moved, which lists nothing.
+    await open_account(app, "idle")
+    assert await _pages(app, account_id="idle") == [[]]
+
+    unknown = await _error(app.queries.list_transfers(LEDGER, account_id="nobody"))
+    elsewhere = await _error(app.queries.list_transfers("nope", account_id="alice"))
+
+    assert unknown is ErrorCode.ACCOUNT_NOT_FOUND
+    assert elsewhere is ErrorCode.LEDGER_NOT_FOUND
     assert len(timeline) == 6
 
 

@@ -201,6 +201,61 @@ def test_constraint_violation(balances: Balances, flags: AccountFlags, code: str
         assert violation.details == {"account": "acct"}
 
 
+# -- available within int64 ---------------------------------------------------------------
+
+INT64_MIN = -(2**63)
+LOWEST = Balances(posted_debits=MAX_AMOUNT, pending_debits=1)  # available exactly -2**63
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "overflows"),
+    [
+        (Balances(), LOWEST, False),
+        (Balances(), dataclasses.replace(LOWEST, pending_debits=2), True),
+        (LOWEST, dataclasses.replace(LOWEST, pending_debits=MAX_AMOUNT), True),
+        # Out of range already (an account from before the rule): no worse is let through,
+        # so that what brings the account back is not refused on the way.
+        (
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=10),
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=4),
+            False,
+        ),
+        (
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=10),
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=10),
+            False,
+        ),
+        (
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=10),
+            Balances(posted_debits=MAX_AMOUNT, pending_debits=11),
+            True,
+        ),
+        # Unreachable while each balance stops at 2**63-1, but the top is a bound all the same.
+        (Balances(), Balances(posted_credits=MAX_AMOUNT), False),
+        (Balances(), Balances(posted_credits=MAX_AMOUNT + 1), True),
+    ],
+)
+def test_available_overflow(before: Balances, after: Balances, *, overflows: bool) -> None:
+    error = account(after).available_overflow(before=account(before))
+
+    if not overflows:
+        assert error is None
+        return
+    assert error is not None
+    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.details == {"account": "acct", "balance": "available"}
+    assert str(INT64_MIN if account(after).available < 0 else MAX_AMOUNT) in error.message
+
+
+def test_available_overflow_counts_on_the_accounts_normal_side() -> None:
+    # Debit-normal: pending credits count against it; pending debits do not.
+    credit_capped = AccountFlags(credits_must_not_exceed_debits=True, overdraft_limit=MAX_AMOUNT)
+    low = Balances(posted_credits=MAX_AMOUNT, pending_credits=2)
+    assert account(low, credit_capped).available == INT64_MIN - 1
+    assert account(low, credit_capped).available_overflow(before=account()) is not None
+    assert account(low).available_overflow(before=account()) is None  # credit-normal: +2**63-1
+
+
 # -- status -------------------------------------------------------------------------------
 
 

@@ -120,6 +120,65 @@ def test_overflow_across_legs_of_one_transfer() -> None:
     assert error.details == {"balance": "posted_credits"}
 
 
+# An unconstrained account whose debits, posted and on hold, leave available at -(2**63-1):
+# each balance far below its cap, their difference at the edge of int64.
+DEEP = Balances(posted_debits=2**62, pending_debits=2**62 - 1)
+
+
+@pytest.mark.parametrize("pending", [False, True], ids=["posting", "hold"])
+def test_available_may_reach_but_not_pass_minus_2_to_the_63(*, pending: bool) -> None:
+    book = Book(make_account("a", balances=DEEP), make_account("b"), make_account("c"))
+    book.post(pay("k1", ("a", "b", 1), pending=True))
+    assert book.account("a").available == -(2**63)
+    state = book.state()
+
+    error = book.fail(pay("k2", ("a", "c", 1), pending=pending))
+
+    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.details == {"account": "a", "balance": "available"}
+    assert str(-(2**63)) in error.message
+    assert book.state() == state
+    # What brings it back in is fine, and so is spending again what came back in.
+    book.post(pay("k3", ("c", "a", 5)))
+    book.post(pay("k4", ("a", "c", 5), pending=pending))
+    assert book.account("a").available == -(2**63)
+
+
+def test_available_is_checked_on_the_net_result_of_all_legs() -> None:
+    book = Book(make_account("a", balances=DEEP), make_account("b"))
+    assert book.fail(pay("alone", ("a", "b", 10))).code is ErrorCode.BALANCE_OVERFLOW
+
+    book.post(pay("k1", ("a", "b", 10), ("b", "a", 10)))
+
+    assert book.account("a").available == -MAX_AMOUNT
+    error = book.fail(pay("k2", ("a", "b", 3), ("b", "a", 1)))
+    assert (error.code, error.details["account"]) == (ErrorCode.BALANCE_OVERFLOW, "a")
+
+
+def test_a_reversal_may_not_push_available_out_of_range() -> None:
+    book = Book(make_account("a", balances=DEEP), make_account("b"))
+    refund = book.post(pay("k1", ("b", "a", 5)))
+    book.post(pay("k2", ("a", "b", 5)))  # available back at -(2**63-1)
+
+    error = book.fail(ReversalRequest(refund.id))  # would debit a 5 more
+
+    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.details == {"account": "a", "balance": "available"}
+
+
+def test_releases_and_captures_never_lower_available() -> None:
+    book = Book(make_account("a", balances=DEEP), make_account("b"))
+    hold = book.post(pay("k1", ("a", "b", 1), pending=True))  # available exactly -2**63
+    book.post(CaptureRequest(hold.id))
+    assert book.account("a").available == -(2**63)
+    book.post(pay("k2", ("b", "a", 1)))
+    hold = book.post(pay("k3", ("a", "b", 1), pending=True))
+    void = book.post(VoidRequest(hold.id))
+
+    assert void.sequence == 5
+    assert book.account("a").available == -(2**63) + 1
+
+
 def test_constraint_is_checked_on_the_net_result_of_all_legs() -> None:
     book = Book(funded("alice", 0), make_account("bob"), make_account("carol"))
     # Alone, the first leg would overdraw alice; the second leg funds her in the same transfer.
@@ -707,6 +766,7 @@ def _busy_book() -> Book:
         funded("alice", 100),
         make_account("bob"),
         make_account("whale", balances=Balances(posted_credits=MAX_AMOUNT)),
+        make_account("drained", balances=Balances(posted_debits=MAX_AMOUNT)),
         make_account("euro", asset=EUR),
         make_account("frozen", status=AccountStatus.FROZEN),
         make_account("closed", status=AccountStatus.CLOSED),
@@ -723,6 +783,10 @@ def _busy_book() -> Book:
         (pay("x", ("alice", "bob", 41)), ErrorCode.INSUFFICIENT_FUNDS),
         (pay("x", ("bob", "alice", 5), ("alice", "bob", 46)), ErrorCode.INSUFFICIENT_FUNDS),
         (pay("x", ("alice", "bob", 1), ("bob", "whale", 1)), ErrorCode.BALANCE_OVERFLOW),
+        (
+            pay("x", ("alice", "bob", 1), ("drained", "bob", 2), pending=True),
+            ErrorCode.BALANCE_OVERFLOW,
+        ),
         (pay("x", ("alice", "bob", 1), ("bob", "euro", 1)), ErrorCode.ASSET_MISMATCH),
         (pay("x", ("alice", "bob", 1), ("bob", "ghost", 1)), ErrorCode.ACCOUNT_NOT_FOUND),
         (pay("x", ("alice", "bob", 1), ("bob", "frozen", 1)), ErrorCode.ACCOUNT_FROZEN),

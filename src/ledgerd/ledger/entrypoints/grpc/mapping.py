@@ -7,12 +7,13 @@ checked by the domain, so the API cannot accept what the ledger would refuse.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.money import Asset
+from ledgerd.ledger.application.post_transfers import Malformed
 from ledgerd.ledger.application.queries import AccountBalance
 from ledgerd.ledger.domain.model import (
     Account,
@@ -62,20 +63,56 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def instant(value: Timestamp, field: str) -> datetime:
+    """``value`` rounded down to a whole microsecond, the precision of a datetime.
+
+    Right for an "at or before" bound such as ``as_of``: instants are stored in whole
+    microseconds, and such an instant is at or before ``value`` iff it is at or before the
+    microsecond ``value`` falls in.
+    """
     try:
         return value.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise validation_error(field, "is not a representable instant") from None
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_NANOS_PER_MICROSECOND = 1_000
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+def _rounded_up(value: Timestamp, field: str) -> datetime | None:
+    """``value`` rounded up to a whole microsecond; None when that is past every datetime."""
+    floor = instant(value, field)
+    if value.nanos % _NANOS_PER_MICROSECOND == 0:
+        return floor
+    try:
+        return floor + timedelta(microseconds=1)
+    except OverflowError:
+        return None  # within the last microsecond of year 9999
+
+
+def creation_range(request: pb.ListTransfersRequest) -> tuple[datetime | None, datetime | None]:
+    """The ``[start_time, end_time)`` filter of a listing in whole microseconds, kept exact.
+
+    Creation times are whole microseconds, so for any of them ``c``: ``t <= c`` iff
+    ``up(t) <= c``, and ``c < t`` iff ``c < up(t)``, where ``up`` rounds up to a microsecond.
+    Both bounds therefore round up; truncating them would admit a transfer created in
+    ``start_time``'s microsecond but before it, and drop one created in ``end_time``'s
+    microsecond but before it.
+    """
+    end = _rounded_up(request.end_time, "end_time") if request.HasField("end_time") else None
+    # An end_time rounding past every datetime bounds nothing: end stays None.
+    if not request.HasField("start_time"):
+        return None, end
+    start = _rounded_up(request.start_time, "start_time")
+    if start is None:
+        # Nothing can be created at or after it; [last, last) is empty on every database.
+        return _LAST_INSTANT, _LAST_INSTANT
+    return start, end
 
 
 def balance(balances: Balances, available: int) -> pb.Balance:
-    # Each balance is capped at 2**63-1, but on an unconstrained account their difference can
-    # pass int64; the API reports `available` saturated at the int64 bounds (the four exact
-    # balances are always there to compute it from).
-    available = min(_INT64_MAX, max(_INT64_MIN, available))
+    # `available` fits int64: the posting engine refuses a transfer that would take it out
+    # (BALANCE_OVERFLOW), as it does for each of the four balances.
     return pb.Balance(
         posted_debits=balances.posted_debits,
         posted_credits=balances.posted_credits,
@@ -112,15 +149,16 @@ def account(value: Account) -> pb.Account:
     )
 
 
-def account_balance(value: AccountBalance) -> pb.AccountBalance:
+def account_balance(value: AccountBalance, as_of: Timestamp | None) -> pb.AccountBalance:
+    """``as_of`` is the request's own: echoed to the nanosecond, not the microsecond used."""
     message = pb.AccountBalance(
         ledger=value.account.ledger_id,
         account=value.account.id,
         asset=str(value.account.asset),
         balance=balance(value.balances, value.available),
     )
-    if value.as_of is not None:
-        message.as_of.CopyFrom(timestamp(value.as_of))
+    if as_of is not None:
+        message.as_of.CopyFrom(as_of)
     return message
 
 
@@ -178,7 +216,7 @@ def error(value: LedgerdError) -> pb.Error:
 def asset(text: str, field: str) -> Asset:
     if not text:
         raise validation_error(field, "is required, e.g. USD/2")
-    return Asset.parse(text)
+    return Asset.parse(text, field)
 
 
 def flags(value: pb.AccountFlags) -> AccountFlags:
@@ -207,6 +245,14 @@ def transfer_request(value: pb.TransferInput, field: str = "transfer") -> Transf
         timeout_seconds=value.pending.timeout_seconds if pending else 0,
         metadata=dict(value.metadata),
     )
+
+
+def batch_item(value: pb.TransferInput, field: str) -> TransferRequest | Malformed:
+    """One item of a batch; one that cannot be decoded fails in its place, not the call."""
+    try:
+        return transfer_request(value, field)
+    except LedgerdError as error:
+        return Malformed(error)
 
 
 def metadata_filter(pairs: Iterable[str]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from ledgerd.ledger.application.change_account_status import (
 )
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
 from ledgerd.ledger.application.open_account import OpenAccount, OpenAccountHandler
-from ledgerd.ledger.application.post_transfers import PostTransfers, PostTransfersHandler
+from ledgerd.ledger.application.post_transfers import PostTransfers, TransferPoster
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.domain.model import AccountStatus
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
@@ -36,7 +36,7 @@ class LedgerUseCases:
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_status: ChangeAccountStatusHandler
-    post: PostTransfersHandler
+    post: TransferPoster
     queries: LedgerQueries
 
 
@@ -118,7 +118,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.PostTransfersRequest, context: Context
     ) -> pb.PostTransfersResponse:
         requests = [
-            mapping.transfer_request(item, f"transfers[{index}]")
+            mapping.batch_item(item, f"transfers[{index}]")
             for index, item in enumerate(request.transfers)
         ]
         results = await self._u.post(PostTransfers(request.ledger, requests, request.atomic))
@@ -141,15 +141,12 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def ListTransfers(
         self, request: pb.ListTransfersRequest, context: Context
     ) -> pb.ListTransfersResponse:
+        start, end = mapping.creation_range(request)
         page = await self._u.queries.list_transfers(
             request.ledger,
             account_id=request.account or None,
-            start=mapping.instant(request.start_time, "start_time")
-            if request.HasField("start_time")
-            else None,
-            end=mapping.instant(request.end_time, "end_time")
-            if request.HasField("end_time")
-            else None,
+            start=start,
+            end=end,
             cursor=request.page_token or None,
             limit=request.page_size or None,
         )
@@ -190,9 +187,10 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.AccountBalance:
-        as_of = mapping.instant(request.as_of, "as_of") if request.HasField("as_of") else None
+        stamp = request.as_of if request.HasField("as_of") else None
+        as_of = None if stamp is None else mapping.instant(stamp, "as_of")
         found = await self._u.queries.get_balance(request.ledger, request.account, as_of)
-        return mapping.account_balance(found)
+        return mapping.account_balance(found, stamp)
 
     async def ListEntries(
         self, request: pb.ListEntriesRequest, context: Context

@@ -1,0 +1,361 @@
+"""The batcher: concurrent calls share units of work, and each caller keeps its guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.result import Err, Ok
+from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
+from ledgerd.ledger.application.post_transfers import (
+    Abandoned,
+    Malformed,
+    Outcome,
+    PostTransfers,
+    PostTransfersHandler,
+)
+from ledgerd.ledger.application.verify_ledger import VerifyLedger
+from ledgerd.ledger.domain.model import Account
+from ledgerd.ledger.domain.posting import PostingSnapshot
+from ledgerd.ledger.domain.requests import TransferRequest
+from tests.fakes.ledger_app import LedgerApp, make_ledger_app
+from tests.unit.ledger.application.scenario import (
+    FUNDED,
+    LEDGER,
+    create_ledger,
+    ok,
+    open_account,
+    pay,
+)
+
+
+class RecordingHandler(PostTransfersHandler):
+    """The real handler, recording each group it posts and able to hold the next load."""
+
+    def __init__(self, app: LedgerApp) -> None:
+        super().__init__(
+            uow=app.uow,
+            ledgers=app.ledgers,
+            accounts=app.accounts,
+            transfers=app.transfers,
+            journal=app.journal,
+            clock=app.clock,
+            new_id=app.ids,
+        )
+        self.groups: list[int] = []
+        self.gate: asyncio.Event | None = None  # set: loads wait for it
+        self.loading = asyncio.Event()
+        self.explode_on: str | None = None  # an idempotency key that breaks its group
+
+    async def post_group(
+        self,
+        ledger_id: str,
+        commands: Sequence[PostTransfers],
+        *,
+        abandoned: Abandoned = lambda: (),
+    ) -> list[Outcome | None]:
+        self.groups.append(len(commands))
+        keys = {r.key for c in commands for r in c.requests if isinstance(r, TransferRequest)}
+        if self.explode_on in keys:
+            msg = "a fault no rule foresaw"
+            raise RuntimeError(msg)
+        return await super().post_group(ledger_id, commands, abandoned=abandoned)
+
+    async def _load(self, ledger_id: str, commands: Sequence[PostTransfers]) -> PostingSnapshot:
+        self.loading.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super()._load(ledger_id, commands)
+
+
+async def _books() -> LedgerApp:
+    app = make_ledger_app()
+    await create_ledger(app)
+    await open_account(app, "bank")
+    await open_account(app, "alice", flags=FUNDED)
+    await open_account(app, "bob", flags=FUNDED)
+    return app
+
+
+@asynccontextmanager
+async def batching(
+    handler: PostTransfersHandler, **options: float
+) -> AsyncIterator[PostingBatcher]:
+    async with PostingBatcher(handler, BatchingOptions(**options)) as batcher:  # type: ignore[arg-type]
+        yield batcher
+
+
+def one(key: str, debit: str, credit: str, amount: int) -> PostTransfers:
+    return PostTransfers(LEDGER, [pay(key, (debit, credit, amount))])
+
+
+async def _balance(app: LedgerApp, account: str) -> int:
+    return (await app.queries.get_balance(LEDGER, account)).available
+
+
+async def _verified(app: LedgerApp) -> bool:
+    return (await app.verify_ledger(VerifyLedger(LEDGER))).ok
+
+
+async def test_concurrent_calls_share_units_of_work_and_get_their_own_results() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler) as batcher:
+        first = asyncio.create_task(batcher(one("first", "bank", "alice", 1)))
+        await handler.loading.wait()  # the first batch is under way; the others queue up
+        rest = [
+            asyncio.create_task(batcher(one(f"pay-{n}", "bank", "alice", n))) for n in range(2, 52)
+        ]
+        await asyncio.sleep(0)
+        handler.gate.set()
+        outcomes = await asyncio.gather(first, *rest)
+    for n, outcome in enumerate(outcomes, start=1):
+        (result,) = outcome
+        transfer = ok(result).transfer
+        assert transfer.idempotency_key == ("first" if n == 1 else f"pay-{n}")
+        assert transfer.legs[0].amount == n
+    assert sum(handler.groups) == 51
+    assert len(handler.groups) < 51, handler.groups  # batched, not one unit of work per call
+    assert await _balance(app, "alice") == sum(range(1, 52))
+    assert await _verified(app)
+
+
+async def test_a_failing_transfer_does_not_fail_its_neighbours_nor_an_atomic_call_them() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler) as batcher:
+        warmup = asyncio.create_task(batcher(one("fund", "bank", "alice", 100)))
+        await handler.loading.wait()
+        calls = [
+            batcher(one("too-much", "alice", "bob", 1_000)),  # alice cannot pay that
+            batcher(one("fine", "alice", "bob", 10)),
+            batcher(
+                PostTransfers(
+                    LEDGER,
+                    [pay("atomic-ok", ("alice", "bob", 5)), pay("atomic-bad", ("bob", "x", 1))],
+                    atomic=True,
+                )
+            ),
+            batcher(one("after", "alice", "bob", 20)),
+        ]
+        tasks = [asyncio.create_task(call) for call in calls]
+        await asyncio.sleep(0)
+        handler.gate.set()
+        await warmup
+        too_much, fine, atomic, after = await asyncio.gather(*tasks)
+    assert max(handler.groups) > 1  # they really shared a unit of work
+    assert isinstance(too_much[0], Err)
+    assert too_much[0].error.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert isinstance(fine[0], Ok)
+    assert isinstance(after[0], Ok)
+    assert [r.error.code for r in atomic if isinstance(r, Err)] == [
+        ErrorCode.BATCH_ABORTED,
+        ErrorCode.ACCOUNT_NOT_FOUND,
+    ]
+    assert await _balance(app, "bob") == 30  # 10 + 20: nothing of the atomic call stuck
+    keys = {t.idempotency_key for t in app.tables.transfers.values()}
+    assert not keys & {"atomic-ok", "atomic-bad", "too-much"}
+
+
+async def test_the_same_key_twice_in_one_batch_is_one_transfer_and_a_replay() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler) as batcher:
+        blocker = asyncio.create_task(batcher(one("blocker", "bank", "alice", 1)))
+        await handler.loading.wait()
+        tasks = [asyncio.create_task(batcher(one("twice", "bank", "bob", 7))) for _ in range(2)]
+        conflicting = asyncio.create_task(batcher(one("twice", "bank", "bob", 8)))
+        await asyncio.sleep(0)
+        handler.gate.set()
+        await blocker
+        (a,), (b,) = await asyncio.gather(*tasks)
+        (c,) = await conflicting
+    assert ok(a).transfer == ok(b).transfer
+    assert [ok(a).replayed, ok(b).replayed] == [False, True]
+    assert isinstance(c, Err)
+    assert c.error.code is ErrorCode.IDEMPOTENCY_CONFLICT
+    assert await _balance(app, "bob") == 7
+
+
+async def test_a_full_queue_answers_overloaded_with_a_retry_hint() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, queue_capacity=2, workers=1, retry_after_s=0.25) as batcher:
+        running = asyncio.create_task(batcher(one("running", "bank", "alice", 1)))
+        await handler.loading.wait()
+        queued = [asyncio.create_task(batcher(one(f"q{n}", "bank", "alice", 1))) for n in (1, 2)]
+        await asyncio.sleep(0)
+        with pytest.raises(LedgerdError) as refused:
+            await batcher(one("refused", "bank", "alice", 1))
+        handler.gate.set()
+        await asyncio.gather(running, *queued)
+        # Once the queue has room again, calls are accepted again.
+        (later,) = await batcher(one("later", "bank", "alice", 1))
+    assert refused.value.code is ErrorCode.OVERLOADED
+    assert refused.value.details == {"retry_after_seconds": "0.25"}
+    assert isinstance(later, Ok)
+    keys = {t.idempotency_key for t in app.tables.transfers.values()}
+    assert "refused" not in keys
+    assert await _balance(app, "alice") == 4
+
+
+async def test_a_caller_who_gives_up_before_the_writes_leaves_nothing_behind() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, workers=1) as batcher:
+        stays = asyncio.create_task(batcher(one("stays", "bank", "alice", 3)))
+        leaves = asyncio.create_task(batcher(one("leaves", "bank", "alice", 5)))
+        await handler.loading.wait()  # both are in the batch being loaded
+        leaves.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaves
+        handler.gate.set()
+        (kept,) = await stays
+    assert handler.groups == [2]
+    assert isinstance(kept, Ok)
+    assert await _balance(app, "alice") == 3
+    keys = {t.idempotency_key for t in app.tables.transfers.values()}
+    assert "leaves" not in keys
+    assert await _verified(app)
+
+
+async def test_a_caller_who_gives_up_while_queued_is_never_posted() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, workers=1) as batcher:
+        first = asyncio.create_task(batcher(one("first", "bank", "alice", 1)))
+        await handler.loading.wait()
+        queued = asyncio.create_task(batcher(one("queued", "bank", "alice", 2)))
+        await asyncio.sleep(0)
+        queued.cancel()
+        handler.gate.set()
+        await first
+        (after,) = await batcher(one("after", "bank", "alice", 4))
+    assert isinstance(after, Ok)
+    assert await _balance(app, "alice") == 5
+    assert sum(handler.groups) == 2  # "queued" never reached a unit of work
+
+
+async def test_a_group_that_breaks_unexpectedly_is_posted_call_by_call() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    handler.explode_on = "culprit"
+    async with batching(handler) as batcher:
+        first = asyncio.create_task(batcher(one("first", "bank", "alice", 1)))
+        await handler.loading.wait()
+        tasks = [
+            asyncio.create_task(batcher(one(key, "bank", "alice", 2)))
+            for key in ("a", "culprit", "b")
+        ]
+        await asyncio.sleep(0)
+        handler.gate.set()
+        await first
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)
+    assert [isinstance(r, list) and isinstance(r[0], Ok) for r in results] == [True, False, True]
+    assert await _balance(app, "alice") == 5
+
+
+async def test_closing_finishes_every_accepted_call_then_posts_directly() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    batcher = PostingBatcher(handler, BatchingOptions())
+    async with batcher:
+        tasks = [asyncio.create_task(batcher(one(f"c{n}", "bank", "alice", 1))) for n in range(20)]
+        await asyncio.sleep(0)
+    # Leaving the block closed the batcher: every accepted call was still answered.
+    assert all(isinstance(outcome[0], Ok) for outcome in await asyncio.gather(*tasks))
+    (late,) = await batcher(one("late", "bank", "alice", 1))
+    assert isinstance(late, Ok)
+    assert await _balance(app, "alice") == 21
+
+
+async def test_a_bad_command_is_refused_before_it_is_queued() -> None:
+    app = await _books()
+    async with batching(RecordingHandler(app)) as batcher:
+        with pytest.raises(LedgerdError) as empty:
+            await batcher(PostTransfers(LEDGER, []))
+        with pytest.raises(LedgerdError) as bad_id:
+            await batcher(PostTransfers("not a ledger id!", [pay("k", ("bank", "alice", 1))]))
+        with pytest.raises(LedgerdError) as no_ledger:
+            await batcher(PostTransfers("nowhere", [pay("k", ("bank", "alice", 1))]))
+    assert empty.value.code is ErrorCode.VALIDATION_FAILED
+    assert bad_id.value.code is ErrorCode.VALIDATION_FAILED
+    assert no_ledger.value.code is ErrorCode.LEDGER_NOT_FOUND
+
+
+# --- batched and unbatched posting of the same workload end the same -----------------------
+
+ACCOUNTS = ("bank", "alice", "bob", "carol")
+_leg = st.tuples(st.sampled_from(ACCOUNTS), st.sampled_from(ACCOUNTS), st.integers(1, 60))
+_request = st.one_of(
+    st.lists(_leg, min_size=1, max_size=3).map(tuple),
+    st.just("malformed"),
+)
+_command = st.tuples(st.lists(_request, min_size=1, max_size=4), st.booleans(), st.integers(0, 9))
+
+
+def _commands(drawn: list[tuple[list[object], bool, int]]) -> list[PostTransfers]:
+    commands = []
+    for number, (requests, atomic, key) in enumerate(drawn):
+        items: list[TransferRequest | Malformed] = []
+        for index, request in enumerate(requests):
+            if request == "malformed":
+                items.append(Malformed(LedgerdError(ErrorCode.VALIDATION_FAILED, "bad")))
+            else:
+                # Keys repeat across commands now and then: replays and conflicts included.
+                legs = request if isinstance(request, tuple) else ()
+                items.append(pay(f"k{key}-{index}" if number % 3 else f"u{number}-{index}", *legs))
+        commands.append(PostTransfers(LEDGER, items, atomic=atomic))
+    return commands
+
+
+def _unversioned(app: LedgerApp) -> dict[tuple[str, str], Account]:
+    return {key: dataclasses.replace(a, version=0) for key, a in app.tables.accounts.items()}
+
+
+async def _fresh_books() -> LedgerApp:
+    app = await _books()
+    await open_account(app, "carol", flags=FUNDED)
+    return app
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=st.lists(_command, min_size=1, max_size=25), max_batch=st.integers(1, 8))
+def test_batched_and_unbatched_posting_end_in_identical_books(
+    drawn: list[tuple[list[object], bool, int]], max_batch: int
+) -> None:
+    commands = _commands(drawn)
+
+    async def run() -> None:
+        alone = await _fresh_books()
+        expected = [await alone.post_transfers(command) for command in commands]
+
+        together = await _fresh_books()
+        handler = RecordingHandler(together)
+        async with batching(handler, max_batch=max_batch) as batcher:
+            # Submitted in order from tasks started in order: the queue keeps that order.
+            tasks = [asyncio.create_task(batcher(command)) for command in commands]
+            got = await asyncio.gather(*tasks)
+        assert got == expected
+        # Versions count units of work, which batching makes fewer; everything else is equal.
+        assert _unversioned(together) == _unversioned(alone)
+        assert together.tables.transfers == alone.tables.transfers
+        assert together.tables.entries == alone.tables.entries
+        assert await _verified(together)
+
+    asyncio.run(run())
