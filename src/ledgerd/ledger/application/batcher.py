@@ -101,8 +101,8 @@ class PostingBatcher:
 
     async def __call__(self, command: PostTransfers) -> Outcome:
         check_command(command)
-        if self._collector is None or self._queue.closed:
-            # Not running (or shutting down): post alone rather than refuse.
+        if self._collector is None or self._collector.done() or self._queue.closed:
+            # Not running (or shutting down, or its collector died): post alone, don't refuse.
             return await self._handler(command)
         left = remaining()
         deadline = None if left is None else time.monotonic() + left
