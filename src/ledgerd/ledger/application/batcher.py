@@ -94,7 +94,10 @@ class PostingBatcher:
         """Stop taking calls and finish every call already accepted."""
         self._queue.close()
         if self._collector is not None:
-            await self._collector
+            # Waited for, not awaited: a collector that died must not fail the shutdown.
+            await asyncio.wait([self._collector])
+            if not self._collector.cancelled() and self._collector.exception() is not None:
+                log.error("the posting batcher had stopped", exc_info=self._collector.exception())
             self._collector = None
 
     # -- the callers' side ------------------------------------------------------------------
@@ -125,17 +128,28 @@ class PostingBatcher:
         # One gathered batch may wait for a free worker; meanwhile new calls queue up in the
         # channel and make the batch after it bigger, which is the point.
         pool = WorkerPool(self._post_batch, workers=self._options.workers, queue_size=1)
-        async with pool:
-            while True:
-                try:
-                    jobs = await self._queue.receive_batch(
-                        self._options.max_batch, self._options.max_wait_s
-                    )
-                except ChannelClosedError:
-                    return  # closed and drained; leaving the pool finishes batches in flight
-                live = [job for job in jobs if not job.abandoned()]
-                if live:
-                    await pool.submit(live)
+        handing_over: list[_Job] = []  # taken off the queue, not yet accepted by the pool
+        try:
+            async with pool:
+                while True:
+                    try:
+                        jobs = await self._queue.receive_batch(
+                            self._options.max_batch, self._options.max_wait_s
+                        )
+                    except ChannelClosedError:
+                        return  # closed and drained; leaving the pool finishes batches in flight
+                    handing_over = [job for job in jobs if not job.abandoned()]
+                    if handing_over:
+                        await pool.submit(handing_over)
+                    handing_over = []
+        finally:
+            # Normally nothing is left here. If the collector was cancelled or broke, every call
+            # it had accepted but not answered gets an error instead of waiting forever.
+            self._queue.close()
+            stranded = [job for batch in pool.abandoned for job in batch]
+            stranded += handing_over + self._queue.drain()
+            for job in stranded:
+                _fail(job, BatcherStoppedError("the posting batcher stopped; retry the call"))
 
     async def _post_batch(self, jobs: list[_Job]) -> None:
         by_ledger: dict[str, list[_Job]] = {}
@@ -209,6 +223,10 @@ class PostingBatcher:
         finally:
             for job in jobs:
                 job.future.remove_done_callback(one_left)
+
+
+class BatcherStoppedError(RuntimeError):
+    """The batcher stopped before answering a call it had accepted (a bug or a hard stop)."""
 
 
 def overloaded(retry_after_s: float) -> LedgerdError:

@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.result import Err, Ok
-from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
+from ledgerd.ledger.application.batcher import (
+    BatcherStoppedError,
+    BatchingOptions,
+    PostingBatcher,
+)
 from ledgerd.ledger.application.post_transfers import (
     Abandoned,
     Malformed,
@@ -282,6 +286,28 @@ async def test_closing_finishes_every_accepted_call_then_posts_directly() -> Non
     (late,) = await batcher(one("late", "bank", "alice", 1))
     assert isinstance(late, Ok)
     assert await _balance(app, "alice") == 21
+
+
+async def test_calls_stranded_by_a_stopped_collector_fail_instead_of_waiting_forever() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, workers=1) as batcher:
+        in_flight = asyncio.create_task(batcher(one("in-flight", "bank", "alice", 1)))
+        await handler.loading.wait()
+        queued = asyncio.create_task(batcher(one("queued", "bank", "alice", 2)))
+        await asyncio.sleep(0)
+        collector = batcher._collector
+        assert collector is not None
+        collector.cancel()  # the collector dies, as only a bug or a hard stop would make it
+        results = await asyncio.gather(in_flight, queued, return_exceptions=True)
+        handler.gate.set()
+        # New calls do not queue behind a dead collector: they are posted directly.
+        (after,) = await batcher(one("after", "bank", "alice", 4))
+    assert [type(result) for result in results] == [BatcherStoppedError] * 2
+    assert isinstance(after, Ok)
+    assert await _balance(app, "alice") == 4
+    assert await _verified(app)
 
 
 async def test_a_bad_command_is_refused_before_it_is_queued() -> None:
