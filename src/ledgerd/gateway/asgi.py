@@ -7,7 +7,6 @@ messages from the descriptors, so a new RPC with an annotation is served without
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,18 +21,16 @@ from ledgerd.gateway.connection import (
     read_body,
     while_connected,
 )
-from ledgerd.gateway.invoker import CallOptions, Invoker, RemoteCallError
+from ledgerd.gateway.invoker import CallOptions, Invoker
 from ledgerd.gateway.ndjson import NdjsonStream
+from ledgerd.gateway.problems import problem_of
 from ledgerd.gateway.router import (
-    BadPathError,
     MethodNotAllowedError,
-    RouteNotFoundError,
     Router,
 )
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import validation_error
 from ledgerd.kernel.ids import random_id
-from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc, retry_after_seconds
 
 log = logging.getLogger("ledgerd.access")
 
@@ -50,25 +47,6 @@ _GRPC_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # nginx's convention for "the client closed the connection before the answer": logged only.
 CLIENT_CLOSED_REQUEST = 499
-
-
-def problem(
-    status: int, code: str, message: str, details: dict[str, str] | None = None
-) -> Response:
-    return JSONResponse(
-        {"code": code, "message": message, "details": details or {}}, status_code=status
-    )
-
-
-def _domain_problem(error: LedgerdError) -> Response:
-    response = problem(
-        TRANSPORT[error.code].http, str(error.code), error.message, dict(error.details)
-    )
-    retry_after = retry_after_seconds(error)
-    if retry_after is not None:
-        # Retry-After takes whole seconds (RFC 9110, 10.2.3); the exact hint is in details.
-        response.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    return response
 
 
 def request_timeout(headers: MutableMapping[str, str] | Any) -> float | None:  # noqa: ANN401 - starlette Headers
@@ -147,28 +125,12 @@ class RestGateway:
         except ClientGoneError:
             return CLIENT_CLOSED_REQUEST
         except Exception as error:  # noqa: BLE001 - every failure becomes a problem response
-            response = problem_of(error, request_id)
+            response = problem_of(error, request_id).response()
             if isinstance(error, MethodNotAllowedError):
                 headers["allow"] = ", ".join(_with_head(error.allowed))
         response.headers.update(headers)
         await response(request.scope, request.receive, tracker)
         return response.status_code
-
-
-def problem_of(error: Exception, request_id: str) -> Response:
-    """The problem response for a failure before the answer started."""
-    if isinstance(error, LedgerdError):
-        return _domain_problem(error)
-    if isinstance(error, RouteNotFoundError):
-        return problem(404, "ROUTE_NOT_FOUND", str(error))
-    if isinstance(error, MethodNotAllowedError):
-        return problem(405, "METHOD_NOT_ALLOWED", str(error))
-    if isinstance(error, BadPathError):
-        return problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
-    if isinstance(error, RemoteCallError):
-        return problem(http_status_of_grpc(error.code), error.code.name, error.message)
-    log.error("unexpected error (request %s)", request_id, exc_info=error)
-    return problem(500, "INTERNAL", f"internal error; request id {request_id}")
 
 
 def _with_head(allowed: tuple[str, ...]) -> tuple[str, ...]:

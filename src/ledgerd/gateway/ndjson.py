@@ -20,10 +20,10 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from ledgerd.gateway.invoker import CallOptions, Invoker, RemoteCallError
+from ledgerd.gateway.invoker import CallOptions, Invoker
+from ledgerd.gateway.problems import problem_of
 from ledgerd.gateway.transcoding import render
 from ledgerd.kernel.deadline import deadline_scope
-from ledgerd.kernel.errors import LedgerdError
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -72,7 +72,7 @@ class NdjsonStream:
         except Exception as error:
             if not self._started:
                 raise  # nothing sent yet: the caller answers with a problem and its status
-            await self._close_with(_failure(error, request_id))
+            await self._close_with(problem_of(error, request_id).body)
             return 200
         await self._start()  # an empty stream is an empty 200 body
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -105,16 +105,3 @@ class NdjsonStream:
                 await self._send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             log.warning("client not reading; stream ended without its error line")
-
-
-def _failure(error: Exception, request_id: str) -> dict[str, object]:
-    if isinstance(error, LedgerdError):
-        return {"code": str(error.code), "message": error.message, "details": dict(error.details)}
-    if isinstance(error, RemoteCallError):
-        return {"code": error.code.name, "message": error.message, "details": {}}
-    log.error("unexpected error mid-stream (request %s)", request_id, exc_info=error)
-    return {
-        "code": "INTERNAL",
-        "message": f"internal error; request id {request_id}",
-        "details": {},
-    }

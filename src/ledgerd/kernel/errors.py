@@ -35,6 +35,11 @@ class ErrorCode(StrEnum):
     OVERLOADED = "OVERLOADED"
 
 
+# The detail an OVERLOADED error carries: seconds to wait before retrying. The transports
+# also send it as their own retry hint (gRPC RetryInfo, HTTP Retry-After).
+RETRY_AFTER_DETAIL = "retry_after_seconds"
+
+
 class LedgerdError(Exception):
     """A domain error: a stable code, a human message and string details."""
 

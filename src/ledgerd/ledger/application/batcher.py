@@ -24,11 +24,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Self
 
 from ledgerd.kernel.deadline import deadline_scope, remaining
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import RETRY_AFTER_DETAIL, ErrorCode, LedgerdError
 from ledgerd.ledger.application.post_transfers import (
     MAX_BATCH,
     Outcome,
@@ -64,10 +64,10 @@ class _Job:
     command: PostTransfers
     future: asyncio.Future[Outcome]
     deadline: float | None  # the caller's, on the monotonic clock; None: the caller set none
-    size: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.size = len(self.command.requests)
+    @property
+    def size(self) -> int:
+        return len(self.command.requests)
 
     def abandoned(self) -> bool:
         # The caller awaits the future directly, so its cancellation cancels the future.
@@ -233,7 +233,7 @@ def overloaded(retry_after_s: float) -> LedgerdError:
     return LedgerdError(
         ErrorCode.OVERLOADED,
         "too many transfers are waiting to be posted; retry shortly",
-        {"retry_after_seconds": f"{retry_after_s:g}"},
+        {RETRY_AFTER_DETAIL: f"{retry_after_s:g}"},
     )
 
 

@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 import grpc
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import RETRY_AFTER_DETAIL, ErrorCode, LedgerdError
 
 ERROR_DOMAIN = "ledgerd"
 
@@ -60,8 +60,6 @@ TRANSPORT: dict[ErrorCode, Transport] = {
         grpc.StatusCode.RESOURCE_EXHAUSTED, HTTPStatus.TOO_MANY_REQUESTS
     ),
 }
-
-RETRY_AFTER_DETAIL = "retry_after_seconds"
 
 
 # The HTTP status for a gRPC status that carries no ledgerd error (a forwarded call failed in
