@@ -5,9 +5,11 @@ Creates a database, migrates it, starts ``ledgerd serve`` on free ports, then ru
 ledger on the same server, with the same clients, right before) and its invariant checks over
 the API; runs ``ledgerd verify`` once at the end over everything posted; writes
 bench/results/<scenario>.json and bench/results/summary.md; stops the server and drops the
-database. Every figure comes from the same machine in the same run.
+database. Every figure comes from the same machine in the same run. With ``--sqlite`` the
+same scenarios run on the embedded database (a fresh file in bench/results/sqlite/, whose
+results land there too), for reference: no pgbench.
 
-    python bench/run.py [--duration 10s] [--only grpc-hot-batch100] [--server-url URL]
+    python bench/run.py [--duration 10s] [--only grpc-hot-batch100] [--server-url URL] [--sqlite]
 """
 
 from __future__ import annotations
@@ -16,32 +18,26 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
+from ledgerd.loadgen.served import LEDGERD, ServedLedgerd
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-LEDGERD = Path(sys.executable).parent / "ledgerd"
 DEFAULT_SERVER_URL = os.environ.get(
     "LEDGERD_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 DATABASE = "ledgerd_bench"
 LEDGER = "bench"
-START_TIMEOUT_S = 60.0
 EXIT_ERROR = 2  # ledgerd bench: the run could not be done
 RETRIES = 1
 RETRY_AFTER_S = 5.0
-STOP_TIMEOUT_S = 30.0
-_GRPC_LINE = re.compile(r"^gRPC\s+(\S+):(\d+)", re.MULTILINE)
-_REST_LINE = re.compile(r"^REST\s+http://(\S+):(\d+)/", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +72,20 @@ def main() -> int:
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL, help="a PostgreSQL server")
     parser.add_argument("--server-log-level", default="WARNING", help="the server's log level")
     parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="the embedded SQLite database (WAL, durable commits) instead; no pgbench beside",
+    )
     arguments = parser.parse_args()
     chosen = [s for s in SCENARIOS if not arguments.only or s.name in arguments.only]
     if not chosen:
         parser.error(f"no such scenario; choose from {[s.name for s in SCENARIOS]}")
 
-    server = ServerAddress.from_url(arguments.server_url)
-    database_url = (
-        f"postgresql+asyncpg://{server.user}@{server.host}:{server.port}/{DATABASE}"
-        if server.password is None
-        else arguments.server_url.rsplit("/", 1)[0] + f"/{DATABASE}"
-    )
-    RESULTS.mkdir(exist_ok=True)
-    asyncio.run(recreate_database(server, DATABASE))
+    results = RESULTS / "sqlite" if arguments.sqlite else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
+    database = _SqliteDatabase(results) if arguments.sqlite else _PostgresDatabase(arguments)
+    database_url = database.create()
     environment = {
         **os.environ,
         "LEDGERD_DATABASE_URL": database_url,
@@ -102,70 +99,71 @@ def main() -> int:
     began = time.monotonic()
     try:
         subprocess.run([LEDGERD, "migrate"], env=environment, check=True)  # noqa: S603 - ours
-        with _Server(environment, RESULTS / "server.log") as served:
+        with ServedLedgerd(environment, results / "server.log") as served:
+            print(f"ledgerd serve: {served.grpc} {served.http}", flush=True)
             for scenario in chosen:
-                failures += _run_scenario(scenario, served, database_url, arguments)
+                failures += _run_scenario(scenario, served, database, results, arguments)
         verified = _verify(environment)
         failures += not verified.startswith("OK")
     finally:
-        asyncio.run(drop_database(server, DATABASE))
-    summary = _summary([s.name for s in chosen]) + f"\n`ledgerd verify {LEDGER}`: {verified}\n"
-    (RESULTS / "summary.md").write_text(summary)
-    print(f"\n{summary}\nall figures in {RESULTS}/ ({time.monotonic() - began:.0f} s)")
+        database.drop()
+    summary = (
+        _summary(results, [s.name for s in chosen]) + f"\n`ledgerd verify {LEDGER}`: {verified}\n"
+    )
+    (results / "summary.md").write_text(summary)
+    print(f"\n{summary}\nall figures in {results}/ ({time.monotonic() - began:.0f} s)")
     return 1 if failures else 0
 
 
-class _Server:
-    """``ledgerd serve`` in the background on free ports; SIGTERM and wait on exit."""
+class _PostgresDatabase:
+    """A fresh database on the PostgreSQL server, dropped at the end; pgbench runs beside."""
 
-    def __init__(self, environment: dict[str, str], log: Path) -> None:
-        self._environment = {
-            **environment,
-            "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
-            "LEDGERD_HTTP_ADDRESS": "127.0.0.1:0",
-        }
-        self._log = log
-        self._process: subprocess.Popen[bytes] | None = None
-        self.grpc = ""
-        self.http = ""
+    compare_pgbench = True
 
-    def __enter__(self) -> Self:
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own console script
-                [LEDGERD, "serve"], env=self._environment, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            text = self._log.read_text(errors="replace")
-            grpc, rest = _GRPC_LINE.search(text), _REST_LINE.search(text)
-            if grpc and rest:
-                self.grpc = f"grpc://{grpc.group(1)}:{grpc.group(2)}"
-                self.http = f"http://{rest.group(1)}:{rest.group(2)}"
-                print(f"ledgerd serve: {self.grpc} {self.http} (log: {self._log})")
-                return self
-            if self._process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.__exit__(None, None, None)
-        msg = f"ledgerd serve did not start; see {self._log}"
-        raise RuntimeError(msg)
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self._server = ServerAddress.from_url(arguments.server_url)
+        self.url = (
+            f"postgresql+asyncpg://{self._server.user}@{self._server.host}:{self._server.port}"
+            f"/{DATABASE}"
+            if self._server.password is None
+            else arguments.server_url.rsplit("/", 1)[0] + f"/{DATABASE}"
+        )
 
-    def __exit__(self, *_: object) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+    def create(self) -> str:
+        asyncio.run(recreate_database(self._server, DATABASE))
+        return self.url
+
+    def drop(self) -> None:
+        asyncio.run(drop_database(self._server, DATABASE))
+
+
+class _SqliteDatabase:
+    """A fresh embedded database file (with its WAL), deleted at the end; no pgbench."""
+
+    compare_pgbench = False
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / f"{DATABASE}.db"
+        self.url = f"sqlite+aiosqlite:///{self._path}"
+
+    def create(self) -> str:
+        self.drop()
+        return self.url
+
+    def drop(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._path}{suffix}").unlink(missing_ok=True)
 
 
 def _run_scenario(
-    scenario: Scenario, served: _Server, database_url: str, arguments: argparse.Namespace
+    scenario: Scenario,
+    served: ServedLedgerd,
+    database: _PostgresDatabase | _SqliteDatabase,
+    results: Path,
+    arguments: argparse.Namespace,
 ) -> int:
     """Run one scenario; 1 if it failed (an invariant, or the run itself), else 0."""
-    output = RESULTS / f"{scenario.name}.json"
+    output = results / f"{scenario.name}.json"
     output.unlink(missing_ok=True)
     command = [
         str(LEDGERD),
@@ -187,11 +185,12 @@ def _run_scenario(
             # only picks which of them a transfer touches), and `ledgerd verify` after each
             # run re-checks everything posted so far.
             f"--ledger={LEDGER}",
-            f"--database-url={database_url}",
-            "--compare-pgbench",
+            f"--database-url={database.url}",
             # Once at the end instead: it replays the whole ledger, which grows every run.
             "--no-verify",
         ]
+        if database.compare_pgbench:
+            command.append("--compare-pgbench")
     returncode = EXIT_ERROR
     for attempt in range(1 + RETRIES):
         print(f"\n== {scenario.name}: ledgerd {' '.join(command[1:])}", flush=True)
@@ -224,7 +223,7 @@ def _verify(environment: dict[str, str]) -> str:
     return f"FAILED (exit {completed.returncode}) - {' / '.join(lines[-3:]) or completed.stderr}"
 
 
-def _summary(names: list[str]) -> str:
+def _summary(results: Path, names: list[str]) -> str:
     lines = [
         (
             "| scenario | clients x batch | transfers/s | p50 ms | p99 ms | errors "
@@ -233,7 +232,7 @@ def _summary(names: list[str]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        path = RESULTS / f"{name}.json"
+        path = results / f"{name}.json"
         if not path.exists():
             lines.append(f"| {name} | | | | | | | | run failed |")
             continue

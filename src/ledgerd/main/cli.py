@@ -39,6 +39,7 @@ from ledgerd.main.http_server import start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 
 app = typer.Typer(
     name="ledgerd",
@@ -190,6 +191,10 @@ def serve(
         http = await start_http_server(app, settings.http_address, settings.shutdown_grace_seconds)
         grpc_host = settings.grpc_address.rpartition(":")[0]
         http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
+        # Start-up is over: what is alive now lives as long as the process.
+        tune_after_start(freeze=settings.gc_freeze, gen0_threshold=settings.gc_gen0_threshold)
+        pauses = GcPauses()
+        pauses.start()
         typer.echo(
             f"gRPC  {grpc_host}:{server.port}  (ledgerd.v1.LedgerService, health, reflection)"
         )
@@ -209,6 +214,8 @@ def serve(
         if channel is not None:
             await channel.close()
         await expiry
+        pauses.stop()
+        typer.echo(pauses.summary())
         typer.echo("ledgerd stopped")
         return 0
 

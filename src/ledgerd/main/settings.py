@@ -55,4 +55,14 @@ class Settings(BaseSettings):
     batch_workers: int = Field(
         default=2, ge=1, le=64, description="batches in flight at once (one commits, one builds)"
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="after start-up, freeze the heap so full collections no longer walk it",
+    )
+    gc_gen0_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        le=10_000_000,
+        description="allocations between young-generation collections (0: Python's 700)",
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -29,6 +29,7 @@ LEDGERD = Path(sys.executable).parent / "ledgerd"
 LISTENING = re.compile(r"^gRPC\s+127\.0\.0\.1:(\d+)\s")
 STOPPING = "stopping: finishing calls in flight"
 STOPPED = "ledgerd stopped"
+GC_PAUSES = re.compile(r"^gc: [\d.]+ ms in \d+ collections, longest [\d.]+ ms \(gen0 \d+, ")
 # Upper bounds so that a hung process fails the test instead of stalling it; not measurements.
 START_WAIT_S = 30.0
 STOP_WAIT_S = 30.0
@@ -137,6 +138,8 @@ async def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     assert exit_code == 0, served.log
     assert STOPPING in served.output, served.log
     assert served.output[-1] == STOPPED, served.log
+    # Its last report: the collector's pauses while it served (docs/benchmarks.md, GC tuning).
+    assert GC_PAUSES.match(served.output[-2]), served.log
     assert "Traceback" not in served.log
 
 

@@ -108,6 +108,12 @@ _Resp = TypeVar("_Resp")
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # Method name -> its wrapped handler. The services are registered once, before the
+        # server starts, so a method's handler never changes; wrapping it on every call cost
+        # a namedtuple and two closures per call, on the path every call takes.
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -115,23 +121,31 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None:
+            return known
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        # The stubs type behaviours as sync callables; on a grpc.aio server they are coroutines
-        # (unary) and async generators (server streaming).
-        wrapped: grpc.RpcMethodHandler[Any, Any] = handler
-        if handler.unary_unary is not None:
-            wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, cast("Unary", handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        elif handler.unary_stream is not None:
-            wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_streaming(method, cast("Streaming", handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+        wrapped = _wrap(method, handler)
+        self._wrapped[method] = wrapped
         return wrapped
+
+
+def _wrap(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    # The stubs type behaviours as sync callables; on a grpc.aio server they are coroutines
+    # (unary) and async generators (server streaming).
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(method, cast("Unary", handler.unary_unary)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_streaming(method, cast("Streaming", handler.unary_stream)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
