@@ -1,0 +1,1 @@
+"""Events out of the process: the envelope, the publisher/subscriber ports, their adapters."""
