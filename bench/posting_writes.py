@@ -38,6 +38,7 @@ from ledgerd.kernel.ids import random_id
 from ledgerd.kernel.money import Asset
 from ledgerd.kernel.result import Ok
 from ledgerd.ledger.adapters import tables
+from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import (
     SqlAccountRepository,
     SqlJournalRepository,
@@ -60,6 +61,7 @@ from ledgerd.ledger.domain.requests import (
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
+from ledgerd.platform.outbox.writer import OutboxWriter
 
 DEFAULT_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DATABASE = "ledgerd_bench_writes"
@@ -88,12 +90,14 @@ class Bench:
         self.transfers = SqlTransferRepository()
         self.journal = SqlJournalRepository()
         self.clock = SystemClock()
+        self.events = SqlEventOutbox(OutboxWriter(), self.clock)
         self.post = PostTransfersHandler(
             uow=self.uow,
             ledgers=self.ledgers,
             accounts=self.accounts,
             transfers=self.transfers,
             journal=self.journal,
+            events=self.events,
             clock=self.clock,
             new_id=random_id,
         )
@@ -124,10 +128,12 @@ class Bench:
         return [result.value.transfer for result in outcome if isinstance(result, Ok)]
 
     async def setup(self) -> None:
-        await CreateLedgerHandler(uow=self.uow, ledgers=self.ledgers, clock=self.clock)(
-            CreateLedger(LEDGER, "bench")
+        await CreateLedgerHandler(
+            uow=self.uow, ledgers=self.ledgers, events=self.events, clock=self.clock
+        )(CreateLedger(LEDGER, "bench"))
+        open_account = OpenAccountHandler(
+            self.uow, self.ledgers, self.accounts, self.events, self.clock
         )
-        open_account = OpenAccountHandler(self.uow, self.ledgers, self.accounts, self.clock)
         for number in range(ACCOUNTS):
             await open_account(OpenAccount(LEDGER, f"acct-{number:05d}", USD))
         for _ in range(WARM_UP_TRANSFERS // SETUP_BATCH):

@@ -15,6 +15,7 @@ from tests.fakes.clock import ManualClock
 from tests.fakes.ids import SequentialIds
 from tests.fakes.ledger_store import (
     FakeAccountRepository,
+    FakeEventOutbox,
     FakeJournalRepository,
     FakeLedgerRepository,
     FakeTransferRepository,
@@ -32,6 +33,7 @@ class LedgerApp:
     accounts: FakeAccountRepository
     transfers: FakeTransferRepository
     journal: FakeJournalRepository
+    events: FakeEventOutbox
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_account_status: ChangeAccountStatusHandler
@@ -56,12 +58,14 @@ def make_ledger_app(
     accounts = FakeAccountRepository(uow)
     transfers = FakeTransferRepository(uow)
     journal = FakeJournalRepository(uow)
+    events = FakeEventOutbox(uow)
     post = PostTransfersHandler(
         uow=uow,
         ledgers=ledgers,
         accounts=accounts,
         transfers=transfers,
         journal=journal,
+        events=events,
         clock=clock,
         new_id=ids,
     )
@@ -73,10 +77,13 @@ def make_ledger_app(
         accounts=accounts,
         transfers=transfers,
         journal=journal,
-        create_ledger=CreateLedgerHandler(uow=uow, ledgers=ledgers, clock=clock),
-        open_account=OpenAccountHandler(uow=uow, ledgers=ledgers, accounts=accounts, clock=clock),
+        events=events,
+        create_ledger=CreateLedgerHandler(uow=uow, ledgers=ledgers, events=events, clock=clock),
+        open_account=OpenAccountHandler(
+            uow=uow, ledgers=ledgers, accounts=accounts, events=events, clock=clock
+        ),
         change_account_status=ChangeAccountStatusHandler(
-            uow=uow, ledgers=ledgers, accounts=accounts
+            uow=uow, ledgers=ledgers, accounts=accounts, events=events
         ),
         post_transfers=post,
         expire_pending=ExpirePendingHandler(uow=uow, transfers=transfers, post=post, clock=clock),

@@ -21,6 +21,7 @@ from datetime import datetime
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.paging import Page, encode_cursor
 from ledgerd.kernel.unit_of_work import Transaction, UnitOfWork
+from ledgerd.ledger.domain.events import LedgerEvent, ledger_of
 from ledgerd.ledger.domain.model import (
     Account,
     Balances,
@@ -57,6 +58,8 @@ class LedgerTables:
     transfers: dict[TransferKey, Transfer] = field(default_factory=dict)
     # (ledger id, account id) -> account sequence -> entry
     entries: dict[AccountKey, dict[int, Entry]] = field(default_factory=dict)
+    # ledger id -> its events, in order (the outbox's streams)
+    events: dict[str, list[LedgerEvent]] = field(default_factory=dict)
 
     def copy(self) -> LedgerTables:
         return LedgerTables(
@@ -65,6 +68,7 @@ class LedgerTables:
             accounts=dict(self.accounts),
             transfers=dict(self.transfers),
             entries={key: dict(rows) for key, rows in self.entries.items()},
+            events={ledger: list(events) for ledger, events in self.events.items()},
         )
 
     def restore(self, saved: LedgerTables) -> None:
@@ -73,6 +77,7 @@ class LedgerTables:
         self.accounts = saved.accounts
         self.transfers = saved.transfers
         self.entries = saved.entries
+        self.events = saved.events
 
     def account_entries(self, ledger_id: str, account_id: str) -> list[Entry]:
         rows = self.entries.get((ledger_id, account_id), {})
@@ -510,3 +515,15 @@ def _conformance(
         FakeTransferRepository(uow),
         FakeJournalRepository(uow),
     )
+
+
+class FakeEventOutbox:
+    """Implements ``EventOutbox``: events kept per ledger, with the transaction's other rows."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def record(self, events: Sequence[LedgerEvent]) -> None:
+        tables = self._uow.writing()
+        for event in events:
+            tables.events.setdefault(ledger_of(event), []).append(event)

@@ -28,6 +28,7 @@ from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.main.container import build_container
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
+from ledgerd.platform.outbox import tables as outbox_tables
 from tests.fakes.clock import ManualClock
 
 # A fixed, unremarkable starting instant with a non-zero microsecond part, so any loss of
@@ -115,10 +116,18 @@ TableDump = dict[str, list[tuple[object, ...]]]
 
 
 async def dump_tables(engine: AsyncEngine) -> TableDump:
-    """Every row of every ledger table, as sorted lists: equal dumps mean equal databases."""
+    """Every row of every ledger and outbox table, sorted: equal dumps mean equal databases."""
     dump: TableDump = {}
     async with engine.connect() as connection:
-        for table in (tables.ledgers, tables.accounts, tables.transfers, tables.entries):
+        for table in (
+            tables.ledgers,
+            tables.accounts,
+            tables.transfers,
+            tables.entries,
+            outbox_tables.outbox_streams,
+            outbox_tables.outbox_events,
+            outbox_tables.outbox_cursors,
+        ):
             rows = (await connection.execute(select(table))).all()
             dump[table.name] = sorted((tuple(row) for row in rows), key=repr)
     return dump

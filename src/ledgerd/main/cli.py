@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from ledgerd.main.container import build_container
 from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import start_http_server
+from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
@@ -207,13 +209,18 @@ def serve(
                 interval_s=settings.expiry_interval_seconds,
             )
         )
-        await stop.wait()
-        typer.echo("stopping: finishing calls in flight")
-        await http.stop()
-        await server.stop(settings.shutdown_grace_seconds)
-        if channel is not None:
-            await channel.close()
-        await expiry
+        async with contextlib.AsyncExitStack() as background:
+            if relay_in_serve(settings):
+                await background.enter_async_context(relaying(container, settings))
+                typer.echo(f"relay outbox events to {settings.events_publisher}")
+            await stop.wait()
+            typer.echo("stopping: finishing calls in flight")
+            await http.stop()
+            await server.stop(settings.shutdown_grace_seconds)
+            if channel is not None:
+                await channel.close()
+            await expiry
+            # Leaving the stack stops the relay last: what the final calls committed goes out.
         pauses.stop()
         typer.echo(pauses.summary())
         typer.echo("ledgerd stopped")
@@ -228,15 +235,19 @@ def worker(
         float | None, typer.Option(help="seconds between expiry sweeps (default from settings)")
     ] = None,
 ) -> None:
-    """Run background work until SIGTERM/SIGINT: expire holds whose timeout has passed."""
+    """Run background work until SIGTERM/SIGINT: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         await _ensure_schema(container, settings)
         handler = await container.get(ExpirePendingHandler)
         stop = _stop_on_signals()
         every = interval if interval is not None else settings.expiry_interval_seconds
-        typer.echo(f"worker running: expiry sweep every {every} s; stop with SIGTERM or Ctrl-C")
-        await run_expiry_loop(handler, stop, interval_s=every)
+        async with relaying(container, settings):
+            typer.echo(
+                f"worker running: outbox relay to {settings.events_publisher}, expiry sweep "
+                f"every {every} s; stop with SIGTERM or Ctrl-C"
+            )
+            await run_expiry_loop(handler, stop, interval_s=every)
         typer.echo("worker stopped")
         return 0
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledgerd.kernel.clock import Clock, SystemClock
 from ledgerd.kernel.ids import IdGenerator, random_id
 from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import (
     SqlAccountRepository,
     SqlJournalRepository,
@@ -30,6 +31,7 @@ from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
     AccountRepository,
+    EventOutbox,
     JournalRepository,
     LedgerRepository,
     TransferRepository,
@@ -37,8 +39,14 @@ from ledgerd.ledger.domain.repositories import (
 from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.settings import Settings
+from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from ledgerd.platform.messaging.hub import InProcessHub
+from ledgerd.platform.messaging.ports import Publisher
+from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
+from ledgerd.platform.outbox.store import OutboxStore
+from ledgerd.platform.outbox.writer import OutboxWriter
 
 
 class InfrastructureProvider(Provider):
@@ -67,6 +75,50 @@ class InfrastructureProvider(Provider):
         return SqlAlchemyUnitOfWork(engine)
 
 
+class OutboxProvider(Provider):
+    """Events: written by the use cases' transactions, relayed to the configured publisher."""
+
+    scope = Scope.APP
+
+    @provide
+    def relay_wakeups(self) -> Notifier:
+        """Commits in this process that wrote events wake the relay through this."""
+        return Notifier()
+
+    @provide
+    def writer(self, wakeups: Notifier) -> OutboxWriter:
+        return OutboxWriter(wake=wakeups.notify_all)
+
+    @provide
+    async def hub(self) -> AsyncIterator[InProcessHub]:
+        hub = InProcessHub()
+        yield hub
+        await hub.aclose()
+
+    @provide
+    async def publisher(self, settings: Settings, hub: InProcessHub) -> AsyncIterator[Publisher]:
+        if settings.events_publisher == "hub":
+            yield hub
+            return
+        msg = f"LEDGERD_EVENTS_PUBLISHER={settings.events_publisher} is not available yet"
+        raise NotImplementedError(msg)
+
+    @provide
+    def store(self, engine: AsyncEngine) -> OutboxStore:
+        return OutboxStore(SqlAlchemyUnitOfWork(engine))
+
+    @provide
+    def relay(
+        self, store: OutboxStore, publisher: Publisher, wakeups: Notifier, settings: Settings
+    ) -> OutboxRelay:
+        options = RelayOptions(
+            batch_size=settings.relay_batch_size,
+            max_rejections=settings.relay_max_rejections,
+            poll_interval_s=settings.relay_poll_interval_seconds,
+        )
+        return OutboxRelay(store, publisher, wakeups=wakeups, options=options)
+
+
 class LedgerProvider(Provider):
     scope = Scope.APP
 
@@ -74,6 +126,7 @@ class LedgerProvider(Provider):
     accounts = provide(SqlAccountRepository, provides=AccountRepository)
     transfers = provide(SqlTransferRepository, provides=TransferRepository)
     journal = provide(SqlJournalRepository, provides=JournalRepository)
+    events = provide(SqlEventOutbox, provides=EventOutbox)
 
     create_ledger = provide(CreateLedgerHandler)
     open_account = provide(OpenAccountHandler)
@@ -114,6 +167,7 @@ def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
     """
     return make_async_container(
         InfrastructureProvider(),
+        OutboxProvider(),
         LedgerProvider(),
         *overrides,
         context={Settings: settings},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +56,22 @@ class Settings(BaseSettings):
     )
     batch_workers: int = Field(
         default=2, ge=1, le=64, description="batches in flight at once (one commits, one builds)"
+    )
+    events_publisher: Literal["hub", "nats", "kafka", "rabbitmq", "sqs", "redis"] = Field(
+        default="hub",
+        description="where the outbox relay publishes events (hub: in-process only)",
+    )
+    relay_in_serve: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="run the outbox relay inside `ledgerd serve` (auto: with the embedded "
+        "SQLite database; with PostgreSQL run `ledgerd worker`)",
+    )
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000, description="events per publish")
+    relay_max_rejections: int = Field(
+        default=10, ge=1, le=1000, description="refusals of one event before it is dead-lettered"
+    )
+    relay_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="longest sleep between sweeps when not woken"
     )
     gc_freeze: bool = Field(
         default=True,

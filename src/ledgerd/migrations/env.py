@@ -7,9 +7,10 @@ from sqlalchemy import Connection
 
 from ledgerd.ledger.adapters import tables
 from ledgerd.platform.db.schema import metadata
+from ledgerd.platform.outbox import tables as outbox_tables
 
 # The table modules register themselves on the shared metadata when imported.
-_REGISTERED = (tables,)
+_REGISTERED = (tables, outbox_tables)
 
 
 def _run_migrations() -> None:

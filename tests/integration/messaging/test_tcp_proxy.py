@@ -37,7 +37,7 @@ async def test_the_proxy_passes_cuts_and_restores() -> None:
         async with proxy.outage():
             # The open connection is dropped and a new one is refused.
             assert await reader.read(10) == b""
-            with pytest.raises(OSError):
+            with pytest.raises(ConnectionRefusedError):
                 await _round_trip(proxy.port, b"x")
         writer.close()
 

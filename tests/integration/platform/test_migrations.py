@@ -15,10 +15,20 @@ from ledgerd.ledger.adapters import tables
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.schema import metadata
+from ledgerd.platform.outbox import tables as outbox_tables
 
-LEDGER_TABLES = {"ledgers", "accounts", "transfers", "entries"}
-# Registered on the shared metadata by importing the table module (as env.py does).
-_REGISTERED = (tables,)
+LEDGER_TABLES = {
+    "ledgers",
+    "accounts",
+    "transfers",
+    "entries",
+    "outbox_streams",
+    "outbox_events",
+    "outbox_cursors",
+    "outbox_dead_letters",
+}
+# Registered on the shared metadata by importing the table modules (as env.py does).
+_REGISTERED = (tables, outbox_tables)
 
 
 @pytest.fixture

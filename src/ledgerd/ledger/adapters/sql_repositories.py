@@ -8,26 +8,19 @@ nothing; it gets plain multi-row statements.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Column,
     ColumnElement,
     RowMapping,
-    Table,
-    Text,
     and_,
     any_,
     bindparam,
-    cast,
-    column,
     exists,
-    func,
     insert,
     select,
     tuple_,
@@ -35,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.types import TypeEngine
 
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.money import Asset
@@ -57,6 +49,7 @@ from ledgerd.ledger.domain.model import (
     TransferStatus,
 )
 from ledgerd.ledger.domain.repositories import AccountKey, TransferKey
+from ledgerd.platform.db.bulk import InsertUnnested, Unnested, insert_rows, on_postgres
 from ledgerd.platform.db.unit_of_work import current_connection
 
 # Rows fetched per round trip when streaming a whole ledger.
@@ -65,68 +58,6 @@ _STREAM_CHUNK = 1000
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
-
-
-# -- PostgreSQL: many rows through one array parameter per column -----------------------------
-
-
-def _on_postgres(connection: AsyncConnection) -> bool:
-    return connection.dialect.name == "postgresql"
-
-
-class _Unnested:
-    """``unnest(:a_x, :a_y, ...) AS v(x, y, ...)``: rows from one typed array parameter per column.
-
-    The statement text and its parameter count stay the same for any number of rows, so one
-    prepared statement serves every batch size and no parameter limit is ever reached.
-    """
-
-    def __init__(self, columns: Mapping[str, TypeEngine[Any]]) -> None:
-        # SQLAlchemy would take a JSON list for another dimension of the array: JSON values
-        # travel as text, serialised here, and are cast back in the statement.
-        self._json = frozenset(name for name, type_ in columns.items() if isinstance(type_, JSON))
-        types = {name: Text() if name in self._json else type_ for name, type_ in columns.items()}
-        self.rows = (
-            func.unnest(*(bindparam(f"a_{name}", type_=ARRAY(t)) for name, t in types.items()))
-            .table_valued(*(column(name, type_) for name, type_ in types.items()))
-            .render_derived(name="v")
-        )
-
-    def __getitem__(self, name: str) -> ColumnElement[Any]:
-        """Column ``name`` of the rows, with its own type."""
-        value = self.rows.c[name]
-        return cast(value, JSON) if name in self._json else value
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """``rows`` (a value for every column) turned into the arrays."""
-        return {
-            f"a_{name}": [
-                json.dumps(row[name]) if name in self._json else row[name] for row in rows
-            ]
-            for name in self.rows.c.keys()  # noqa: SIM118 - a ColumnCollection, not a dict
-        }
-
-
-class _InsertUnnested:
-    """``INSERT INTO table SELECT ... FROM unnest(...)``: any number of rows in one statement."""
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.rows = _Unnested({c.name: c.type for c in table.columns})
-        self.statement = insert(table).from_select(
-            [c.name for c in table.columns], select(*(self.rows[c.name] for c in table.columns))
-        )
-
-
-async def _insert_rows(into: _InsertUnnested, rows: Sequence[Mapping[str, Any]]) -> None:
-    if not rows:
-        return
-    connection = current_connection()
-    if _on_postgres(connection):
-        await connection.execute(into.statement, into.rows.parameters(rows))
-    else:
-        # A multi-row VALUES per batch of rows (SQLAlchemy's "insertmanyvalues").
-        await connection.execute(insert(into.table), list(rows))
 
 
 def _among(
@@ -139,7 +70,7 @@ def _among(
     many-legged transfers can touch as accounts.
     """
     ordered = sorted(values)
-    if _on_postgres(connection):
+    if on_postgres(connection):
         return column_ == any_(bindparam(None, ordered, type_=ARRAY(column_.type)))
     return column_.in_(ordered)
 
@@ -248,7 +179,7 @@ _ACCOUNT_STATE = (
     "pending_credits",
     "entry_count",
 )
-_account_changes = _Unnested(
+_account_changes = Unnested(
     {name: tables.accounts.c[name].type for name in ("ledger_id", "id", "version", *_ACCOUNT_STATE)}
 )
 # Each row names the version it was read at: rows that moved on since match nothing.
@@ -337,7 +268,7 @@ class SqlAccountRepository:
             for account, expected_version in changes
         ]
         connection = current_connection()
-        if _on_postgres(connection):
+        if on_postgres(connection):
             result = await connection.execute(_UPDATE_ACCOUNTS, _account_changes.parameters(rows))
         else:
             result = await connection.execute(
@@ -422,8 +353,8 @@ def _transfer_row(transfer: Transfer) -> dict[str, Any]:
     }
 
 
-_INSERT_TRANSFERS = _InsertUnnested(tables.transfers)
-_status_changes = _Unnested(
+_INSERT_TRANSFERS = InsertUnnested(tables.transfers)
+_status_changes = Unnested(
     {
         "ledger_id": tables.transfers.c.ledger_id.type,
         "id": tables.transfers.c.id.type,
@@ -487,7 +418,7 @@ class SqlTransferRepository:
         return {row["idempotency_key"]: _transfer(row) for row in rows.mappings()}
 
     async def add_many(self, transfers: Sequence[Transfer]) -> None:
-        await _insert_rows(_INSERT_TRANSFERS, [_transfer_row(transfer) for transfer in transfers])
+        await insert_rows(_INSERT_TRANSFERS, [_transfer_row(transfer) for transfer in transfers])
 
     async def set_status(self, transfer: Transfer, status: TransferStatus) -> None:
         await self.set_statuses([(transfer, status)])
@@ -506,7 +437,7 @@ class SqlTransferRepository:
             for transfer, status in changes
         ]
         connection = current_connection()
-        if _on_postgres(connection):
+        if on_postgres(connection):
             result = await connection.execute(_SET_STATUSES, _status_changes.parameters(rows))
         else:
             result = await connection.execute(
@@ -632,7 +563,7 @@ def _entry_row(entry: Entry) -> dict[str, Any]:
     }
 
 
-_INSERT_ENTRIES = _InsertUnnested(tables.entries)
+_INSERT_ENTRIES = InsertUnnested(tables.entries)
 
 
 class SqlJournalRepository:
@@ -643,7 +574,7 @@ class SqlJournalRepository:
     """
 
     async def append(self, entries: Sequence[Entry]) -> None:
-        await _insert_rows(_INSERT_ENTRIES, [_entry_row(entry) for entry in entries])
+        await insert_rows(_INSERT_ENTRIES, [_entry_row(entry) for entry in entries])
 
     async def page(
         self, ledger_id: str, account_id: str, *, after: int | None, limit: int

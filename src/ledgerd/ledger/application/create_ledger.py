@@ -10,8 +10,9 @@ from ledgerd.kernel.ids import check_id
 from ledgerd.kernel.metadata import Metadata, check_metadata
 from ledgerd.kernel.text import check_text
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
+from ledgerd.ledger.domain.events import LedgerCreated
 from ledgerd.ledger.domain.model import Ledger
-from ledgerd.ledger.domain.repositories import LedgerRepository
+from ledgerd.ledger.domain.repositories import EventOutbox, LedgerRepository
 
 MAX_NAME_LENGTH = 200
 
@@ -26,8 +27,10 @@ class CreateLedger:
 class CreateLedgerHandler:
     """Creating the same ledger twice returns it; a different one under a taken id is an error."""
 
-    def __init__(self, uow: UnitOfWork, ledgers: LedgerRepository, clock: Clock) -> None:
-        self._uow, self._ledgers, self._clock = uow, ledgers, clock
+    def __init__(
+        self, uow: UnitOfWork, ledgers: LedgerRepository, events: EventOutbox, clock: Clock
+    ) -> None:
+        self._uow, self._ledgers, self._events, self._clock = uow, ledgers, events, clock
 
     async def __call__(self, command: CreateLedger) -> Ledger:
         check_id(command.ledger_id, "ledger_id")
@@ -48,5 +51,6 @@ class CreateLedgerHandler:
                 )
             ledger = Ledger(command.ledger_id, command.name, metadata, self._clock.now())
             await self._ledgers.add(ledger)
+            await self._events.record([LedgerCreated(ledger)])
             await tx.commit()
             return ledger

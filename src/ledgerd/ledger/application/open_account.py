@@ -11,8 +11,9 @@ from ledgerd.kernel.metadata import Metadata, check_metadata
 from ledgerd.kernel.money import Asset
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 from ledgerd.ledger.application._lookups import require_ledger
+from ledgerd.ledger.domain.events import AccountCreated
 from ledgerd.ledger.domain.model import Account, AccountFlags, new_account
-from ledgerd.ledger.domain.repositories import AccountRepository, LedgerRepository
+from ledgerd.ledger.domain.repositories import AccountRepository, EventOutbox, LedgerRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +33,11 @@ class OpenAccountHandler:
         uow: UnitOfWork,
         ledgers: LedgerRepository,
         accounts: AccountRepository,
+        events: EventOutbox,
         clock: Clock,
     ) -> None:
-        self._uow, self._ledgers, self._accounts, self._clock = uow, ledgers, accounts, clock
+        self._uow, self._ledgers, self._accounts = uow, ledgers, accounts
+        self._events, self._clock = events, clock
 
     async def __call__(self, command: OpenAccount) -> Account:
         check_id(command.ledger_id, "ledger_id")
@@ -68,5 +71,6 @@ class OpenAccountHandler:
                 metadata=metadata,
             )
             await self._accounts.add(account)
+            await self._events.record([AccountCreated(account)])
             await tx.commit()
             return account

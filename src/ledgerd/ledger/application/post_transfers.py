@@ -21,6 +21,7 @@ from ledgerd.ledger.domain.model import Transfer
 from ledgerd.ledger.domain.posting import Posted, PostingSession, PostingSnapshot
 from ledgerd.ledger.domain.repositories import (
     AccountRepository,
+    EventOutbox,
     JournalRepository,
     LedgerRepository,
     TransferRepository,
@@ -99,6 +100,7 @@ class PostTransfersHandler:
         accounts: AccountRepository,
         transfers: TransferRepository,
         journal: JournalRepository,
+        events: EventOutbox,
         clock: Clock,
         new_id: IdGenerator,
     ) -> None:
@@ -107,6 +109,7 @@ class PostTransfersHandler:
         self._accounts = accounts
         self._transfers = transfers
         self._journal = journal
+        self._events = events
         self._clock = clock
         self._new_id = new_id
 
@@ -163,6 +166,7 @@ class PostTransfersHandler:
                 await self._accounts.update_many(session.changed_accounts())
                 await self._transfers.set_statuses(session.status_changes())
                 await self._ledgers.save_head(session.head, previous=snapshot.head)
+                await self._events.record(session.events)
                 await tx.commit()
             return outcomes
 

@@ -16,6 +16,7 @@ from typing import assert_never
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
 from ledgerd.kernel.metadata import check_metadata
 from ledgerd.ledger.domain.chain import chained_hash
+from ledgerd.ledger.domain.events import TransferEvent, transfer_event
 from ledgerd.ledger.domain.model import (
     Account,
     Entry,
@@ -79,6 +80,7 @@ class Savepoint:
     ids_by_key: Mapping[str, str]
     new_count: int
     entry_count: int
+    event_count: int
 
 
 class PostingSession:
@@ -96,6 +98,7 @@ class PostingSession:
         self._ids_by_key = {t.idempotency_key: t.id for t in snapshot.transfers.values()}
         self._new_ids: list[str] = []
         self._entries: list[Entry] = []
+        self._events: list[TransferEvent] = []
 
     # -- what the application writes afterwards -------------------------------------------
 
@@ -110,6 +113,11 @@ class PostingSession:
     @property
     def entries(self) -> list[Entry]:
         return list(self._entries)
+
+    @property
+    def events(self) -> list[TransferEvent]:
+        """One event per new transfer, in chain order, each as the transfer was created."""
+        return list(self._events)
 
     def changed_accounts(self) -> list[tuple[Account, int]]:
         """Each account whose state changed, with the version it was loaded at."""
@@ -136,6 +144,7 @@ class PostingSession:
             ids_by_key=dict(self._ids_by_key),
             new_count=len(self._new_ids),
             entry_count=len(self._entries),
+            event_count=len(self._events),
         )
 
     def rollback_to(self, savepoint: Savepoint) -> None:
@@ -146,6 +155,7 @@ class PostingSession:
         self._ids_by_key = dict(savepoint.ids_by_key)
         del self._new_ids[savepoint.new_count :]
         del self._entries[savepoint.entry_count :]
+        del self._events[savepoint.event_count :]
 
     # -- deciding requests ----------------------------------------------------------------
 
@@ -383,6 +393,13 @@ class PostingSession:
         self._transfers[transfer.id] = transfer
         self._ids_by_key[transfer.idempotency_key] = transfer.id
         self._new_ids.append(transfer.id)
+        self._events.append(
+            transfer_event(
+                transfer,
+                tuple(entries),
+                {account.id: account.normal_side for account in touched.values()},
+            )
+        )
         if plan.target is not None and plan.target_status is not None:
             current = self._transfers[plan.target.id]
             self._transfers[plan.target.id] = dataclasses.replace(

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ledgerd.kernel.paging import Page
 from ledgerd.kernel.repository import Repository
+from ledgerd.ledger.domain.events import LedgerEvent
 from ledgerd.ledger.domain.model import (
     Account,
     Balances,
@@ -125,6 +126,17 @@ class TransferRepository(Repository[Transfer, TransferKey], Protocol):
 
     def chain(self, ledger_id: str) -> AsyncIterator[Transfer]:
         """Every transfer of a ledger in sequence order, streamed."""
+        ...
+
+
+class EventOutbox(Protocol):
+    """Where the use cases leave their events, in the unit of work that made the change."""
+
+    async def record(self, events: Sequence[LedgerEvent]) -> None:
+        """Append ``events`` to their ledgers' streams, in order, in the current unit of work.
+
+        They are published only once it commits, and not at all if it rolls back.
+        """
         ...
 
 

@@ -7,7 +7,8 @@ takes part in the caller's transaction without any parameter being threaded thro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
@@ -19,6 +20,10 @@ from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION, SQLITE_BUSY_MS_OPTION
 
 _current: ContextVar[AsyncConnection | None] = ContextVar("ledgerd_connection", default=None)
+_current_transaction: ContextVar[_SqlTransaction | None] = ContextVar(
+    "ledgerd_transaction", default=None
+)
+log = logging.getLogger(__name__)
 
 # PostgreSQL cancelled a statement: with our statement_timeout, the request's deadline passed.
 _QUERY_CANCELED = "57014"
@@ -34,14 +39,34 @@ def current_connection() -> AsyncConnection:
     return connection
 
 
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` once the current unit of work has committed (never if it does not).
+
+    For in-process signals about what a transaction wrote (wake the outbox relay): sending
+    them before the commit would announce rows nobody else can see yet, or ever.
+    """
+    transaction = _current_transaction.get()
+    if transaction is None:
+        msg = "no unit of work is active: after_commit() needs one"
+        raise RuntimeError(msg)
+    transaction.on_commit.append(callback)
+
+
 class _SqlTransaction:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self.committed = False
+        self.on_commit: list[Callable[[], object]] = []
 
     async def commit(self) -> None:
         await self._connection.commit()
         self.committed = True
+        for callback in self.on_commit:
+            try:
+                callback()
+            except Exception:
+                # The transaction is committed whatever a listener does; say so and go on.
+                log.exception("an after-commit callback failed")
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -68,6 +93,11 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+
+    @property
+    def dialect_name(self) -> str:
+        """``postgresql`` or ``sqlite``: for the few statements that differ between them."""
+        return str(self._engine.dialect.name)
 
     async def _configure(self, connection: AsyncConnection, *, read_only: bool) -> None:
         if read_only and self._postgres:
@@ -109,6 +139,7 @@ class SqlAlchemyUnitOfWork:
             await self._configure(connection, read_only=read_only)
             token = _current.set(connection)
             transaction = _SqlTransaction(connection)
+            transaction_token = _current_transaction.set(transaction)
             try:
                 await connection.begin()
                 await self._bound_by_deadline(connection)
@@ -128,5 +159,6 @@ class SqlAlchemyUnitOfWork:
                 raise
             finally:
                 _current.reset(token)
+                _current_transaction.reset(transaction_token)
                 if not transaction.committed and connection.in_transaction():
                     await connection.rollback()

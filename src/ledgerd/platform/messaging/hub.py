@@ -9,7 +9,7 @@ missed reads the outbox or a durable broker instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from ledgerd.platform.concurrency import Channel, ChannelClosedError
 from ledgerd.platform.messaging.envelope import Envelope
@@ -58,7 +58,7 @@ class HubSubscription:
         self._hub = hub
         self.channel = channel
 
-    async def deliveries(self) -> AsyncIterator[Delivery]:
+    async def deliveries(self) -> AsyncGenerator[Delivery]:
         async for envelope in self.channel:
             yield Delivery(
                 envelope=envelope,

@@ -50,6 +50,7 @@ class RecordingHandler(PostTransfersHandler):
             accounts=app.accounts,
             transfers=app.transfers,
             journal=app.journal,
+            events=app.events,
             clock=app.clock,
             new_id=app.ids,
         )

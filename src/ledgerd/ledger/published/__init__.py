@@ -1,0 +1,1 @@
+"""What the ledger context shows the world: its resources and events as protobuf."""

@@ -1,0 +1,126 @@
+"""The ledger's events as the messages of ``proto/ledgerd/v1/events.proto``, and back.
+
+An event's CloudEvents ``type`` is its message's full name (``ledgerd.v1.TransferPosted``),
+its ``subject`` the resource that changed (``ledgers/{id}``, ``accounts/{id}``,
+``transfers/{id}``), its ``time`` when that happened where the domain knows it (creation
+times; a status change happens when it is recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from ledgerd.ledger.domain.events import (
+    AccountClosed,
+    AccountCreated,
+    AccountFrozen,
+    AccountUnfrozen,
+    LedgerCreated,
+    LedgerEvent,
+    PendingCaptured,
+    PendingCreated,
+    PendingExpired,
+    PendingVoided,
+    TransferEvent,
+    TransferPosted,
+    TransferReversed,
+)
+from ledgerd.ledger.published import protobuf as render
+from ledgerd.v1 import events_pb2 as events_pb
+
+_ALL: tuple[type[Message], ...] = (
+    events_pb.LedgerCreated,
+    events_pb.AccountCreated,
+    events_pb.AccountFrozen,
+    events_pb.AccountUnfrozen,
+    events_pb.AccountClosed,
+    events_pb.TransferPosted,
+    events_pb.PendingCreated,
+    events_pb.PendingCaptured,
+    events_pb.PendingVoided,
+    events_pb.PendingExpired,
+    events_pb.TransferReversed,
+)
+MESSAGES: dict[str, type[Message]] = {message.DESCRIPTOR.full_name: message for message in _ALL}
+
+
+class UnknownEventError(ValueError):
+    """An envelope whose type or payload is not one of the ledger's events."""
+
+
+_ACCOUNT_MESSAGES: dict[type, Callable[..., Message]] = {
+    AccountCreated: events_pb.AccountCreated,
+    AccountFrozen: events_pb.AccountFrozen,
+    AccountUnfrozen: events_pb.AccountUnfrozen,
+    AccountClosed: events_pb.AccountClosed,
+}
+_TRANSFER_MESSAGES: dict[type, Callable[..., Message]] = {
+    TransferPosted: events_pb.TransferPosted,
+    PendingCreated: events_pb.PendingCreated,
+    PendingCaptured: events_pb.PendingCaptured,
+    PendingVoided: events_pb.PendingVoided,
+    PendingExpired: events_pb.PendingExpired,
+    TransferReversed: events_pb.TransferReversed,
+}
+
+
+def message_of(event: LedgerEvent) -> Message:
+    """The event's payload; its ``DESCRIPTOR.full_name`` is the envelope's ``type``."""
+    match event:
+        case LedgerCreated(ledger=ledger):
+            return events_pb.LedgerCreated(ledger=render.ledger(ledger))
+        case AccountCreated() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
+            return _ACCOUNT_MESSAGES[type(event)](account=render.account(event.account))
+        case _:
+            return _TRANSFER_MESSAGES[type(event)](**_transfer_fields(event))
+
+
+def _transfer_fields(event: TransferEvent) -> dict[str, Any]:
+    return {
+        "transfer": render.transfer(event.transfer),
+        "entries": [
+            render.entry(entry, event.normal_sides[entry.account_id]) for entry in event.entries
+        ],
+    }
+
+
+def subject_of(event: LedgerEvent) -> str:
+    match event:
+        case LedgerCreated(ledger=ledger):
+            return f"ledgers/{ledger.id}"
+        case AccountCreated() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
+            return f"accounts/{event.account.id}"
+        case _:
+            return f"transfers/{event.transfer.id}"
+
+
+def time_of(event: LedgerEvent) -> datetime | None:
+    """When it happened, if the event itself says: creations do; status changes do not."""
+    match event:
+        case LedgerCreated(ledger=ledger):
+            return ledger.created_at
+        case AccountCreated(account=account):
+            return account.created_at
+        case AccountFrozen() | AccountUnfrozen() | AccountClosed():
+            return None
+        case _:
+            return event.transfer.created_at
+
+
+def decode(event_type: str, data: bytes) -> Message:
+    """The payload of an envelope of type ``event_type``, or UnknownEventError."""
+    message_class = MESSAGES.get(event_type)
+    if message_class is None:
+        msg = f"not a ledger event type: {event_type!r}"
+        raise UnknownEventError(msg)
+    message = message_class()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as error:
+        msg = f"{event_type} payload does not parse: {error}"
+        raise UnknownEventError(msg) from error
+    return message

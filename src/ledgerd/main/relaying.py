@@ -1,0 +1,49 @@
+"""Running the outbox relay beside other work: in ``ledgerd worker``, and in ``serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from dishka import AsyncContainer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledgerd.main.settings import Settings
+from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.outbox.listener import libpq_dsn, listen_for_commits
+from ledgerd.platform.outbox.relay import OutboxRelay
+
+
+def relay_in_serve(settings: Settings) -> bool:
+    """Whether ``serve`` relays itself: the embedded database has no other process to do it."""
+    if settings.relay_in_serve == "auto":
+        return is_sqlite(settings.database_url)
+    return settings.relay_in_serve == "on"
+
+
+@contextlib.asynccontextmanager
+async def relaying(container: AsyncContainer, settings: Settings) -> AsyncIterator[OutboxRelay]:
+    """The relay (and, on PostgreSQL, its NOTIFY listener) runs while the block does.
+
+    Leaving the block lets the sweep in progress finish and then one last sweep run, so
+    events committed up to then are published before the process exits.
+    """
+    relay = await container.get(OutboxRelay)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
+    if not is_sqlite(settings.database_url):
+        engine = await container.get(AsyncEngine)
+        tasks.append(
+            asyncio.create_task(
+                listen_for_commits(libpq_dsn(engine.url), relay.wake, stop),
+                name="outbox-listener",
+            )
+        )
+    try:
+        yield relay
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await relay.sweep()

@@ -1,0 +1,76 @@
+"""PostgreSQL's NOTIFY as a wake-up for the relay: committed events are published at once.
+
+The writer sends ``NOTIFY ledgerd_outbox`` inside the appending transaction, which PostgreSQL
+delivers on commit to every session that LISTENs. This keeps one dedicated connection (not
+from the pool: a pooled one would be handed to other work) and reconnects with back-off if it
+drops; each (re)connection wakes the relay too, for anything committed while nobody listened.
+The relay's poll interval remains the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_MIN_S = 0.5
+_RECONNECT_MAX_S = 30.0
+
+
+def libpq_dsn(url: URL) -> str:
+    """An asyncpg DSN for the same database as a ``postgresql+asyncpg://`` URL."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def listen_for_commits(dsn: str, wake: Callable[[], object], stop: asyncio.Event) -> None:
+    """Call ``wake`` on every outbox notification (and on each connect) until ``stop``."""
+    delay = _RECONNECT_MIN_S
+    while not stop.is_set():
+        lost = asyncio.Event()
+        try:
+            connection = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("outbox listener cannot connect (%s); retrying in %.1f s", error, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, _RECONNECT_MAX_S)
+            continue
+        delay = _RECONNECT_MIN_S
+        try:
+            connection.add_termination_listener(_setter(lost))
+            await connection.add_listener(NOTIFY_CHANNEL, _caller(wake))
+            wake()  # whatever was committed while nobody was listening
+            stopping = asyncio.ensure_future(stop.wait())
+            losing = asyncio.ensure_future(lost.wait())
+            try:
+                await asyncio.wait({stopping, losing}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                losing.cancel()
+            if lost.is_set():
+                log.warning("outbox listener lost its connection; reconnecting")
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
+
+
+def _setter(event: asyncio.Event) -> Callable[..., None]:
+    def set_it(*_: object) -> None:
+        event.set()
+
+    return set_it
+
+
+def _caller(wake: Callable[[], object]) -> Callable[..., None]:
+    def call_it(*_: object) -> None:
+        wake()
+
+    return call_it

@@ -1,0 +1,295 @@
+"""The relay's side of the outbox: claim a stream, read what is unpublished, record progress.
+
+On PostgreSQL a claim is a transaction holding the stream's cursor row (``FOR UPDATE SKIP
+LOCKED``) while its events are published and until the cursor has moved: any number of
+relays, in any number of processes, each take different streams, and a relay that dies
+mid-publish loses its lock with its transaction, so another takes the stream from the last
+recorded position (publishing some events again: consumers deduplicate by id).
+
+SQLite has no row locks and its write lock would stop every posting for as long as a broker
+takes to answer, so there a claim only reads, and each outcome is recorded in a short write
+transaction of its own. That is safe with one relay per database, which is how the embedded
+database runs (the relay inside ``ledgerd serve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Select, func, insert, or_, select, update
+
+from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
+from ledgerd.platform.messaging.envelope import Envelope
+from ledgerd.platform.outbox.tables import (
+    REASON,
+    outbox_cursors,
+    outbox_dead_letters,
+    outbox_events,
+    outbox_streams,
+)
+
+_REASON_LENGTH = REASON.length or 1000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    stream: str
+    published_sequence: int
+    failures: int
+    rejections: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLag:
+    """How far a stream's publishing is behind its writing."""
+
+    stream: str
+    last_sequence: int
+    published_sequence: int
+    oldest_unpublished: datetime | None
+    failures: int
+    last_error: str | None
+
+    @property
+    def unpublished(self) -> int:
+        return self.last_sequence - self.published_sequence
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    stream: str
+    sequence: int
+    id: str
+    reason: str
+    dead_at: datetime
+
+
+class OutboxStore:
+    def __init__(
+        self, uow: SqlAlchemyUnitOfWork, *, now: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self._uow = uow
+        self._now = now
+        self._postgres = uow.dialect_name == "postgresql"
+        self._served_last = ""  # round robin: the next claim looks past this stream first
+
+    @asynccontextmanager
+    async def claim(self, batch_size: int) -> AsyncIterator[Claim | None]:
+        """The next stream with unpublished events that is due, or None if there is none."""
+        if self._postgres:
+            async with self._uow.begin() as transaction:
+                claim = await self._claim(batch_size, lock=True)
+                yield claim
+                if claim is not None:
+                    await transaction.commit()
+            return
+        async with self._uow.begin(read_only=True):
+            claim = await self._claim(batch_size, lock=False)
+        yield claim
+
+    async def _claim(self, batch_size: int, *, lock: bool) -> Claim | None:
+        cursor = await self._next_cursor(after=self._served_last, lock=lock)
+        if cursor is None and self._served_last:
+            cursor = await self._next_cursor(after="", lock=lock)
+        if cursor is None:
+            return None
+        self._served_last = cursor.stream
+        rows = await current_connection().execute(
+            select(outbox_events)
+            .where(
+                outbox_events.c.stream == cursor.stream,
+                outbox_events.c.sequence > cursor.published_sequence,
+            )
+            .order_by(outbox_events.c.sequence)
+            .limit(batch_size)
+        )
+        envelopes = [
+            Envelope(
+                id=row.id,
+                source=row.source,
+                type=row.type,
+                subject=row.subject,
+                time=row.time,
+                ledger=row.stream,
+                sequence=row.sequence,
+                data=bytes(row.data),
+                datacontenttype=row.datacontenttype,
+            )
+            for row in rows
+        ]
+        return Claim(self, cursor, envelopes)
+
+    async def _next_cursor(self, *, after: str, lock: bool) -> Cursor | None:
+        query: Select[tuple[str, int, int, int]] = (
+            select(
+                outbox_cursors.c.stream,
+                outbox_cursors.c.published_sequence,
+                outbox_cursors.c.failures,
+                outbox_cursors.c.rejections,
+            )
+            .join(outbox_streams, outbox_streams.c.stream == outbox_cursors.c.stream)
+            .where(
+                outbox_streams.c.last_sequence > outbox_cursors.c.published_sequence,
+                or_(outbox_cursors.c.retry_at.is_(None), outbox_cursors.c.retry_at <= self._now()),
+                outbox_cursors.c.stream > after,
+            )
+            .order_by(outbox_cursors.c.stream)
+            .limit(1)
+        )
+        if lock:
+            query = query.with_for_update(of=outbox_cursors, skip_locked=True)
+        row = (await current_connection().execute(query)).one_or_none()
+        if row is None:
+            return None
+        return Cursor(row.stream, row.published_sequence, row.failures, row.rejections)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Where a claim records its outcome: its own transaction (PG), or a new short one."""
+        if self._postgres:
+            yield
+            return
+        async with self._uow.begin() as transaction:
+            yield
+            await transaction.commit()
+
+    async def _move_cursor(  # noqa: PLR0913 - the cursor's columns, each set explicitly
+        self,
+        stream: str,
+        *,
+        published: int,
+        failures: int,
+        rejections: int,
+        retry_at: datetime | None,
+        error: str | None,
+    ) -> None:
+        await current_connection().execute(
+            update(outbox_cursors)
+            .where(outbox_cursors.c.stream == stream)
+            .values(
+                published_sequence=published,
+                failures=failures,
+                rejections=rejections,
+                retry_at=retry_at,
+                last_error=None if error is None else error[:_REASON_LENGTH],
+            )
+        )
+
+    async def lag(self) -> list[StreamLag]:
+        oldest = (
+            select(func.min(outbox_events.c.time))
+            .where(
+                outbox_events.c.stream == outbox_cursors.c.stream,
+                outbox_events.c.sequence == outbox_cursors.c.published_sequence + 1,
+            )
+            .scalar_subquery()
+        )
+        async with self._uow.begin(read_only=True):
+            rows = await current_connection().execute(
+                select(
+                    outbox_cursors.c.stream,
+                    outbox_streams.c.last_sequence,
+                    outbox_cursors.c.published_sequence,
+                    oldest,
+                    outbox_cursors.c.failures,
+                    outbox_cursors.c.last_error,
+                )
+                .join(outbox_streams, outbox_streams.c.stream == outbox_cursors.c.stream)
+                .order_by(outbox_cursors.c.stream)
+            )
+            return [StreamLag(*row) for row in rows]
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        async with self._uow.begin(read_only=True):
+            rows = await current_connection().execute(
+                select(
+                    outbox_dead_letters.c.stream,
+                    outbox_dead_letters.c.sequence,
+                    outbox_dead_letters.c.id,
+                    outbox_dead_letters.c.reason,
+                    outbox_dead_letters.c.dead_at,
+                ).order_by(outbox_dead_letters.c.dead_at, outbox_dead_letters.c.stream)
+            )
+            return [DeadLetter(*row) for row in rows]
+
+
+class Claim:
+    """One stream's next unpublished events, and the ways to record how publishing went."""
+
+    def __init__(self, store: OutboxStore, cursor: Cursor, envelopes: list[Envelope]) -> None:
+        self._store = store
+        self.cursor = cursor
+        self.envelopes = envelopes
+
+    @property
+    def stream(self) -> str:
+        return self.cursor.stream
+
+    async def published(self, upto: int) -> None:
+        """Everything up to sequence ``upto`` is on the broker; failures are forgotten."""
+        async with self._store._writing():  # noqa: SLF001 - claim and store are one unit
+            await self._store._move_cursor(  # noqa: SLF001
+                self.stream, published=upto, failures=0, rejections=0, retry_at=None, error=None
+            )
+
+    async def failed(self, *, upto: int, retry_at: datetime, error: str) -> None:
+        """Not published past ``upto``, for a reason that is not the events' fault."""
+        rejections = self.cursor.rejections if upto == self.cursor.published_sequence else 0
+        async with self._store._writing():  # noqa: SLF001
+            await self._store._move_cursor(  # noqa: SLF001
+                self.stream,
+                published=upto,
+                failures=self.cursor.failures + 1,
+                rejections=rejections,
+                retry_at=retry_at,
+                error=error,
+            )
+
+    async def rejected(
+        self,
+        envelope: Envelope,
+        *,
+        upto: int,
+        retry_at: datetime,
+        error: str,
+        max_rejections: int,
+    ) -> bool:
+        """The broker refused ``envelope`` (the next after ``upto``); True if dead-lettered."""
+        moved = upto != self.cursor.published_sequence
+        rejections = (0 if moved else self.cursor.rejections) + 1
+        async with self._store._writing():  # noqa: SLF001
+            if rejections < max_rejections:
+                await self._store._move_cursor(  # noqa: SLF001
+                    self.stream,
+                    published=upto,
+                    failures=self.cursor.failures + 1,
+                    rejections=rejections,
+                    retry_at=retry_at,
+                    error=error,
+                )
+                return False
+            await current_connection().execute(
+                insert(outbox_dead_letters).values(
+                    stream=envelope.ledger,
+                    sequence=envelope.sequence,
+                    id=envelope.id,
+                    reason=error[:_REASON_LENGTH],
+                    dead_at=self._store._now(),  # noqa: SLF001
+                )
+            )
+            await self._store._move_cursor(  # noqa: SLF001
+                self.stream,
+                published=envelope.sequence,
+                failures=0,
+                rejections=0,
+                retry_at=None,
+                error=error,
+            )
+            return True
