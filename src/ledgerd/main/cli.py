@@ -21,6 +21,7 @@ from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
+from ledgerd.ledger.entrypoints.replay import replay_ledger
 from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.loadgen.bench import BenchOptions
@@ -42,6 +43,7 @@ from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
+from ledgerd.platform.outbox.store import OutboxStore
 
 app = typer.Typer(
     name="ledgerd",
@@ -144,6 +146,56 @@ def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -
         report = await handler(VerifyLedger(ledger))
         typer.echo(verification_summary(report))
         return 0 if report.ok else EXIT_PROBLEMS
+
+    _run(work)
+
+
+@app.command()
+def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")]) -> None:
+    """Rebuild every balance from the ledger's events; exit 1 if they differ from the stored."""
+
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
+        report = await replay_ledger(
+            ledger,
+            await container.get(OutboxStore),
+            await container.get(LedgerQueries),
+            await container.get(VerifyLedgerHandler),
+        )
+        typer.echo(report.summary())
+        return 0 if report.ok else EXIT_PROBLEMS
+
+    _run(work)
+
+
+@app.command()
+def outbox() -> None:
+    """How far event publishing is behind, per ledger, and the dead-lettered events."""
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
+        store = await container.get(OutboxStore)
+        lags = await store.lag()
+        typer.echo(f"publisher: {settings.events_publisher}")
+        for lag in lags:
+            oldest = (
+                ""
+                if lag.oldest_unpublished is None
+                else (f", oldest waiting since {lag.oldest_unpublished.isoformat()}")
+            )
+            error = "" if lag.last_error is None else f", last error: {lag.last_error}"
+            typer.echo(
+                f"{lag.stream}: {lag.unpublished} unpublished of {lag.last_sequence}{oldest}{error}"
+            )
+        dead = await store.dead_letters()
+        for letter in dead:
+            typer.echo(
+                f"dead letter: {letter.stream} #{letter.sequence} ({letter.id}) at "
+                f"{letter.dead_at.isoformat()}: {letter.reason}"
+            )
+        typer.echo(
+            f"{len(lags)} ledgers, {sum(lag.unpublished for lag in lags)} events unpublished, "
+            f"{len(dead)} dead letters"
+        )
+        return 0
 
     _run(work)
 

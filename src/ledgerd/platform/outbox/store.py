@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Row, Select, func, insert, or_, select, update
 
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
 from ledgerd.platform.messaging.envelope import Envelope
@@ -110,20 +111,7 @@ class OutboxStore:
             .order_by(outbox_events.c.sequence)
             .limit(batch_size)
         )
-        envelopes = [
-            Envelope(
-                id=row.id,
-                source=row.source,
-                type=row.type,
-                subject=row.subject,
-                time=row.time,
-                ledger=row.stream,
-                sequence=row.sequence,
-                data=bytes(row.data),
-                datacontenttype=row.datacontenttype,
-            )
-            for row in rows
-        ]
+        envelopes = [_envelope(row) for row in rows]
         return Claim(self, cursor, envelopes)
 
     async def _next_cursor(self, *, after: str, lock: bool) -> Cursor | None:
@@ -181,6 +169,17 @@ class OutboxStore:
                 last_error=None if error is None else error[:_REASON_LENGTH],
             )
         )
+
+    async def read(self, stream: str, *, after: int = 0, limit: int = 1000) -> list[Envelope]:
+        """Up to ``limit`` of the stream's events after sequence ``after``, in order."""
+        async with self._uow.begin(read_only=True):
+            rows = await current_connection().execute(
+                select(outbox_events)
+                .where(outbox_events.c.stream == stream, outbox_events.c.sequence > after)
+                .order_by(outbox_events.c.sequence)
+                .limit(limit)
+            )
+            return [_envelope(row) for row in rows]
 
     async def lag(self) -> list[StreamLag]:
         oldest = (
@@ -293,3 +292,17 @@ class Claim:
                 error=error,
             )
             return True
+
+
+def _envelope(row: Row[Any]) -> Envelope:
+    return Envelope(
+        id=row.id,
+        source=row.source,
+        type=row.type,
+        subject=row.subject,
+        time=row.time,
+        ledger=row.stream,
+        sequence=row.sequence,
+        data=bytes(row.data),
+        datacontenttype=row.datacontenttype,
+    )
