@@ -7,10 +7,11 @@ from sqlalchemy import Connection
 
 from ledgerd.ledger.adapters import tables
 from ledgerd.platform.db.schema import metadata
+from ledgerd.platform.messaging import consumer
 from ledgerd.platform.outbox import tables as outbox_tables
 
 # The table modules register themselves on the shared metadata when imported.
-_REGISTERED = (tables, outbox_tables)
+_REGISTERED = (tables, outbox_tables, consumer)
 
 
 def _run_migrations() -> None:

@@ -15,6 +15,7 @@ from ledgerd.ledger.adapters import tables
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.schema import metadata
+from ledgerd.platform.messaging import consumer
 from ledgerd.platform.outbox import tables as outbox_tables
 
 LEDGER_TABLES = {
@@ -26,9 +27,10 @@ LEDGER_TABLES = {
     "outbox_events",
     "outbox_cursors",
     "outbox_dead_letters",
+    "inbox",
 }
 # Registered on the shared metadata by importing the table modules (as env.py does).
-_REGISTERED = (tables, outbox_tables)
+_REGISTERED = (tables, outbox_tables, consumer)
 
 
 @pytest.fixture

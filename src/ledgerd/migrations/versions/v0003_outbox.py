@@ -1,4 +1,4 @@
-"""The transactional outbox: per-ledger event streams, the event log, relay cursors, dead letters.
+"""Events: the outbox (per-ledger streams, the event log, relay cursors, dead letters), the inbox.
 
 Revision ID: v0003
 Revises: v0002
@@ -75,7 +75,17 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("event_id", _EVENT_ID, nullable=False),
+        sa.Column("handled_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("inbox")
     op.drop_table("outbox_dead_letters")
     op.drop_table("outbox_cursors")
     op.drop_table("outbox_events")
