@@ -38,6 +38,7 @@ from ledgerd.ledger.domain.repositories import (
 )
 from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
+from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import create_engine
@@ -97,11 +98,10 @@ class OutboxProvider(Provider):
 
     @provide
     async def publisher(self, settings: Settings, hub: InProcessHub) -> AsyncIterator[Publisher]:
-        if settings.events_publisher == "hub":
-            yield hub
-            return
-        msg = f"LEDGERD_EVENTS_PUBLISHER={settings.events_publisher} is not available yet"
-        raise NotImplementedError(msg)
+        publisher = build_publisher(settings, hub)
+        yield publisher
+        if publisher is not hub:  # the hub closes itself
+            await publisher.aclose()
 
     @provide
     def store(self, engine: AsyncEngine) -> OutboxStore:

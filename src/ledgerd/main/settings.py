@@ -61,6 +61,21 @@ class Settings(BaseSettings):
         default="hub",
         description="where the outbox relay publishes events (hub: in-process only)",
     )
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS JetStream server")
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka brokers, HOST:PORT[,HOST:PORT...]"
+    )
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ (AMQP 0-9-1) URL"
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis server URL")
+    sqs_queue: str = Field(
+        default="ledgerd-events.fifo", description="SQS FIFO queue: its URL, or its name"
+    )
+    sqs_region: str = Field(default="us-east-1", description="AWS region of the SQS queue")
+    sqs_endpoint_url: str | None = Field(
+        default=None, description="SQS endpoint (an emulator, a VPC endpoint); unset: AWS's"
+    )
     relay_in_serve: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="run the outbox relay inside `ledgerd serve` (auto: with the embedded "

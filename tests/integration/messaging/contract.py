@@ -8,6 +8,7 @@ The checks never sleep for a fixed time: they wait for deliveries with a deadlin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -16,6 +17,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledgerd.kernel.money import Asset
+from ledgerd.kernel.result import Ok
+from ledgerd.ledger.application.create_ledger import CreateLedger
+from ledgerd.ledger.application.open_account import OpenAccount
+from ledgerd.ledger.application.post_transfers import PostTransfers
+from ledgerd.ledger.domain.model import AccountFlags
+from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
+from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.ports import (
     BrokerUnavailableError,
@@ -23,6 +32,9 @@ from ledgerd.platform.messaging.ports import (
     Publisher,
     Subscriber,
 )
+from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
+from ledgerd.platform.outbox.store import OutboxStore
+from tests.integration.conftest import LedgerApp, open_ledger_app
 
 # Bounds for a hung broker to fail a test instead of stalling it; not measurements.
 DELIVERY_WAIT_S = 30.0
@@ -247,3 +259,128 @@ async def _publish_until_accepted(publisher: Publisher, batch: Sequence[Envelope
                 await asyncio.sleep(0.2)
             else:
                 return
+
+
+# --- the outbox through this broker, end to end -------------------------------------------
+
+
+OUTAGE_TRANSFERS = 1000
+OUTBOX_CHECK_WAIT_S = 240.0  # a bound for the whole check to fail rather than hang
+_RELAY_OPTIONS = RelayOptions(batch_size=100, backoff_base_s=0.05, backoff_max_s=0.5)
+
+
+async def check_the_outbox_rides_out_an_outage(broker: BrokerUnderTest, database_url: str) -> None:
+    """The issue's fault test: the broker is down while 1,000 transfers are posted.
+
+    Every transfer succeeds and the outbox holds their events; when the broker is back the
+    relay publishes them all, and a deduplicating consumer receives each exactly once, each
+    ledger in order. Then a relay dies after the broker took half a batch: its successor
+    publishes the batch again, and still each event is received once, in order.
+    """
+    subscriber = await broker.subscriber(f"outbox-{uuid.uuid4().hex[:8]}")
+    publisher = await broker.publisher()
+    try:
+        async with (
+            asyncio.timeout(OUTBOX_CHECK_WAIT_S),
+            open_ledger_app(database_url, settings={"batching": False}) as app,
+        ):
+            store = OutboxStore(SqlAlchemyUnitOfWork(app.engine))
+            for ledger in ("east", "west"):
+                await _open(app, ledger)
+            relay = OutboxRelay(store, publisher, options=_RELAY_OPTIONS)
+            stop = asyncio.Event()
+            relaying = asyncio.create_task(relay.run(stop))  # trying all along
+            try:
+                async with broker.outage():
+                    for start in range(0, OUTAGE_TRANSFERS, 100):
+                        for ledger in ("east", "west"):
+                            outcome = await app.post(_payments(ledger, start, 50))
+                            assert all(isinstance(result, Ok) for result in outcome)
+                    held = sum(lag.unpublished for lag in await store.lag())
+                    assert held == OUTAGE_TRANSFERS + 2 * 3  # and the ledgers' own events
+                    assert relay.stats.published == 0
+                await _until_published(relay, store)
+            finally:
+                stop.set()
+                await relaying
+            expected = [e for ledger in ("east", "west") for e in await _all_events(store, ledger)]
+            seen = await collect(subscriber, _all_of(expected))
+            assert_delivered_in_order(seen, expected)
+
+            # A relay dies with half a batch on the broker and its claim not recorded.
+            for ledger in ("east", "west"):
+                await app.post(_payments(ledger, OUTAGE_TRANSFERS, 20))
+            dying = _DiesHalfWay(publisher)
+            doomed = asyncio.create_task(OutboxRelay(store, dying, options=_RELAY_OPTIONS).sweep())
+            async with asyncio.timeout(DELIVERY_WAIT_S):
+                await dying.half_sent.wait()
+            doomed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await doomed
+            await _relay_until_published(
+                OutboxRelay(store, publisher, options=_RELAY_OPTIONS), store
+            )
+            everything = [
+                e for ledger in ("east", "west") for e in await _all_events(store, ledger)
+            ]
+            seen = await collect(subscriber, _all_of(everything), collected=seen)
+            assert_delivered_in_order(seen, everything)
+    finally:
+        await publisher.aclose()
+        await subscriber.aclose()
+
+
+async def _open(app: LedgerApp, ledger: str) -> None:
+    await app.create_ledger(CreateLedger(ledger, ledger))
+    for account in ("bank", "alice"):
+        await app.open_account(OpenAccount(ledger, account, Asset("USD", 2), AccountFlags()))
+
+
+def _payments(ledger: str, start: int, count: int) -> PostTransfers:
+    return PostTransfers(
+        ledger,
+        [
+            TransferRequest(f"{ledger}-{n}", (LegRequest("bank", "alice", 1 + n % 7),))
+            for n in range(start, start + count)
+        ],
+    )
+
+
+async def _all_events(store: OutboxStore, ledger: str) -> list[Envelope]:
+    events: list[Envelope] = []
+    while chunk := await store.read(ledger, after=len(events)):
+        events += chunk
+    return events
+
+
+async def _until_published(relay: OutboxRelay, store: OutboxStore) -> None:
+    """Wait (the running relay backs off while the broker comes back) for an empty outbox."""
+    async with asyncio.timeout(OUTAGE_PUBLISH_WAIT_S * 4):
+        while sum(lag.unpublished for lag in await store.lag()):
+            await relay.sweeps.changed(since=relay.sweeps.version)
+
+
+async def _relay_until_published(relay: OutboxRelay, store: OutboxStore) -> None:
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await _until_published(relay, store)
+    finally:
+        stop.set()
+        await running
+
+
+class _DiesHalfWay:
+    """A relay's last moments: half of its batch reaches the broker, then it hangs."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self._inner = inner
+        self.half_sent = asyncio.Event()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        await self._inner.publish(envelopes[: len(envelopes) // 2])
+        self.half_sent.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    async def aclose(self) -> None:
+        return None

@@ -46,6 +46,7 @@ from tests.integration.messaging.contract import (
     check_an_outage_fails_publishing_then_it_recovers,
     check_delivers_everything_in_order_per_ledger,
     check_publishing_again_is_harmless,
+    check_the_outbox_rides_out_an_outage,
     collect,
     envelopes,
     interleaved,
@@ -395,3 +396,8 @@ async def test_a_publisher_outlasts_many_failed_reconnect_attempts(
                     await asyncio.sleep(0.05)  # polling for the reconnection
     finally:
         await publisher.aclose()
+
+
+async def test_the_outbox_rides_out_an_outage(own_nats: NatsServerProcess, sqlite_url: str) -> None:
+    broker = NatsBroker(own_nats.url, Names.unique())
+    await check_the_outbox_rides_out_an_outage(broker.under_test(outage=own_nats), sqlite_url)

@@ -48,6 +48,7 @@ from tests.integration.messaging.contract import (
     check_an_outage_fails_publishing_then_it_recovers,
     check_delivers_everything_in_order_per_ledger,
     check_publishing_again_is_harmless,
+    check_the_outbox_rides_out_an_outage,
     collect,
     envelopes,
 )
@@ -188,6 +189,13 @@ async def test_a_nacked_message_comes_again(shared_redis: RedisBroker) -> None:
 async def test_an_outage_fails_publishing_then_it_recovers(stream: str, proxy: TcpProxy) -> None:
     broker = RedisBroker(_through(proxy), stream)
     await check_an_outage_fails_publishing_then_it_recovers(broker.under_test(proxy))
+
+
+async def test_the_outbox_rides_out_an_outage(
+    stream: str, proxy: TcpProxy, sqlite_url: str
+) -> None:
+    broker = RedisBroker(_through(proxy), stream)
+    await check_the_outbox_rides_out_an_outage(broker.under_test(proxy), sqlite_url)
 
 
 # --- this adapter ----------------------------------------------------------------------------

@@ -74,7 +74,6 @@ def upgrade() -> None:
         ),
     )
 
-
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.String(128), nullable=False),

@@ -69,6 +69,7 @@ class OutboxRelay:
         self._options = RelayOptions() if options is None else options
         self._now = now
         self.stats = RelayStats()
+        self.sweeps = Notifier()  # notified after every sweep of ``run``: for observers
 
     def wake(self) -> None:
         """Something was committed: sweep now (safe to call from any callback on the loop)."""
@@ -85,6 +86,7 @@ class OutboxRelay:
                 except Exception:
                     # The database itself failed (not the broker: that is handled per stream).
                     log.exception("outbox sweep failed; trying again shortly")
+                self.sweeps.notify_all()
                 woken = asyncio.ensure_future(self.wakeups.changed(since=seen))
                 try:
                     await asyncio.wait(

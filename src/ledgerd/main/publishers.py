@@ -1,0 +1,63 @@
+"""The event publisher the settings choose, connected lazily (see ``ConnectingPublisher``)."""
+
+from __future__ import annotations
+
+from ledgerd.main.settings import Settings
+from ledgerd.platform.messaging.hub import InProcessHub
+from ledgerd.platform.messaging.lazy import ConnectingPublisher
+from ledgerd.platform.messaging.ports import Publisher
+
+# Each broker client is imported only when chosen: importing all of them would cost every
+# `ledgerd` command start-up time for libraries it does not use.
+
+
+def build_publisher(settings: Settings, hub: InProcessHub) -> Publisher:
+    match settings.events_publisher:
+        case "hub":
+            return hub
+        case "nats":
+            return ConnectingPublisher(f"NATS at {settings.nats_url}", lambda: _nats(settings))
+        case "kafka":
+            return ConnectingPublisher(
+                f"Kafka at {settings.kafka_bootstrap_servers}", lambda: _kafka(settings)
+            )
+        case "rabbitmq":
+            return ConnectingPublisher("RabbitMQ", lambda: _rabbitmq(settings))
+        case "redis":
+            return ConnectingPublisher("Redis", lambda: _redis(settings))
+        case "sqs":
+            return ConnectingPublisher(f"SQS {settings.sqs_queue}", lambda: _sqs(settings))
+
+
+async def _nats(settings: Settings) -> Publisher:
+    from ledgerd.platform.messaging.nats import NatsPublisher  # noqa: PLC0415 - see above
+
+    return await NatsPublisher.connect(settings.nats_url)
+
+
+async def _kafka(settings: Settings) -> Publisher:
+    from ledgerd.platform.messaging.kafka import KafkaPublisher  # noqa: PLC0415 - see above
+
+    return await KafkaPublisher.connect(settings.kafka_bootstrap_servers)
+
+
+async def _rabbitmq(settings: Settings) -> Publisher:
+    from ledgerd.platform.messaging.rabbitmq import RabbitMqPublisher  # noqa: PLC0415
+
+    return await RabbitMqPublisher.connect(settings.rabbitmq_url)
+
+
+async def _redis(settings: Settings) -> Publisher:
+    from ledgerd.platform.messaging.redis_streams import (  # noqa: PLC0415 - see above
+        RedisStreamsPublisher,
+    )
+
+    return await RedisStreamsPublisher.connect(settings.redis_url)
+
+
+async def _sqs(settings: Settings) -> Publisher:
+    from ledgerd.platform.messaging.sqs import SqsPublisher  # noqa: PLC0415 - see above
+
+    return await SqsPublisher.connect(
+        settings.sqs_queue, region=settings.sqs_region, endpoint_url=settings.sqs_endpoint_url
+    )

@@ -1,0 +1,77 @@
+"""A publisher that cannot connect fails like an outage, and connects once it can."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ledgerd.main.publishers import build_publisher
+from ledgerd.main.settings import Settings
+from ledgerd.platform.messaging.envelope import Envelope
+from ledgerd.platform.messaging.hub import InProcessHub
+from ledgerd.platform.messaging.lazy import ConnectingPublisher
+from ledgerd.platform.messaging.ports import BrokerUnavailableError, Publisher
+
+EVENT = Envelope(
+    id="e1",
+    source="/ledgerd/ledgers/L",
+    type="ledgerd.v1.LedgerCreated",
+    subject="ledgers/L",
+    time=datetime(2030, 1, 1, tzinfo=UTC),
+    ledger="L",
+    sequence=1,
+    data=b"",
+)
+
+
+async def test_no_connection_is_an_outage_until_there_is_one() -> None:
+    hub = InProcessHub()
+    subscription = hub.subscribe()
+    attempts: list[int] = []
+
+    async def connect() -> Publisher:
+        attempts.append(1)
+        if len(attempts) < 3:
+            msg = "Connect call failed ('127.0.0.1', 4222)"
+            raise ConnectionRefusedError(msg)
+        return hub
+
+    publisher = ConnectingPublisher("a broker", connect)
+    for _ in range(2):
+        with pytest.raises(BrokerUnavailableError, match="cannot connect to a broker"):
+            await publisher.publish([EVENT])
+    await publisher.publish([EVENT])
+    await publisher.publish([EVENT])  # connected once, kept
+    assert len(attempts) == 3
+    assert subscription.channel.drain() == [EVENT, EVENT]
+    await publisher.aclose()
+
+
+@pytest.mark.parametrize("choice", ["nats", "kafka", "rabbitmq", "redis", "sqs"])
+async def test_a_broker_chosen_in_settings_is_connected_only_when_publishing(
+    choice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Credentials present (as in any real deployment), so what fails is reaching the endpoint.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    hub = InProcessHub()
+    unreachable = {
+        "nats_url": "nats://127.0.0.1:9",
+        "kafka_bootstrap_servers": "127.0.0.1:9",
+        "rabbitmq_url": "amqp://guest:guest@127.0.0.1:9/",
+        "redis_url": "redis://127.0.0.1:9/0",
+        "sqs_queue": "http://127.0.0.1:9/000000000000/ledgerd-events.fifo",
+        "sqs_endpoint_url": "http://127.0.0.1:9",
+    }
+    settings = Settings.model_validate({"events_publisher": choice, **unreachable})
+    publisher = build_publisher(settings, hub)
+    assert isinstance(publisher, ConnectingPublisher)  # building it contacted nothing
+    with pytest.raises(BrokerUnavailableError):
+        await publisher.publish([EVENT])
+    await publisher.aclose()
+
+
+def test_the_default_is_the_in_process_hub() -> None:
+    hub = InProcessHub()
+    assert build_publisher(Settings(), hub) is hub
