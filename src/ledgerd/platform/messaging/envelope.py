@@ -8,8 +8,9 @@ same bytes.
 Two content modes, as CloudEvents defines them:
 
 - *binary*: the attributes travel as message headers (each broker adapter adds its binding's
-  prefix: ``ce-`` for NATS and SQS, ``ce_`` for Kafka, ``cloudEvents:`` for AMQP) and the
-  payload is the message body, as is;
+  prefix: ``ce-`` for NATS, ``ce_`` for Kafka, ``cloudEvents_`` for AMQP; NATS header values
+  are percent-encoded as the CloudEvents HTTP binding does) and the payload is the message
+  body, as is;
 - *structured*: one JSON document holding the attributes and the payload in ``data_base64``
   (for transports whose bodies must be text, and for people reading them).
 
