@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from dishka import AsyncContainer
@@ -13,6 +14,8 @@ from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.outbox.listener import libpq_dsn, listen_for_commits
 from ledgerd.platform.outbox.relay import OutboxRelay
+
+log = logging.getLogger(__name__)
 
 
 def relay_in_serve(settings: Settings) -> bool:
@@ -44,6 +47,15 @@ async def relaying(container: AsyncContainer, settings: Settings) -> AsyncIterat
         yield relay
     finally:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await relay.sweep()
+        try:
+            # A broker that hangs must not hold the process past its grace period: what is
+            # not published stays in the outbox for the next relay.
+            async with asyncio.timeout(settings.shutdown_grace_seconds):
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await relay.sweep()
+        except TimeoutError:
+            log.warning("the outbox relay did not finish in time; the outbox keeps the rest")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
