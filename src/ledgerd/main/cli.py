@@ -294,10 +294,18 @@ def worker(
         handler = await container.get(ExpirePendingHandler)
         stop = _stop_on_signals()
         every = interval if interval is not None else settings.expiry_interval_seconds
-        async with relaying(container, settings):
+        # The hub is in-process: relaying to it here would mark events published that no
+        # subscriber (they live in `serve`) could ever see. They stay in the outbox instead.
+        relays = settings.events_publisher != "hub"
+        async with relaying(container, settings) if relays else contextlib.nullcontext():
+            relay = (
+                f"outbox relay to {settings.events_publisher}"
+                if relays
+                else ("no outbox relay (LEDGERD_EVENTS_PUBLISHER=hub is in-process)")
+            )
             typer.echo(
-                f"worker running: outbox relay to {settings.events_publisher}, expiry sweep "
-                f"every {every} s; stop with SIGTERM or Ctrl-C"
+                f"worker running: {relay}, expiry sweep every {every} s; "
+                "stop with SIGTERM or Ctrl-C"
             )
             await run_expiry_loop(handler, stop, interval_s=every)
         typer.echo("worker stopped")
