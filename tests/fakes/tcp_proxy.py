@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
+
+from tests.network import free_port
 
 _CHUNK = 65536
 
@@ -23,7 +24,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self.port = _free_port()
+        self.port = free_port()
 
     @property
     def address(self) -> str:
@@ -86,10 +87,3 @@ class TcpProxy:
         finally:
             self._writers.discard(sink)
             sink.transport.abort()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -16,6 +16,7 @@ from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
@@ -157,7 +158,7 @@ def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")])
     async def work(container: AsyncContainer, _settings: Settings) -> int:
         report = await replay_ledger(
             ledger,
-            await container.get(OutboxStore),
+            await container.get(EventLog),
             await container.get(LedgerQueries),
             await container.get(VerifyLedgerHandler),
         )

@@ -24,6 +24,7 @@ from ledgerd.ledger.adapters.sql_repositories import (
 from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
 from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
@@ -106,6 +107,10 @@ class OutboxProvider(Provider):
     @provide
     def store(self, engine: AsyncEngine) -> OutboxStore:
         return OutboxStore(SqlAlchemyUnitOfWork(engine))
+
+    @provide
+    def event_log(self, store: OutboxStore) -> EventLog:
+        return store
 
     @provide
     def relay(

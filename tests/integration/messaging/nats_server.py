@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
 import nats.errors
+
+from tests.network import free_port
 
 _READY_WAIT_S = 15.0
 _STOP_WAIT_S = 10.0
@@ -29,7 +30,7 @@ class NatsServerProcess:
         self._binary = binary
         self._store = store
         self._process: asyncio.subprocess.Process | None = None
-        self.port = _free_port()
+        self.port = free_port()
 
     @property
     def url(self) -> str:
@@ -124,10 +125,3 @@ async def _jetstream_answers(url: str) -> None:
 
 async def _quiet(_error: Exception) -> None:
     return None  # a server still starting is expected here; the poll reports the last error
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ledgerd.platform.messaging.sqs import sqs_client
 from tests.conftest import service_unavailable
+from tests.network import free_port
 
 REGION = "eu-west-1"
 # Dummy credentials, and nothing from the developer's own AWS set-up.
@@ -51,7 +52,7 @@ _NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 @contextlib.contextmanager
 def moto_server(log: Path) -> Iterator[str]:
     """Run moto's server on 127.0.0.1 until the block ends; yield its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as output:
         try:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
@@ -129,10 +130,3 @@ def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path
 
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-2000:] or "(no output)"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

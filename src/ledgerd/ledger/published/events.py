@@ -32,12 +32,15 @@ from ledgerd.ledger.domain.events import (
 from ledgerd.ledger.published import protobuf as render
 from ledgerd.v1 import events_pb2 as events_pb
 
-_ALL: tuple[type[Message], ...] = (
-    events_pb.LedgerCreated,
+# The account events' messages hold one Account, the transfer events' a Transfer and its
+# entries; readers tell the two shapes apart by these (literal tuples: type checkers narrow).
+ACCOUNT_MESSAGES = (
     events_pb.AccountCreated,
     events_pb.AccountFrozen,
     events_pb.AccountUnfrozen,
     events_pb.AccountClosed,
+)
+TRANSFER_MESSAGES = (
     events_pb.TransferPosted,
     events_pb.PendingCreated,
     events_pb.PendingCaptured,
@@ -45,27 +48,36 @@ _ALL: tuple[type[Message], ...] = (
     events_pb.PendingExpired,
     events_pb.TransferReversed,
 )
-MESSAGES: dict[str, type[Message]] = {message.DESCRIPTOR.full_name: message for message in _ALL}
+# Domain event -> its message, in the same order as the tuples above.
+_ACCOUNT_EVENTS: dict[type, Callable[..., Message]] = dict(
+    zip(
+        (AccountCreated, AccountFrozen, AccountUnfrozen, AccountClosed),
+        ACCOUNT_MESSAGES,
+        strict=True,
+    )
+)
+_TRANSFER_EVENTS: dict[type, Callable[..., Message]] = dict(
+    zip(
+        (
+            TransferPosted,
+            PendingCreated,
+            PendingCaptured,
+            PendingVoided,
+            PendingExpired,
+            TransferReversed,
+        ),
+        TRANSFER_MESSAGES,
+        strict=True,
+    )
+)
+MESSAGES: dict[str, type[Message]] = {
+    message.DESCRIPTOR.full_name: message
+    for message in (events_pb.LedgerCreated, *ACCOUNT_MESSAGES, *TRANSFER_MESSAGES)
+}
 
 
 class UnknownEventError(ValueError):
     """An envelope whose type or payload is not one of the ledger's events."""
-
-
-_ACCOUNT_MESSAGES: dict[type, Callable[..., Message]] = {
-    AccountCreated: events_pb.AccountCreated,
-    AccountFrozen: events_pb.AccountFrozen,
-    AccountUnfrozen: events_pb.AccountUnfrozen,
-    AccountClosed: events_pb.AccountClosed,
-}
-_TRANSFER_MESSAGES: dict[type, Callable[..., Message]] = {
-    TransferPosted: events_pb.TransferPosted,
-    PendingCreated: events_pb.PendingCreated,
-    PendingCaptured: events_pb.PendingCaptured,
-    PendingVoided: events_pb.PendingVoided,
-    PendingExpired: events_pb.PendingExpired,
-    TransferReversed: events_pb.TransferReversed,
-}
 
 
 def message_of(event: LedgerEvent) -> Message:
@@ -74,9 +86,9 @@ def message_of(event: LedgerEvent) -> Message:
         case LedgerCreated(ledger=ledger):
             return events_pb.LedgerCreated(ledger=render.ledger(ledger))
         case AccountCreated() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
-            return _ACCOUNT_MESSAGES[type(event)](account=render.account(event.account))
+            return _ACCOUNT_EVENTS[type(event)](account=render.account(event.account))
         case _:
-            return _TRANSFER_MESSAGES[type(event)](**_transfer_fields(event))
+            return _TRANSFER_EVENTS[type(event)](**_transfer_fields(event))
 
 
 def _transfer_fields(event: TransferEvent) -> dict[str, Any]:

@@ -10,9 +10,9 @@ Mapping:
   id with every character but ``A-Z a-z 0-9 -`` written as ``_`` and two hex digits per
   UTF-8 byte (``acme.eur`` becomes ``acme_2Eeur``), so no ledger id can smuggle a token
   separator or a wildcard into the subject, and the id can be read back
-  (:func:`ledger_of_token`). An empty id has no token, and an id whose subject would pass
-  2048 characters would make the server drop the connection: both are refused
-  (``EventRejectedError``).
+  (``tokens.ledger_of_token``; RabbitMQ's routing keys use the same tokens). An empty id has
+  no token, and an id whose subject would pass 2048 characters would make the server drop
+  the connection: both are refused (``EventRejectedError``).
 - **Message** (CloudEvents binary content mode): one header ``ce-<attribute>`` per
   :meth:`Envelope.attributes` entry, the body is ``envelope.data`` as is. Header values are
   percent-encoded the way the CloudEvents HTTP binding says (space, ``"``, ``%`` and anything
@@ -75,6 +75,7 @@ from ledgerd.platform.messaging.ports import (
     EventRejectedError,
     PublishError,
 )
+from ledgerd.platform.messaging.tokens import ledger_token
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ _STREAM_NAME_IN_USE = 10058  # created by someone else, with another configurati
 # max_control_line (4 KiB by default); refusing longer subjects keeps one event from looking
 # like an outage.
 _MAX_SUBJECT_LENGTH = 2048
-_TOKEN_KEPT = re.compile(r"[A-Za-z0-9-]")
-_TOKEN_ESCAPE = re.compile(r"_([0-9A-F]{2})")
 # CloudEvents' header rule: printable ASCII stays, but for the space, '"' and '%'.
 _HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in '"%')
 _CONSUMER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -103,19 +102,7 @@ def subject_token(ledger: str) -> str:
     if not ledger:
         msg = "an empty ledger id has no subject token"
         raise ValueError(msg)
-    return "".join(
-        char
-        if _TOKEN_KEPT.fullmatch(char)
-        else "".join(f"_{byte:02X}" for byte in char.encode("utf-8"))
-        for char in ledger
-    )
-
-
-def ledger_of_token(token: str) -> str:
-    """The ledger id ``subject_token`` made ``token`` from."""
-    raw = _TOKEN_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), token)
-    # Each escape stood for one UTF-8 byte: latin-1 turns the characters back into those bytes.
-    return raw.encode("latin-1").decode("utf-8")
+    return ledger_token(ledger)
 
 
 def message_headers(envelope: Envelope) -> dict[str, str]:

@@ -72,6 +72,7 @@ from ledgerd.platform.messaging.ports import (
     PublishError,
     Settle,
 )
+from ledgerd.platform.messaging.tokens import ledger_token
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ BINDING_KEY = "ledger.#"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_PREFETCH = 100
 _MAX_ROUTING_KEY_BYTES = 255
-_TOKEN_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _STRUCTURED = "application/cloudevents+json"
 # What a lost connection, a closed channel, a broker nack or a timeout raise from aio-pika;
 # ChannelInvalidStateError (a RuntimeError) is a channel that was already closed.
@@ -93,11 +93,7 @@ _BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError,
 
 def routing_key(ledger: str) -> str:
     """The routing key of ``ledger``'s events; a subscriber may bind it to follow one ledger."""
-    token = "".join(
-        char if char in _TOKEN_KEPT else "".join(f"_{byte:02X}" for byte in char.encode())
-        for char in ledger
-    )
-    key = ROUTING_PREFIX + token
+    key = ROUTING_PREFIX + ledger_token(ledger)
     if len(key) > _MAX_ROUTING_KEY_BYTES:  # the token is ASCII: characters are bytes
         key = ROUTING_PREFIX + "=" + hashlib.sha256(ledger.encode()).hexdigest()
     return key
