@@ -101,7 +101,8 @@ class OutboxProvider(Provider):
     async def publisher(self, settings: Settings, hub: InProcessHub) -> AsyncIterator[Publisher]:
         publisher = build_publisher(settings, hub)
         yield publisher
-        if publisher is not hub:  # the hub closes itself
+        # The hub (which may be wrapped, for the payload format) closes itself.
+        if settings.events_publisher != "hub":
             await publisher.aclose()
 
     @provide

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledgerd.ledger.adapters.json_publisher import JsonPayloadPublisher
 from ledgerd.main.settings import Settings
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.lazy import ConnectingPublisher
@@ -12,6 +13,20 @@ from ledgerd.platform.messaging.ports import Publisher
 
 
 def build_publisher(settings: Settings, hub: InProcessHub) -> Publisher:
+    """Where the relay publishes, in the payload format the settings choose."""
+    return in_events_format(settings, _destination(settings, hub))
+
+
+def in_events_format(settings: Settings, publisher: Publisher) -> Publisher:
+    """``publisher`` sending payloads as ``LEDGERD_EVENTS_FORMAT`` says (the outbox: protobuf)."""
+    match settings.events_format:
+        case "protobuf":
+            return publisher
+        case "json":
+            return JsonPayloadPublisher(publisher)
+
+
+def _destination(settings: Settings, hub: InProcessHub) -> Publisher:
     match settings.events_publisher:
         case "hub":
             return hub

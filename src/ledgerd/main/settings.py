@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default="hub",
         description="where the outbox relay publishes events (hub: in-process only)",
     )
+    events_format: Literal["protobuf", "json"] = Field(
+        default="protobuf",
+        description="the published payloads: protobuf (as the outbox stores them) or json "
+        "(protobuf's JSON mapping, datacontenttype application/json)",
+    )
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS JetStream server")
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka brokers, HOST:PORT[,HOST:PORT...]"

@@ -25,6 +25,7 @@ from ledgerd.ledger.application.post_transfers import PostTransfers
 from ledgerd.ledger.domain.model import AccountFlags
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from ledgerd.platform.messaging.consumer import Consumer
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.ports import (
     BrokerUnavailableError,
@@ -35,6 +36,7 @@ from ledgerd.platform.messaging.ports import (
 from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from tests.integration.conftest import LedgerApp, open_ledger_app
+from tests.integration.outbox.read_model import create_read_model, project, projected, stored
 
 # Bounds for a hung broker to fail a test instead of stalling it; not measurements.
 DELIVERY_WAIT_S = 30.0
@@ -273,27 +275,32 @@ async def check_the_outbox_rides_out_an_outage(broker: BrokerUnderTest, database
     """The issue's fault test: the broker is down while 1,000 transfers are posted.
 
     Every transfer succeeds and the outbox holds their events; when the broker is back the
-    relay publishes them all, and a deduplicating consumer receives each exactly once, each
-    ledger in order. Then a relay dies after the broker took half a batch: its successor
-    publishes the batch again, and still each event is received once, in order.
+    relay publishes them all, and a downstream service (a ``Consumer`` with its inbox,
+    feeding a read model of balances) handles each exactly once, each ledger in order, and
+    its read model equals the ledger's balances. Then a relay dies after the broker took half
+    a batch: its successor publishes the batch again, and still each event is handled once,
+    in order, and the read model converges.
     """
+    ledgers = tuple(f"{side}-{uuid.uuid4().hex[:8]}" for side in ("east", "west"))
     subscriber = await broker.subscriber(f"outbox-{uuid.uuid4().hex[:8]}")
     publisher = await broker.publisher()
     try:
         async with (
             asyncio.timeout(OUTBOX_CHECK_WAIT_S),
             open_ledger_app(database_url, settings={"batching": False}) as app,
+            _Downstream.running(app, subscriber, ledgers) as downstream,
         ):
             store = OutboxStore(SqlAlchemyUnitOfWork(app.engine))
-            for ledger in ("east", "west"):
+            for ledger in ledgers:
                 await _open(app, ledger)
             relay = OutboxRelay(store, publisher, options=_RELAY_OPTIONS)
             stop = asyncio.Event()
-            relaying = asyncio.create_task(relay.run(stop))  # trying all along
+            relaying: asyncio.Task[None] | None = None
             try:
                 async with broker.outage():
+                    relaying = asyncio.create_task(relay.run(stop))  # trying all along
                     for start in range(0, OUTAGE_TRANSFERS, 100):
-                        for ledger in ("east", "west"):
+                        for ledger in ledgers:
                             outcome = await app.post(_payments(ledger, start, 50))
                             assert all(isinstance(result, Ok) for result in outcome)
                     held = sum(lag.unpublished for lag in await store.lag())
@@ -302,13 +309,12 @@ async def check_the_outbox_rides_out_an_outage(broker: BrokerUnderTest, database
                 await _until_published(relay, store)
             finally:
                 stop.set()
-                await relaying
-            expected = [e for ledger in ("east", "west") for e in await _all_events(store, ledger)]
-            seen = await collect(subscriber, _all_of(expected))
-            assert_delivered_in_order(seen, expected)
+                if relaying is not None:
+                    await relaying
+            await downstream.converged(app, store)
 
             # A relay dies with half a batch on the broker and its claim not recorded.
-            for ledger in ("east", "west"):
+            for ledger in ledgers:
                 await app.post(_payments(ledger, OUTAGE_TRANSFERS, 20))
             dying = _DiesHalfWay(publisher)
             doomed = asyncio.create_task(OutboxRelay(store, dying, options=_RELAY_OPTIONS).sweep())
@@ -320,14 +326,91 @@ async def check_the_outbox_rides_out_an_outage(broker: BrokerUnderTest, database
             await _relay_until_published(
                 OutboxRelay(store, publisher, options=_RELAY_OPTIONS), store
             )
-            everything = [
-                e for ledger in ("east", "west") for e in await _all_events(store, ledger)
-            ]
-            seen = await collect(subscriber, _all_of(everything), collected=seen)
-            assert_delivered_in_order(seen, everything)
+            await downstream.converged(app, store)
     finally:
         await publisher.aclose()
         await subscriber.aclose()
+
+
+class _Downstream:
+    """A service downstream of the broker: a ``Consumer`` whose handler feeds a read model.
+
+    It handles only the events of this check's ledgers (a shared broker may hold other
+    checks' leftovers) and records them in the order it handled them.
+    """
+
+    def __init__(self, app: LedgerApp, subscriber: Subscriber, ledgers: Sequence[str]) -> None:
+        self._ledgers = frozenset(ledgers)
+        self.handled: list[Envelope] = []
+        self.consumer = Consumer(
+            subscriber, "read-model", self._handle, SqlAlchemyUnitOfWork(app.engine)
+        )
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls, app: LedgerApp, subscriber: Subscriber, ledgers: Sequence[str]
+    ) -> AsyncIterator[_Downstream]:
+        await create_read_model(app.engine)
+        downstream = cls(app, subscriber, ledgers)
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(downstream.consumer.run(stop))
+        try:
+            yield downstream
+        finally:
+            stop.set()
+            await consuming
+
+    async def _handle(self, envelope: Envelope) -> None:
+        if envelope.ledger in self._ledgers:
+            await project(envelope)
+            self.handled.append(envelope)
+
+    async def converged(self, app: LedgerApp, store: OutboxStore) -> None:
+        """Every event of the outbox handled once, in order; the read model = the ledger."""
+        expected = [e for ledger in sorted(self._ledgers) for e in await _all_events(store, ledger)]
+        wanted = {envelope.id for envelope in expected}
+        progress = self.consumer.progress
+        while True:  # fails when deliveries stop coming, not on a slow broker's total time
+            version = progress.version
+            if wanted <= {envelope.id for envelope in self.handled}:
+                break
+            try:
+                async with asyncio.timeout(DELIVERY_WAIT_S):
+                    await progress.changed(since=version)
+            except TimeoutError:
+                pytest.fail(
+                    f"the consumer stopped short: {len(self.handled)} of {len(expected)} "
+                    f"events handled, stats {self.consumer.stats}"
+                )
+        assert len(self.handled) == len(expected)  # the inbox kept out every copy
+        assert sorted(self.handled, key=_by_ledger_and_sequence) == sorted(
+            expected, key=_by_ledger_and_sequence
+        )  # every attribute and the exact bytes
+        per_ledger: dict[str, list[int]] = {}
+        for envelope in self.handled:
+            per_ledger.setdefault(envelope.ledger, []).append(envelope.sequence)
+        disorder = {
+            ledger: _first_disorder(sequences)
+            for ledger, sequences in per_ledger.items()
+            if sequences != list(range(1, len(sequences) + 1))
+        }
+        assert not disorder, f"handled out of order: {disorder}"
+        model = await projected(app.engine)
+        assert set(model) == {
+            (ledger, account) for ledger in self._ledgers for account in ("bank", "alice")
+        }
+        assert model == await stored(app.queries, set(model))
+
+
+def _first_disorder(sequences: Sequence[int]) -> str:
+    """Where a ledger's handling order first departs from 1, 2, 3, ... (for the failure)."""
+    position = next(i for i, sequence in enumerate(sequences, 1) if sequence != i)
+    return f"at position {position}: {list(sequences[max(0, position - 4) : position + 6])}"
+
+
+def _by_ledger_and_sequence(envelope: Envelope) -> tuple[str, int]:
+    return envelope.ledger, envelope.sequence
 
 
 async def _open(app: LedgerApp, ledger: str) -> None:

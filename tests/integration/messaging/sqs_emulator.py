@@ -11,6 +11,13 @@ and checked by the tests):
   again, where SQS would still drop it.
 - Visibility: ReceiveMessage's VisibilityTimeout, ChangeMessageVisibility(0) and its batch
   form behave as on SQS.
+- Concurrent long polls race: each ReceiveMessage call notes which FIFO groups have messages
+  in flight when it starts, so two calls waiting at once can split one group between them
+  and a later message can go out while earlier ones are taken. It happens when a client
+  retries a long poll whose answer was lost (the abandoned call goes on inside moto), so the
+  contract's subscriber does not go through the proxy that the outages cut.
+- Cost: each message sent or received counts the whole queue (its approximate-number
+  attributes), so a deep queue is slow (a thousand messages: seconds per hundred).
 - Not emulated: the format of MessageGroupId and MessageDeduplicationId (any string is
   taken), the characters allowed in a body (a NUL is stored as it is), per-entry failures of
   SendMessageBatch (only an invalid DelaySeconds fails an entry; everything else fails the

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledgerd.ledger.adapters.json_publisher import JsonPayloadPublisher
 from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
 from ledgerd.platform.messaging.envelope import Envelope
@@ -75,3 +76,21 @@ async def test_a_broker_chosen_in_settings_is_connected_only_when_publishing(
 def test_the_default_is_the_in_process_hub() -> None:
     hub = InProcessHub()
     assert build_publisher(Settings(), hub) is hub
+
+
+def test_json_payloads_wrap_the_chosen_publisher_hub_included() -> None:
+    hub = InProcessHub()
+    to_hub = build_publisher(Settings(events_format="json"), hub)
+    assert isinstance(to_hub, JsonPayloadPublisher)
+    assert to_hub.inner is hub
+    to_nats = build_publisher(Settings(events_format="json", events_publisher="nats"), hub)
+    assert isinstance(to_nats, JsonPayloadPublisher)
+    assert isinstance(to_nats.inner, ConnectingPublisher)
+
+
+def test_the_format_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGERD_EVENTS_FORMAT", "json")
+    assert Settings().events_format == "json"
+    monkeypatch.setenv("LEDGERD_EVENTS_FORMAT", "xml")
+    with pytest.raises(ValueError, match="events_format"):
+        Settings()

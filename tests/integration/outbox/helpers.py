@@ -21,7 +21,7 @@ from ledgerd.ledger.domain.requests import (
     TransferRequest,
     VoidRequest,
 )
-from ledgerd.ledger.published.events import decode
+from ledgerd.ledger.published.events import decode_envelope
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.hub import HubSubscription
 from ledgerd.platform.messaging.ports import BrokerUnavailableError, EventRejectedError, Publisher
@@ -102,7 +102,7 @@ async def receive(subscription: HubSubscription, count: int) -> list[Envelope]:
 
 
 def payloads(envelopes: Sequence[Envelope]) -> list[Message]:
-    return [decode(envelope.type, envelope.data) for envelope in envelopes]
+    return [decode_envelope(envelope) for envelope in envelopes]
 
 
 class FlakyPublisher:

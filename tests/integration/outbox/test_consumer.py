@@ -5,55 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 
-from ledgerd.ledger.published.events import decode
-from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
+from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.consumer import Consumer, inbox
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.ports import Delivery
 from ledgerd.platform.outbox.relay import OutboxRelay
-from ledgerd.v1 import ledger_pb2 as pb
 from tests.integration.conftest import LedgerApp
 from tests.integration.outbox.helpers import DELIVERY_WAIT_S, EVERY_CHANGE, make_every_change
-
-# A downstream system's own table: a read model of balances, built from events alone.
-_downstream = MetaData()
-projected_balances = Table(
-    "downstream_balances",
-    _downstream,
-    Column("account", String(128), primary_key=True),
-    Column("posted_debits", BigInteger, nullable=False),
-    Column("posted_credits", BigInteger, nullable=False),
-    Column("pending_debits", BigInteger, nullable=False),
-    Column("pending_credits", BigInteger, nullable=False),
-)
-_COLUMNS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits")
-
-
-async def _project(envelope: Envelope) -> None:
-    """The downstream handler: apply a transfer event's entries to the read model."""
-    message = decode(envelope.type, envelope.data)
-    connection = current_connection()
-    insert = postgres_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    for entry in getattr(message, "entries", ()):
-        column = _COLUMNS[
-            (0 if entry.layer == pb.Entry.POSTED else 2)
-            + (0 if entry.side == pb.Entry.DEBIT else 1)
-        ]
-        await connection.execute(
-            insert(projected_balances)
-            .values(account=entry.account, **dict.fromkeys(_COLUMNS, 0))
-            .on_conflict_do_nothing()
-        )
-        await connection.execute(
-            update(projected_balances)
-            .where(projected_balances.c.account == entry.account)
-            .values({column: projected_balances.c[column] + entry.amount})
-        )
+from tests.integration.outbox.read_model import create_read_model, project, projected, stored
 
 
 async def _until_settled(consumer: Consumer, count: int) -> None:
@@ -64,11 +26,10 @@ async def _until_settled(consumer: Consumer, count: int) -> None:
 
 
 async def test_a_read_model_fed_twice_still_converges_to_the_ledger(ledger_app: LedgerApp) -> None:
-    async with ledger_app.engine.begin() as connection:
-        await connection.run_sync(_downstream.create_all)
+    await create_read_model(ledger_app.engine)
     hub = await ledger_app.container.get(InProcessHub)
     consumer = Consumer(
-        hub.subscribe(), "read-model", _project, SqlAlchemyUnitOfWork(ledger_app.engine)
+        hub.subscribe(), "read-model", project, SqlAlchemyUnitOfWork(ledger_app.engine)
     )
     stop = asyncio.Event()
     running = asyncio.create_task(consumer.run(stop))
@@ -84,18 +45,11 @@ async def test_a_read_model_fed_twice_still_converges_to_the_ledger(ledger_app: 
 
     assert (consumer.stats.handled, consumer.stats.duplicates) == (len(EVERY_CHANGE),) * 2
     async with ledger_app.engine.connect() as connection:
-        rows = (await connection.execute(select(projected_balances))).all()
         handled = (await connection.execute(select(inbox.c.event_id))).scalars().all()
     assert sorted(handled) == sorted(envelope.id for envelope in store_events)
-    for row in rows:
-        stored = (await ledger_app.queries.get_balance("books", row.account)).balances
-        assert tuple(row)[1:] == (
-            stored.posted_debits,
-            stored.posted_credits,
-            stored.pending_debits,
-            stored.pending_credits,
-        )
-    assert {row.account for row in rows} == {"bank", "alice"}
+    model = await projected(ledger_app.engine)
+    assert set(model) == {("books", "bank"), ("books", "alice")}
+    assert model == await stored(ledger_app.queries, set(model))
 
 
 class _FakeBrokerDeliveries:

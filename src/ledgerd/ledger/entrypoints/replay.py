@@ -23,7 +23,7 @@ from ledgerd.ledger.published.events import (
     ACCOUNT_MESSAGES,
     TRANSFER_MESSAGES,
     UnknownEventError,
-    decode,
+    decode_envelope,
 )
 from ledgerd.v1 import events_pb2 as events_pb
 from ledgerd.v1 import ledger_pb2 as pb
@@ -84,7 +84,7 @@ async def replay_ledger(
             after = envelope.sequence
             report.events += 1
             try:
-                message = decode(envelope.type, envelope.data)
+                message = decode_envelope(envelope)
             except UnknownEventError as error:
                 report.problems.append(f"event {envelope.sequence}: {error}")
                 continue

@@ -4,14 +4,20 @@ An event's CloudEvents ``type`` is its message's full name (``ledgerd.v1.Transfe
 its ``subject`` the resource that changed (``ledgers/{id}``, ``accounts/{id}``,
 ``transfers/{id}``), its ``time`` when that happened where the domain knows it (creation
 times; a status change happens when it is recorded).
+
+The payload is the message's protobuf encoding as written to the outbox; a publisher may send
+it in protobuf's JSON mapping instead (``with_json_payload``, ``json_payloads``), and
+``decode`` reads either, as the envelope's ``datacontenttype`` says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.json_format import ParseError
 from google.protobuf.message import DecodeError, Message
 
 from ledgerd.ledger.domain.events import (
@@ -30,6 +36,8 @@ from ledgerd.ledger.domain.events import (
     TransferReversed,
 )
 from ledgerd.ledger.published import protobuf as render
+from ledgerd.ledger.published.json_payloads import parse_json, render_json
+from ledgerd.platform.messaging.envelope import JSON, PROTOBUF, Envelope, media_type
 from ledgerd.v1 import events_pb2 as events_pb
 
 # The account events' messages hold one Account, the transfer events' a Transfer and its
@@ -123,16 +131,47 @@ def time_of(event: LedgerEvent) -> datetime | None:
             return event.transfer.created_at
 
 
-def decode(event_type: str, data: bytes) -> Message:
-    """The payload of an envelope of type ``event_type``, or UnknownEventError."""
+def decode(event_type: str, data: bytes, *, content_type: str = PROTOBUF) -> Message:
+    """The payload of an envelope of type ``event_type``, or UnknownEventError.
+
+    ``content_type`` is the envelope's ``datacontenttype``: ``application/protobuf`` (what the
+    outbox holds) or ``application/json`` (protobuf's JSON mapping); parameters such as
+    ``; charset=utf-8`` are ignored. Any other content type is refused.
+    """
     message_class = MESSAGES.get(event_type)
     if message_class is None:
         msg = f"not a ledger event type: {event_type!r}"
         raise UnknownEventError(msg)
+    kind = media_type(content_type)
+    if kind not in {PROTOBUF, JSON}:
+        msg = (
+            f"{event_type} payload has content type {content_type!r}; "
+            f"ledger events are {PROTOBUF} or {JSON}"
+        )
+        raise UnknownEventError(msg)
     message = message_class()
     try:
-        message.ParseFromString(data)
-    except DecodeError as error:
-        msg = f"{event_type} payload does not parse: {error}"
+        if kind == PROTOBUF:
+            message.ParseFromString(data)
+        else:
+            parse_json(data, message)
+    except (DecodeError, ParseError) as error:
+        msg = f"{event_type} payload does not parse as {kind}: {error}"
         raise UnknownEventError(msg) from error
     return message
+
+
+def decode_envelope(envelope: Envelope) -> Message:
+    """The payload of ``envelope``, read as its ``datacontenttype`` says; UnknownEventError."""
+    return decode(envelope.type, envelope.data, content_type=envelope.datacontenttype)
+
+
+def with_json_payload(envelope: Envelope) -> Envelope:
+    """``envelope`` with its payload in protobuf's JSON mapping, every other attribute kept.
+
+    An envelope already in JSON is returned as it is; one that is not a ledger event raises
+    UnknownEventError.
+    """
+    if media_type(envelope.datacontenttype) == JSON:
+        return envelope
+    return replace(envelope, data=render_json(decode_envelope(envelope)), datacontenttype=JSON)

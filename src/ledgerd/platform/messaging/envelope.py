@@ -1,9 +1,11 @@
-"""The event envelope: CloudEvents 1.0 attributes around a protobuf payload.
+"""The event envelope: CloudEvents 1.0 attributes around a payload.
 
 One envelope per domain event, written to the outbox in the transaction that made the change
-and published from there unchanged, so every copy of an event on every broker carries the
-same ``id`` (the deduplication key), the same per-ledger ``sequence`` (the order key) and the
-same bytes.
+and published from there, so every copy of an event on every broker carries the same ``id``
+(the deduplication key) and the same per-ledger ``sequence`` (the order key). The outbox
+holds the payload as protobuf (``datacontenttype: application/protobuf``); a publisher may
+hand it over in another form (``application/json``, see ``LEDGERD_EVENTS_FORMAT``), with
+every other attribute as written.
 
 Two content modes, as CloudEvents defines them:
 
@@ -11,8 +13,13 @@ Two content modes, as CloudEvents defines them:
   prefix: ``ce-`` for NATS, ``ce_`` for Kafka, ``cloudEvents_`` for AMQP; NATS header values
   are percent-encoded as the CloudEvents HTTP binding does) and the payload is the message
   body, as is;
-- *structured*: one JSON document holding the attributes and the payload in ``data_base64``
-  (for transports whose bodies must be text, and for people reading them).
+- *structured*: one JSON document holding the attributes and the payload (for transports
+  whose bodies must be text, and for people reading them). As the CloudEvents JSON format
+  says, a JSON payload (``application/json``, or any ``+json`` type) is the JSON value
+  ``data`` itself, and any other payload is base64 text in ``data_base64``. A JSON payload
+  read back from ``data`` is written out again in the canonical form of ``canonical_json``,
+  which is also the form ledgerd publishes JSON payloads in, so an envelope makes the round
+  trip byte for byte.
 
 The extension attributes are CloudEvents' own: ``partitionkey`` (the ledger: order is kept per
 ledger) and ``sequence`` (the event's position in its ledger's stream, from 1 with no gaps,
@@ -33,6 +40,7 @@ from datetime import UTC, datetime
 
 SPEC_VERSION = "1.0"
 PROTOBUF = "application/protobuf"
+JSON = "application/json"
 SEQUENCE_DIGITS = 20
 _REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "partitionkey", "sequence")
 _MAX_ATTRIBUTE = 4096
@@ -95,11 +103,13 @@ class Envelope:
         )
 
     def to_json(self) -> bytes:
-        """Structured content mode: the CloudEvents JSON format, payload in ``data_base64``."""
-        document: dict[str, str] = {
-            **self.attributes(),
-            "data_base64": base64.b64encode(self.data).decode("ascii"),
-        }
+        """Structured content mode: the CloudEvents JSON format (``data`` or ``data_base64``)."""
+        document: dict[str, object] = dict(self.attributes())
+        payload = _json_value(self) if is_json(self.datacontenttype) else _NOT_JSON
+        if payload is _NOT_JSON:
+            document["data_base64"] = base64.b64encode(self.data).decode("ascii")
+        else:
+            document["data"] = payload
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -112,19 +122,91 @@ class Envelope:
         if not isinstance(document, dict):
             msg = "a structured event must be a JSON object"
             raise MalformedEventError(msg)
+        payload = {name: document.pop(name) for name in ("data", "data_base64") if name in document}
         if not all(isinstance(value, str) for value in document.values()):
             msg = "every attribute of a ledgerd event is a string"
             raise MalformedEventError(msg)
-        encoded = document.pop("data_base64", None)
-        if encoded is None:
-            msg = "missing data_base64"
+        if len(payload) != 1:
+            msg = (
+                "both data and data_base64: an event has one payload"
+                if payload
+                else "no payload: neither data nor data_base64"
+            )
             raise MalformedEventError(msg)
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except binascii.Error as error:
-            msg = f"data_base64 is not base64: {error}"
-            raise MalformedEventError(msg) from error
+        if "data" in payload:
+            # The JSON format's rule: without a datacontenttype, `data` is JSON.
+            document.setdefault("datacontenttype", JSON)
+            data = _data_member(payload["data"], document["datacontenttype"])
+        else:
+            data = _data_base64_member(payload["data_base64"])
         return cls.from_attributes(document, data)
+
+
+def media_type(content_type: str) -> str:
+    """``type/subtype`` of a content type, lower case, without parameters (``; charset=``)."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a payload of ``content_type`` is JSON text (``application/json``, ``*/*+json``)."""
+    kind = media_type(content_type)
+    return kind == JSON or kind.endswith("+json")
+
+
+def canonical_json(value: object) -> bytes:
+    """``value`` as compact UTF-8 JSON with sorted keys: equal values give equal bytes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+_NOT_JSON = object()
+
+
+def _json_value(envelope: Envelope) -> object:
+    # A payload labelled JSON that does not parse still has to travel: as base64, which the
+    # JSON format allows for any content type, rather than failing the whole envelope.
+    try:
+        return json.loads(envelope.data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _NOT_JSON
+
+
+def _data_member(value: object, content_type: str) -> bytes:
+    if is_json(content_type):
+        return canonical_json(value)
+    if isinstance(value, str):  # the JSON format's text payload: a JSON string
+        return value.encode()
+    msg = (
+        f"data is a JSON {_json_kind(value)} but datacontenttype is {content_type!r}, "
+        "which is not JSON: such a payload belongs in data_base64"
+    )
+    raise MalformedEventError(msg)
+
+
+def _json_kind(value: object) -> str:
+    match value:
+        case dict():
+            return "object"
+        case list():
+            return "array"
+        case bool():  # before int: a bool is an int to Python
+            return "boolean"
+        case int() | float():
+            return "number"
+        case None:
+            return "null"
+        case _:
+            return "string"
+
+
+def _data_base64_member(value: object) -> bytes:
+    if not isinstance(value, str):
+        msg = "data_base64 is not a string"
+        raise MalformedEventError(msg)
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as error:
+        msg = f"data_base64 is not base64: {error}"
+        raise MalformedEventError(msg) from error
 
 
 def _format_time(moment: datetime) -> str:

@@ -14,11 +14,12 @@ How the ports map onto SQS:
 - **Deduplication**: ``MessageDeduplicationId`` is the envelope id (mapped the same way): SQS
   drops a copy that the relay sends again within its 5-minute deduplication interval. Copies
   that come later are dropped by the consumer's inbox.
-- **Body**: CloudEvents structured mode: the body is ``Envelope.to_json()`` (the payload in
-  ``data_base64``), with one message attribute ``content-type:
-  application/cloudevents+json``. Binary mode saves nothing here: SQS bodies are text (XML's
-  character set), so the protobuf bytes would be base64 either way, and the nine ``ce-``
-  attributes would take nine of a message's ten, leaving one for trace context and the like.
+- **Body**: CloudEvents structured mode: the body is ``Envelope.to_json()`` (a protobuf
+  payload in ``data_base64``, a JSON one as ``data``), with one message attribute
+  ``content-type: application/cloudevents+json``. Binary mode saves nothing here: SQS bodies
+  are text (XML's character set), so the protobuf bytes would be base64 either way, and the
+  nine ``ce-`` attributes would take nine of a message's ten, leaving one for trace context
+  and the like.
 - **Limits**: a batch holds at most 10 messages. SQS counts the body plus every attribute's
   name, type and value against ``max_message_bytes`` for one message, and counts the total
   for a batch against the same limit. The default is 256 KiB, which every queue accepts

@@ -8,8 +8,11 @@ recorded position (publishing some events again: consumers deduplicate by id).
 
 SQLite has no row locks and its write lock would stop every posting for as long as a broker
 takes to answer, so there a claim only reads, and each outcome is recorded in a short write
-transaction of its own. That is safe with one relay per database, which is how the embedded
-database runs (the relay inside ``ledgerd serve``).
+transaction of its own. The embedded database runs one relay (inside ``ledgerd serve``); if
+a second one runs anyway (a ``ledgerd worker`` beside it), both may publish the same events
+(consumers deduplicate by id; each relay publishes in order, so first copies stay in order),
+and neither can move a cursor back: an outcome is recorded only if the cursor is still where
+its claim found it (otherwise the other relay got further, and its outcome stands).
 """
 
 from __future__ import annotations
@@ -150,17 +153,21 @@ class OutboxStore:
 
     async def _move_cursor(  # noqa: PLR0913 - the cursor's columns, each set explicitly
         self,
-        stream: str,
+        claimed: Cursor,
         *,
         published: int,
         failures: int,
         rejections: int,
         retry_at: datetime | None,
         error: str | None,
-    ) -> None:
-        await current_connection().execute(
+    ) -> bool:
+        """Record an outcome, unless the cursor has moved since ``claimed`` (SQLite: see above)."""
+        moved = await current_connection().execute(
             update(outbox_cursors)
-            .where(outbox_cursors.c.stream == stream)
+            .where(
+                outbox_cursors.c.stream == claimed.stream,
+                outbox_cursors.c.published_sequence == claimed.published_sequence,
+            )
             .values(
                 published_sequence=published,
                 failures=failures,
@@ -169,6 +176,7 @@ class OutboxStore:
                 last_error=None if error is None else error[:_REASON_LENGTH],
             )
         )
+        return bool(moved.rowcount)
 
     async def read(self, stream: str, *, after: int = 0, limit: int = 1000) -> list[Envelope]:
         """Up to ``limit`` of the stream's events after sequence ``after``, in order."""
@@ -235,7 +243,7 @@ class Claim:
         """Everything up to sequence ``upto`` is on the broker; failures are forgotten."""
         async with self._store._writing():  # noqa: SLF001 - claim and store are one unit
             await self._store._move_cursor(  # noqa: SLF001
-                self.stream, published=upto, failures=0, rejections=0, retry_at=None, error=None
+                self.cursor, published=upto, failures=0, rejections=0, retry_at=None, error=None
             )
 
     async def failed(self, *, upto: int, retry_at: datetime, error: str) -> None:
@@ -243,7 +251,7 @@ class Claim:
         rejections = self.cursor.rejections if upto == self.cursor.published_sequence else 0
         async with self._store._writing():  # noqa: SLF001
             await self._store._move_cursor(  # noqa: SLF001
-                self.stream,
+                self.cursor,
                 published=upto,
                 failures=self.cursor.failures + 1,
                 rejections=rejections,
@@ -266,7 +274,7 @@ class Claim:
         async with self._store._writing():  # noqa: SLF001
             if rejections < max_rejections:
                 await self._store._move_cursor(  # noqa: SLF001
-                    self.stream,
+                    self.cursor,
                     published=upto,
                     failures=self.cursor.failures + 1,
                     rejections=rejections,
@@ -274,6 +282,15 @@ class Claim:
                     error=error,
                 )
                 return False
+            if not await self._store._move_cursor(  # noqa: SLF001
+                self.cursor,
+                published=envelope.sequence,
+                failures=0,
+                rejections=0,
+                retry_at=None,
+                error=error,
+            ):
+                return False  # another relay got past it (SQLite): its outcome stands
             await current_connection().execute(
                 insert(outbox_dead_letters).values(
                     stream=envelope.ledger,
@@ -282,14 +299,6 @@ class Claim:
                     reason=error[:_REASON_LENGTH],
                     dead_at=self._store._now(),  # noqa: SLF001
                 )
-            )
-            await self._store._move_cursor(  # noqa: SLF001
-                self.stream,
-                published=envelope.sequence,
-                failures=0,
-                rejections=0,
-                retry_at=None,
-                error=error,
             )
             return True
 
