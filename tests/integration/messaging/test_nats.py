@@ -182,8 +182,10 @@ async def test_publishing_again_is_harmless(shared_nats: NatsBroker) -> None:
     await check_publishing_again_is_harmless(shared_nats.under_test())
 
 
-async def test_a_malformed_message_is_reported_and_skipped(shared_nats: NatsBroker) -> None:
-    await check_a_malformed_message_is_reported_and_skipped(shared_nats.under_test())
+async def test_a_malformed_message_is_reported_and_skipped(
+    shared_nats: NatsBroker, sqlite_url: str
+) -> None:
+    await check_a_malformed_message_is_reported_and_skipped(shared_nats.under_test(), sqlite_url)
 
 
 async def test_a_nacked_message_comes_again(shared_nats: NatsBroker) -> None:

@@ -152,8 +152,10 @@ async def test_publishing_again_is_harmless(broker: BrokerUnderTest) -> None:
     await contract.check_publishing_again_is_harmless(broker)
 
 
-async def test_a_malformed_message_is_reported_and_skipped(broker: BrokerUnderTest) -> None:
-    await contract.check_a_malformed_message_is_reported_and_skipped(broker)
+async def test_a_malformed_message_is_reported_and_skipped(
+    broker: BrokerUnderTest, sqlite_url: str
+) -> None:
+    await contract.check_a_malformed_message_is_reported_and_skipped(broker, sqlite_url)
 
 
 async def test_a_nacked_message_comes_again(broker: BrokerUnderTest) -> None:

@@ -41,6 +41,7 @@ inbox = Table(
 )
 
 Handler = Callable[[Envelope], Awaitable[None]]
+_RECANCEL_AFTER_S = 0.5
 
 
 @dataclass
@@ -73,9 +74,7 @@ class Consumer:
                 receiving = asyncio.ensure_future(anext(deliveries))
                 await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not receiving.done():
-                    receiving.cancel()
-                    # Let the cancellation reach the generator before it is closed below.
-                    await asyncio.wait({receiving})
+                    await _cancel(receiving)
                     break
                 try:
                     delivery = receiving.result()
@@ -112,6 +111,19 @@ class Consumer:
         else:
             self.stats.duplicates += 1
         await delivery.ack()
+
+
+async def _cancel(receiving: asyncio.Future[Delivery]) -> None:
+    """Cancel a pending receive and wait until it has ended, before its generator is closed.
+
+    Cancelled again for as long as it runs: on Python 3.11, ``asyncio.wait_for`` returns the
+    result and drops the cancellation when both land in the same loop iteration (fixed in
+    3.12), and broker clients use it (redis-py sends every command through it), so one
+    cancellation can be lost and the receive would go on waiting for messages.
+    """
+    while not receiving.done():
+        receiving.cancel()
+        await asyncio.wait({receiving}, timeout=_RECANCEL_AFTER_S)
 
 
 async def _handle_once(
