@@ -39,7 +39,8 @@ Mapping:
   it and what followed it are delivered again. A message that is not a ledgerd envelope is
   delivered with ``envelope=None`` and the reason; its ``ack`` commits past it. After a
   rebalance, settling a message of a partition this consumer lost does nothing: its new owner
-  receives it again from the last commit.
+  receives it again from the last commit. Fetches wait at most ``fetch_wait_s`` (0.1 s) for
+  new records: tansu answers a fetch only when that wait is over, so it sets the latency.
 
 Tansu 0.6 (the Kafka-compatible broker the tests run) creates topics through the admin API,
 keeps consumer groups and their committed offsets, and takes ``acks=all``; it refuses
@@ -396,13 +397,16 @@ class KafkaSubscriber:
         connect_timeout_s: float = 5.0,
         session_timeout_s: float = 10.0,
         auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        fetch_wait_s: float = 0.1,
     ) -> KafkaSubscriber:
         """Join ``group`` on ``topic`` (created if missing); return once partitions are assigned.
 
         A member silent for ``session_timeout_s`` leaves the group. Joining may take half of
         it (tansu holds a join that long for other members to come), so the wait is bounded by
         ``connect_timeout_s + session_timeout_s``. Raises ``BrokerUnavailableError`` if the
-        brokers cannot be reached.
+        brokers cannot be reached. ``fetch_wait_s``: how long the broker may hold a fetch
+        while it has nothing new; a broker may answer only when it runs out (tansu does), so
+        it bounds how late an event can reach the consumer (aiokafka's default is 0.5 s).
         """
         session_ms = int(session_timeout_s * 1000)
         consumer: _Consumer = AIOKafkaConsumer(
@@ -412,6 +416,7 @@ class KafkaSubscriber:
             auto_offset_reset=auto_offset_reset,
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=session_ms // 4,  # a few heartbeats per session, as Kafka's
+            fetch_max_wait_ms=int(fetch_wait_s * 1000),
         )
         subscriber = cls(consumer, topic=topic, group=group)
         consumer.subscribe([topic], listener=_ForgetOnRebalance(subscriber._forget))
