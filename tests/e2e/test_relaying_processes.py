@@ -11,14 +11,10 @@ alone, and read what reaches the broker with the adapters' own subscribers:
 - ``ledgerd serve`` on the embedded SQLite relays by itself (``LEDGERD_RELAY_IN_SERVE=auto``)
   to Redis Streams, and its last sweep on SIGTERM publishes what the last calls committed.
 
-No setting names the NATS stream or the Redis stream: the processes publish to the adapters'
-defaults (stream ``LEDGERD_EVENTS``, subjects ``ledgerd.events.<ledger>``; stream key
-``ledgerd:events``), which anyone else using these brokers shares. So each test has a ledger
-id of its own and counts only that ledger's events, through a durable consumer (NATS) or a
-consumer group (Redis) of its own that is deleted afterwards. The events themselves stay on
-the shared streams: purging a ledger's subject from the NATS stream would be the tidy thing,
-but a subject-filtered purge on NATS 2.9 moves every consumer of the stream past its
-undelivered messages, whatever their subject, and so loses events for anyone reading it then.
+Each test gives its process a NATS stream and subject prefix, or a Redis stream key, of its
+own (``LEDGERD_NATS_STREAM``, ``LEDGERD_NATS_SUBJECT_PREFIX``, ``LEDGERD_REDIS_STREAM``), so
+tests running at the same time on the shared brokers never see each other's events, and
+deletes it afterwards.
 """
 
 from __future__ import annotations
@@ -42,11 +38,9 @@ from ledgerd.ledger.published.events import decode
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.envelope import Envelope
-from ledgerd.platform.messaging.nats import DEFAULT_STREAM as NATS_STREAM
 from ledgerd.platform.messaging.nats import NatsSubscriber
 from ledgerd.platform.messaging.ports import BrokerUnavailableError, Subscriber
-from ledgerd.platform.messaging.redis_streams import DEFAULT_STREAM as REDIS_STREAM
-from ledgerd.platform.messaging.redis_streams import RedisStreamsSubscriber
+from ledgerd.platform.messaging.redis_streams import RedisStreamsSubscriber, dedupe_key
 from ledgerd.platform.outbox.store import OutboxStore, StreamLag
 from ledgerd.v1 import events_pb2
 from ledgerd.v1 import ledger_pb2 as pb
@@ -92,57 +86,65 @@ def _ledger_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Watched:
-    """A ledger id of the test's own and a subscriber that sees its events on the broker."""
+    """Where a test watches: its ledger, a subscriber, the settings that send events there."""
 
     ledger: str
     subscriber: Subscriber
+    settings: dict[str, str]
 
 
 @pytest.fixture
 async def nats_watch() -> AsyncIterator[Watched]:
-    """A durable consumer of the worker's stream, made before anything is published.
+    """A stream of the test's own and a durable consumer of it, made before anything is sent.
 
     A new consumer starts with what is published after it exists, so it must come first.
     """
     ledger = _ledger_id()
-    group = ledger  # a valid consumer name too: letters, digits and '-'
+    tag = uuid.uuid4().hex[:12]
+    stream, prefix = f"LEDGERD_E2E_{tag.upper()}", f"ledgerd.e2e{tag}.events"
     try:
         subscriber = await NatsSubscriber.connect(
-            SHARED_NATS_URL, group, fetch_wait_s=0.5, reconnect_wait_s=0.2
+            SHARED_NATS_URL,
+            "watcher",
+            stream=stream,
+            subject_prefix=prefix,
+            fetch_wait_s=0.5,
+            reconnect_wait_s=0.2,
         )
     except BrokerUnavailableError as error:
         service_unavailable(f"no NATS with JetStream: {error}")
+    settings = {"nats_stream": stream, "nats_subject_prefix": prefix}
     try:
-        yield Watched(ledger, subscriber)
+        yield Watched(ledger, subscriber, settings)
     finally:
         await subscriber.aclose()
-        await _delete_nats_consumer(group)
+        await _delete_nats_stream(stream)
 
 
-async def _delete_nats_consumer(consumer: str) -> None:
-    """The shared stream keeps a durable consumer until it is deleted (see the docstring)."""
+async def _delete_nats_stream(stream: str) -> None:
     connection = await nats.connect(
         SHARED_NATS_URL, connect_timeout=ADMIN_TIMEOUT_S, max_reconnect_attempts=1
     )
     try:
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await connection.jetstream(timeout=ADMIN_TIMEOUT_S).delete_consumer(
-                NATS_STREAM, consumer
-            )
+            await connection.jetstream(timeout=ADMIN_TIMEOUT_S).delete_stream(stream)
     finally:
         await connection.close()
 
 
 @pytest.fixture
 async def redis_watch() -> AsyncIterator[Watched]:
-    """A consumer group of the serve's stream, made (at its end) before anything is appended."""
+    """A stream key of the test's own and a consumer group of it, made before anything is sent."""
     ledger = _ledger_id()
+    stream = f"ledgerd:e2e:{uuid.uuid4().hex[:12]}:events"
     try:
-        subscriber = await RedisStreamsSubscriber.connect(SHARED_REDIS_URL, ledger, block_s=0.2)
+        subscriber = await RedisStreamsSubscriber.connect(
+            SHARED_REDIS_URL, "watcher", stream=stream, block_s=0.2
+        )
     except BrokerUnavailableError as error:
         service_unavailable(f"no Redis: {error}")
     try:
-        yield Watched(ledger, subscriber)
+        yield Watched(ledger, subscriber, {"redis_stream": stream})
     finally:
         await subscriber.aclose()
         admin = redis.asyncio.Redis.from_url(
@@ -151,7 +153,8 @@ async def redis_watch() -> AsyncIterator[Watched]:
             socket_connect_timeout=ADMIN_TIMEOUT_S,
         )
         try:
-            await admin.xgroup_destroy(REDIS_STREAM, ledger)
+            marks = [mark async for mark in admin.scan_iter(match=dedupe_key(stream, "*"))]
+            await admin.delete(stream, *marks)
         finally:
             await admin.aclose()
 
@@ -159,8 +162,8 @@ async def redis_watch() -> AsyncIterator[Watched]:
 class LedgerArrived:
     """``collect``'s stop condition: ``count`` distinct events of ``ledger`` have arrived.
 
-    It counts as deliveries come rather than rescanning them all each time: the shared stream
-    may carry others' events, and a rescan per delivery would make a backlog quadratic.
+    It counts as deliveries come rather than rescanning them all each time: a rescan per
+    delivery would make a backlog quadratic.
     """
 
     def __init__(self, ledger: str, count: int) -> None:
@@ -208,12 +211,15 @@ async def ledgerd_worker(database_url: str, **settings: str) -> AsyncIterator[Se
             await process.wait()
 
 
-def _nats_worker(database_url: str, **settings: str) -> AbstractAsyncContextManager[Served]:
+def _nats_worker(
+    database_url: str, watch: Watched, **settings: str
+) -> AbstractAsyncContextManager[Served]:
     return ledgerd_worker(
         database_url,
         events_publisher="nats",
         nats_url=SHARED_NATS_URL,
         shutdown_grace_seconds=str(GRACE_S),
+        **watch.settings,
         **settings,
     )
 
@@ -328,7 +334,7 @@ async def test_worker_relays_postgres_commits_to_nats_and_stops_on_sigterm(
     ledger = nats_watch.ledger
     # The API runs in this process, on the same database: every commit reaches the worker
     # only through PostgreSQL (NOTIFY, or its poll).
-    async with running_api(postgres_url) as api, _nats_worker(postgres_url) as worker:
+    async with running_api(postgres_url) as api, _nats_worker(postgres_url, nats_watch) as worker:
         await _open_books(api.stub, ledger)
         posted = await _pay(api.stub, ledger, 0, 40)
         live = LedgerArrived(ledger, len(OPENING) + len(posted))
@@ -356,7 +362,9 @@ async def test_a_worker_killed_mid_backlog_loses_nothing(
         posted = await _pay(api.stub, ledger, 0, BACKLOG)
         total = len(OPENING) + len(posted)
 
-        async with _nats_worker(postgres_url, relay_batch_size=str(RELAY_BATCH)) as doomed:
+        async with _nats_worker(
+            postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
+        ) as doomed:
             seen = await collect(nats_watch.subscriber, LedgerArrived(ledger, KILL_AFTER))
             doomed.process.kill()
             assert await doomed.wait_for_exit() == -signal.SIGKILL, doomed.log
@@ -364,7 +372,9 @@ async def test_a_worker_killed_mid_backlog_loses_nothing(
         # Killed with work left, or the test proved nothing about a crash.
         assert lag.unpublished > 0, f"the worker finished the backlog before the kill: {lag}"
 
-        async with _nats_worker(postgres_url, relay_batch_size=str(RELAY_BATCH)) as successor:
+        async with _nats_worker(
+            postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
+        ) as successor:
             seen = await collect(
                 nats_watch.subscriber, LedgerArrived(ledger, total), collected=seen
             )
@@ -385,6 +395,7 @@ async def test_serve_on_sqlite_relays_to_redis_streams_and_stops_on_sigterm(
         "shutdown_grace_seconds": str(GRACE_S),
         # The default, spelled out so that no LEDGERD_RELAY_IN_SERVE around the test counts.
         "relay_in_serve": "auto",
+        **redis_watch.settings,
     }
     async with ledgerd_serve(sqlite_url, **settings) as served, client(served.port) as (stub, _):
         # With SQLite, auto means serve relays itself; it says so once it does.

@@ -47,19 +47,27 @@ def _destination(settings: Settings, hub: InProcessHub) -> Publisher:
 async def _nats(settings: Settings) -> Publisher:
     from ledgerd.platform.messaging.nats import NatsPublisher  # noqa: PLC0415 - see above
 
-    return await NatsPublisher.connect(settings.nats_url)
+    return await NatsPublisher.connect(
+        settings.nats_url,
+        stream=settings.nats_stream,
+        subject_prefix=settings.nats_subject_prefix,
+    )
 
 
 async def _kafka(settings: Settings) -> Publisher:
     from ledgerd.platform.messaging.kafka import KafkaPublisher  # noqa: PLC0415 - see above
 
-    return await KafkaPublisher.connect(settings.kafka_bootstrap_servers)
+    return await KafkaPublisher.connect(
+        settings.kafka_bootstrap_servers, topic=settings.kafka_topic
+    )
 
 
 async def _rabbitmq(settings: Settings) -> Publisher:
     from ledgerd.platform.messaging.rabbitmq import RabbitMqPublisher  # noqa: PLC0415
 
-    return await RabbitMqPublisher.connect(settings.rabbitmq_url)
+    return await RabbitMqPublisher.connect(
+        settings.rabbitmq_url, exchange=settings.rabbitmq_exchange
+    )
 
 
 async def _redis(settings: Settings) -> Publisher:
@@ -67,7 +75,7 @@ async def _redis(settings: Settings) -> Publisher:
         RedisStreamsPublisher,
     )
 
-    return await RedisStreamsPublisher.connect(settings.redis_url)
+    return await RedisStreamsPublisher.connect(settings.redis_url, stream=settings.redis_stream)
 
 
 async def _sqs(settings: Settings) -> Publisher:

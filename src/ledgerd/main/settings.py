@@ -67,13 +67,41 @@ class Settings(BaseSettings):
         "(protobuf's JSON mapping, datacontenttype application/json)",
     )
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS JetStream server")
+    # Where on each broker the events go: deployments sharing a broker keep apart by these.
+    # The patterns are the brokers' own rules for the names, checked at start-up.
+    nats_stream: str = Field(
+        default="LEDGERD_EVENTS",
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+        description="JetStream stream (created if missing)",
+    )
+    nats_subject_prefix: str = Field(
+        default="ledgerd.events",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        max_length=200,
+        description="subjects are PREFIX.<ledger>",
+    )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka brokers, HOST:PORT[,HOST:PORT...]"
+    )
+    kafka_topic: str = Field(
+        default="ledgerd.events",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Kafka topic (created if missing)",
     )
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ (AMQP 0-9-1) URL"
     )
+    rabbitmq_exchange: str = Field(
+        default="ledgerd.events",
+        pattern=r"^[A-Za-z0-9_.:-]{1,255}$",
+        description="durable topic exchange (declared if missing)",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis server URL")
+    redis_stream: str = Field(
+        default="ledgerd:events",
+        pattern=r"^\S{1,512}$",
+        description="Redis stream key",
+    )
     sqs_queue: str = Field(
         default="ledgerd-events.fifo", description="SQS FIFO queue: its URL, or its name"
     )

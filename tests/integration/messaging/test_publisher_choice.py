@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import redis.asyncio
 
 from ledgerd.ledger.adapters.json_publisher import JsonPayloadPublisher
 from ledgerd.main.publishers import build_publisher
@@ -13,6 +15,10 @@ from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.lazy import ConnectingPublisher
 from ledgerd.platform.messaging.ports import BrokerUnavailableError, Publisher
+from tests.integration.messaging.test_nats import NatsBroker, _stream_state, shared_nats
+from tests.integration.messaging.test_redis_streams import admin, stream
+
+__all__ = ["admin", "shared_nats", "stream"]  # fixtures of the broker modules, used here
 
 EVENT = Envelope(
     id="e1",
@@ -93,4 +99,52 @@ def test_the_format_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert Settings().events_format == "json"
     monkeypatch.setenv("LEDGERD_EVENTS_FORMAT", "xml")
     with pytest.raises(ValueError, match="events_format"):
+        Settings()
+
+
+async def test_the_nats_stream_and_subjects_come_from_the_settings(shared_nats: NatsBroker) -> None:
+    names = shared_nats.names
+    settings = Settings(
+        events_publisher="nats",
+        nats_url=shared_nats.url,
+        nats_stream=names.stream,
+        nats_subject_prefix=names.prefix,
+    )
+    publisher = build_publisher(settings, InProcessHub())
+    try:
+        await publisher.publish([EVENT])
+    finally:
+        await publisher.aclose()
+    assert await _stream_state(shared_nats) == (1, {f"{names.prefix}.L": 1})
+
+
+async def test_the_redis_stream_comes_from_the_settings(
+    admin: redis.asyncio.Redis, stream: str
+) -> None:
+    settings = Settings(events_publisher="redis", redis_stream=stream)
+    publisher = build_publisher(settings, InProcessHub())
+    try:
+        await publisher.publish([EVENT])
+    finally:
+        await publisher.aclose()
+    entries: Any = await admin.xrange(stream)  # redis-py types its replies loosely
+    assert [fields[b"ce-id"] for _, fields in entries] == [EVENT.id.encode()]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LEDGERD_NATS_STREAM", "events.v1"),  # no dots in a stream name
+        ("LEDGERD_NATS_SUBJECT_PREFIX", "ledgerd.*"),  # no wildcards in a subject
+        ("LEDGERD_NATS_SUBJECT_PREFIX", "ledgerd..events"),  # no empty token
+        ("LEDGERD_KAFKA_TOPIC", "ledgerd events"),
+        ("LEDGERD_RABBITMQ_EXCHANGE", "ledgerd/events"),
+        ("LEDGERD_REDIS_STREAM", ""),
+    ],
+)
+def test_a_name_the_broker_would_refuse_is_refused_at_start_up(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable.removeprefix("LEDGERD_").lower()):
         Settings()
