@@ -10,7 +10,7 @@ START = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class ManualClock:
-    """Implements ``Clock``: ``now()`` stays put until ``advance()``; it never goes back."""
+    """Implements ``Clock``: ``now()`` stays put until ``advance()`` (or ``step_back()``)."""
 
     def __init__(self, start: datetime = START) -> None:
         if start.utcoffset() != timedelta(0):
@@ -27,6 +27,14 @@ class ManualClock:
             msg = "a clock does not go backwards"
             raise ValueError(msg)
         self._now += delta
+        return self._now
+
+    def step_back(self, delta: timedelta) -> datetime:
+        """Move back by ``delta``, as a wall clock corrected by NTP can; the new instant."""
+        if delta <= timedelta(0):
+            msg = "a step back is a positive duration"
+            raise ValueError(msg)
+        self._now -= delta
         return self._now
 
 

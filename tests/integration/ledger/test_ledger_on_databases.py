@@ -776,3 +776,32 @@ async def test_metadata_filter_finds_exactly_the_matching_accounts(
     assert [account.id for account in page.items] == ["match"]
     page = await app.queries.list_accounts(LEDGER, metadata={key: value, "n": "2"})
     assert page.items == []
+
+
+async def test_creation_times_follow_the_chain_when_the_clock_steps_back(
+    ledger_app: LedgerApp,
+) -> None:
+    app = ledger_app
+    await _open_books(app, ("a", USD, AccountFlags()), ("b", USD, AccountFlags()))
+    app.clock.advance(timedelta(minutes=1))
+    first = await _post(app, _pay("t1", "a", "b", 1))
+    app.clock.step_back(timedelta(hours=1))  # NTP corrects the server's clock
+    second = await _post(app, _pay("t2", "a", "b", 2))
+    app.clock.advance(timedelta(hours=2))
+    third = await _post(app, _pay("t3", "a", "b", 3))
+
+    assert second.created_at == first.created_at  # not an hour before it
+    assert third.created_at == app.clock.now()
+
+    async def listed(start: datetime | None, end: datetime | None) -> list[str]:
+        page = await app.queries.list_transfers(LEDGER, start=start, end=end)
+        return [transfer.id for transfer in page.items]
+
+    tick = timedelta(microseconds=1)
+    assert await listed(first.created_at, first.created_at + tick) == [first.id, second.id]
+    assert await listed(first.created_at + tick, None) == [third.id]
+    assert await listed(None, first.created_at) == []
+    assert await listed(None, third.created_at + tick) == [first.id, second.id, third.id]
+    assert await listed(third.created_at + tick, None) == []
+    report = await app.verify(VerifyLedger(LEDGER))
+    assert report.problems == []

@@ -114,11 +114,22 @@ class SqlLedgerRepository:
 
     async def get_head(self, ledger_id: str, *, for_update: bool = False) -> LedgerHead | None:
         columns = tables.ledgers.c
-        query = select(columns.last_sequence, columns.head_hash).where(columns.id == ledger_id)
+        journal = tables.transfers.c
+        # The last transfer's creation time, in the same statement (a primary-key lookup).
+        last_created = (
+            select(journal.created_at)
+            .where(journal.ledger_id == columns.id, journal.sequence == columns.last_sequence)
+            .scalar_subquery()
+        )
+        query = select(columns.last_sequence, columns.head_hash, last_created).where(
+            columns.id == ledger_id
+        )
         if for_update:
-            query = query.with_for_update()
+            query = query.with_for_update(of=tables.ledgers)
         row = (await current_connection().execute(query)).first()
-        return None if row is None else LedgerHead(ledger_id, row.last_sequence, row.head_hash)
+        if row is None:
+            return None
+        return LedgerHead(ledger_id, row[0], row[1], row[2])
 
     async def save_head(self, head: LedgerHead, *, previous: LedgerHead) -> None:
         columns = tables.ledgers.c
@@ -467,10 +478,26 @@ class SqlTransferRepository:
         query = select(tables.transfers).where(columns.ledger_id == ledger_id)
         if after is not None:
             query = query.where(columns.sequence > after)
+        # Creation times follow the chain (LedgerHead.next_creation_time), so a time range is
+        # a range of sequences: its two ends are read from ix_transfers_ledger_time, then the
+        # page is a range of the sequence index. Filtering the sequence walk by time instead
+        # reads every transfer before the range: PostgreSQL chose that plan, 1.4 s for an
+        # hour near the end of a million transfers.
+        in_ledger = select(columns.sequence).where(columns.ledger_id == ledger_id).limit(1)
         if start is not None:
-            query = query.where(columns.created_at >= start)
+            first = in_ledger.where(columns.created_at >= start).order_by(
+                columns.created_at, columns.sequence
+            )
+            query = query.where(
+                columns.sequence >= first.scalar_subquery(), columns.created_at >= start
+            )
         if end is not None:
-            query = query.where(columns.created_at < end)
+            last = in_ledger.where(columns.created_at < end).order_by(
+                columns.created_at.desc(), columns.sequence.desc()
+            )
+            query = query.where(
+                columns.sequence <= last.scalar_subquery(), columns.created_at < end
+            )
         if account_id is not None:
             journal = tables.entries.c
             query = query.where(

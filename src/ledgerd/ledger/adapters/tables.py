@@ -84,9 +84,8 @@ transfers = Table(
     UniqueConstraint("ledger_id", "idempotency_key"),
     # At most one capture/void/expiry/reversal settles a given transfer.
     UniqueConstraint("ledger_id", "target_id"),
-    # ListTransfers' start_time/end_time: lets the planner read the time range from an index
-    # rather than walk the ledger in sequence order and filter; `sequence` rides along so
-    # the page cursor (sequence > after) is checked in the index, before rows are read.
+    # ListTransfers' start_time/end_time: the first and last sequence of a time range are
+    # read from it (creation times follow the chain), and the page is then a sequence range.
     Index("ix_transfers_ledger_time", "ledger_id", "created_at", "sequence"),
     # The expiry sweep's scan: only holds that can still expire are indexed.
     Index(

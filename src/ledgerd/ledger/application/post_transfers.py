@@ -147,8 +147,9 @@ class PostTransfersHandler:
     ) -> list[Outcome | None]:
         async with self._uow.begin() as tx:
             snapshot = await self._load(ledger_id, commands)
-            # "now" is read under the ledger's lock so creation times never go backwards.
-            now = self._clock.now()
+            # "now" is read under the ledger's lock, and never before the last transfer's
+            # creation time (a clock stepped back), so creation times never go backwards.
+            now = snapshot.head.next_creation_time(self._clock.now())
             left_out: set[int] = set()
             while True:
                 session = PostingSession(snapshot, now=now, new_id=self._new_id)

@@ -45,11 +45,21 @@ GENESIS_HASH = "0" * 64
 
 @dataclass(frozen=True, slots=True)
 class LedgerHead:
-    """The tip of a ledger's hash chain: the last transfer's sequence number and hash."""
+    """The tip of a ledger's hash chain: the last transfer's sequence number and hash.
+
+    ``created_at`` is the last transfer's creation time (None before the first): the next
+    transfer is never created earlier, so creation times follow the chain even if the
+    server's clock steps back, and a time range of transfers is a range of sequences.
+    """
 
     ledger_id: str
     sequence: int = 0
     hash: str = GENESIS_HASH
+    created_at: datetime | None = None
+
+    def next_creation_time(self, now: datetime) -> datetime:
+        """``now``, or the last transfer's creation time if the clock is behind it."""
+        return now if self.created_at is None or now >= self.created_at else self.created_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,7 +389,7 @@ class PostingSession:
         # Everything is decided: only now does the session change.
         self._accounts.update(touched)
         self._entries.extend(entries)
-        self._head = LedgerHead(transfer.ledger_id, sequence, transfer.hash)
+        self._head = LedgerHead(transfer.ledger_id, sequence, transfer.hash, transfer.created_at)
         self._transfers[transfer.id] = transfer
         self._ids_by_key[transfer.idempotency_key] = transfer.id
         self._new_ids.append(transfer.id)

@@ -117,7 +117,11 @@ class ChainVerifier:
             report.problem(f"{where}: prev_hash does not match the previous transfer's hash")
         if chained_hash(transfer, transfer.prev_hash) != transfer.hash:
             report.problem(f"{where}: hash does not match its content (altered record)")
-        self._previous = LedgerHead(report.ledger_id, transfer.sequence, transfer.hash)
+        if previous.created_at is not None and transfer.created_at < previous.created_at:
+            report.problem(f"{where}: created before #{previous.sequence}, out of chain order")
+        self._previous = LedgerHead(
+            report.ledger_id, transfer.sequence, transfer.hash, transfer.created_at
+        )
         self._kinds[transfer.id] = transfer.kind
         self._statuses[transfer.id] = transfer.status
         if transfer.kind is TransferKind.PENDING:

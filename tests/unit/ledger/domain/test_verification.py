@@ -453,3 +453,26 @@ def test_problems_are_capped() -> None:
     report = verify(records)
 
     assert len(report.problems) == 100
+
+
+def test_a_transfer_created_before_its_predecessor_is_reported() -> None:
+    earlier = LEDGER_RECORDS.transfer(10).created_at - timedelta(microseconds=1)
+    forged = _rehashed(dataclasses.replace(LEDGER_RECORDS.transfer(11), created_at=earlier))
+    records = dataclasses.replace(
+        LEDGER_RECORDS.with_transfer(11, forged), head=LedgerHead(LEDGER, 11, forged.hash)
+    )
+
+    report = verify(records)
+
+    assert report.problems == [
+        f"transfer #11 ({forged.id}): created before #10, out of chain order"
+    ]
+
+
+def test_the_next_creation_time_never_goes_before_the_last() -> None:
+    last = LEDGER_RECORDS.transfer(11).created_at
+    head = LedgerHead(LEDGER, 11, "a" * 64, last)
+
+    assert head.next_creation_time(last - timedelta(hours=1)) == last  # the clock stepped back
+    assert head.next_creation_time(last + timedelta(seconds=1)) == last + timedelta(seconds=1)
+    assert LedgerHead(LEDGER).next_creation_time(last) == last  # nothing before the first
