@@ -175,3 +175,33 @@ def test_postgres_demo_needs_migrate_first(postgres_url: str) -> None:
     verified = ledgerd(postgres_url, "verify", DEMO_LEDGER)
     assert verified.returncode == 0, verified.stderr
     assert VERIFIED_OK in verified.stdout
+
+
+def test_republish_moves_a_ledgers_events_back_into_the_outbox(
+    demo_database: Path, tmp_path: Path
+) -> None:
+    url = _sqlite_url(_copy(demo_database, tmp_path))
+    waiting = ledgerd(url, "republish", DEMO_LEDGER, "--from", "5")
+    assert waiting.returncode == 0, waiting.stderr
+    assert "not published yet; nothing to do" in waiting.stdout  # no relay ran: all waiting
+
+    with sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///")) as connection:
+        (last,) = connection.execute(
+            "SELECT last_sequence FROM outbox_streams WHERE stream = ?", (DEMO_LEDGER,)
+        ).fetchone()
+        connection.execute(  # as a relay leaves it once everything is published
+            "UPDATE outbox_cursors SET published_sequence = ? WHERE stream = ?",
+            (last, DEMO_LEDGER),
+        )
+    connection.close()
+    again = ledgerd(url, "republish", DEMO_LEDGER, "--from", "5")
+    assert again.returncode == 0, again.stderr
+    assert f"{DEMO_LEDGER}: {last - 4} events from #5 will be published again" in again.stdout
+    report = ledgerd(url, "outbox")
+    assert f"{DEMO_LEDGER}: {last - 4} unpublished of {last}" in report.stdout
+
+    unknown = ledgerd(url, "republish", "no-such-ledger")
+    assert unknown.returncode == EXIT_ERROR
+    assert "ledger no-such-ledger has no events" in unknown.stderr
+    refused = ledgerd(url, "republish", DEMO_LEDGER, "--from", "0")
+    assert refused.returncode == EXIT_ERROR  # typer's usage error: sequences start at 1

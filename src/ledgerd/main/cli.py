@@ -201,6 +201,38 @@ def outbox() -> None:
     _run(work)
 
 
+@app.command()
+def republish(
+    ledger: Annotated[str, typer.Argument(help="the ledger whose events to publish again")],
+    first: Annotated[
+        int, typer.Option("--from", min=1, help="the first event (sequence) to publish again")
+    ] = 1,
+) -> None:
+    """Publish a ledger's events again from --from (a broker that joined late, a lost consumer).
+
+    The relays send them again, in order, with their ids: consumers deduplicate. Events
+    already waiting to be published are not affected.
+    """
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
+        store = await container.get(OutboxStore)
+        try:
+            again = await store.rewind(ledger, after=first - 1)
+        except LookupError:
+            typer.echo(f"ledger {ledger} has no events", err=True)
+            return EXIT_ERROR
+        if again == 0:
+            typer.echo(f"{ledger}: event {first} and later are not published yet; nothing to do")
+        else:
+            typer.echo(
+                f"{ledger}: {again} events from #{first} will be published again "
+                f"(to {settings.events_publisher}) by the running relay"
+            )
+        return 0
+
+    _run(work)
+
+
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT, so the process can wind down instead of dying."""
     stop = asyncio.Event()

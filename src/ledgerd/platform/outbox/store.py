@@ -34,6 +34,7 @@ from ledgerd.platform.outbox.tables import (
     outbox_events,
     outbox_streams,
 )
+from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
 
 _REASON_LENGTH = REASON.length or 1000
 
@@ -178,6 +179,50 @@ class OutboxStore:
         )
         return bool(moved.rowcount)
 
+    async def rewind(self, stream: str, *, after: int) -> int:
+        """Publish ``stream``'s events after sequence ``after`` again; how many will go out.
+
+        Moves the cursor back to ``after`` (never forward: a cursor already there or behind
+        stays, and 0 is returned) and clears its retry state; the relays publish the events
+        again, in order, with their ids (consumers deduplicate). For a broker that joined
+        late, or a consumer that lost what it had. Raises ``LookupError`` for a stream with
+        no events. On PostgreSQL the relays are woken at commit; on SQLite, by their poll.
+        """
+        if after < 0:
+            msg = f"a sequence is 0 or more, not {after}"
+            raise ValueError(msg)
+        async with self._uow.begin() as transaction:
+            connection = current_connection()
+            last = (
+                await connection.execute(
+                    select(outbox_streams.c.last_sequence).where(outbox_streams.c.stream == stream)
+                )
+            ).scalar_one_or_none()
+            if last is None:
+                msg = f"no events for {stream!r}"
+                raise LookupError(msg)
+            # Waits for a relay's claim of the stream (PostgreSQL), then moves the cursor.
+            moved = await connection.execute(
+                update(outbox_cursors)
+                .where(
+                    outbox_cursors.c.stream == stream,
+                    outbox_cursors.c.published_sequence > after,
+                )
+                .values(
+                    published_sequence=after,
+                    failures=0,
+                    rejections=0,
+                    retry_at=None,
+                    last_error=None,
+                )
+            )
+            if not moved.rowcount:
+                return 0
+            if self._postgres:
+                await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, stream)))
+            await transaction.commit()
+        return int(last) - after
+
     async def read(self, stream: str, *, after: int = 0, limit: int = 1000) -> list[Envelope]:
         """Up to ``limit`` of the stream's events after sequence ``after``, in order."""
         async with self._uow.begin(read_only=True):
@@ -291,16 +336,30 @@ class Claim:
                 error=error,
             ):
                 return False  # another relay got past it (SQLite): its outcome stands
-            await current_connection().execute(
-                insert(outbox_dead_letters).values(
-                    stream=envelope.ledger,
-                    sequence=envelope.sequence,
-                    id=envelope.id,
-                    reason=error[:_REASON_LENGTH],
-                    dead_at=self._store._now(),  # noqa: SLF001
-                )
-            )
+            await _record_dead_letter(envelope, error[:_REASON_LENGTH], self._store._now())  # noqa: SLF001
             return True
+
+
+async def _record_dead_letter(envelope: Envelope, reason: str, now: datetime) -> None:
+    """Record a dead letter; one recorded before a rewind is brought up to date."""
+    connection = current_connection()
+    key = (
+        outbox_dead_letters.c.stream == envelope.ledger,
+        outbox_dead_letters.c.sequence == envelope.sequence,
+    )
+    updated = await connection.execute(
+        update(outbox_dead_letters).where(*key).values(reason=reason, dead_at=now)
+    )
+    if not updated.rowcount:
+        await connection.execute(
+            insert(outbox_dead_letters).values(
+                stream=envelope.ledger,
+                sequence=envelope.sequence,
+                id=envelope.id,
+                reason=reason,
+                dead_at=now,
+            )
+        )
 
 
 def _envelope(row: Row[Any]) -> Envelope:
