@@ -29,15 +29,15 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from sqlalchemy import select
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from ledgerd.kernel.clock import SystemClock
 from ledgerd.ledger.adapters import tables
 from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import SqlLedgerRepository, SqlTransferRepository
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
+from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
@@ -63,12 +63,8 @@ FROM generate_series($3::bigint, $4::bigint) AS n
 """
 
 
-def _libpq(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _fill(url: URL, transfers: int) -> None:
-    connection = await asyncpg.connect(_libpq(url))
+async def _fill(server: ServerAddress, transfers: int) -> None:
+    connection = await server.connect(DATABASE)
     try:
         for first in range(1, transfers + 1, 100_000):
             last = min(first + 99_999, transfers)
@@ -109,12 +105,11 @@ async def _timed(uow: SqlAlchemyUnitOfWork, read: Callable[[], Awaitable[int]]) 
         return time.perf_counter() - began
 
 
-async def _run(server: URL, transfers: int, rounds: int) -> None:
-    admin = await asyncpg.connect(_libpq(server))
-    database = server.set(database=DATABASE)
+async def _run(server_url: str, transfers: int, rounds: int) -> None:
+    server = ServerAddress.from_url(server_url)
+    await recreate_database(server, DATABASE)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}" TEMPLATE template0')
+        database = make_url(server_url).set(database=DATABASE)
         engine = create_engine(database.render_as_string(hide_password=False))
         try:
             await migrations.upgrade(engine)
@@ -127,7 +122,7 @@ async def _run(server: URL, transfers: int, rounds: int) -> None:
                 clock=clock,
             )(CreateLedger(LEDGER, "bench"))
             began = time.perf_counter()
-            await _fill(database, transfers)
+            await _fill(server, transfers)
             print(f"{transfers:,} transfers written in {time.perf_counter() - began:.1f} s")
             print(f"{os.cpu_count()} CPUs, {platform.python_version()}, load {os.getloadavg()}")
             repository = SqlTransferRepository()
@@ -158,8 +153,7 @@ async def _run(server: URL, transfers: int, rounds: int) -> None:
         finally:
             await engine.dispose()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(server, DATABASE)
 
 
 def main() -> None:
@@ -168,7 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per window")
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL, help="a PostgreSQL server")
     arguments = parser.parse_args()
-    asyncio.run(_run(make_url(arguments.server_url), arguments.transfers, arguments.rounds))
+    asyncio.run(_run(arguments.server_url, arguments.transfers, arguments.rounds))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,7 @@ from ledgerd.v1 import events_pb2
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.conftest import service_unavailable
 from tests.e2e.grpc.conftest import running_api
-from tests.e2e.grpc.test_serve import LEDGERD, STOPPED, Served, client, ledgerd_serve
+from tests.e2e.grpc.test_serve import STOPPED, Served, client, ledgerd_serve, running_ledgerd
 from tests.integration.messaging.contract import Collected, assert_delivered_in_order, collect
 from tests.integration.messaging.test_nats import SHARED_NATS_URL
 from tests.integration.messaging.test_redis_streams import SHARED_REDIS_URL
@@ -182,33 +181,11 @@ class LedgerArrived:
 # --- the processes ---------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def ledgerd_worker(database_url: str, **settings: str) -> AsyncIterator[Served]:
-    """``ledgerd worker`` running on ``database_url``, once it says it is relaying.
-
-    Killed on the way out if the test left it running (a failed test must not leak it).
-    """
-    env = {
-        **os.environ,
-        "LEDGERD_DATABASE_URL": database_url,
-        "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
-        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(LEDGERD),
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+def ledgerd_worker(database_url: str, **settings: str) -> AbstractAsyncContextManager[Served]:
+    """``ledgerd worker`` running on ``database_url``, once it says it is relaying."""
+    return running_ledgerd(
+        "worker", database_url, lambda line: line.startswith(WORKER_RUNNING), **settings
     )
-    worker = Served(process, 0, [])
-    try:
-        await worker.read_until(lambda line: line.startswith(WORKER_RUNNING))
-        yield worker
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def _nats_worker(

@@ -49,7 +49,7 @@ class Served:
         async with asyncio.timeout(START_WAIT_S):
             while True:
                 raw = await self.process.stdout.readline()
-                assert raw, f"ledgerd serve ended its output early:\n{self.log}"
+                assert raw, f"ledgerd ended its output early:\n{self.log}"
                 line = raw.decode().rstrip("\n")
                 self.output.append(line)
                 if wanted(line):
@@ -68,34 +68,52 @@ class Served:
 
 
 @asynccontextmanager
-async def ledgerd_serve(database_url: str, **settings: str) -> AsyncIterator[Served]:
+async def running_ledgerd(
+    command: str, database_url: str, ready: Callable[[str], bool], **settings: str
+) -> AsyncIterator[Served]:
+    """``ledgerd COMMAND`` on ``database_url``, once a line of its output is ``ready``.
+
+    ``settings`` become ``LEDGERD_*`` variables. Killed on the way out if the test left it
+    running (a failed test must not leak it).
+    """
     env = {
         **os.environ,
         "LEDGERD_DATABASE_URL": database_url,
-        "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
-        # Whatever else serve listens on (the REST gateway) must not need a fixed port either.
-        "LEDGERD_HTTP_ADDRESS": "127.0.0.1:0",
-        "PYTHONUNBUFFERED": "1",
+        "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
         **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
     }
     process = await asyncio.create_subprocess_exec(
         str(LEDGERD),
-        "serve",
+        command,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    served = Served(process, 0, [])
+    running = Served(process, 0, [])
     try:
-        line = await served.read_until(lambda line: LISTENING.match(line) is not None)
-        match = LISTENING.match(line)
-        assert match is not None
-        served.port = int(match.group(1))
-        yield served
+        await running.read_until(ready)
+        yield running
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def _listening(line: str) -> bool:
+    return LISTENING.match(line) is not None
+
+
+@asynccontextmanager
+async def ledgerd_serve(database_url: str, **settings: str) -> AsyncIterator[Served]:
+    # Whatever serve listens on (gRPC, the REST gateway) must not need a fixed port.
+    addresses = {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0"}
+    async with running_ledgerd(
+        "serve", database_url, _listening, **{**addresses, **settings}
+    ) as served:
+        match = LISTENING.match(served.output[-1])
+        assert match is not None
+        served.port = int(match.group(1))
+        yield served
 
 
 @asynccontextmanager

@@ -120,6 +120,7 @@ class SqlLedgerRepository:
             select(journal.created_at)
             .where(journal.ledger_id == columns.id, journal.sequence == columns.last_sequence)
             .scalar_subquery()
+            .label("last_created_at")
         )
         query = select(columns.last_sequence, columns.head_hash, last_created).where(
             columns.id == ledger_id
@@ -129,7 +130,7 @@ class SqlLedgerRepository:
         row = (await current_connection().execute(query)).first()
         if row is None:
             return None
-        return LedgerHead(ledger_id, row[0], row[1], row[2])
+        return LedgerHead(ledger_id, row.last_sequence, row.head_hash, row.last_created_at)
 
     async def save_head(self, head: LedgerHead, *, previous: LedgerHead) -> None:
         columns = tables.ledgers.c

@@ -59,7 +59,7 @@ class LedgerHead:
 
     def next_creation_time(self, now: datetime) -> datetime:
         """``now``, or the last transfer's creation time if the clock is behind it."""
-        return now if self.created_at is None or now >= self.created_at else self.created_at
+        return now if self.created_at is None else max(now, self.created_at)
 
 
 @dataclass(frozen=True, slots=True)
