@@ -36,7 +36,8 @@ from ledgerd.loadgen.config import (
     parse_target,
 )
 from ledgerd.main.container import build_container
-from ledgerd.main.grpc_server import start_grpc_server
+from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
+from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
@@ -287,6 +288,15 @@ def serve(
         )
         typer.echo(f"REST  {http_base}/v1/ledgers")
         typer.echo(f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)")
+        health_watch = asyncio.create_task(
+            watch_database_health(
+                await container.get(AsyncEngine),
+                server.health,
+                ("", LEDGER_SERVICE),
+                interval_s=settings.health_interval_seconds,
+                stop=stop,
+            )
+        )
         expiry = asyncio.create_task(
             run_expiry_loop(
                 await container.get(ExpirePendingHandler),
@@ -305,6 +315,7 @@ def serve(
             if channel is not None:
                 await channel.close()
             await expiry
+            await health_watch
             # Leaving the stack stops the relay last: what the final calls committed goes out.
         pauses.stop()
         typer.echo(pauses.summary())

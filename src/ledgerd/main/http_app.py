@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -20,9 +18,9 @@ from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.grpc_server import LEDGER_SERVICE
+from ledgerd.main.health import PROBE_TIMEOUT_S
+from ledgerd.platform.db.health import probe_writes
 from ledgerd.v1 import ledger_pb2
-
-READINESS_TIMEOUT_S = 2.0
 
 
 def build_invoker(
@@ -49,11 +47,11 @@ def build_http_app(engine: AsyncEngine, invoker: Invoker) -> HttpApp:
         return PlainTextResponse("ok")
 
     async def readyz(_request: Request) -> Response:
-        try:
-            async with asyncio.timeout(READINESS_TIMEOUT_S), engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # noqa: BLE001 - any failure means "not ready", reported
-            return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
+        # Ready means able to post: a database that answers reads but cannot take a write
+        # (its write lock held, a read-only standby) is not ready.
+        state = await probe_writes(engine, PROBE_TIMEOUT_S)
+        if not state.writable:
+            return JSONResponse({"ready": False, "reason": state.reason}, status_code=503)
         return JSONResponse({"ready": True})
 
     async def openapi_json(_request: Request) -> Response:

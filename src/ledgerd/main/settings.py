@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )
+    health_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often `serve` checks that the database takes writes (gRPC health)",
+    )
     batching: bool = Field(
         default=True,
         description="coalesce concurrent PostTransfers calls into shared transactions",

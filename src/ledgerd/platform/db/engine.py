@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
@@ -24,6 +25,26 @@ SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
+class _RollbackOnCloseConnection(sqlite3.Connection):
+    """A SQLite connection that ends its transaction when closed, whatever is still open.
+
+    ``sqlite3_close_v2`` with a statement not yet finalized (a SELECT executed but not fetched,
+    which is where a cancelled task leaves one) only marks the connection closed: it keeps its
+    transaction, and with it the database's write lock, until that statement is finalized,
+    which Python does when the garbage collector frees the cursor. SQLAlchemy closes a
+    connection exactly then, when a cancellation lands inside a statement; every later writer
+    waited for the collector (issue 11). A ROLLBACK ends the transaction at once even with
+    statements open (they fail on their next step), so the lock is freed before the close.
+    """
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
+
+
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -37,7 +58,11 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             msg = f"SQLite URLs must use the aiosqlite driver (sqlite+aiosqlite://), got {url!r}"
             raise ValueError(msg)
         engine = create_async_engine(
-            parsed, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+            parsed,
+            echo=echo,
+            # aiosqlite hands these to sqlite3.connect in its worker thread, where every close
+            # (graceful, forced, or by the garbage collector) runs.
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "factory": _RollbackOnCloseConnection},
         )
         _make_sqlite_transactional(engine)
         return engine
