@@ -1,10 +1,11 @@
 """A TCP proxy the tests can cut: a broker outage without stopping a shared broker.
 
-The brokers on the development and CI machines (RabbitMQ, Redis) are shared and cannot be
+The brokers and the database on the development and CI machines are shared and cannot be
 stopped by a test; pointing an adapter at this proxy instead, the test cuts every
 connection and refuses new ones (``cut()``), then lets them through again (``restore()``,
-on the same port), which is what a client sees when the broker goes away and comes back.
-The broker itself keeps everything it had accepted.
+on the same port), which is what a client sees when the server goes away and comes back.
+The server itself keeps everything it had accepted. ``stall()`` keeps the connections open
+but forwards nothing, as a network that drops packets does, until ``resume()``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = free_port()
 
     @property
@@ -48,6 +51,13 @@ class TcpProxy:
 
     async def restore(self) -> None:
         await self.start()
+
+    def stall(self) -> None:
+        """Forward nothing more, either way, on any connection (open ones stay open)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     @contextlib.asynccontextmanager
     async def outage(self) -> AsyncIterator[None]:
@@ -80,6 +90,7 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(_CHUNK):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
@@ -28,6 +28,26 @@ def remaining() -> float | None:
     """Seconds left before the current deadline (never negative), or None without one."""
     deadline = _deadline.get()
     return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def deadline_known(seconds: float | None) -> Iterator[None]:
+    """Let ``remaining()`` see a deadline ``seconds`` from now, without enforcing it.
+
+    For work shared by several callers that must not be cut short once it has begun (a
+    posting group writing): the database still bounds its waits by the deadline, but nothing
+    is cancelled when it passes. ``None`` adds none; an enclosing earlier one still applies.
+    """
+    if seconds is None:
+        yield
+        return
+    candidate = time.monotonic() + max(0.0, seconds)
+    outer = _deadline.get()
+    token = _deadline.set(candidate if outer is None else min(outer, candidate))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 @asynccontextmanager

@@ -33,11 +33,20 @@ class ErrorCode(StrEnum):
     CONCURRENCY_CONFLICT = "CONCURRENCY_CONFLICT"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     OVERLOADED = "OVERLOADED"
+    # Something the service needs (its database) is out of reach; nothing was written.
+    UNAVAILABLE = "UNAVAILABLE"
+    # The work may or may not have been written (the connection was lost at COMMIT, or the
+    # commit did not finish within the grace): retry with the same idempotency key, or look
+    # the key up. The only error that does not mean "nothing was written".
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
-# The detail an OVERLOADED error carries: seconds to wait before retrying. The transports
-# also send it as their own retry hint (gRPC RetryInfo, HTTP Retry-After).
+# The detail an OVERLOADED, UNAVAILABLE or OUTCOME_UNKNOWN error carries: seconds to wait
+# before retrying. The transports also send it as their own retry hint (gRPC RetryInfo, HTTP
+# Retry-After).
 RETRY_AFTER_DETAIL = "retry_after_seconds"
+# How long a client should wait before retrying after an outage or an unknown outcome.
+OUTAGE_RETRY_AFTER_S = 1.0
 
 
 class LedgerdError(Exception):
@@ -76,3 +85,23 @@ class ConcurrencyConflictError(LedgerdError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)
+
+
+def unavailable(what: str, retry_after_s: float = OUTAGE_RETRY_AFTER_S) -> LedgerdError:
+    """``what`` cannot be reached now: a definite failure (nothing written), worth a retry."""
+    return LedgerdError(
+        ErrorCode.UNAVAILABLE,
+        f"{what} is unavailable; nothing was written, retry shortly",
+        {RETRY_AFTER_DETAIL: f"{retry_after_s:g}"},
+    )
+
+
+class OutcomeUnknownError(LedgerdError):
+    """The work may have been written or not; the client retries with the same key."""
+
+    def __init__(self, why: str, retry_after_s: float = OUTAGE_RETRY_AFTER_S) -> None:
+        super().__init__(
+            ErrorCode.OUTCOME_UNKNOWN,
+            f"{why}: the outcome is unknown; retry with the same idempotency key, or look it up",
+            {RETRY_AFTER_DETAIL: f"{retry_after_s:g}"},
+        )

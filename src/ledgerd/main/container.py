@@ -28,6 +28,7 @@ from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
+from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
@@ -67,6 +68,7 @@ class InfrastructureProvider(Provider):
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
+            pool_timeout_s=settings.database_pool_timeout_seconds,
             echo=settings.database_echo,
         )
         yield engine
@@ -140,18 +142,23 @@ class LedgerProvider(Provider):
     post_transfers = provide(PostTransfersHandler)
 
     @provide
+    def commit_grace(self, settings: Settings) -> CommitGrace:
+        return CommitGrace(settings.commit_grace_seconds)
+
+    @provide
     async def transfer_poster(
-        self, handler: PostTransfersHandler, settings: Settings
+        self, handler: PostTransfersHandler, grace: CommitGrace, settings: Settings
     ) -> AsyncIterator[TransferPoster]:
         """The batcher in front of the handler (closed, and drained, with the container)."""
         if not settings.batching:
-            yield handler
+            yield UnbatchedPoster(handler, grace)
             return
         options = BatchingOptions(
             max_batch=settings.batch_max_calls,
             max_wait_s=settings.batch_max_wait_ms / 1000,
             queue_capacity=settings.batch_queue_capacity,
             workers=settings.batch_workers,
+            grace=grace,
         )
         async with PostingBatcher(handler, options) as batcher:
             yield batcher

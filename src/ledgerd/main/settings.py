@@ -18,6 +18,12 @@ class Settings(BaseSettings):
         description="sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://USER@HOST/DB",
     )
     database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_pool_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="how long a call waits for a free PostgreSQL connection before UNAVAILABLE",
+    )
     database_echo: bool = False
     expiry_interval_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"
@@ -42,6 +48,13 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="how often `serve` checks that the database takes writes (gRPC health)",
+    )
+    commit_grace_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="how long past its deadline a call whose transfers are being committed "
+        "waits for the commit's outcome before answering OUTCOME_UNKNOWN",
     )
     batching: bool = Field(
         default=True,

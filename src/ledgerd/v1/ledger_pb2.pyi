@@ -859,6 +859,28 @@ class GetTransferRequest(_message.Message):
 Global___GetTransferRequest: _TypeAlias = GetTransferRequest  # noqa: Y015
 
 @_typing.final
+class GetTransferByKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEDGER_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ledger: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        ledger: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "ledger", b"ledger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTransferByKeyRequest: _TypeAlias = GetTransferByKeyRequest  # noqa: Y015
+
+@_typing.final
 class ListTransfersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

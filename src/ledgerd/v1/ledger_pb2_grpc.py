@@ -90,6 +90,11 @@ class LedgerServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.Transfer.FromString,
                 _registered_method=True)
+        self.GetTransferByKey = channel.unary_unary(
+                '/ledgerd.v1.LedgerService/GetTransferByKey',
+                request_serializer=ledgerd_dot_v1_dot_ledger__pb2.GetTransferByKeyRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.Transfer.FromString,
+                _registered_method=True)
         self.ListTransfers = channel.unary_unary(
                 '/ledgerd.v1.LedgerService/ListTransfers',
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListTransfersRequest.SerializeToString,
@@ -209,6 +214,16 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTransferByKey(self, request, context):
+        """Look a transfer up by its idempotency key (a client's, or a derived one such as
+        "capture/<hold id>"). This is how to resolve an OUTCOME_UNKNOWN answer, or a call whose
+        answer never came, without posting again: found, it was written; TRANSFER_NOT_FOUND, it
+        was not (yet), and posting again with the same key is safe either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTransfers(self, request, context):
         """List transfers in sequence order, optionally those touching one account in a time range.
         """
@@ -314,6 +329,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
             'GetTransfer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTransfer,
                     request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.GetTransferRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
+            ),
+            'GetTransferByKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTransferByKey,
+                    request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.GetTransferByKeyRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_ledger__pb2.Transfer.SerializeToString,
             ),
             'ListTransfers': grpc.unary_unary_rpc_method_handler(
@@ -649,6 +669,33 @@ class LedgerService:
             target,
             '/ledgerd.v1.LedgerService/GetTransfer',
             ledgerd_dot_v1_dot_ledger__pb2.GetTransferRequest.SerializeToString,
+            ledgerd_dot_v1_dot_ledger__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTransferByKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.LedgerService/GetTransferByKey',
+            ledgerd_dot_v1_dot_ledger__pb2.GetTransferByKeyRequest.SerializeToString,
             ledgerd_dot_v1_dot_ledger__pb2.Transfer.FromString,
             options,
             channel_credentials,

@@ -62,6 +62,12 @@ class LedgerServiceStub:
     """
     GetTransfer: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetTransferRequest, _ledger_pb2.Transfer]
     """Get a transfer."""
+    GetTransferByKey: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetTransferByKeyRequest, _ledger_pb2.Transfer]
+    """Look a transfer up by its idempotency key (a client's, or a derived one such as
+    "capture/<hold id>"). This is how to resolve an OUTCOME_UNKNOWN answer, or a call whose
+    answer never came, without posting again: found, it was written; TRANSFER_NOT_FOUND, it
+    was not (yet), and posting again with the same key is safe either way.
+    """
     ListTransfers: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListTransfersRequest, _ledger_pb2.ListTransfersResponse]
     """List transfers in sequence order, optionally those touching one account in a time range."""
     CapturePending: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CapturePendingRequest, _ledger_pb2.Transfer]
@@ -106,6 +112,12 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """
     GetTransfer: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetTransferRequest, _ledger_pb2.Transfer]  # type: ignore[assignment]
     """Get a transfer."""
+    GetTransferByKey: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetTransferByKeyRequest, _ledger_pb2.Transfer]  # type: ignore[assignment]
+    """Look a transfer up by its idempotency key (a client's, or a derived one such as
+    "capture/<hold id>"). This is how to resolve an OUTCOME_UNKNOWN answer, or a call whose
+    answer never came, without posting again: found, it was written; TRANSFER_NOT_FOUND, it
+    was not (yet), and posting again with the same key is safe either way.
+    """
     ListTransfers: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListTransfersRequest, _ledger_pb2.ListTransfersResponse]  # type: ignore[assignment]
     """List transfers in sequence order, optionally those touching one account in a time range."""
     CapturePending: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CapturePendingRequest, _ledger_pb2.Transfer]  # type: ignore[assignment]
@@ -213,6 +225,18 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.Transfer, _abc.Awaitable[_ledger_pb2.Transfer]]:
         """Get a transfer."""
+
+    @_abc_1.abstractmethod
+    def GetTransferByKey(
+        self,
+        request: _ledger_pb2.GetTransferByKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.Transfer, _abc.Awaitable[_ledger_pb2.Transfer]]:
+        """Look a transfer up by its idempotency key (a client's, or a derived one such as
+        "capture/<hold id>"). This is how to resolve an OUTCOME_UNKNOWN answer, or a call whose
+        answer never came, without posting again: found, it was written; TRANSFER_NOT_FOUND, it
+        was not (yet), and posting again with the same key is safe either way.
+        """
 
     @_abc_1.abstractmethod
     def ListTransfers(

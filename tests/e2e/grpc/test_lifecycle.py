@@ -270,6 +270,29 @@ async def test_post_and_get_transfers(grpc_api: GrpcApi) -> None:
     assert await _balance(stub, "bank") == balance(10_100, 0, available=-10_100)
 
 
+async def test_a_transfer_is_found_by_its_idempotency_key(grpc_api: GrpcApi) -> None:
+    stub = grpc_api.stub
+    await _books(stub)
+    posted = await _post(stub, pay("order-17", "bank", "alice", 500))
+    hold = await _post(stub, transfer("h", leg("alice", "bob", 100), hold=True))
+    capture = await stub.CapturePending(pb.CapturePendingRequest(ledger=L, transfer=hold.id))
+
+    async def by_key(key: str, ledger: str = L) -> pb.Transfer:
+        return await stub.GetTransferByKey(
+            pb.GetTransferByKeyRequest(ledger=ledger, idempotency_key=key)
+        )
+
+    assert await by_key("order-17") == posted
+    assert await by_key(f"capture/{hold.id}") == capture  # a derived key too
+    missing = await expect_error(
+        by_key("order-18"), grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND"
+    )
+    assert missing.details == {"idempotency_key": "order-18"}
+    await expect_error(by_key("order-17", "nowhere"), grpc.StatusCode.NOT_FOUND, "LEDGER_NOT_FOUND")
+    for bad in ("", "a b", "teleport/x", "capture/", "x" * 129):
+        await expect_error(by_key(bad), grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+
+
 async def test_a_batch_without_atomic_posts_what_it_can(grpc_api: GrpcApi) -> None:
     stub = grpc_api.stub
     await _books(stub)

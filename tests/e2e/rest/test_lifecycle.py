@@ -199,6 +199,12 @@ async def test_a_transfer_takes_int64_as_string_or_number_and_replays_by_key(
     )
     assert await ledger.posted(replay) == posted
     assert await ledger.get_transfer(posted["id"]) == posted
+    lookup = f"{ledger.path}/transfers:lookup"
+    assert ok(await rest_api.client.get(lookup, params={"idempotency_key": "fund-alice"})) == (
+        posted
+    )
+    missing = await rest_api.client.get(lookup, params={"idempotency_key": "fund-bob"})
+    problem(missing, 404, "TRANSFER_NOT_FOUND")
     assert len(await ledger.all_transfers()) == 1
     assert (await ledger.balance("alice"))["balance"] == balance(
         posted_credits=1000, available=1000

@@ -66,3 +66,23 @@ async def test_a_timeout_raised_by_the_work_itself_is_not_reported_as_ours() -> 
         async with deadline.deadline_scope(30):
             await gives_up()
     assert not isinstance(raised.value, deadline.DeadlineExceededError)
+
+
+async def test_a_known_deadline_is_seen_but_cancels_nothing() -> None:
+    with deadline.deadline_known(0.01):
+        left = deadline.remaining()
+        assert left is not None
+        assert 0 <= left <= 0.01
+        await asyncio.sleep(0.05)  # past it: nothing was cancelled
+        assert deadline.remaining() == 0
+    assert deadline.remaining() is None
+
+
+async def test_a_known_deadline_never_extends_an_enclosing_one() -> None:
+    async with deadline.deadline_scope(1):
+        with deadline.deadline_known(60):
+            left = deadline.remaining()
+            assert left is not None
+            assert left <= 1
+        with deadline.deadline_known(None):
+            assert deadline.remaining() is not None

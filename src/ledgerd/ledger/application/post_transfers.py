@@ -55,14 +55,20 @@ Outcome = list[PostingResult]
 """One command's results, in the order of its requests."""
 
 
-class Abandoned(Protocol):
-    def __call__(self) -> Collection[int]:
+class Callers(Protocol):
+    """Who waits for a group's commands: some may give up until the writes begin, none after."""
+
+    def gone(self) -> Collection[int]:
         """The positions of the commands whose callers have given up, as of now."""
+        ...
+
+    def writes_begin(self) -> None:
+        """From now on every caller still there is bound to the unit of work's outcome."""
         ...
 
 
 class TransferPoster(Protocol):
-    """What entry points post through: the handler itself, or the batcher in front of it."""
+    """What entry points post through: the batcher, or the unbatched poster (posting_calls)."""
 
     async def __call__(self, command: PostTransfers) -> Outcome: ...
 
@@ -71,8 +77,17 @@ class TransferPoster(Protocol):
         ...
 
 
-def _nobody_left() -> Collection[int]:
-    return ()
+class _Alone:
+    """A caller who waits for the outcome, whatever happens: the handler called directly."""
+
+    def gone(self) -> Collection[int]:
+        return ()
+
+    def writes_begin(self) -> None:
+        return None
+
+
+ALONE: Callers = _Alone()
 
 
 def check_command(command: PostTransfers) -> None:
@@ -116,7 +131,7 @@ class PostTransfersHandler:
     async def __call__(self, command: PostTransfers) -> Outcome:
         check_command(command)
         (outcome,) = await self.post_group(command.ledger_id, [command])
-        if outcome is None:  # only an ``abandoned`` the caller passes can leave a command out
+        if outcome is None:  # only ``callers`` the caller passes can leave a command out
             msg = "a command posted directly was left out"
             raise RuntimeError(msg)
         return outcome
@@ -130,20 +145,20 @@ class PostTransfersHandler:
         ledger_id: str,
         commands: Sequence[PostTransfers],
         *,
-        abandoned: Abandoned = _nobody_left,
+        callers: Callers = ALONE,
     ) -> list[Outcome | None]:
         """Post ``commands`` (all of ``ledger_id``, already checked) in one unit of work.
 
         Each command gets its own results, exactly as if it had been posted alone at that
         point of the chain: an ``atomic`` one all-or-nothing, the others item by item. The
-        commands ``abandoned()`` names just before the writes are left out (their outcome is
-        None) and the others decided again without them, so a caller who gave up in time
-        leaves nothing behind; once the writes have started, the commit decides.
+        commands whose callers are ``gone()`` just before the writes are left out (their
+        outcome is None) and the others decided again without them, so a caller who gave up
+        in time leaves nothing behind; then ``writes_begin()``, and the commit decides.
         """
-        return await retry_on_conflict(lambda: self._attempt(ledger_id, commands, abandoned))
+        return await retry_on_conflict(lambda: self._attempt(ledger_id, commands, callers))
 
     async def _attempt(
-        self, ledger_id: str, commands: Sequence[PostTransfers], abandoned: Abandoned
+        self, ledger_id: str, commands: Sequence[PostTransfers], callers: Callers
     ) -> list[Outcome | None]:
         async with self._uow.begin() as tx:
             snapshot = await self._load(ledger_id, commands)
@@ -157,19 +172,24 @@ class PostTransfersHandler:
                     None if index in left_out else _decide(session, command)
                     for index, command in enumerate(commands)
                 ]
-                gone = set(abandoned()) - left_out
+                gone = set(callers.gone()) - left_out
                 if not gone:
                     break
                 left_out |= gone
             if session.new_transfers:
-                await self._transfers.add_many(session.new_transfers)
-                await self._journal.append(session.entries)
-                await self._accounts.update_many(session.changed_accounts())
-                await self._transfers.set_statuses(session.status_changes())
-                await self._ledgers.save_head(session.head, previous=snapshot.head)
-                await self._events.record(session.events)
+                # No await since the last look at who is gone: nobody can leave in between.
+                callers.writes_begin()
+                await self._write(session, snapshot)
                 await tx.commit()
             return outcomes
+
+    async def _write(self, session: PostingSession, snapshot: PostingSnapshot) -> None:
+        await self._transfers.add_many(session.new_transfers)
+        await self._journal.append(session.entries)
+        await self._accounts.update_many(session.changed_accounts())
+        await self._transfers.set_statuses(session.status_changes())
+        await self._ledgers.save_head(session.head, previous=snapshot.head)
+        await self._events.record(session.events)
 
     async def _load(self, ledger_id: str, commands: Sequence[PostTransfers]) -> PostingSnapshot:
         """Load and lock what the batch may touch: accounts in id order, then the chain head.

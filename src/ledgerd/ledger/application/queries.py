@@ -25,6 +25,7 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
+from ledgerd.ledger.domain.requests import check_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,21 @@ class LedgerQueries:
                     {"transfer": transfer_id},
                 )
             return transfer
+
+    async def get_transfer_by_key(self, ledger_id: str, key: str) -> Transfer:
+        """The transfer posted under ``key``: how a client resolves an unknown outcome."""
+        check_id(ledger_id, "ledger_id")
+        check_key(key)
+        async with self._uow.begin(read_only=True):
+            found = await self._transfers.get_by_keys(ledger_id, {key})
+            if key not in found:
+                await require_ledger(self._ledgers, ledger_id)
+                raise LedgerdError(
+                    ErrorCode.TRANSFER_NOT_FOUND,
+                    f"no transfer has the idempotency key {key}",
+                    {"idempotency_key": key},
+                )
+            return found[key]
 
     async def list_transfers(  # noqa: PLR0913 - the filters of a transfer listing
         self,

@@ -99,9 +99,21 @@ class TransferRequest:
         )
 
 
+_DERIVED_KEY_OPERATIONS = frozenset({"capture", "void", "expire", "reverse"})
+
+
 def _derived_key(operation: str, target_id: str, explicit: str | None) -> str:
     # "/" cannot occur in a client key, so a derived key never collides with one.
     return explicit if explicit is not None else f"{operation}/{target_id}"
+
+
+def check_key(key: str, field: str = "idempotency_key") -> None:
+    """A key a transfer may carry: a client's, or one derived for it (``capture/<hold id>``)."""
+    operation, slash, target_id = key.partition("/")
+    if slash and operation in _DERIVED_KEY_OPERATIONS:
+        check_id(target_id, field)
+    else:
+        check_id(key, field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ _REFUSED = Transport(grpc.StatusCode.FAILED_PRECONDITION, HTTPStatus.UNPROCESSAB
 # Lost a race or aborted with others: the same request may succeed if sent again.
 _ABORTED = Transport(grpc.StatusCode.ABORTED, HTTPStatus.CONFLICT)
 
+_UNAVAILABLE = Transport(grpc.StatusCode.UNAVAILABLE, HTTPStatus.SERVICE_UNAVAILABLE)
+
 TRANSPORT: dict[ErrorCode, Transport] = {
     ErrorCode.VALIDATION_FAILED: _INVALID,
     ErrorCode.LEDGER_NOT_FOUND: _NOT_FOUND,
@@ -59,6 +61,10 @@ TRANSPORT: dict[ErrorCode, Transport] = {
     ErrorCode.OVERLOADED: Transport(
         grpc.StatusCode.RESOURCE_EXHAUSTED, HTTPStatus.TOO_MANY_REQUESTS
     ),
+    # Both retryable, with the same hint: UNAVAILABLE is what gRPC retry policies retry. An
+    # unknown outcome retried with the same idempotency key is answered by the original.
+    ErrorCode.UNAVAILABLE: _UNAVAILABLE,
+    ErrorCode.OUTCOME_UNKNOWN: _UNAVAILABLE,
 }
 
 

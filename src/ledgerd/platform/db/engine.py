@@ -49,8 +49,14 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs."""
+def create_engine(
+    url: str, *, pool_size: int = 10, pool_timeout_s: float = 5.0, echo: bool = False
+) -> AsyncEngine:
+    """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
+
+    ``pool_timeout_s``: how long a PostgreSQL unit of work waits for a free pooled connection
+    before answering UNAVAILABLE (SQLAlchemy's default, 30 s, outlasts most clients).
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -75,6 +81,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             echo=echo,
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout_s,
             pool_pre_ping=True,
             connect_args={"server_settings": POSTGRES_SESSION_SETTINGS},
         )

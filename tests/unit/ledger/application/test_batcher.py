@@ -6,28 +6,29 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.kernel.errors import ErrorCode, LedgerdError, OutcomeUnknownError
 from ledgerd.kernel.result import Err, Ok
-from ledgerd.ledger.application.batcher import (
-    BatcherStoppedError,
-    BatchingOptions,
-    PostingBatcher,
-)
+from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.post_transfers import (
-    Abandoned,
+    ALONE,
+    Callers,
     Malformed,
     Outcome,
     PostTransfers,
     PostTransfersHandler,
+    TransferPoster,
 )
+from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
 from ledgerd.ledger.application.verify_ledger import VerifyLedger
 from ledgerd.ledger.domain.model import Account
-from ledgerd.ledger.domain.posting import PostingSnapshot
+from ledgerd.ledger.domain.posting import PostingSession, PostingSnapshot
 from ledgerd.ledger.domain.requests import TransferRequest
 from tests.fakes.ledger_app import LedgerApp, make_ledger_app
 from tests.unit.ledger.application.scenario import (
@@ -57,6 +58,9 @@ class RecordingHandler(PostTransfersHandler):
         self.groups: list[int] = []
         self.gate: asyncio.Event | None = None  # set: loads wait for it
         self.loading = asyncio.Event()
+        self.write_gate: asyncio.Event | None = None  # set: writes wait for it
+        self.hold_writes_of: str | None = None  # ... only of groups writing this key
+        self.writing = asyncio.Event()
         self.explode_on: str | None = None  # an idempotency key that breaks its group
 
     async def post_group(
@@ -64,14 +68,22 @@ class RecordingHandler(PostTransfersHandler):
         ledger_id: str,
         commands: Sequence[PostTransfers],
         *,
-        abandoned: Abandoned = lambda: (),
+        callers: Callers = ALONE,
     ) -> list[Outcome | None]:
         self.groups.append(len(commands))
         keys = {r.key for c in commands for r in c.requests if isinstance(r, TransferRequest)}
         if self.explode_on in keys:
             msg = "a fault no rule foresaw"
             raise RuntimeError(msg)
-        return await super().post_group(ledger_id, commands, abandoned=abandoned)
+        return await super().post_group(ledger_id, commands, callers=callers)
+
+    async def _write(self, session: PostingSession, snapshot: PostingSnapshot) -> None:
+        keys = {transfer.idempotency_key for transfer in session.new_transfers}
+        if self.hold_writes_of is None or self.hold_writes_of in keys:
+            self.writing.set()
+            if self.write_gate is not None:
+                await self.write_gate.wait()
+        await super()._write(session, snapshot)
 
     async def _load(self, ledger_id: str, commands: Sequence[PostTransfers]) -> PostingSnapshot:
         self.loading.set()
@@ -91,9 +103,10 @@ async def _books() -> LedgerApp:
 
 @asynccontextmanager
 async def batching(
-    handler: PostTransfersHandler, **options: float
+    handler: PostTransfersHandler,
+    **options: Any,  # noqa: ANN401 - BatchingOptions' fields, checked by its constructor
 ) -> AsyncIterator[PostingBatcher]:
-    async with PostingBatcher(handler, BatchingOptions(**options)) as batcher:  # type: ignore[arg-type]
+    async with PostingBatcher(handler, BatchingOptions(**options)) as batcher:
         yield batcher
 
 
@@ -305,7 +318,8 @@ async def test_calls_stranded_by_a_stopped_collector_fail_instead_of_waiting_for
         handler.gate.set()
         # New calls do not queue behind a dead collector: they are posted directly.
         (after,) = await batcher(one("after", "bank", "alice", 4))
-    assert [type(result) for result in results] == [BatcherStoppedError] * 2
+    # Neither had begun to be written: a definite, retryable failure, and nothing written.
+    assert [r.code for r in results if isinstance(r, LedgerdError)] == [ErrorCode.UNAVAILABLE] * 2
     assert isinstance(after, Ok)
     assert await _balance(app, "alice") == 4
     assert await _verified(app)
@@ -323,6 +337,119 @@ async def test_a_bad_command_is_refused_before_it_is_queued() -> None:
     assert empty.value.code is ErrorCode.VALIDATION_FAILED
     assert bad_id.value.code is ErrorCode.VALIDATION_FAILED
     assert no_ledger.value.code is ErrorCode.LEDGER_NOT_FOUND
+
+
+# --- once a group writes, its callers get the commit's outcome -------------------------------
+
+# A caller's deadline, and how long the tests wait for it to have passed (a timer fires once
+# its time has come, so waiting longer makes it certain, not slow).
+HURRIED_S = 0.05
+PASSED_S = 0.25
+
+
+async def _hurried(poster: TransferPoster, key: str) -> Outcome:
+    """A call with a short deadline, as a transport would make it."""
+    async with deadline_scope(HURRIED_S):
+        return await poster(one(key, "bank", "alice", 3))
+
+
+async def _in_one_group_while_held(
+    handler: RecordingHandler, batcher: PostingBatcher
+) -> tuple[asyncio.Task[Outcome], asyncio.Task[Outcome]]:
+    """A hurried and a patient call, gathered into one group whose writes are held."""
+    handler.gate = asyncio.Event()
+    blocker = asyncio.create_task(batcher(one("blocker", "bank", "alice", 1)))
+    await handler.loading.wait()
+    hurried = asyncio.create_task(_hurried(batcher, "hurried"))
+    patient = asyncio.create_task(batcher(one("patient", "bank", "alice", 4)))
+    await asyncio.sleep(0)
+    handler.hold_writes_of, handler.write_gate = "patient", asyncio.Event()
+    handler.gate.set()
+    await blocker
+    await handler.writing.wait()
+    await asyncio.sleep(PASSED_S)  # the hurried caller's deadline passes during the writes
+    return hurried, patient
+
+
+async def test_a_caller_whose_transfers_are_being_written_gets_the_commits_outcome() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    async with batching(handler, workers=1) as batcher:
+        hurried, patient = await _in_one_group_while_held(handler, batcher)
+        assert not hurried.done()  # bound to the group: it waits for the commit
+        handler.write_gate.set()  # type: ignore[union-attr]
+        (got,), (_,) = await asyncio.gather(hurried, patient)
+    # Not DEADLINE_EXCEEDED for a transfer that was committed: the outcome itself.
+    assert ok(got).transfer.idempotency_key == "hurried"
+    assert not ok(got).replayed
+    assert handler.groups == [1, 2]
+    assert await _balance(app, "alice") == 8
+
+
+async def test_a_commit_slower_than_the_grace_is_an_unknown_outcome_never_a_failure() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    async with batching(handler, workers=1, grace=CommitGrace(0.05)) as batcher:
+        hurried, patient = await _in_one_group_while_held(handler, batcher)
+        with pytest.raises(OutcomeUnknownError) as unknown:
+            await hurried
+        handler.write_gate.set()  # type: ignore[union-attr]
+        await patient
+        # The client does what the answer says: the same key again, and learns the outcome.
+        (again,) = await batcher(one("hurried", "bank", "alice", 3))
+    assert unknown.value.code is ErrorCode.OUTCOME_UNKNOWN
+    assert unknown.value.details == {"retry_after_seconds": "1"}
+    assert ok(again).replayed  # it had been committed: "unknown" was the honest answer
+    assert await _balance(app, "alice") == 8
+
+
+async def test_unbatched_calls_keep_the_same_rule() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.write_gate = asyncio.Event()
+    poster = UnbatchedPoster(handler, CommitGrace())
+    hurried = asyncio.create_task(_hurried(poster, "alone"))
+    await handler.writing.wait()
+    await asyncio.sleep(PASSED_S)
+    assert not hurried.done()
+    handler.write_gate.set()
+    (got,) = await hurried
+    assert ok(got).transfer.idempotency_key == "alone"
+    assert await _balance(app, "alice") == 3
+
+
+async def test_an_unbatched_caller_who_leaves_before_the_writes_leaves_nothing() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    poster = UnbatchedPoster(handler, CommitGrace())
+    hurried = asyncio.create_task(_hurried(poster, "alone"))
+    await handler.loading.wait()
+    with pytest.raises(LedgerdError) as exceeded:
+        await hurried  # its deadline passes while its group waits for its lock
+    handler.gate.set()
+    await asyncio.sleep(0)
+    assert exceeded.value.code is ErrorCode.DEADLINE_EXCEEDED
+    assert await _balance(app, "alice") == 0
+    assert not app.tables.transfers
+
+
+async def test_a_hard_stop_while_writing_answers_outcome_unknown_and_the_commit_stands() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.write_gate = asyncio.Event()
+    async with batching(handler, workers=1) as batcher:
+        writing = asyncio.create_task(batcher(one("writing", "bank", "alice", 5)))
+        await handler.writing.wait()
+        collector = batcher._collector
+        assert collector is not None
+        collector.cancel()
+        with pytest.raises(OutcomeUnknownError):
+            await writing
+        handler.write_gate.set()
+        (again,) = await batcher(one("writing", "bank", "alice", 5))
+    assert ok(again).replayed
+    assert await _balance(app, "alice") == 5
 
 
 # --- batched and unbatched posting of the same workload end the same -----------------------

@@ -138,6 +138,14 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
         transfer = await self._u.queries.get_transfer(request.ledger, request.transfer)
         return mapping.transfer(transfer)
 
+    async def GetTransferByKey(
+        self, request: pb.GetTransferByKeyRequest, context: Context
+    ) -> pb.Transfer:
+        transfer = await self._u.queries.get_transfer_by_key(
+            request.ledger, request.idempotency_key
+        )
+        return mapping.transfer(transfer)
+
     async def ListTransfers(
         self, request: pb.ListTransfersRequest, context: Context
     ) -> pb.ListTransfersResponse:
