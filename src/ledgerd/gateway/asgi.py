@@ -31,6 +31,7 @@ from ledgerd.gateway.router import (
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import validation_error
 from ledgerd.kernel.ids import random_id
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
 
@@ -76,6 +77,7 @@ class RestGateway:
     def __init__(self, router: Router, invoker: Invoker) -> None:
         self._router = router
         self._invoker = invoker
+        self._unexpected = ThrottledLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -117,7 +119,14 @@ class RestGateway:
                 body=body,
             )
             if match.route.server_streaming:
-                stream = NdjsonStream(self._invoker, match.route, options, headers, tracker)
+                stream = NdjsonStream(
+                    self._invoker,
+                    match.route,
+                    options,
+                    headers,
+                    tracker,
+                    unexpected=self._unexpected,
+                )
                 return await while_connected(stream.send(message), request.receive, tracker)
             call = self._invoker.unary(match.route.method, message, options)
             result = await while_connected(call, request.receive, tracker)
@@ -125,7 +134,7 @@ class RestGateway:
         except ClientGoneError:
             return CLIENT_CLOSED_REQUEST
         except Exception as error:  # noqa: BLE001 - every failure becomes a problem response
-            response = problem_of(error, request_id).response()
+            response = problem_of(error, request_id, self._unexpected).response()
             if isinstance(error, MethodNotAllowedError):
                 headers["allow"] = ", ".join(_with_head(error.allowed))
         response.headers.update(headers)

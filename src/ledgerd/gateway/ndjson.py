@@ -24,6 +24,7 @@ from ledgerd.gateway.invoker import CallOptions, Invoker
 from ledgerd.gateway.problems import problem_of
 from ledgerd.gateway.transcoding import render
 from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.platform.throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -40,14 +41,17 @@ CLOSING_GRACE_S = 5.0
 
 
 class NdjsonStream:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what one streamed answer needs, all of it required
         self,
         invoker: Invoker,
         route: HttpRoute,
         options: CallOptions,
         headers: dict[str, str],
         send: ResponseTracker,
+        *,
+        unexpected: ThrottledLog,
     ) -> None:
+        self._unexpected = unexpected
         self._invoker = invoker
         self._route = route
         self._options = options
@@ -72,7 +76,7 @@ class NdjsonStream:
         except Exception as error:
             if not self._started:
                 raise  # nothing sent yet: the caller answers with a problem and its status
-            await self._close_with(problem_of(error, request_id).body)
+            await self._close_with(problem_of(error, request_id, self._unexpected).body)
             return 200
         await self._start()  # an empty stream is an empty 200 body
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})

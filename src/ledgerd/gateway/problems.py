@@ -17,6 +17,7 @@ from ledgerd.gateway.invoker import RemoteCallError
 from ledgerd.gateway.router import BadPathError, MethodNotAllowedError, RouteNotFoundError
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc, retry_after_seconds
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
 
@@ -37,8 +38,12 @@ class Problem:
         return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
 
-def problem_of(error: Exception, request_id: str) -> Problem:
-    """The problem ``error`` is for the client; an unexpected one is logged, not shown."""
+def problem_of(error: Exception, request_id: str, unexpected: ThrottledLog) -> Problem:
+    """The problem ``error`` is for the client; an unexpected one is logged, not shown.
+
+    ``unexpected`` logs the first unexpected error of each kind per interval in full and
+    counts the rest: a failure that hits every request must not flood the log.
+    """
     if isinstance(error, LedgerdError):
         headers = {}
         retry_after = retry_after_seconds(error)
@@ -55,5 +60,12 @@ def problem_of(error: Exception, request_id: str) -> Problem:
         return Problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
     if isinstance(error, RemoteCallError):
         return Problem(http_status_of_grpc(error.code), error.code.name, error.message)
-    log.error("unexpected error (request %s)", request_id, exc_info=error)
+    unexpected.log(
+        logging.ERROR,
+        type(error).__name__,
+        "unexpected error (request %s)",
+        request_id,
+        error=error,
+        traceback_level=logging.ERROR,
+    )
     return Problem(500, "INTERNAL", f"internal error; request id {request_id}")

@@ -51,6 +51,7 @@ from ledgerd.ledger.application.posting_calls import (
 from ledgerd.ledger.domain.posting import Posted
 from ledgerd.ledger.domain.requests import PostingRequest
 from ledgerd.platform.concurrency import Channel, ChannelClosedError, WorkerPool
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class PostingBatcher:
         self._handler = handler
         self._options = options
         self._alone = UnbatchedPoster(handler, options.grace)
+        self._failures = ThrottledLog(log)
         self._queue: Channel[PostingCall] = Channel(options.queue_capacity)
         self._collector: asyncio.Task[None] | None = None
 
@@ -154,7 +156,7 @@ class PostingBatcher:
             by_ledger.setdefault(call.command.ledger_id, []).append(call)
         for ledger_calls in by_ledger.values():
             for group in _groups_within(ledger_calls, MAX_BATCH):
-                await post_and_answer(self._handler, group)
+                await post_and_answer(self._handler, group, self._failures)
 
 
 def _stranded(call: PostingCall) -> LedgerdError:

@@ -34,6 +34,7 @@ from ledgerd.ledger.application.post_transfers import (
 )
 from ledgerd.ledger.domain.posting import Posted
 from ledgerd.ledger.domain.requests import PostingRequest
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,13 @@ class GroupCallers:
                 call.bind()
 
 
-async def post_and_answer(handler: PostTransfersHandler, calls: Sequence[PostingCall]) -> None:
-    """Post ``calls`` (all of one ledger) in one unit of work and answer each of them."""
+async def post_and_answer(
+    handler: PostTransfersHandler, calls: Sequence[PostingCall], failures: ThrottledLog
+) -> None:
+    """Post ``calls`` (all of one ledger) in one unit of work and answer each of them.
+
+    ``failures`` logs what no rule foresaw, once per kind and interval.
+    """
     try:
         outcomes = await _unless_all_gone(handler, calls)
     except LedgerdError as error:
@@ -140,14 +146,26 @@ async def post_and_answer(handler: PostTransfersHandler, calls: Sequence[Posting
         for call in calls:
             call.fail(error)
         return
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the unforeseen is logged and answered, never lost
         if len(calls) > 1:
             # Something no rule foresaw: post each call alone so only its culprit fails.
-            log.warning("group of %d calls failed (%r); posting them one by one", len(calls), error)
+            failures.log(
+                logging.WARNING,
+                f"group {type(error).__name__}",
+                "a group of %d calls failed (%r); posting them one by one",
+                len(calls),
+                error,
+            )
             for call in calls:
-                await post_and_answer(handler, [call])
+                await post_and_answer(handler, [call], failures)
             return
-        log.exception("posting failed")
+        failures.log(
+            logging.ERROR,
+            type(error).__name__,
+            "posting failed",
+            error=error,
+            traceback_level=logging.ERROR,
+        )
         calls[0].fail(error)
         return
     if outcomes is None:
@@ -236,6 +254,7 @@ class UnbatchedPoster:
     def __init__(self, handler: PostTransfersHandler, grace: CommitGrace) -> None:
         self._handler = handler
         self._grace = grace
+        self._failures = ThrottledLog(log)
         # Groups whose caller stopped waiting (an unknown outcome) finish on their own; kept
         # here so that they are not collected half-way.
         self._finishing: set[asyncio.Task[None]] = set()
@@ -243,7 +262,7 @@ class UnbatchedPoster:
     async def __call__(self, command: PostTransfers) -> Outcome:
         check_command(command)
         call = PostingCall.start(command)
-        work = asyncio.ensure_future(post_and_answer(self._handler, [call]))
+        work = asyncio.ensure_future(post_and_answer(self._handler, [call], self._failures))
         self._finishing.add(work)
         work.add_done_callback(self._finishing.discard)
         return await call.wait(self._grace)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,19 @@ async def run_expiry_loop(
     stop request never leaves one half-done. A failing sweep is logged and retried on the next
     tick rather than ending the worker: a database restart must not need a worker restart.
     """
+    failures = ThrottledLog(log)  # an outage fails every sweep alike: one line per interval
     while not stop.is_set():
         try:
             expired = await expire(ExpirePending())
-        except Exception:
-            log.exception("expiry sweep failed; retrying in %.1f s", interval_s)
+        except Exception as error:  # noqa: BLE001 - logged (throttled), then retried
+            failures.log(
+                logging.ERROR,
+                type(error).__name__,
+                "expiry sweep failed (%s); retrying every %.1f s",
+                error,
+                interval_s,
+                error=error,
+            )
         else:
             if expired:
                 log.info("expired %d holds", expired)

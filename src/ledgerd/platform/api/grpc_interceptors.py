@@ -1,7 +1,8 @@
 """Server interceptors every gRPC method passes through: request id, access log, error mapping.
 
 Domain errors become their status (with ErrorInfo) here and only here; anything unexpected
-becomes INTERNAL with the request id, logged in full on the server and never leaked.
+becomes INTERNAL with the request id, logged on the server (never leaked), once per kind and
+interval with a count of the rest, so a failure hitting every call cannot flood the log.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ledgerd.kernel.deadline import deadline_scope
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.ids import random_id
 from ledgerd.platform.api.grpc_errors import rpc_status_of
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
 
@@ -40,11 +42,22 @@ def _request_id(context: Context) -> str:
     return random_id()
 
 
-async def _fail(context: Context, error: Exception, request_id: str) -> None:
+async def _fail(
+    context: Context, error: Exception, request_id: str, unexpected: ThrottledLog
+) -> None:
     if isinstance(error, LedgerdError):
         # Aborting replaces the trailing metadata, so the request id goes into the status.
         await context.abort_with_status(rpc_status_of(error, ((REQUEST_ID_HEADER, request_id),)))
-    log.error("unexpected error (request %s)", request_id, exc_info=error)
+    # A bug fails every call that meets it: the first of each kind per interval is logged in
+    # full (with its request id), the others counted.
+    unexpected.log(
+        logging.ERROR,
+        type(error).__name__,
+        "unexpected error (request %s)",
+        request_id,
+        error=error,
+        traceback_level=logging.ERROR,
+    )
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error; request id {request_id}")
 
 
@@ -60,7 +73,7 @@ def _log(
     log.info("grpc %s %s %.1fms request_id=%s", method, status, elapsed_ms, request_id)
 
 
-def _wrap_unary(method: str, behaviour: Unary) -> Unary:
+def _wrap_unary(method: str, behaviour: Unary, unexpected: ThrottledLog) -> Unary:
     async def call(request: Any, context: Context) -> Any:  # noqa: ANN401 - any message type
         request_id, started = _request_id(context), time.perf_counter()
         cancelled = False
@@ -74,14 +87,14 @@ def _wrap_unary(method: str, behaviour: Unary) -> Unary:
             cancelled = True
             raise
         except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
-            await _fail(context, error, request_id)
+            await _fail(context, error, request_id, unexpected)
         finally:
             _log(method, request_id, started, context, cancelled=cancelled)
 
     return call
 
 
-def _wrap_streaming(method: str, behaviour: Streaming) -> Streaming:
+def _wrap_streaming(method: str, behaviour: Streaming, unexpected: ThrottledLog) -> Streaming:
     async def call(request: Any, context: Context) -> AsyncIterator[Any]:  # noqa: ANN401 - any message type
         request_id, started = _request_id(context), time.perf_counter()
         cancelled = False
@@ -96,7 +109,7 @@ def _wrap_streaming(method: str, behaviour: Streaming) -> Streaming:
             cancelled = True
             raise
         except Exception as error:  # noqa: BLE001 - mapped or logged in _fail, which aborts
-            await _fail(context, error, request_id)
+            await _fail(context, error, request_id, unexpected)
         finally:
             _log(method, request_id, started, context, cancelled=cancelled)
 
@@ -113,6 +126,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         # server starts, so a method's handler never changes; wrapping it on every call cost
         # a namedtuple and two closures per call, on the path every call takes.
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self._unexpected = ThrottledLog(log)
 
     async def intercept_service(
         self,
@@ -128,23 +142,25 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        wrapped = _wrap(method, handler)
+        wrapped = _wrap(method, handler, self._unexpected)
         self._wrapped[method] = wrapped
         return wrapped
 
 
-def _wrap(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def _wrap(
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], unexpected: ThrottledLog
+) -> grpc.RpcMethodHandler[Any, Any]:
     # The stubs type behaviours as sync callables; on a grpc.aio server they are coroutines
     # (unary) and async generators (server streaming).
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(method, cast("Unary", handler.unary_unary)),
+            _wrap_unary(method, cast("Unary", handler.unary_unary), unexpected),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_streaming(method, cast("Streaming", handler.unary_stream)),
+            _wrap_streaming(method, cast("Streaming", handler.unary_stream), unexpected),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -29,6 +29,7 @@ from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.ports import EventRejectedError, Publisher
 from ledgerd.platform.outbox.store import Claim, OutboxStore
+from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,22 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep whenever woken, until ``stop`` is set; the sweep in progress completes."""
         stopping = asyncio.ensure_future(stop.wait())
+        failures = ThrottledLog(log)
         try:
             while not stop.is_set():
                 seen = self.wakeups.version
                 try:
                     await self.sweep()
-                except Exception:
+                except Exception as error:  # noqa: BLE001 - logged (throttled), then retried
                     # The database itself failed (not the broker: that is handled per stream).
-                    log.exception("outbox sweep failed; trying again shortly")
+                    # The same failure repeats every sweep of an outage: one line per interval.
+                    failures.log(
+                        logging.ERROR,
+                        type(error).__name__,
+                        "outbox sweep failed (%s); trying again shortly",
+                        error,
+                        error=error,
+                    )
                 self.sweeps.notify_all()
                 woken = asyncio.ensure_future(self.wakeups.changed(since=seen))
                 try:
