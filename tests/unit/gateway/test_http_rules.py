@@ -17,6 +17,7 @@ LEDGER_BINDINGS = [
     ("PostTransfer", "POST", "/v1/ledgers/{ledger}/transfers", "transfer"),
     ("PostTransfers", "POST", "/v1/ledgers/{ledger}/transfers:batch", "*"),
     ("GetTransfer", "GET", "/v1/ledgers/{ledger}/transfers/{transfer}", None),
+    ("GetTransferByKey", "GET", "/v1/ledgers/{ledger}/transfers:lookup", None),
     ("ListTransfers", "GET", "/v1/ledgers/{ledger}/transfers", None),
     ("CapturePending", "POST", "/v1/ledgers/{ledger}/transfers/{transfer}:capture", "*"),
     ("VoidPending", "POST", "/v1/ledgers/{ledger}/transfers/{transfer}:void", "*"),
