@@ -69,6 +69,8 @@ class InfrastructureProvider(Provider):
             settings.database_url,
             pool_size=settings.database_pool_size,
             pool_timeout_s=settings.database_pool_timeout_seconds,
+            connect_timeout_s=settings.database_connect_timeout_seconds,
+            statement_timeout_s=settings.database_statement_timeout_seconds,
             echo=settings.database_echo,
         )
         yield engine

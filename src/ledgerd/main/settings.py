@@ -24,6 +24,19 @@ class Settings(BaseSettings):
         le=600,
         description="how long a call waits for a free PostgreSQL connection before UNAVAILABLE",
     )
+    database_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="how long connecting to PostgreSQL may take before UNAVAILABLE",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="how long ledgerd waits for PostgreSQL to answer any one statement before "
+        "taking it as unreachable (a network that drops packets never closes a connection)",
+    )
     database_echo: bool = False
     expiry_interval_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"

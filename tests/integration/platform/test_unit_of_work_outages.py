@@ -50,7 +50,12 @@ async def through_proxy(
     direct: AsyncEngine,  # noqa: ARG001 - it creates the table
 ) -> AsyncIterator[AsyncEngine]:
     url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    engine = create_engine(url.render_as_string(hide_password=False), pool_timeout_s=0.5)
+    engine = create_engine(
+        url.render_as_string(hide_password=False),
+        pool_timeout_s=0.5,
+        connect_timeout_s=0.5,
+        statement_timeout_s=0.5,
+    )
     yield engine
     await engine.dispose()
 
@@ -117,6 +122,45 @@ async def test_a_connection_cut_at_commit_is_an_unknown_outcome(
         await _commit(uow, _insert_of(1), proxy.cut)
     assert unknown.value.code is ErrorCode.OUTCOME_UNKNOWN
     assert unknown.value.details == {"retry_after_seconds": "1"}
+
+
+async def test_a_stalled_connection_is_unavailable_once_the_statement_timeout_passes(
+    through_proxy: AsyncEngine, proxy: TcpProxy, direct: AsyncEngine
+) -> None:
+    uow = SqlAlchemyUnitOfWork(through_proxy)
+    await _commit(uow, _insert_of(1))  # a pooled connection, open before the stall
+    try:
+        with pytest.raises(LedgerdError) as stalled:
+            async with asyncio.timeout(WAIT_LIMIT_S):
+                await _commit(uow, _insert_of(2), _stalling(proxy), _insert_of(3))
+        _unavailable(stalled)
+        with pytest.raises(LedgerdError) as still:  # a new connection cannot be made either
+            async with asyncio.timeout(WAIT_LIMIT_S):
+                await _commit(uow, _insert_of(4))
+        _unavailable(still)
+    finally:
+        proxy.resume()
+    await _commit(uow, _insert_of(5))
+    assert await _items(direct) == [1, 5]
+
+
+async def test_a_connection_stalled_at_commit_is_an_unknown_outcome(
+    through_proxy: AsyncEngine, proxy: TcpProxy
+) -> None:
+    uow = SqlAlchemyUnitOfWork(through_proxy)
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            async with asyncio.timeout(WAIT_LIMIT_S):
+                await _commit(uow, _insert_of(1), _stalling(proxy))
+    finally:
+        proxy.resume()
+
+
+def _stalling(proxy: TcpProxy) -> Callable[[], Awaitable[None]]:
+    async def stall() -> None:
+        proxy.stall()
+
+    return stall
 
 
 @pytest.mark.usefixtures("direct")

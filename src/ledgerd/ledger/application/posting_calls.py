@@ -83,6 +83,9 @@ class PostingCall:
         """Its group begins to write: from now on the commit decides the caller's answer."""
         if self.committed is None:
             self.committed = asyncio.get_running_loop().create_future()
+            # Its caller may have stopped waiting (an unknown outcome, a client gone): an
+            # error nobody reads is expected here, not worth asyncio's "never retrieved".
+            self.committed.add_done_callback(_read)
 
     def answer(self, outcome: Outcome) -> None:
         for future in (self.future, self.committed):
@@ -114,6 +117,11 @@ class PostingCall:
                 f"the transfers were being committed when the call's deadline passed, and the "
                 f"commit had not finished {grace.seconds:g} s later"
             ) from None
+
+
+def _read(future: asyncio.Future[Outcome]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class GroupCallers:

@@ -49,13 +49,22 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(
-    url: str, *, pool_size: int = 10, pool_timeout_s: float = 5.0, echo: bool = False
+def create_engine(  # noqa: PLR0913 - the database's URL and its client-side limits
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout_s: float = 5.0,
+    connect_timeout_s: float = 5.0,
+    statement_timeout_s: float = 30.0,
+    echo: bool = False,
 ) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
 
-    ``pool_timeout_s``: how long a PostgreSQL unit of work waits for a free pooled connection
-    before answering UNAVAILABLE (SQLAlchemy's default, 30 s, outlasts most clients).
+    PostgreSQL's limits are the client's own, for a server that stops answering (a network
+    that drops packets never closes the connection, and nothing else would end the wait):
+    ``pool_timeout_s`` for a free pooled connection, ``connect_timeout_s`` for a new one,
+    ``statement_timeout_s`` for any statement's answer. Each ends in UNAVAILABLE (or, during
+    COMMIT, OUTCOME_UNKNOWN). A request's own deadline is enforced besides, on the server.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -83,7 +92,11 @@ def create_engine(
             max_overflow=pool_size,
             pool_timeout=pool_timeout_s,
             pool_pre_ping=True,
-            connect_args={"server_settings": POSTGRES_SESSION_SETTINGS},
+            connect_args={
+                "server_settings": POSTGRES_SESSION_SETTINGS,
+                "timeout": connect_timeout_s,
+                "command_timeout": statement_timeout_s,
+            },
         )
     msg = f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
     raise ValueError(msg)

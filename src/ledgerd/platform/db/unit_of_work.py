@@ -123,8 +123,11 @@ def _unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot serve us now (as opposed to refusing us)."""
     if isinstance(error, PoolTimeoutError):
         return True  # every pooled connection busy for the pool's whole timeout
-    if isinstance(error, OSError) and not isinstance(error, TimeoutError):
-        return True  # refused, reset, unreachable: raised raw while connecting
+    if isinstance(error, OSError):
+        # Refused, reset, unreachable (raised raw while connecting), or the driver's own
+        # connect or statement timeout. A request's deadline is not among them: inside a unit
+        # of work it arrives as a cancellation.
+        return True
     if not isinstance(error, DBAPIError):
         return False
     if error.connection_invalidated:
@@ -254,6 +257,9 @@ class SqlAlchemyUnitOfWork:
             if _unreachable(error):
                 raise self._unavailable(error) from error
             raise
+        except OSError as error:
+            # The driver's own (connect or statement) timeout, or a socket error it let through.
+            raise self._unavailable(error) from error
         finally:
             _current.reset(token)
             _current_transaction.reset(transaction_token)
