@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ledgerd.loadgen.config import parse_duration
 
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.loadgen.served import LEDGERD, ServedLedgerd
@@ -38,9 +42,12 @@ LEDGER = "bench"
 EXIT_ERROR = 2  # ledgerd bench: the run could not be done
 RETRIES = 1
 RETRY_AFTER_S = 5.0
+# A load run beside a scenario starts this long before it and outlasts it by this much.
+BESIDE_LEAD_S = 8.0
+BESIDE_TAIL_S = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Scenario:
     name: str
     transport: str  # "grpc" or "http"
@@ -48,6 +55,17 @@ class Scenario:
     clients: int
     batch: int = 1
     trivial: bool = False
+    ledger: str = LEDGER
+    pgbench: bool = True
+    beside: Scenario | None = None
+    """Another load on the server all through the measured run (its figures are not kept)."""
+
+
+# Ten-thousand-transfer batches posted back to back into one ledger, beside the measured load
+# on another: does one caller's big work hold up everyone else's small work (issue 11)?
+BULK = Scenario(
+    "bulk-batch10000", "grpc", "uniform", clients=2, batch=10_000, ledger="bulk", pgbench=False
+)
 
 
 SCENARIOS = (
@@ -60,6 +78,9 @@ SCENARIOS = (
     Scenario("grpc-uniform-batch100", "grpc", "uniform", clients=8, batch=100),
     Scenario("grpc-uniform-single", "grpc", "uniform", clients=64),
     Scenario("rest-uniform-single", "http", "uniform", clients=64),
+    # Fairness: single transfers on one ledger alone, then with BULK beside on another ledger.
+    Scenario("grpc-single-alone", "grpc", "uniform", clients=16, pgbench=False),
+    Scenario("grpc-single-beside-bulk", "grpc", "uniform", clients=16, pgbench=False, beside=BULK),
 )
 
 
@@ -155,16 +176,14 @@ class _SqliteDatabase:
             Path(f"{self._path}{suffix}").unlink(missing_ok=True)
 
 
-def _run_scenario(
+def _bench_command(
     scenario: Scenario,
     served: ServedLedgerd,
     database: _PostgresDatabase | _SqliteDatabase,
-    results: Path,
+    output: Path,
     arguments: argparse.Namespace,
-) -> int:
-    """Run one scenario; 1 if it failed (an invariant, or the run itself), else 0."""
-    output = results / f"{scenario.name}.json"
-    output.unlink(missing_ok=True)
+    duration: str,
+) -> list[str]:
     command = [
         str(LEDGERD),
         "bench",
@@ -175,26 +194,40 @@ def _run_scenario(
         f"--output={output}",
     ]
     if scenario.trivial:
-        command += ["--trivial", f"--duration={arguments.trivial_duration}"]
-    else:
-        command += [
-            f"--batch={scenario.batch}",
-            f"--duration={arguments.duration}",
-            f"--accounts={arguments.accounts}",
-            # One ledger for every scenario: its 10,000 accounts are set up once (the workload
-            # only picks which of them a transfer touches), and `ledgerd verify` after each
-            # run re-checks everything posted so far.
-            f"--ledger={LEDGER}",
-            f"--database-url={database.url}",
-            # Once at the end instead: it replays the whole ledger, which grows every run.
-            "--no-verify",
-        ]
-        if database.compare_pgbench:
-            command.append("--compare-pgbench")
+        return [*command, "--trivial", f"--duration={arguments.trivial_duration}"]
+    command += [
+        f"--batch={scenario.batch}",
+        f"--duration={duration}",
+        f"--accounts={arguments.accounts}",
+        # One ledger for (nearly) every scenario: its 10,000 accounts are set up once (the
+        # workload only picks which of them a transfer touches), and `ledgerd verify` at the
+        # end re-checks everything posted.
+        f"--ledger={scenario.ledger}",
+        f"--database-url={database.url}",
+        # Once at the end instead: it replays the whole ledger, which grows every run.
+        "--no-verify",
+    ]
+    if database.compare_pgbench and scenario.pgbench:
+        command.append("--compare-pgbench")
+    return command
+
+
+def _run_scenario(
+    scenario: Scenario,
+    served: ServedLedgerd,
+    database: _PostgresDatabase | _SqliteDatabase,
+    results: Path,
+    arguments: argparse.Namespace,
+) -> int:
+    """Run one scenario; 1 if it failed (an invariant, or the run itself), else 0."""
+    output = results / f"{scenario.name}.json"
+    output.unlink(missing_ok=True)
+    command = _bench_command(scenario, served, database, output, arguments, arguments.duration)
     returncode = EXIT_ERROR
     for attempt in range(1 + RETRIES):
         print(f"\n== {scenario.name}: ledgerd {' '.join(command[1:])}", flush=True)
-        completed = subprocess.run(command, check=False)  # noqa: S603 - our own console script
+        with _beside(scenario.beside, served, database, results, arguments):
+            completed = subprocess.run(command, check=False)  # noqa: S603 - our own script
         returncode = completed.returncode
         if returncode != EXIT_ERROR or attempt == RETRIES:
             break
@@ -203,6 +236,35 @@ def _run_scenario(
         print(f"   {scenario.name} could not run; once more in {RETRY_AFTER_S:.0f} s", flush=True)
         time.sleep(RETRY_AFTER_S)
     return 0 if returncode == 0 else 1
+
+
+@contextlib.contextmanager
+def _beside(
+    load: Scenario | None,
+    served: ServedLedgerd,
+    database: _PostgresDatabase | _SqliteDatabase,
+    results: Path,
+    arguments: argparse.Namespace,
+) -> Iterator[None]:
+    """Run ``load`` in the background from before the block until after it."""
+    if load is None:
+        yield
+        return
+    duration = f"{parse_duration(arguments.duration) + BESIDE_LEAD_S + BESIDE_TAIL_S:g}s"
+    output = results / f"{load.name}.json"
+    command = _bench_command(load, served, database, output, arguments, duration)
+    print(f"   beside it: ledgerd {' '.join(command[1:])}", flush=True)
+    with (results / f"{load.name}.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        time.sleep(BESIDE_LEAD_S)  # its accounts set up and its batches flowing
+        yield
+    finally:
+        try:
+            process.wait(timeout=BESIDE_TAIL_S + 60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _verify(environment: dict[str, str]) -> str:

@@ -29,9 +29,9 @@ from tests.e2e.rest.support import Ledger, RestApi, ok, pay, problem, serve_rest
 T = TypeVar("T")
 L = "busy"
 QUEUE = 2
-# Calls the batcher holds beyond its queue, with one worker: the batch being posted, one batch
-# waiting for the worker, and the one the collector gathered meanwhile (one call each here).
-IN_HAND = 3
+# Calls the batcher holds beyond its queue, with one worker: the group being posted (one call
+# here); the rest wait in the queue.
+IN_HAND = 1
 RETRY_AFTER_S = 0.05  # the batcher's default hint
 # A call still unanswered after this long is taken to be queued behind the lock.
 QUEUED_AFTER_S = 0.3

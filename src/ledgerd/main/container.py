@@ -160,6 +160,7 @@ class LedgerProvider(Provider):
             max_wait_s=settings.batch_max_wait_ms / 1000,
             queue_capacity=settings.batch_queue_capacity,
             workers=settings.batch_workers,
+            group_transfers=settings.batch_group_transfers,
             grace=grace,
         )
         async with PostingBatcher(handler, options) as batcher:

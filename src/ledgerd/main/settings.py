@@ -87,7 +87,18 @@ class Settings(BaseSettings):
         description="calls that may wait for a batch; beyond it calls get OVERLOADED",
     )
     batch_workers: int = Field(
-        default=2, ge=1, le=64, description="batches in flight at once (one commits, one builds)"
+        default=4,
+        ge=1,
+        le=64,
+        description="posting groups in flight at once over all ledgers (a ledger has two at "
+        "most: one commits while the next is decided)",
+    )
+    batch_group_transfers: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="transfers per posting group; a bigger non-atomic PostTransfers call is "
+        "posted in parts of this size, in order, so that it never holds up other callers",
     )
     events_publisher: Literal["hub", "nats", "kafka", "rabbitmq", "sqs", "redis"] = Field(
         default="hub",

@@ -1,29 +1,35 @@
-"""Coalesce concurrent PostTransfers calls into shared units of work.
+"""Coalesce concurrent PostTransfers calls into shared units of work, fairly.
 
 Every posting in a ledger takes the ledger's chain head lock, so postings in one ledger run
 one after another whatever the hardware. What makes a ledger fast is therefore not more
 concurrency but fewer, larger transactions: one lock of each touched account, one head
 update and one commit (one fsync) for many callers at once.
 
-Callers ``submit`` a command and wait for exactly their own results. A collector takes
-whatever has queued up (at most ``max_batch`` calls, waiting ``max_wait_s`` for more after the
-first; 0 means "what is there now", so a lone caller is not delayed) and hands the batch to
-one of ``workers`` posters; while one batch commits, the next one is being gathered and
-decided. Each ledger's share of a batch is posted by :meth:`PostTransfersHandler.post_group`,
-which keeps every per-call guarantee (own results, atomic calls all-or-nothing, idempotency,
-chain order).
+Callers ``submit`` a command and wait for exactly their own results. Calls queue in a lane
+per ledger (a :class:`FairQueue`); whenever one of ``workers`` slots is free, the next ledger
+in turn hands over what its lane holds (at most ``max_batch`` calls and ``group_transfers``
+transfers) as one group, posted by :meth:`PostTransfersHandler.post_group`, which keeps every
+per-call guarantee (own results, atomic calls all-or-nothing, idempotency, chain order). A
+ledger has at most two groups out at once (one committing while the next is decided); the
+other slots go to other ledgers, each in turn.
 
-Backpressure: the queue is bounded; a full queue refuses at once with ``OVERLOADED`` and a
-retry hint, rather than growing without bound. A caller that gives up (deadline, cancelled
-call, closed connection) before its batch is written is left out of it; once the writing has
-begun, the commit decides its answer (``posting_calls``).
+Fairness: one caller's big work never holds up everyone else's small work. Ledgers take
+turns, so a ledger with a backlog delays another's group by one group at most, and a
+non-atomic call of more than ``group_transfers`` transfers is posted in parts, in order, each
+part a group of its own (``posting_calls.wait_in_parts``), with other callers' groups in
+between. An atomic call is all-or-nothing, so it stays whole.
+
+Backpressure: at most ``queue_capacity`` calls wait; beyond it a call is refused at once with
+``OVERLOADED`` and a retry hint, rather than the queue growing without bound. A caller that
+gives up (deadline, cancelled call, closed connection) before its group is written is left
+out of it; once the writing has begun, the commit decides its answer (``posting_calls``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -47,26 +53,34 @@ from ledgerd.ledger.application.posting_calls import (
     PostingCall,
     UnbatchedPoster,
     post_and_answer,
+    split,
+    wait_in_parts,
 )
 from ledgerd.ledger.domain.posting import Posted
 from ledgerd.ledger.domain.requests import PostingRequest
-from ledgerd.platform.concurrency import Channel, ChannelClosedError, WorkerPool
+from ledgerd.platform.concurrency import ChannelClosedError, FairQueue, Lease
 from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+
+# Groups of one ledger out at once: one committing while the next is loaded and decided.
+GROUPS_PER_LEDGER = 2
 
 
 @dataclass(frozen=True, slots=True)
 class BatchingOptions:
     max_batch: int = 256
-    """Calls per batch at most (each call may hold up to MAX_BATCH transfers)."""
+    """Calls per group at most."""
     max_wait_s: float = 0.0
-    """How long to wait for more calls once one is there; 0: take only what has queued up."""
+    """How long a ledger's first waiting call waits for more to join it; 0: not at all."""
     queue_capacity: int = 10_000
-    """Calls waiting at most, beyond the batches in hand (one per worker, one waiting for a
-    worker, one being gathered); beyond it, OVERLOADED."""
+    """Calls waiting at most (beyond the groups in flight); beyond it, OVERLOADED."""
     workers: int = 2
-    """Batches in flight at once: one committing while the next is gathered and decided."""
+    """Groups in flight at once, over all ledgers."""
+    group_transfers: int = 1_000
+    """Transfers per group at most; a bigger non-atomic call is posted in parts of this size.
+    Bounds how long one group holds its ledger's lock (and, on SQLite, the database's) and
+    the event loop, so that other callers wait for one group at most."""
     retry_after_s: float = 0.05
     """The retry hint given with OVERLOADED."""
     grace: CommitGrace = field(default_factory=CommitGrace)
@@ -74,18 +88,21 @@ class BatchingOptions:
 
 
 class PostingBatcher:
-    """Posts commands through ``handler`` in shared batches; an async context manager."""
+    """Posts commands through ``handler`` in shared groups; an async context manager."""
 
     def __init__(self, handler: PostTransfersHandler, options: BatchingOptions) -> None:
         self._handler = handler
         self._options = options
         self._alone = UnbatchedPoster(handler, options.grace)
         self._failures = ThrottledLog(log)
-        self._queue: Channel[PostingCall] = Channel(options.queue_capacity)
-        self._collector: asyncio.Task[None] | None = None
+        self._queue: FairQueue[str, PostingCall] = FairQueue(
+            options.queue_capacity, per_key=min(GROUPS_PER_LEDGER, options.workers)
+        )
+        self._groups: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        self._collector = asyncio.create_task(self._collect(), name="posting-batcher")
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="posting-batcher")
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -94,28 +111,54 @@ class PostingBatcher:
     async def aclose(self) -> None:
         """Stop taking calls and finish every call already accepted."""
         self._queue.close()
-        if self._collector is not None:
-            # Waited for, not awaited: a collector that died must not fail the shutdown.
-            await asyncio.wait([self._collector])
-            if not self._collector.cancelled() and self._collector.exception() is not None:
-                log.error("the posting batcher had stopped", exc_info=self._collector.exception())
-            self._collector = None
+        if self._dispatcher is not None:
+            # Waited for, not awaited: a dispatcher that died must not fail the shutdown.
+            await asyncio.wait([self._dispatcher])
+            if not self._dispatcher.cancelled() and self._dispatcher.exception() is not None:
+                log.error("the posting batcher had stopped", exc_info=self._dispatcher.exception())
+            self._dispatcher = None
 
     # -- the callers' side ------------------------------------------------------------------
 
+    def _running(self) -> bool:
+        return (
+            self._dispatcher is not None and not self._dispatcher.done() and not self._queue.closed
+        )
+
     async def __call__(self, command: PostTransfers) -> Outcome:
         check_command(command)
-        if self._collector is None or self._collector.done() or self._queue.closed:
-            # Not running (or shutting down, or its collector died): post alone, don't refuse.
+        if not self._running():
+            # Not running (or shutting down, or its dispatcher died): post alone, don't refuse.
             return await self._alone(command)
-        call = PostingCall.start(command)
+        parts = split(command, self._options.group_transfers)
+        call = PostingCall.start(parts[0])
         try:
-            accepted = self._queue.try_send(call)
+            accepted = self._queue.try_put(command.ledger_id, call)
         except ChannelClosedError:
             return await self._alone(command)
         if not accepted:
             raise overloaded(self._options.retry_after_s)
-        return await call.wait(self._options.grace)
+        if len(parts) == 1:
+            return await call.wait(self._options.grace)
+        return await wait_in_parts(parts, self._next_part(call), self._options.grace)
+
+    def _next_part(self, first: PostingCall) -> Callable[[PostTransfers], Awaitable[PostingCall]]:
+        """What queues each part of a split call in turn (the first is queued already)."""
+
+        async def post_part(part: PostTransfers) -> PostingCall:
+            if part is first.command:
+                return first
+            call = PostingCall.start(part)
+            try:
+                # Admitted with the call: a part is never refused for want of room.
+                self._queue.try_put(part.ledger_id, call, admitted=True)
+            except ChannelClosedError:
+                # Shutting down: the rest of an accepted call is still posted, alone.
+                finishing = asyncio.ensure_future(self._alone(part))
+                finishing.add_done_callback(lambda done: _answer_from(call, done))
+            return call
+
+        return post_part
 
     async def post_one(self, ledger_id: str, request: PostingRequest) -> Posted:
         """Post a single request and return its transfer, or raise its error."""
@@ -123,40 +166,67 @@ class PostingBatcher:
 
     # -- the batching side ------------------------------------------------------------------
 
-    async def _collect(self) -> None:
-        # One gathered batch may wait for a free worker; meanwhile new calls queue up in the
-        # channel and make the batch after it bigger, which is the point.
-        pool = WorkerPool(self._post_batch, workers=self._options.workers, queue_size=1)
-        handing_over: list[PostingCall] = []  # taken off the queue, not accepted by the pool
+    async def _dispatch(self) -> None:
+        slots = asyncio.Semaphore(self._options.workers)
         try:
-            async with pool:
-                while True:
-                    try:
-                        calls = await self._queue.receive_batch(
-                            self._options.max_batch, self._options.max_wait_s
-                        )
-                    except ChannelClosedError:
-                        return  # closed and drained; leaving the pool finishes batches in flight
-                    handing_over = [call for call in calls if not call.gone()]
-                    if handing_over:
-                        await pool.submit(handing_over)
-                    handing_over = []
+            while True:
+                # A slot first, then the group: whichever ledger is next in turn when a slot
+                # frees up is served, not the one that happened to be next earlier.
+                await slots.acquire()
+                try:
+                    _, calls, lease = await self._queue.take(
+                        self._options.max_batch,
+                        weight=lambda call: call.size,
+                        max_weight=min(self._options.group_transfers, MAX_BATCH),
+                    )
+                except ChannelClosedError:
+                    slots.release()
+                    break  # closed and drained: finish the groups in flight
+                if self._options.max_wait_s and len(calls) < self._options.max_batch:
+                    await asyncio.sleep(self._options.max_wait_s)  # let more calls join it
+                    self._queue.take_more(
+                        lease,
+                        calls,
+                        self._options.max_batch,
+                        weight=lambda call: call.size,
+                        max_weight=min(self._options.group_transfers, MAX_BATCH),
+                    )
+                group = asyncio.create_task(self._post(calls, lease, slots))
+                self._groups.add(group)
+                group.add_done_callback(self._groups.discard)
+            await asyncio.gather(*self._groups)
         finally:
-            # Normally nothing is left here. If the collector was cancelled or broke, every call
-            # it had accepted but not answered gets an error instead of waiting forever.
+            # Normally nothing is left here. If the dispatcher was cancelled or broke, every
+            # call it had accepted but not answered gets an error instead of waiting forever.
             self._queue.close()
-            stranded = [call for batch in pool.abandoned for call in batch]
-            stranded += handing_over + self._queue.drain()
-            for call in stranded:
+            for group in self._groups:
+                group.cancel()
+            for call in self._queue.drain():
                 call.fail(_stranded(call))
 
-    async def _post_batch(self, calls: list[PostingCall]) -> None:
-        by_ledger: dict[str, list[PostingCall]] = {}
-        for call in calls:
-            by_ledger.setdefault(call.command.ledger_id, []).append(call)
-        for ledger_calls in by_ledger.values():
-            for group in _groups_within(ledger_calls, MAX_BATCH):
-                await post_and_answer(self._handler, group, self._failures)
+    async def _post(
+        self, calls: list[PostingCall], lease: Lease[str], slots: asyncio.Semaphore
+    ) -> None:
+        staying = [call for call in calls if not call.gone()]
+        try:
+            if staying:
+                await post_and_answer(self._handler, staying, self._failures)
+        except asyncio.CancelledError:
+            for call in staying:
+                call.fail(_stranded(call))
+            raise
+        finally:
+            lease.release()
+            slots.release()
+
+
+def _answer_from(call: PostingCall, done: asyncio.Future[Outcome]) -> None:
+    if done.cancelled():
+        call.fail(_stranded(call))
+    elif (error := done.exception()) is not None:
+        call.fail(error)
+    else:
+        call.answer(done.result())
 
 
 def _stranded(call: PostingCall) -> LedgerdError:
@@ -172,17 +242,3 @@ def overloaded(retry_after_s: float) -> LedgerdError:
         "too many transfers are waiting to be posted; retry shortly",
         {RETRY_AFTER_DETAIL: f"{retry_after_s:g}"},
     )
-
-
-def _groups_within(calls: Sequence[PostingCall], limit: int) -> list[list[PostingCall]]:
-    """Consecutive runs of calls holding at most ``limit`` transfers together (one if bigger)."""
-    groups: list[list[PostingCall]] = []
-    size = 0
-    for call in calls:
-        if groups and size + call.size <= limit:
-            groups[-1].append(call)
-            size += call.size
-        else:
-            groups.append([call])
-            size = call.size
-    return groups

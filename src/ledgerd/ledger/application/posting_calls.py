@@ -19,12 +19,13 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-from ledgerd.kernel.deadline import deadline_known, remaining
+from ledgerd.kernel.deadline import DeadlineExceededError, deadline_known, remaining
 from ledgerd.kernel.errors import LedgerdError, OutcomeUnknownError
+from ledgerd.kernel.result import Err
 from ledgerd.ledger.application.post_transfers import (
     Outcome,
     PostTransfers,
@@ -60,6 +61,8 @@ class PostingCall:
     committed: asyncio.Future[Outcome] | None = field(default=None)
     """Made when its group begins to write: the outcome the commit decides, for the caller
     even after it stopped waiting on ``future``. Once there, the caller cannot leave."""
+    caller_left: bool = field(default=False)
+    """The caller was cancelled (its deadline, or it went away) while its group wrote."""
 
     @classmethod
     def start(cls, command: PostTransfers) -> Self:
@@ -108,6 +111,7 @@ class PostingCall:
             if self.committed is None:
                 raise  # left in time: nothing of it will be written
             committed = self.committed
+            self.caller_left = True
         # The caller's deadline passed or it was cancelled, but its group is writing.
         try:
             async with asyncio.timeout(grace.seconds):
@@ -254,6 +258,57 @@ def _latest_deadline(calls: Sequence[PostingCall]) -> float | None:
     if any(deadline is None for deadline in deadlines):
         return None
     return max(deadline for deadline in deadlines if deadline is not None) - time.monotonic()
+
+
+def split(command: PostTransfers, part_size: int) -> list[PostTransfers]:
+    """``command`` as consecutive parts of at most ``part_size`` requests (atomic: whole)."""
+    if command.atomic or len(command.requests) <= part_size:
+        return [command]
+    requests = command.requests
+    return [
+        PostTransfers(command.ledger_id, requests[start : start + part_size])
+        for start in range(0, len(requests), part_size)
+    ]
+
+
+async def wait_in_parts(
+    parts: Sequence[PostTransfers],
+    post_part: Callable[[PostTransfers], Awaitable[PostingCall]],
+    grace: CommitGrace,
+) -> Outcome:
+    """A call posted as ``parts``, each after the one before it has its outcome.
+
+    Parts keep the call's order (a later transfer may spend what an earlier one paid in),
+    and other callers' work fits in between them, so one big call never holds everybody up.
+    Each part keeps the rule of the module: while none has begun to write, a caller who gives
+    up leaves the whole call, and nothing is written. Once one has, the answer is item by item:
+    what was committed, what is unknown (OUTCOME_UNKNOWN), and DEADLINE_EXCEEDED for the parts
+    never started, which were not written.
+    """
+    results: Outcome = []
+    for index, part in enumerate(parts):
+        call = await post_part(part)
+        try:
+            outcome = await call.wait(grace)
+        except asyncio.CancelledError:
+            if not results:
+                raise  # nothing written at all: the caller's cancellation stands
+            return results + _not_started(parts[index:])
+        except OutcomeUnknownError as error:
+            return results + [Err(error)] * len(part.requests) + _not_started(parts[index + 1 :])
+        except LedgerdError as error:
+            if not results:
+                raise  # the call failed as a whole, before any part was written
+            return results + [Err(error)] * sum(len(p.requests) for p in parts[index:])
+        results.extend(outcome)
+        if call.caller_left:
+            return results + _not_started(parts[index + 1 :])
+    return results
+
+
+def _not_started(parts: Sequence[PostTransfers]) -> Outcome:
+    error = DeadlineExceededError()
+    return [Err(error)] * sum(len(part.requests) for part in parts)
 
 
 class UnbatchedPoster:

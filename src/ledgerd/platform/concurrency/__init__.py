@@ -13,6 +13,7 @@ from ledgerd.platform.concurrency.context import (
     Scope,
     current,
 )
+from ledgerd.platform.concurrency.fair_queue import FairQueue, Lease
 from ledgerd.platform.concurrency.fanning import fan_in, fan_out
 from ledgerd.platform.concurrency.group import ErrorGroup
 from ledgerd.platform.concurrency.notifier import Notifier
@@ -29,6 +30,8 @@ __all__ = [
     "ContextCancelledError",
     "Done",
     "ErrorGroup",
+    "FairQueue",
+    "Lease",
     "Notifier",
     "Once",
     "Pipeline",

@@ -35,6 +35,7 @@ from tests.unit.ledger.application.scenario import (
     FUNDED,
     LEDGER,
     create_ledger,
+    err,
     ok,
     open_account,
     pay,
@@ -56,6 +57,7 @@ class RecordingHandler(PostTransfersHandler):
             new_id=app.ids,
         )
         self.groups: list[int] = []
+        self.group_sizes: list[tuple[str, int]] = []  # each group's ledger and transfers
         self.gate: asyncio.Event | None = None  # set: loads wait for it
         self.loading = asyncio.Event()
         self.write_gate: asyncio.Event | None = None  # set: writes wait for it
@@ -71,6 +73,7 @@ class RecordingHandler(PostTransfersHandler):
         callers: Callers = ALONE,
     ) -> list[Outcome | None]:
         self.groups.append(len(commands))
+        self.group_sizes.append((ledger_id, sum(len(c.requests) for c in commands)))
         keys = {r.key for c in commands for r in c.requests if isinstance(r, TransferRequest)}
         if self.explode_on in keys:
             msg = "a fault no rule foresaw"
@@ -302,7 +305,7 @@ async def test_closing_finishes_every_accepted_call_then_posts_directly() -> Non
     assert await _balance(app, "alice") == 21
 
 
-async def test_calls_stranded_by_a_stopped_collector_fail_instead_of_waiting_forever() -> None:
+async def test_calls_stranded_by_a_stopped_dispatcher_fail_instead_of_waiting_forever() -> None:
     app = await _books()
     handler = RecordingHandler(app)
     handler.gate = asyncio.Event()
@@ -311,12 +314,12 @@ async def test_calls_stranded_by_a_stopped_collector_fail_instead_of_waiting_for
         await handler.loading.wait()
         queued = asyncio.create_task(batcher(one("queued", "bank", "alice", 2)))
         await asyncio.sleep(0)
-        collector = batcher._collector
-        assert collector is not None
-        collector.cancel()  # the collector dies, as only a bug or a hard stop would make it
+        dispatcher = batcher._dispatcher
+        assert dispatcher is not None
+        dispatcher.cancel()  # the dispatcher dies, as only a bug or a hard stop would make it
         results = await asyncio.gather(in_flight, queued, return_exceptions=True)
         handler.gate.set()
-        # New calls do not queue behind a dead collector: they are posted directly.
+        # New calls do not queue behind a dead dispatcher: they are posted directly.
         (after,) = await batcher(one("after", "bank", "alice", 4))
     # Neither had begun to be written: a definite, retryable failure, and nothing written.
     assert [r.code for r in results if isinstance(r, LedgerdError)] == [ErrorCode.UNAVAILABLE] * 2
@@ -441,15 +444,117 @@ async def test_a_hard_stop_while_writing_answers_outcome_unknown_and_the_commit_
     async with batching(handler, workers=1) as batcher:
         writing = asyncio.create_task(batcher(one("writing", "bank", "alice", 5)))
         await handler.writing.wait()
-        collector = batcher._collector
-        assert collector is not None
-        collector.cancel()
+        dispatcher = batcher._dispatcher
+        assert dispatcher is not None
+        dispatcher.cancel()
         with pytest.raises(OutcomeUnknownError):
             await writing
         handler.write_gate.set()
         (again,) = await batcher(one("writing", "bank", "alice", 5))
     assert ok(again).replayed
     assert await _balance(app, "alice") == 5
+
+
+# --- fairness: big calls in parts, ledgers in turn ------------------------------------------
+
+
+def _many(prefix: str, count: int, amount: int = 1) -> PostTransfers:
+    return PostTransfers(
+        LEDGER, [pay(f"{prefix}-{n}", ("bank", "alice", amount)) for n in range(count)]
+    )
+
+
+async def test_a_big_call_is_posted_in_parts_in_order_with_other_callers_in_between() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, group_transfers=5, workers=1) as batcher:
+        blocker = asyncio.create_task(batcher(one("blocker", "bank", "alice", 1)))
+        await handler.loading.wait()
+        big = asyncio.create_task(batcher(_many("big", 23)))
+        await asyncio.sleep(0)
+        others = [asyncio.create_task(batcher(one(f"o{n}", "bank", "bob", 1))) for n in range(3)]
+        await asyncio.sleep(0)
+        handler.gate.set()
+        await blocker
+        outcome = await big
+        await asyncio.gather(*others)
+    sequences = [ok(result).transfer.sequence for result in outcome]
+    assert [ok(r).transfer.idempotency_key for r in outcome] == [f"big-{n}" for n in range(23)]
+    assert sequences == sorted(sequences)  # the call's order is the chain's
+    assert max(size for _, size in handler.group_sizes) <= 5
+    other_sequences = {
+        t.sequence for t in app.tables.transfers.values() if t.idempotency_key[0] == "o"
+    }
+    assert any(sequences[0] < other < sequences[-1] for other in other_sequences)
+    assert await _verified(app)
+
+
+async def test_a_later_part_may_spend_what_an_earlier_part_paid_in() -> None:
+    app = await _books()
+    requests = [pay("fund", ("bank", "alice", 10))]
+    requests += [pay(f"fill-{n}", ("bank", "bob", 1)) for n in range(5)]
+    requests += [pay("spend", ("alice", "bob", 10))]  # alice must be funded first
+    handler = RecordingHandler(app)
+    async with batching(handler, group_transfers=3) as batcher:
+        outcome = await batcher(PostTransfers(LEDGER, requests))
+    assert all(isinstance(result, Ok) for result in outcome), outcome
+    assert len(handler.group_sizes) == 3
+    assert await _balance(app, "alice") == 0
+
+
+async def test_an_atomic_call_is_never_split() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    async with batching(handler, group_transfers=5) as batcher:
+        outcome = await batcher(dataclasses.replace(_many("atomic", 12), atomic=True))
+    assert all(isinstance(result, Ok) for result in outcome)
+    assert handler.group_sizes == [(LEDGER, 12)]
+
+
+async def test_a_caller_who_leaves_while_a_part_is_written_gets_it_and_no_more() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.write_gate = asyncio.Event()
+    handler.hold_writes_of = "big-4"  # the second part
+    async with batching(handler, group_transfers=4) as batcher:
+
+        async def hurried() -> Outcome:
+            async with deadline_scope(HURRIED_S):
+                return await batcher(_many("big", 10))
+
+        call = asyncio.create_task(hurried())
+        await handler.writing.wait()
+        await asyncio.sleep(PASSED_S)
+        handler.write_gate.set()
+        outcome = await call
+    assert [isinstance(result, Ok) for result in outcome] == [True] * 8 + [False] * 2
+    assert {err(result).code for result in outcome[8:]} == {ErrorCode.DEADLINE_EXCEEDED}
+    keys = {t.idempotency_key for t in app.tables.transfers.values()}
+    assert keys == {f"big-{n}" for n in range(8)}  # the third part was never written
+    assert await _balance(app, "alice") == 8
+
+
+async def test_a_ledger_with_a_backlog_does_not_hold_up_another() -> None:
+    app = await _books()
+    await create_ledger(app, "B")
+    await open_account(app, "bank", ledger_id="B")
+    await open_account(app, "carol", ledger_id="B")
+    handler = RecordingHandler(app)
+    handler.gate = asyncio.Event()
+    async with batching(handler, group_transfers=5, workers=2) as batcher:
+        backlog = [asyncio.create_task(batcher(_many(f"a{n}", 20))) for n in range(4)]
+        await handler.loading.wait()
+        small = asyncio.create_task(batcher(PostTransfers("B", [pay("b", ("bank", "carol", 1))])))
+        await asyncio.sleep(0)
+        handler.gate.set()
+        await small
+        posted_before_b = handler.group_sizes.index(("B", 1))
+        await asyncio.gather(*backlog)
+    # B's group went out after at most the groups already taken when it came, not after the
+    # 80 transfers (16 groups) queued ahead of it on the other ledger.
+    assert posted_before_b <= 2, handler.group_sizes
+    assert len(handler.group_sizes) == 17
 
 
 # --- batched and unbatched posting of the same workload end the same -----------------------
