@@ -43,6 +43,7 @@ from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.outbox.store import OutboxStore
 
@@ -266,6 +267,7 @@ def serve(
     """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        raise_file_limit()  # every connection holds a file
         await _ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)
@@ -323,6 +325,7 @@ def worker(
     """Run background work until SIGTERM/SIGINT: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        raise_file_limit()  # every broker and database connection holds a file
         await _ensure_schema(container, settings)
         handler = await container.get(ExpirePendingHandler)
         stop = _stop_on_signals()
