@@ -38,7 +38,7 @@ from ledgerd.loadgen.config import (
 from ledgerd.main.container import build_container
 from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
-from ledgerd.main.http_server import start_http_server
+from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
@@ -277,7 +277,12 @@ def serve(
             await container.get(LedgerService), settings.gateway_forward_to
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
-        http = await start_http_server(app, settings.http_address, settings.shutdown_grace_seconds)
+        http = await start_http_server(
+            app,
+            settings.http_address,
+            settings.shutdown_grace_seconds,
+            connection_limits(settings),
+        )
         grpc_host = settings.grpc_address.rpartition(":")[0]
         http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
         # Start-up is over: what is alive now lives as long as the process.

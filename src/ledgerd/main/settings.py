@@ -29,6 +29,36 @@ class Settings(BaseSettings):
         default="127.0.0.1:8080",
         description="HOST:PORT of the REST gateway, health probes and docs (port 0: any)",
     )
+    # Slow and idle HTTP clients (docs/api.md, "Connections"): every connection holds a file.
+    http_max_connections: int = Field(
+        default=2048,
+        ge=1,
+        le=1_000_000,
+        description="HTTP connections open at once; one more is answered 503 and closed "
+        "(lowered to 3/4 of the open-file limit if that is less)",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="a request head must arrive within this of the connection opening (or of "
+        "its first byte on a kept-alive connection); else 408 and closed",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a request body must arrive within this of its head; else 408 and closed",
+    )
+    http_idle_timeout_seconds: int = Field(
+        default=5, ge=1, le=3600, description="a kept-alive connection idle this long is closed"
+    )
+    http_max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        le=1_048_576,
+        description="a request head (request line and headers) larger than this is refused (400)",
+    )
     gateway_forward_to: str | None = Field(
         default=None,
         description="HOST:PORT of a remote ledgerd gRPC server for the gateway to forward to; "
