@@ -45,6 +45,7 @@ from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
+from ledgerd.platform.listening import warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
 app = typer.Typer(
@@ -268,6 +269,8 @@ def serve(
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every connection holds a file
+        warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
+        warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
         await _ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)

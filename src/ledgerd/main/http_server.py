@@ -83,7 +83,7 @@ async def start_http_server(
     limits = within_file_limit(limits)
     config = uvicorn.Config(
         app,
-        host=host,
+        host=host.removeprefix("[").removesuffix("]"),  # [::]:8080 as gRPC takes it
         port=int(port),
         log_config=None,
         access_log=False,  # the gateway writes its own access log, with request ids

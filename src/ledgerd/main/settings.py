@@ -23,11 +23,14 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"
     )
     grpc_address: str = Field(
-        default="127.0.0.1:50051", description="HOST:PORT the gRPC server listens on (port 0: any)"
+        default="127.0.0.1:50051",
+        description="HOST:PORT the gRPC server listens on (127.0.0.1:0: a free port on loopback; "
+        "a host other than loopback is reachable from outside, with a warning)",
     )
     http_address: str = Field(
         default="127.0.0.1:8080",
-        description="HOST:PORT of the REST gateway, health probes and docs (port 0: any)",
+        description="HOST:PORT of the REST gateway, health probes and docs (127.0.0.1:0: a free "
+        "port on loopback; a host other than loopback is reachable from outside, with a warning)",
     )
     # Slow and idle HTTP clients (docs/api.md, "Connections"): every connection holds a file.
     http_max_connections: int = Field(
