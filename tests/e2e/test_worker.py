@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -19,11 +20,13 @@ from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.main.container import build_container
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
+from tests.e2e.grpc.test_serve import with_file_limits
 
 LEDGERD = Path(sys.executable).parent / "ledgerd"
 # Upper bounds for waiting on the worker, not measurements: a healthy run takes a fraction.
 EXPIRY_WAIT_S = 30.0
 STOP_WAIT_S = 15.0
+FEW_FILES = 256
 
 
 async def _place_short_hold(url: str) -> str:
@@ -60,8 +63,11 @@ def test_worker_expires_due_holds_and_stops_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/worker.db"
     hold_id = asyncio.run(_place_short_hold(url))
     env = {**os.environ, "LEDGERD_DATABASE_URL": url}
+    # It starts with the soft limit on open files of a stingy system, the hard limit kept.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    few = min(soft, FEW_FILES)
     worker = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
-        [str(LEDGERD), "worker", "--interval", "0.2"],
+        with_file_limits(f"{few}:{hard}", [str(LEDGERD), "worker", "--interval", "0.2"]),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,3 +82,5 @@ def test_worker_expires_due_holds_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert worker.returncode == 0, output
     assert "worker stopped" in output
     assert "expired 1 holds" in output
+    if hard not in {few, resource.RLIM_INFINITY}:
+        assert f"open file limit raised from {few} to {hard} (the hard limit)" in output

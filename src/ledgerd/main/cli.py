@@ -39,12 +39,14 @@ from ledgerd.main.container import build_container
 from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
-from ledgerd.main.http_server import start_http_server
+from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
+from ledgerd.platform.listening import warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
 app = typer.Typer(
@@ -267,6 +269,9 @@ def serve(
     """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        raise_file_limit()  # every connection holds a file
+        warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
+        warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
         await _ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)
@@ -276,7 +281,12 @@ def serve(
             await container.get(LedgerService), settings.gateway_forward_to
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
-        http = await start_http_server(app, settings.http_address, settings.shutdown_grace_seconds)
+        http = await start_http_server(
+            app,
+            settings.http_address,
+            settings.shutdown_grace_seconds,
+            connection_limits(settings),
+        )
         grpc_host = settings.grpc_address.rpartition(":")[0]
         http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
         # Start-up is over: what is alive now lives as long as the process.
@@ -334,6 +344,7 @@ def worker(
     """Run background work until SIGTERM/SIGINT: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        raise_file_limit()  # every broker and database connection holds a file
         await _ensure_schema(container, settings)
         handler = await container.get(ExpirePendingHandler)
         stop = _stop_on_signals()

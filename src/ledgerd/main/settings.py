@@ -42,11 +42,44 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=3600, description="how often the worker voids expired holds"
     )
     grpc_address: str = Field(
-        default="127.0.0.1:50051", description="HOST:PORT the gRPC server listens on (port 0: any)"
+        default="127.0.0.1:50051",
+        description="HOST:PORT the gRPC server listens on (127.0.0.1:0: a free port on loopback; "
+        "a host other than loopback is reachable from outside, with a warning)",
     )
     http_address: str = Field(
         default="127.0.0.1:8080",
-        description="HOST:PORT of the REST gateway, health probes and docs (port 0: any)",
+        description="HOST:PORT of the REST gateway, health probes and docs (127.0.0.1:0: a free "
+        "port on loopback; a host other than loopback is reachable from outside, with a warning)",
+    )
+    # Slow and idle HTTP clients (docs/api.md, "Connections"): every connection holds a file.
+    http_max_connections: int = Field(
+        default=2048,
+        ge=1,
+        le=1_000_000,
+        description="HTTP connections open at once; one more is answered 503 and closed "
+        "(lowered to 3/4 of the open-file limit if that is less)",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="a request head must arrive within this of the connection opening (or of "
+        "its first byte on a kept-alive connection); else 408 and closed",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a request body must arrive within this of its head; else 408 and closed",
+    )
+    http_idle_timeout_seconds: int = Field(
+        default=5, ge=1, le=3600, description="a kept-alive connection idle this long is closed"
+    )
+    http_max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        le=1_048_576,
+        description="a request head (request line and headers) larger than this is refused (400)",
     )
     gateway_forward_to: str | None = Field(
         default=None,

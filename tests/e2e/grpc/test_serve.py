@@ -37,6 +37,21 @@ CALL_TIMEOUT_S = 60.0
 LOCK_WAIT_S = 30.0
 
 
+# Sets the limits on open files, then becomes the command (same process): a preexec_fn would
+# do the same, but is unsafe in a test process that has threads.
+_LIMITED = (
+    "import os, resource, sys; "
+    "soft, hard = map(int, sys.argv[1].split(':')); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def with_file_limits(limits: str, argv: list[str]) -> list[str]:
+    """``argv`` run with ``limits`` (``SOFT:HARD``) on open files."""
+    return [sys.executable, "-c", _LIMITED, limits, *argv]
+
+
 @dataclass
 class Served:
     process: asyncio.subprocess.Process
@@ -69,12 +84,18 @@ class Served:
 
 @asynccontextmanager
 async def running_ledgerd(
-    command: str, database_url: str, ready: Callable[[str], bool], **settings: str
+    command: str,
+    database_url: str,
+    ready: Callable[[str], bool],
+    *,
+    file_limits: str | None = None,
+    **settings: str,
 ) -> AsyncIterator[Served]:
     """``ledgerd COMMAND`` on ``database_url``, once a line of its output is ``ready``.
 
-    ``settings`` become ``LEDGERD_*`` variables. Killed on the way out if the test left it
-    running (a failed test must not leak it).
+    ``settings`` become ``LEDGERD_*`` variables; ``file_limits`` (``SOFT:HARD``, as prlimit
+    writes them) are the limits on open files it starts with. Killed on the way out if the test
+    left it running (a failed test must not leak it).
     """
     env = {
         **os.environ,
@@ -82,9 +103,9 @@ async def running_ledgerd(
         "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
         **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
     }
+    argv = [str(LEDGERD), command]
     process = await asyncio.create_subprocess_exec(
-        str(LEDGERD),
-        command,
+        *(argv if file_limits is None else with_file_limits(file_limits, argv)),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -96,7 +117,9 @@ async def running_ledgerd(
     finally:
         if process.returncode is None:
             process.kill()
-            await process.wait()
+            # Read to the end: on Python 3.11 wait() returns only once the output pipe is seen
+            # closed, which never happens while unread output has paused its reading.
+            await running.wait_for_exit()
 
 
 def _listening(line: str) -> bool:
@@ -104,11 +127,13 @@ def _listening(line: str) -> bool:
 
 
 @asynccontextmanager
-async def ledgerd_serve(database_url: str, **settings: str) -> AsyncIterator[Served]:
+async def ledgerd_serve(
+    database_url: str, *, file_limits: str | None = None, **settings: str
+) -> AsyncIterator[Served]:
     # Whatever serve listens on (gRPC, the REST gateway) must not need a fixed port.
     addresses = {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0"}
     async with running_ledgerd(
-        "serve", database_url, _listening, **{**addresses, **settings}
+        "serve", database_url, _listening, file_limits=file_limits, **{**addresses, **settings}
     ) as served:
         match = LISTENING.match(served.output[-1])
         assert match is not None

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.grpc_server import RunningGrpcServer, start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
-from ledgerd.main.http_server import RunningHttpServer, start_http_server
+from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
+from ledgerd.main.settings import Settings
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp, open_ledger_app
 
@@ -90,7 +91,8 @@ async def serve_rest(
             if channel is not None:
                 stack.push_async_callback(_close_channel, channel)
             http_app = build_http_app(app.engine, invoker)
-            server = await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S)
+            limits = connection_limits(Settings())
+            server = await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, limits)
             stack.push_async_callback(server.stop)
             return server
 
