@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledgerd.loadgen.bench import RUNNING
 from ledgerd.loadgen.config import parse_duration
-
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.loadgen.served import LEDGERD, ServedLedgerd
 
@@ -42,9 +43,9 @@ LEDGER = "bench"
 EXIT_ERROR = 2  # ledgerd bench: the run could not be done
 RETRIES = 1
 RETRY_AFTER_S = 5.0
-# A load run beside a scenario starts this long before it and outlasts it by this much.
-BESIDE_LEAD_S = 8.0
-BESIDE_TAIL_S = 2.0
+# A load run beside a scenario runs this long before it (once its set-up is done).
+BESIDE_LEAD_S = 3.0
+BESIDE_SETUP_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Scenario:
     batch: int = 1
     trivial: bool = False
     ledger: str = LEDGER
+    accounts: int | None = None
+    """Accounts of its ledger (default: --accounts)."""
     pgbench: bool = True
     beside: Scenario | None = None
     """Another load on the server all through the measured run (its figures are not kept)."""
@@ -64,7 +67,14 @@ class Scenario:
 # Ten-thousand-transfer batches posted back to back into one ledger, beside the measured load
 # on another: does one caller's big work hold up everyone else's small work (issue 11)?
 BULK = Scenario(
-    "bulk-batch10000", "grpc", "uniform", clients=2, batch=10_000, ledger="bulk", pgbench=False
+    "bulk-batch10000",
+    "grpc",
+    "uniform",
+    clients=2,
+    batch=10_000,
+    ledger="bulk",
+    accounts=1_000,
+    pgbench=False,
 )
 
 
@@ -176,7 +186,7 @@ class _SqliteDatabase:
             Path(f"{self._path}{suffix}").unlink(missing_ok=True)
 
 
-def _bench_command(
+def _bench_command(  # noqa: PLR0913, PLR0917 - a scenario's run: what, where, how long
     scenario: Scenario,
     served: ServedLedgerd,
     database: _PostgresDatabase | _SqliteDatabase,
@@ -198,7 +208,7 @@ def _bench_command(
     command += [
         f"--batch={scenario.batch}",
         f"--duration={duration}",
-        f"--accounts={arguments.accounts}",
+        f"--accounts={scenario.accounts or arguments.accounts}",
         # One ledger for (nearly) every scenario: its 10,000 accounts are set up once (the
         # workload only picks which of them a transfer touches), and `ledgerd verify` at the
         # end re-checks everything posted.
@@ -250,18 +260,27 @@ def _beside(
     if load is None:
         yield
         return
-    duration = f"{parse_duration(arguments.duration) + BESIDE_LEAD_S + BESIDE_TAIL_S:g}s"
+    # Long enough to outlast the measured run, set-up included; stopped when that is over.
+    duration = f"{parse_duration(arguments.duration) * 3 + 60:g}s"
     output = results / f"{load.name}.json"
     command = _bench_command(load, served, database, output, arguments, duration)
     print(f"   beside it: ledgerd {' '.join(command[1:])}", flush=True)
-    with (results / f"{load.name}.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    log = results / f"{load.name}.log"
+    with log.open("wb") as written:
+        process = subprocess.Popen(command, stdout=written, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        time.sleep(BESIDE_LEAD_S)  # its accounts set up and its batches flowing
+        deadline = time.monotonic() + BESIDE_SETUP_LIMIT_S
+        while RUNNING not in log.read_text(errors="replace"):  # its accounts set up
+            if process.poll() is not None or time.monotonic() > deadline:
+                msg = f"{load.name} did not start its load: see {log}"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        time.sleep(BESIDE_LEAD_S)  # its batches flowing
         yield
     finally:
+        process.send_signal(signal.SIGINT)  # stops the load; its figures are not kept
         try:
-            process.wait(timeout=BESIDE_TAIL_S + 60)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

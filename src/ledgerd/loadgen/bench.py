@@ -49,6 +49,9 @@ class BenchOptions:
     """Default: the run's duration, or 10 s for a run bounded by a transfer count."""
 
 
+RUNNING = "load running"
+
+
 def new_run_id() -> str:
     """Short, unique, and a valid id fragment: it prefixes every idempotency key of the run."""
     return f"lg{datetime.now(UTC):%m%d%H%M%S}{uuid.uuid4().hex[:6]}"
@@ -103,6 +106,7 @@ async def _bench(
         compare = options.compare_pgbench and not config.trivial
         pgbench = await _pgbench(config, options, err) if compare else None
         since = datetime.now(UTC) - _SINCE_MARGIN
+        err.print(RUNNING)  # for a script running this one beside another: the load is on
         stats = await _run_with_progress(config, run_id, err)
         checks: list[invariants.Check] = []
         if not config.trivial:

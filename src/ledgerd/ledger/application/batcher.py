@@ -77,7 +77,7 @@ class BatchingOptions:
     """Calls waiting at most (beyond the groups in flight); beyond it, OVERLOADED."""
     workers: int = 2
     """Groups in flight at once, over all ledgers."""
-    group_transfers: int = 1_000
+    group_transfers: int = 500
     """Transfers per group at most; a bigger non-atomic call is posted in parts of this size.
     Bounds how long one group holds its ledger's lock (and, on SQLite, the database's) and
     the event loop, so that other callers wait for one group at most."""

@@ -6,9 +6,10 @@ for every method, so nothing here knows about status codes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -20,7 +21,11 @@ from ledgerd.ledger.application.change_account_status import (
 )
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
 from ledgerd.ledger.application.open_account import OpenAccount, OpenAccountHandler
-from ledgerd.ledger.application.post_transfers import PostTransfers, TransferPoster
+from ledgerd.ledger.application.post_transfers import (
+    PostingResult,
+    PostTransfers,
+    TransferPoster,
+)
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.domain.model import AccountStatus
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
@@ -43,6 +48,31 @@ class LedgerUseCases:
 def _key(text: str) -> str | None:
     # proto3 strings have no presence: empty means "not given", so the default key applies.
     return text or None
+
+
+# Items converted between two pauses for other work: a batch of 10,000 transfers takes a
+# few hundred ms to decode, and as long again to encode, which must not stall every other call.
+_SLICE = 200
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+async def _in_slices(items: Sequence[_In], convert: Callable[[_In], _Out]) -> list[_Out]:
+    converted: list[_Out] = []
+    for start in range(0, len(items), _SLICE):
+        if start:
+            await asyncio.sleep(0)
+        converted.extend(convert(item) for item in items[start : start + _SLICE])
+    return converted
+
+
+def _transfer_result(result: PostingResult) -> pb.TransferResult:
+    if isinstance(result, Ok):
+        return pb.TransferResult(
+            transfer=mapping.transfer(result.value.transfer), replayed=result.value.replayed
+        )
+    return pb.TransferResult(error=mapping.error(result.error))
 
 
 class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
@@ -117,22 +147,12 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def PostTransfers(
         self, request: pb.PostTransfersRequest, context: Context
     ) -> pb.PostTransfersResponse:
-        requests = [
-            mapping.batch_item(item, f"transfers[{index}]")
-            for index, item in enumerate(request.transfers)
-        ]
-        results = await self._u.post(PostTransfers(request.ledger, requests, request.atomic))
-        return pb.PostTransfersResponse(
-            results=[
-                pb.TransferResult(
-                    transfer=mapping.transfer(result.value.transfer),
-                    replayed=result.value.replayed,
-                )
-                if isinstance(result, Ok)
-                else pb.TransferResult(error=mapping.error(result.error))
-                for result in results
-            ]
+        requests = await _in_slices(
+            list(enumerate(request.transfers)),
+            lambda pair: mapping.batch_item(pair[1], f"transfers[{pair[0]}]"),
         )
+        results = await self._u.post(PostTransfers(request.ledger, requests, request.atomic))
+        return pb.PostTransfersResponse(results=await _in_slices(results, _transfer_result))
 
     async def GetTransfer(self, request: pb.GetTransferRequest, context: Context) -> pb.Transfer:
         transfer = await self._u.queries.get_transfer(request.ledger, request.transfer)
