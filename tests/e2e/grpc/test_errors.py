@@ -70,13 +70,16 @@ EXPECTED_STATUS = {
 }
 # Codes no single request can be answered with: BATCH_ABORTED is a per-item result inside
 # PostTransfers (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server,
-# DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3) and OVERLOADED to the overload
-# tests (tests/e2e/test_overload.py).
+# DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3), OVERLOADED to the overload
+# tests (tests/e2e/test_overload.py), UNAVAILABLE and OUTCOME_UNKNOWN to the outage tests
+# (tests/integration/platform/test_unit_of_work_outages.py, tests/faults/).
 NOT_A_CALL_STATUS = {
     ErrorCode.BATCH_ABORTED,
     ErrorCode.CONCURRENCY_CONFLICT,
     ErrorCode.DEADLINE_EXCEEDED,
     ErrorCode.OVERLOADED,
+    ErrorCode.UNAVAILABLE,
+    ErrorCode.OUTCOME_UNKNOWN,
 }
 
 

@@ -80,14 +80,23 @@ EXPECTED_STATUS: dict[str, int] = {
     "CONCURRENCY_CONFLICT": 409,
     "DEADLINE_EXCEEDED": 504,
     "OVERLOADED": 429,
+    "UNAVAILABLE": 503,
+    "OUTCOME_UNKNOWN": 503,
     # The gateway's own, for requests that reach no RPC.
     ROUTE_NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
 }
 # Codes no single request is answered with: BATCH_ABORTED is a per-item result inside a batch
 # (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server; OVERLOADED needs a
-# server held busy, so it has tests of its own (tests/e2e/test_overload.py).
-NOT_A_RESPONSE_CODE = {"BATCH_ABORTED", "CONCURRENCY_CONFLICT", "OVERLOADED"}
+# server held busy, so it has tests of its own (tests/e2e/test_overload.py); UNAVAILABLE and
+# OUTCOME_UNKNOWN need a database outage (tests/faults/test_database_outage.py).
+NOT_A_RESPONSE_CODE = {
+    "BATCH_ABORTED",
+    "CONCURRENCY_CONFLICT",
+    "OVERLOADED",
+    "UNAVAILABLE",
+    "OUTCOME_UNKNOWN",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,6 +178,10 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
             "body": {"transfers": [{"idempotency_key": "batch", "legs": [leg]}], "atomic": True},
         },
         "GetTransfer": {"path_parameters": {"ledger": L, "transfer": ids["ex-pay"]}},
+        "GetTransferByKey": {
+            "path_parameters": {"ledger": L},
+            "query": {"idempotency_key": "ex-pay"},
+        },
         "ListTransfers": {
             "path_parameters": {"ledger": L},
             "query": {"account": "ex-b", "start_time": "2000-01-01T00:00:00Z", "page_size": 2},
