@@ -543,6 +543,10 @@ async def test_allow_lists_the_methods_a_path_takes(rest_api: RestApi) -> None:
         ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, HEAD, POST"),
         ("GET", f"/v1/ledgers/{L}/transfers:batch", "POST"),
         ("PUT", f"/v1/ledgers/{L}/accounts/a/balance", "GET, HEAD"),
+        # An action's path is the action's alone, though GetAccount's template matches it too.
+        ("OPTIONS", f"/v1/ledgers/{L}/accounts/alice:close", "POST"),
+        ("GET", f"/v1/ledgers/{L}/accounts/alice:freeze", "POST"),
+        ("DELETE", f"/v1/ledgers/{L}/transfers/t1:capture", "POST"),
     ]:
         response = await client.request(method, path)
         problem(response, 405, METHOD_NOT_ALLOWED)
