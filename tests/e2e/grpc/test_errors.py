@@ -268,6 +268,13 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         lambda b: b.stub.ListAccounts(pb.ListAccountsRequest(ledger=L, metadata=["novalue"])),
     ),
     (
+        "metadata filter naming a key twice",
+        V,
+        lambda b: b.stub.ListAccounts(
+            pb.ListAccountsRequest(ledger=L, metadata=["tier=gold", "tier=silver"])
+        ),
+    ),
+    (
         "metadata filter without a key",
         V,
         lambda b: b.stub.ListAccounts(pb.ListAccountsRequest(ledger=L, metadata=["=x"])),
