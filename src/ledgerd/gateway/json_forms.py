@@ -9,7 +9,7 @@ gateway refuses what these patterns do not match before protobuf sees it (see
 :mod:`ledgerd.gateway.json_schema`), so the two cannot disagree.
 
 Every pattern here is anchored and uses only syntax that means the same in Python's ``re``
-and in ECMA-262, the regex dialect of JSON Schema: explicit ``[0-9]`` rather than ``\\d``
+and in ECMA-262, the regex dialect of JSON Schema: explicit ``[0-9]`` rather than ``\d``
 (which matches any Unicode digit in Python), non-capturing groups, no lookaround.
 """
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Protocol
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import TextRule
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_:.-]{1,128}$")
 # Ids travel as URL path segments, and "." and ".." are the two segments URL normalisation
@@ -15,6 +16,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_:.-]{1,128}$")
 # Nothing else the pattern admits is changed by normalisation: its characters are unreserved
 # but ':', which normalisers must leave as sent, and case is only normalised in the host.
 DOT_SEGMENTS = frozenset({".", ".."})
+# What check_id accepts.
+ID_RULE = TextRule(pattern=ID_PATTERN.pattern, excluded=DOT_SEGMENTS)
 
 
 def check_id_shape(value: object, field: str) -> str:
