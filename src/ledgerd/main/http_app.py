@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from ledgerd.gateway.api_docs import ledgerd_openapi
 from ledgerd.gateway.asgi import Receive, RestGateway, Scope, Send
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.framing import framing_refusal
@@ -20,6 +19,7 @@ from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
+from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.grpc_server import LEDGER_SERVICE
 from ledgerd.v1 import ledger_pb2
 

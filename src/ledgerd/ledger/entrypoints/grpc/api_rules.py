@@ -1,13 +1,15 @@
-"""Which rule each field of a ledgerd.v1 request follows: the table API documents are made of.
+"""Which rules the ledgerd.v1 requests follow: the tables API documents are made of.
 
-The rules are the checks' own (:mod:`ledgerd.kernel.rules`): ids, amounts, assets, metadata
-and page sizes from the kernel, the ledger's limits from its domain and use cases. So the
-OpenAPI document, which the composition root builds from this table, states what the server
-enforces. Every request field is either here or named in :data:`UNRULED` (the tests check
-both ways), so a new field cannot go undocumented by accident.
+The field rules are the checks' own (:mod:`ledgerd.kernel.rules`): ids, amounts, assets,
+metadata and page sizes from the kernel, the ledger's limits from its domain and use cases.
+The message rules restate AccountFlags' own checks as data (the tests hold them to those
+checks). So the OpenAPI document, which the composition root builds from
+:data:`LEDGER_API_RULES`, states what the server enforces. Every request field is either
+ruled here or named in :data:`UNRULED` (the tests check both ways), so a new field cannot go
+undocumented by accident.
 
-What a table of single fields cannot say (two legs' accounts must differ; a page token must be
-one this API returned; a metadata filter names each key once) is said in the .proto comments.
+What no rule here can say (a leg's two accounts must differ; a page token must be one this
+API returned; a metadata filter names each key once) the .proto comments say.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from ledgerd.kernel.metadata import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE, ME
 from ledgerd.kernel.metadata import METADATA_RULE as METADATA
 from ledgerd.kernel.money import AMOUNT_RULE, ASSET_RULE, MAX_AMOUNT
 from ledgerd.kernel.paging import PAGE_SIZE_RULE
-from ledgerd.kernel.rules import FieldRule, IntegerRule, ListRule, TextRule
+from ledgerd.kernel.rules import (
+    ApiRules,
+    AtMostOneSet,
+    FieldRule,
+    IntegerRule,
+    ListRule,
+    MessageRule,
+    SetOnlyWith,
+    TextRule,
+)
 from ledgerd.kernel.text import TEXT_CHARACTER, text_rule
 from ledgerd.ledger.application.create_ledger import MAX_NAME_LENGTH
 from ledgerd.ledger.application.post_transfers import MAX_BATCH
@@ -107,3 +118,11 @@ FIELD_RULES: Mapping[str, FieldRule] = {
     for message, fields in _BY_MESSAGE.items()
     for field, rule in fields.items()
 }
+
+_LIMITS = ("debits_must_not_exceed_credits", "credits_must_not_exceed_debits")
+# By full message name; AccountFlags' checks, as data.
+MESSAGE_RULES: Mapping[str, tuple[MessageRule, ...]] = {
+    f"{PACKAGE}.AccountFlags": (AtMostOneSet(_LIMITS), SetOnlyWith("overdraft_limit", _LIMITS)),
+}
+
+LEDGER_API_RULES = ApiRules(fields=FIELD_RULES, messages=MESSAGE_RULES)

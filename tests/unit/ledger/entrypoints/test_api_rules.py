@@ -1,4 +1,4 @@
-"""The ledger's table of field rules covers every request field, each with a fitting rule."""
+"""The ledger's rule tables: every request field covered, each rule true to its check."""
 
 import re
 from collections.abc import Iterator
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.metadata import check_metadata
 from ledgerd.kernel.rules import IntegerRule, ListRule, MapRule, TextRule
-from ledgerd.ledger.entrypoints.grpc.field_rules import FIELD_RULES, UNRULED
-from ledgerd.ledger.entrypoints.grpc.mapping import metadata_filter
+from ledgerd.ledger.entrypoints.grpc.api_rules import FIELD_RULES, MESSAGE_RULES, UNRULED
+from ledgerd.ledger.entrypoints.grpc.mapping import flags, metadata_filter
 from ledgerd.v1 import ledger_pb2
 
 SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
@@ -90,3 +90,28 @@ def test_a_metadata_filter_names_each_key_once() -> None:
     with pytest.raises(LedgerdError) as raised:
         metadata_filter(["a=1", "a=2"])
     assert raised.value.details == {"field": "metadata"}
+
+
+@given(
+    limit_debits=st.booleans(),
+    limit_credits=st.booleans(),
+    overdraft=st.sampled_from([0, 1, 2**63 - 1]),
+)
+def test_the_account_flag_rules_are_what_account_flags_check(
+    *, limit_debits: bool, limit_credits: bool, overdraft: int
+) -> None:
+    message = ledger_pb2.AccountFlags(
+        debits_must_not_exceed_credits=limit_debits,
+        credits_must_not_exceed_debits=limit_credits,
+        overdraft_limit=overdraft,
+    )
+    values = {field.name: value for field, value in message.ListFields()}
+    rules = MESSAGE_RULES["ledgerd.v1.AccountFlags"]
+    try:
+        flags(message)
+    except LedgerdError:
+        accepted = False
+    else:
+        accepted = True
+
+    assert accepted == all(rule.holds(values) for rule in rules)
