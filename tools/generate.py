@@ -28,8 +28,8 @@ import google.api
 from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 
-from ledgerd.gateway.api_docs import ledgerd_openapi
 from ledgerd.gateway.openapi import openapi_yaml
+from ledgerd.main.api_docs import ledgerd_openapi
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"

@@ -7,6 +7,12 @@ has required fields, while a response object stays open so that adding a field t
 breaks no client that validates responses. Message and enum schemas therefore come in two
 named variants: ``Account`` (what the server sends) and ``Account-Input`` (what it accepts).
 Well-known types (Timestamp, Duration, wrappers, ...) are inlined in their JSON form.
+
+Input schemas are exact: they admit what the gateway and the server accept, no more, no less.
+Integers and timestamps are spelled as :mod:`ledgerd.gateway.json_forms` says (the gateway
+refuses other spellings), no field is nullable (the gateway refuses null), and a field that
+follows one of the kernel's rules (given per field by the caller, see
+:mod:`ledgerd.gateway.constraints`) carries that rule's pattern, bounds and lengths.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, TypeAlias
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from ledgerd.gateway.comments import CommentIndex
+from ledgerd.gateway.constraints import constrained, integer_schema, message_rule_schema
 from ledgerd.gateway.descriptors import (
     WRAPPER_TYPES,
     is_input_only,
@@ -26,6 +33,8 @@ from ledgerd.gateway.descriptors import (
     is_required,
     map_entry,
 )
+from ledgerd.gateway.json_forms import TIMESTAMP_TEXT
+from ledgerd.kernel.rules import ApiRules
 
 # A JSON document under construction. Its values are nested dicts, lists, strings, numbers
 # and bools; a precise recursive type would make every reader cast, for no safety gained.
@@ -41,20 +50,29 @@ class Direction(enum.Enum):
 
 
 _Type = FieldDescriptor  # for its TYPE_* constants
+_INT32 = (-(2**31), 2**31 - 1, "int32")
+_UINT32 = (0, 2**32 - 1, "uint32")
+_INT64 = (-(2**63), 2**63 - 1, "int64")
+_UINT64 = (0, 2**64 - 1, "uint64")
 _INTEGER_RANGES: dict[int, tuple[int, int, str]] = {
-    _Type.TYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
-    _Type.TYPE_SINT32: (-(2**31), 2**31 - 1, "int32"),
-    _Type.TYPE_SFIXED32: (-(2**31), 2**31 - 1, "int32"),
-    _Type.TYPE_UINT32: (0, 2**32 - 1, "uint32"),
-    _Type.TYPE_FIXED32: (0, 2**32 - 1, "uint32"),
+    _Type.TYPE_INT32: _INT32,
+    _Type.TYPE_SINT32: _INT32,
+    _Type.TYPE_SFIXED32: _INT32,
+    _Type.TYPE_UINT32: _UINT32,
+    _Type.TYPE_FIXED32: _UINT32,
+    _Type.TYPE_INT64: _INT64,
+    _Type.TYPE_SINT64: _INT64,
+    _Type.TYPE_SFIXED64: _INT64,
+    _Type.TYPE_UINT64: _UINT64,
+    _Type.TYPE_FIXED64: _UINT64,
 }
 # The mapping prints these as decimal strings: JSON numbers lose precision beyond 2^53.
-_LONG_RANGES: dict[int, tuple[int, int, str, str]] = {
-    _Type.TYPE_INT64: (-(2**63), 2**63 - 1, "int64", "^-?[0-9]{1,19}$"),
-    _Type.TYPE_SINT64: (-(2**63), 2**63 - 1, "int64", "^-?[0-9]{1,19}$"),
-    _Type.TYPE_SFIXED64: (-(2**63), 2**63 - 1, "int64", "^-?[0-9]{1,19}$"),
-    _Type.TYPE_UINT64: (0, 2**64 - 1, "uint64", "^[0-9]{1,20}$"),
-    _Type.TYPE_FIXED64: (0, 2**64 - 1, "uint64", "^[0-9]{1,20}$"),
+_PRINTED_AS_TEXT: dict[int, str] = {
+    _Type.TYPE_INT64: "^-?[0-9]{1,19}$",
+    _Type.TYPE_SINT64: "^-?[0-9]{1,19}$",
+    _Type.TYPE_SFIXED64: "^-?[0-9]{1,19}$",
+    _Type.TYPE_UINT64: "^[0-9]{1,20}$",
+    _Type.TYPE_FIXED64: "^[0-9]{1,20}$",
 }
 _FLOAT_FORMATS = {_Type.TYPE_FLOAT: "float", _Type.TYPE_DOUBLE: "double"}
 _DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
@@ -63,14 +81,11 @@ _DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
 def scalar_schema(field_type: int, direction: Direction, *, in_url: bool = False) -> JsonObject:
     """One value of a non-message, non-enum field type.
 
-    ``in_url``: a path or query parameter, where every value is text anyway, so a 64-bit
-    integer is simply an integer there rather than "string or integer".
+    ``in_url``: a path or query parameter, where every value is text anyway, so an integer is
+    simply an integer there rather than "string or integer".
     """
-    if field_type in _LONG_RANGES:
-        return _long_schema(field_type, direction, in_url=in_url)
     if field_type in _INTEGER_RANGES:
-        low, high, number_format = _INTEGER_RANGES[field_type]
-        return {"type": "integer", "format": number_format, "minimum": low, "maximum": high}
+        return _integer_schema(field_type, direction, in_url=in_url)
     if field_type in _FLOAT_FORMATS:
         # Numbers, or the three strings the mapping uses for what JSON cannot write.
         return {
@@ -85,20 +100,13 @@ def scalar_schema(field_type: int, direction: Direction, *, in_url: bool = False
     return {"type": "string"}
 
 
-def _long_schema(field_type: int, direction: Direction, *, in_url: bool) -> JsonObject:
-    low, high, number_format, pattern = _LONG_RANGES[field_type]
-    if direction is Direction.OUTPUT:
-        return {"type": "string", "format": number_format, "pattern": pattern}
-    if in_url:
-        return {"type": "integer", "format": number_format, "minimum": low, "maximum": high}
-    # `pattern` constrains only the string form, the bounds only the number form.
-    return {
-        "type": ["string", "integer"],
-        "format": number_format,
-        "pattern": pattern,
-        "minimum": low,
-        "maximum": high,
-    }
+def _integer_schema(field_type: int, direction: Direction, *, in_url: bool) -> JsonObject:
+    low, high, number_format = _INTEGER_RANGES[field_type]
+    if direction is Direction.INPUT:
+        return integer_schema(low, high, number_format, in_url=in_url)
+    if field_type in _PRINTED_AS_TEXT:
+        return {"type": "string", "format": number_format, "pattern": _PRINTED_AS_TEXT[field_type]}
+    return {"type": "integer", "format": number_format, "minimum": low, "maximum": high}
 
 
 def _well_known_schema(message: Descriptor, direction: Direction, *, in_url: bool) -> JsonObject:
@@ -106,8 +114,11 @@ def _well_known_schema(message: Descriptor, direction: Direction, *, in_url: boo
     name = message.full_name
     if name in WRAPPER_TYPES:
         return scalar_schema(message.fields_by_name["value"].type, direction, in_url=in_url)
+    timestamp: JsonObject = {"type": "string", "format": "date-time"}
+    if direction is Direction.INPUT:  # RFC 3339 as the gateway reads it (see json_forms)
+        timestamp["pattern"] = TIMESTAMP_TEXT.pattern
     known: dict[str, JsonObject] = {
-        "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+        "google.protobuf.Timestamp": timestamp,
         "google.protobuf.Duration": {"type": "string", "pattern": _DURATION_PATTERN},
         # Comma-separated field paths in lowerCamelCase.
         "google.protobuf.FieldMask": {"type": "string"},
@@ -133,13 +144,17 @@ class SchemaSet:
         comments: CommentIndex,
         package: str,
         always_print_fields_with_no_presence: bool,
+        rules: ApiRules | None = None,
     ) -> None:
         """``package``: names in it are shortened (``ledgerd.v1.Account`` → ``Account``).
 
         ``always_print_fields_with_no_presence`` says how the gateway prints responses (the
         json_format option of that name): when set, every field without presence tracking is
         always in a response, so output schemas can list those fields as required.
+
+        ``rules`` are those the server checks requests by; input schemas state them.
         """
+        self._rules = rules or ApiRules()
         self._comments = comments
         self._package = package
         self._always_print = always_print_fields_with_no_presence
@@ -190,15 +205,21 @@ class SchemaSet:
             schema["required"] = required
         if direction is Direction.INPUT:
             schema["additionalProperties"] = False
-        if oneofs := self._oneof_constraints(message, properties):
-            schema["allOf"] = oneofs
+        constraints = self._oneof_constraints(message, properties)
+        if direction is Direction.INPUT:
+            constraints += [
+                message_rule_schema(message, rule)
+                for rule in self._rules.messages.get(message.full_name, ())
+            ]
+        if constraints:
+            schema["allOf"] = constraints
         return schema
 
     def field(self, field: FieldDescriptor, direction: Direction) -> JsonObject:
         """A property's schema: the field's value, list or map, with its comment."""
         schema = self._shape(field, direction)
-        if direction is Direction.INPUT and is_required(field):
-            schema.update(_non_default(field, schema))
+        if direction is Direction.INPUT:
+            schema = self._input_constraints(field, schema, in_url=False)
         if comment := self._comments.of(field):
             return {"description": comment, **schema}
         return schema
@@ -206,9 +227,15 @@ class SchemaSet:
     def parameter(self, field: FieldDescriptor) -> JsonObject:
         """The schema of a path or query parameter bound to ``field``."""
         schema = self._shape(field, Direction.INPUT, in_url=True)
+        return self._input_constraints(field, schema, in_url=True)
+
+    def _input_constraints(
+        self, field: FieldDescriptor, schema: JsonObject, *, in_url: bool
+    ) -> JsonObject:
         if is_required(field):
             schema.update(_non_default(field, schema))
-        return schema
+        rule = self._rules.fields.get(field.full_name)
+        return schema if rule is None else constrained(schema, field, rule, in_url=in_url)
 
     def _shape(
         self, field: FieldDescriptor, direction: Direction, *, in_url: bool = False
@@ -316,7 +343,7 @@ def _map_key_names(key: FieldDescriptor) -> JsonObject:
     """Map keys are always JSON strings; constrain them when the proto key is not a string."""
     if key.type == _Type.TYPE_BOOL:
         return {"enum": ["true", "false"]}
-    if key.type in _INTEGER_RANGES or key.type in _LONG_RANGES:
+    if key.type in _INTEGER_RANGES:
         unsigned = key.type in {
             _Type.TYPE_UINT32,
             _Type.TYPE_FIXED32,

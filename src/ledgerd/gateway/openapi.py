@@ -20,6 +20,7 @@ from ledgerd.gateway.descriptors import is_required, services_in
 from ledgerd.gateway.http_rules import FieldPath, HttpRoute, http_routes
 from ledgerd.gateway.json_schema import SCHEMA_REF_PREFIX, Direction, JsonObject, SchemaSet
 from ledgerd.gateway.path_template import Segment, SegmentKind
+from ledgerd.kernel.rules import ApiRules
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -84,17 +85,19 @@ def openapi_for(
     descriptor_set: descriptor_pb2.FileDescriptorSet,
     *,
     error_statuses: Mapping[str, int] | None = None,
+    rules: ApiRules | None = None,
 ) -> JsonObject:
     """The document for every service in ``descriptor_set``, with its comments.
 
     At run time pass :func:`ledgerd.gateway.descriptors.load_descriptor_set`'s result;
     ``make generate`` passes the set it has just compiled, so both produce the same document
-    as long as they pass the same ``error_statuses``.
+    as long as they pass the same ``error_statuses`` and ``rules``.
     """
     return build_openapi(
         services_in(descriptor_set),
         comments=CommentIndex.from_descriptor_set(descriptor_set),
         error_statuses=error_statuses,
+        rules=rules,
     )
 
 
@@ -103,6 +106,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
     *,
     comments: CommentIndex | None = None,
     error_statuses: Mapping[str, int] | None = None,
+    rules: ApiRules | None = None,
     always_print_fields_with_no_presence: bool = True,
     title: str = "ledgerd API",
     servers: Sequence[Mapping[str, str]] = DEFAULT_SERVERS,
@@ -110,8 +114,9 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
     """The OpenAPI 3.1 document of ``services``' HTTP bindings.
 
     ``error_statuses`` maps each stable error code to its HTTP status; the error responses
-    then list the codes they may carry. ``always_print_fields_with_no_presence`` must match
-    how the gateway prints responses (see :class:`SchemaSet`).
+    then list the codes they may carry. ``rules`` are those the server checks requests by
+    (per field and per message). ``always_print_fields_with_no_presence`` must match how
+    the gateway prints responses (see :class:`SchemaSet`).
     """
     comments = comments or CommentIndex()
     routed = [(service, http_routes(service)) for service in services]
@@ -121,6 +126,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
         comments=comments,
         package=package,
         always_print_fields_with_no_presence=always_print_fields_with_no_presence,
+        rules=rules,
     )
     errors = _ErrorResponses(error_statuses or {})
     paths: JsonObject = {}

@@ -1,10 +1,14 @@
 """Find the route for an HTTP request: (method, raw path) → route and path variables.
 
-Routes are tried most specific first (see :meth:`PathTemplate.specificity`), then in
-declaration order, so the outcome never depends on dictionary or registration order. A path
-that no template matches is :class:`RouteNotFoundError` (404); a path some template matches
-but not with this method is :class:`MethodNotAllowedError` (405, with the allowed methods for
-the ``Allow`` header).
+A path names one resource: the most specific template that matches it (see
+:meth:`PathTemplate.specificity`), together with any other template of the same shape. Its
+routes are tried in declaration order, so the outcome never depends on dictionary or
+registration order. A path that no template matches is :class:`RouteNotFoundError` (404); a
+method the resource does not take is :class:`MethodNotAllowedError` (405, with the resource's
+methods for the ``Allow`` header), even when a less specific template would take it. So
+``.../accounts/a:close`` is the close action's path, POST only, although GetAccount's template
+would read it as the account ``a:close``: that account is ``.../accounts/a%3Aclose``, which is
+how an OpenAPI client (RFC 6570 expansion) sends the id anyway.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Router:
         self.routes: tuple[HttpRoute, ...] = tuple(
             sorted(routes, key=lambda route: route.template.specificity())
         )
+        self._specificities = tuple(route.template.specificity() for route in self.routes)
         seen: set[tuple[str, str]] = set()
         for route in self.routes:
             key = (route.http_method, route.template.text)
@@ -73,10 +78,14 @@ class Router:
             raise BadPathError(str(error)) from None
         wanted = http_method.upper()
         allowed: list[str] = []
-        for route in self.routes:
+        resource: object = None  # the specificity of the first template that matched
+        for route, specificity in zip(self.routes, self._specificities, strict=True):
+            if resource is not None and specificity != resource:
+                break  # a less specific template: another resource
             variables = route.template.match(raw_path)
             if variables is None:
                 continue
+            resource = specificity
             if route.http_method in {wanted, ANY_METHOD}:
                 return RouteMatch(route, variables)
             if route.http_method not in allowed:

@@ -3,12 +3,13 @@
 Path variables, query parameters and the body are gathered into one JSON object keyed by
 field name and parsed with protobuf's own proto3-JSON parser, so the REST API accepts exactly
 what the mapping allows (64-bit integers as strings or numbers, enum names, RFC 3339
-timestamps) and rejects the rest: unknown fields, wrong types, malformed JSON.
+timestamps) and rejects the rest: unknown fields, wrong types, malformed JSON. Where that
+parser is laxer than the API (a repeated key, null, ``"+5"`` for 5), :mod:`.strict_json` refuses
+first.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from ledgerd.gateway.http_rules import HttpRoute
+from ledgerd.gateway import strict_json
+from ledgerd.gateway.http_rules import WHOLE_BODY, HttpRoute
 from ledgerd.kernel.errors import validation_error
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -87,6 +89,8 @@ def build_request(
     _add_query(descriptor, document, query, allowed=query_names)
     message = GetMessageClass(descriptor)()
     try:
+        within = "" if body_field in {None, WHOLE_BODY} else str(body_field)
+        strict_json.check_values(descriptor, document, within=within)
         json_format.ParseDict(document, message, ignore_unknown_fields=False)
     except json_format.ParseError as error:
         raise validation_error("body", _readable(str(error))) from None
@@ -101,7 +105,7 @@ def _body_document(body_field: str | None, body: bytes) -> dict[str, Any]:
             raise validation_error("body", "this method takes no request body")
         return {}
     parsed = _json_body(body)
-    return dict(parsed) if body_field == "*" else {body_field: parsed}
+    return dict(parsed) if body_field == WHOLE_BODY else {body_field: parsed}
 
 
 def _add_query(
@@ -132,7 +136,9 @@ def _json_body(body: bytes) -> dict[str, Any]:
     if not body:
         return {}
     try:
-        parsed = json.loads(body)
+        parsed = strict_json.loads(body)
+    except strict_json.DuplicateKeyError as error:
+        raise validation_error("body", str(error)) from None
     except RecursionError:
         raise validation_error("body", "is nested too deeply") from None
     except ValueError as error:

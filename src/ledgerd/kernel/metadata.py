@@ -7,14 +7,22 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ledgerd.kernel.errors import validation_error
-from ledgerd.kernel.text import check_text
+from ledgerd.kernel.rules import MapRule, TextRule
+from ledgerd.kernel.text import check_text, text_rule
 
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 1024
 # Keys are names, not prose: a plain pattern keeps them safe inside JSON paths on every database
 # (metadata filters look keys up with JSON path expressions).
-METADATA_KEY_PATTERN = re.compile(rf"^[A-Za-z0-9_.:-]{{1,{MAX_METADATA_KEY}}}$")
+METADATA_KEY = rf"[A-Za-z0-9_.:-]{{1,{MAX_METADATA_KEY}}}"
+METADATA_KEY_PATTERN = re.compile(f"^{METADATA_KEY}$")
+# What check_metadata accepts.
+METADATA_RULE = MapRule(
+    MAX_METADATA_ENTRIES,
+    keys=TextRule(pattern=METADATA_KEY_PATTERN.pattern),
+    values=text_rule(MAX_METADATA_VALUE),
+)
 
 Metadata = Mapping[str, str]
 EMPTY_METADATA: Metadata = MappingProxyType({})

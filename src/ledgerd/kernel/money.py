@@ -6,11 +6,19 @@ import re
 from dataclasses import dataclass
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import IntegerRule, TextRule
 
 # Balances are stored as signed 64-bit integers, so no amount or balance may exceed this.
 MAX_AMOUNT = 2**63 - 1
 MAX_SCALE = 18
-_ASSET_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+_CODE = r"[A-Z][A-Z0-9]{1,15}"
+_ASSET_CODE = re.compile(f"^{_CODE}$")
+# What Asset.parse accepts, in one pattern: the code, '/', and a scale of 0 to MAX_SCALE (18)
+# in at most two digits, a leading zero allowed as int() reads it.
+ASSET_PATTERN = re.compile(rf"^{_CODE}/(?:0?[0-9]|1[0-8])$")
+ASSET_RULE = TextRule(pattern=ASSET_PATTERN.pattern)
+# What check_amount accepts.
+AMOUNT_RULE = IntegerRule(1, MAX_AMOUNT)
 
 
 @dataclass(frozen=True, slots=True)

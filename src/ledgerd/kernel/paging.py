@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import IntegerRule
 
 T = TypeVar("T")
 
 _MAX_INT_DIGITS = 19
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# What check_page_size accepts (APIs read 0, "unset", as the default).
+PAGE_SIZE_RULE = IntegerRule(1, MAX_PAGE_SIZE)
 
 
 @dataclass(frozen=True, slots=True)

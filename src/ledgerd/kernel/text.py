@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import TextRule
+
+# Any character but NUL (lone surrogates, also refused, cannot be written as a pattern).
+TEXT_CHARACTER = r"[^\x00]"
+TEXT_PATTERN = f"^{TEXT_CHARACTER}*$"
+
+
+def text_rule(max_length: int) -> TextRule:
+    """What ``check_text(..., max_length=max_length)`` accepts."""
+    return TextRule(pattern=TEXT_PATTERN, max_length=max_length)
 
 
 def check_text(value: object, field: str, *, max_length: int) -> str:

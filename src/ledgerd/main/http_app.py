@@ -9,14 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from ledgerd.gateway.api_docs import ledgerd_openapi
 from ledgerd.gateway.asgi import Receive, RestGateway, Scope, Send
 from ledgerd.gateway.docs_page import render_docs_page
+from ledgerd.gateway.framing import framing_refusal
 from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
+from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.grpc_server import LEDGER_SERVICE
 from ledgerd.main.health import PROBE_TIMEOUT_S
 from ledgerd.platform.db.health import probe_writes
@@ -79,6 +80,9 @@ Page = Callable[[Request], Awaitable[Response]]
 class HttpApp:
     """GET pages by exact path; everything else is the gateway's, errors included.
 
+    A request whose length could be read two ways is refused before either sees it (see
+    :mod:`ledgerd.gateway.framing`).
+
     Not a router with patterns: a pattern that fails to match (a %0A in an id) or a page hit
     with the wrong method would otherwise answer outside the API's error format.
     """
@@ -90,6 +94,10 @@ class HttpApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # no websockets or lifespan events here (uvicorn runs with lifespan off)
+        refusal = framing_refusal(scope["headers"])
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         page = self._pages.get(scope["path"]) if scope["method"] in {"GET", "HEAD"} else None
         if page is None:
             await self._gateway(scope, receive, send)

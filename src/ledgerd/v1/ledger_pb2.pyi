@@ -103,7 +103,7 @@ class CreateLedgerRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Matches ^[A-Za-z0-9_:.-]{1,128}$."""
+    """Matches ^[A-Za-z0-9_:.-]{1,128}$ and is not "." or ".." (which URLs cannot carry)."""
     name: _builtins.str
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -317,7 +317,7 @@ class CreateAccountRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     ledger: _builtins.str
     id: _builtins.str
-    """Matches ^[A-Za-z0-9_:.-]{1,128}$, unique in the ledger."""
+    """Matches ^[A-Za-z0-9_:.-]{1,128}$, is not "." or "..", and is unique in the ledger."""
     asset: _builtins.str
     """CODE/SCALE, e.g. USD/2."""
     @_builtins.property
@@ -375,10 +375,10 @@ class ListAccountsRequest(_message.Message):
     page_size: _builtins.int
     """At most 1000; 100 when unset."""
     page_token: _builtins.str
-    """The next_page_token of the previous page."""
+    """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
     @_builtins.property
     def metadata(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only accounts whose metadata has every one of these KEY=VALUE pairs."""
+        """Only accounts whose metadata has every one of these KEY=VALUE pairs (each key once)."""
 
     def __init__(
         self,
@@ -452,6 +452,7 @@ class Leg(_message.Message):
     ASSET_FIELD_NUMBER: _builtins.int
     debit_account: _builtins.str
     credit_account: _builtins.str
+    """Not the debit_account."""
     amount: _builtins.int
     """Minor units, 1 to 2^63-1."""
     asset: _builtins.str
@@ -894,7 +895,9 @@ class ListTransfersRequest(_message.Message):
     account: _builtins.str
     """Only transfers that moved this account."""
     page_size: _builtins.int
+    """At most 1000; 100 when unset."""
     page_token: _builtins.str
+    """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Only transfers created at or after start_time and before end_time."""
@@ -1254,7 +1257,9 @@ class ListEntriesRequest(_message.Message):
     ledger: _builtins.str
     account: _builtins.str
     page_size: _builtins.int
+    """At most 1000; 100 when unset."""
     page_token: _builtins.str
+    """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
     def __init__(
         self,
         *,

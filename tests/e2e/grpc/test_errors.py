@@ -186,6 +186,12 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
     ("malformed ledger id", V, lambda b: b.stub.GetLedger(pb.GetLedgerRequest(ledger="no such"))),
     ("empty ledger id", V, lambda b: b.stub.CreateLedger(pb.CreateLedgerRequest(id=""))),
     ("malformed account id", V, _open("bad id")),
+    # "." and ".." match the id pattern, but URL normalisation would erase them from a path.
+    ("ledger id '.'", V, lambda b: b.stub.CreateLedger(pb.CreateLedgerRequest(id="."))),
+    ("account id '..'", V, _open("..")),
+    ("reading ledger '..'", V, lambda b: b.stub.GetLedger(pb.GetLedgerRequest(ledger=".."))),
+    ("idempotency key '.'", V, _post(pay(".", "bank", "alice", 1))),
+    ("leg account '..'", V, _post(pay("k", "bank", "..", 1))),
     (
         "malformed transfer id",
         V,
@@ -263,6 +269,13 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         "metadata filter without '='",
         V,
         lambda b: b.stub.ListAccounts(pb.ListAccountsRequest(ledger=L, metadata=["novalue"])),
+    ),
+    (
+        "metadata filter naming a key twice",
+        V,
+        lambda b: b.stub.ListAccounts(
+            pb.ListAccountsRequest(ledger=L, metadata=["tier=gold", "tier=silver"])
+        ),
     ),
     (
         "metadata filter without a key",

@@ -296,6 +296,50 @@ CASES: list[tuple[str, str, Req]] = [
         V,
         transfer(transfer_input("k", leg("bank", "alice", 1), metadata={"note": "a\x00b"})),
     ),
+    # --- what protobuf's parser would read, but the API refuses --------------------------------
+    (
+        "a key given twice",  # json.loads keeps the last: a transfer k2 would be posted
+        V,
+        raw(
+            "POST",
+            f"/v1/ledgers/{L}/transfers",
+            b'{"idempotency_key": "k", "idempotency_key": "k2", "legs": [{"debit_account":'
+            b' "bank", "credit_account": "alice", "amount": 1}]}',
+        ),
+    ),
+    (
+        "a key given twice inside a leg",
+        V,
+        raw(
+            "POST",
+            f"/v1/ledgers/{L}/transfers",
+            b'{"idempotency_key": "k", "legs": [{"debit_account": "bank", "credit_account":'
+            b' "alice", "amount": 100, "amount": 1}]}',
+        ),
+    ),
+    ("null for a message field", V, transfer({**pay("k", "bank", "alice", 1), "pending": None})),
+    ("null for a string", V, Req("POST", "/v1/ledgers", body={"id": "new", "name": None})),
+    # Read as "unset", a null amount would capture the whole hold.
+    ("null for the capture amount", V, capture("held", {"amount": None})),
+    ("an amount with a plus sign", V, with_leg(amount="+1")),
+    ("an amount with an underscore", V, with_leg(amount="1_0")),
+    ("an amount with a leading zero", V, with_leg(amount="01")),
+    ("an amount in Arabic-Indic digits", V, with_leg(amount="\u0661")),
+    (
+        "as_of with a one-digit month",
+        V,
+        get("/accounts/alice/balance", as_of="2030-1-01T00:00:00Z"),
+    ),
+    (
+        "as_of a day ahead of UTC",
+        V,
+        get("/accounts/alice/balance", as_of="2030-01-01T00:00:00+24:00"),
+    ),
+    # --- ids a URL cannot carry ----------------------------------------------------------------
+    ("ledger id '.'", V, Req("POST", "/v1/ledgers", body={"id": "."})),
+    ("account id '..'", V, post("/accounts", {"id": "..", "asset": USD})),
+    ("idempotency key '.'", V, transfer(pay(".", "bank", "alice", 1))),
+    ("ledger '..' in the path, encoded", V, raw("GET", "/v1/ledgers/%2E%2E")),
     # --- query parameters ----------------------------------------------------------------------
     ("unknown query parameter", V, get("/transfers", colour="red")),
     ("a path field as a query parameter", V, get("/transfers", ledger="other")),
@@ -508,6 +552,10 @@ async def test_allow_lists_the_methods_a_path_takes(rest_api: RestApi) -> None:
         ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, HEAD, POST"),
         ("GET", f"/v1/ledgers/{L}/transfers:batch", "POST"),
         ("PUT", f"/v1/ledgers/{L}/accounts/a/balance", "GET, HEAD"),
+        # An action's path is the action's alone, though GetAccount's template matches it too.
+        ("OPTIONS", f"/v1/ledgers/{L}/accounts/alice:close", "POST"),
+        ("GET", f"/v1/ledgers/{L}/accounts/alice:freeze", "POST"),
+        ("DELETE", f"/v1/ledgers/{L}/transfers/t1:capture", "POST"),
     ]:
         response = await client.request(method, path)
         problem(response, 405, METHOD_NOT_ALLOWED)

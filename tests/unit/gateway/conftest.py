@@ -12,11 +12,11 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_tools import protoc
 
-from ledgerd.gateway.api_docs import ledgerd_openapi
 from ledgerd.gateway.comments import CommentIndex
 from ledgerd.gateway.descriptors import load_descriptor_set, services_in
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for
+from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.v1 import ledger_pb2
 
 HERE = Path(__file__).parent

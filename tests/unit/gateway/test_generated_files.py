@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pb2
 
-from ledgerd.gateway import api_docs
 from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_yaml
+from ledgerd.main import api_docs
 from ledgerd.v1 import ledger_pb2
 
 ROOT = Path(__file__).resolve().parents[3]

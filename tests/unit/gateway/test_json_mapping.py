@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ledgerd.gateway.json_forms import decimal_range_pattern
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.v1 import ledger_pb2
 from tests.unit.gateway.json_schemas import component, errors, validator
@@ -127,28 +128,30 @@ def test_int64_has_a_string_output_and_a_string_or_integer_input(
     ledger_document: JsonObject,
 ) -> None:
     schemas = _schemas(ledger_document)
-    pattern = "^-?[0-9]{1,19}$"
+    description = schemas["Leg"]["properties"]["amount"]["description"]
 
     assert schemas["Leg"]["properties"]["amount"] == {
-        "description": "Minor units, 1 to 2^63-1.",
+        "description": description,
         "type": "string",
         "format": "int64",
-        "pattern": pattern,
+        "pattern": "^-?[0-9]{1,19}$",
     }
+    # An amount is 1 to 2^63-1 (check_amount's rule): bounds for numbers, digits for strings.
     assert schemas["Leg-Input"]["properties"]["amount"] == {
-        "description": "Minor units, 1 to 2^63-1.",
+        "description": description,
         "type": ["string", "integer"],
         "format": "int64",
-        "pattern": pattern,
-        "minimum": -(2**63),
-        "maximum": 2**63 - 1,
+        "pattern": decimal_range_pattern(1, BIG),
+        "minimum": 1,
+        "maximum": BIG,
     }
     leg = component(ledger_document, "Leg-Input")
     base = {"debit_account": "a", "credit_account": "b"}
-    for accepted in ["9223372036854775807", BIG, -5, "-5"]:
+    for accepted in ["9223372036854775807", BIG, 1, "1", 12.0]:
         assert errors(leg, {**base, "amount": accepted}) == [], accepted
-    for refused in [2**63, "1.5", "", "12a", 1.5, True]:
-        assert errors(leg, {**base, "amount": refused}), refused
+    refused: list[object] = [0, "0", -5, "-5", 2**63, "9223372036854775808", "1.5", ""]
+    for amount in [*refused, "12a", "+5", "05", " 5", 1.5, True, None]:
+        assert errors(leg, {**base, "amount": amount}), amount
 
 
 def test_required_fields_come_from_field_behavior(ledger_document: JsonObject) -> None:
@@ -279,7 +282,11 @@ def test_output_required_tracks_presence(library_document: JsonObject) -> None:
         ),
         (
             "CreateAccount",
-            {"id": "a", "asset": "USD/2", "flags": {"overdraft_limit": 100}},
+            {
+                "id": "a",
+                "asset": "USD/2",
+                "flags": {"overdraft_limit": 100, "debits_must_not_exceed_credits": True},
+            },
             ledger_pb2.CreateAccountRequest,
             {"ledger": "main"},
         ),

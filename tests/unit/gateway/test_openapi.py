@@ -8,12 +8,15 @@ import yaml
 from google.protobuf.descriptor import ServiceDescriptor
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from ledgerd.gateway.api_docs import error_statuses
 from ledgerd.gateway.comments import CommentIndex
 from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.http_rules import http_routes
+from ledgerd.gateway.json_forms import TIMESTAMP_TEXT
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import NDJSON, build_openapi, openapi_json, openapi_yaml
+from ledgerd.kernel.ids import ID_PATTERN
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
+from ledgerd.main.api_docs import error_statuses
 from ledgerd.v1 import ledger_pb2
 from tests.unit.gateway.json_schemas import DRAFT_2020_12, walk
 from tests.unit.gateway.services import service_with
@@ -21,6 +24,14 @@ from tests.unit.gateway.services import service_with
 # Where OpenAPI puts a Schema Object: (..., "schema") in parameters and media types, and each
 # entry of components.schemas.
 _SCHEMA_KEYS = {"schema"}
+
+# A required id in the path: the kernel's id rule ("." and ".." match the pattern but not it).
+ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": ID_PATTERN.pattern,
+    "not": {"enum": [".", ".."]},
+}
 
 
 def _operations(document: JsonObject) -> dict[str, tuple[str, str, JsonObject]]:
@@ -160,10 +171,7 @@ def test_path_parameters_are_the_template_variables(ledger_document: JsonObject)
     assert [
         (parameter["name"], parameter["in"], parameter["required"], parameter["schema"])
         for parameter in capture["parameters"]
-    ] == [
-        ("ledger", "path", True, {"type": "string", "minLength": 1}),
-        ("transfer", "path", True, {"type": "string", "minLength": 1}),
-    ]
+    ] == [("ledger", "path", True, ID_SCHEMA), ("transfer", "path", True, ID_SCHEMA)]
 
 
 def test_multi_segment_variables_document_their_shape(library_document: JsonObject) -> None:
@@ -183,12 +191,23 @@ def test_query_parameters_for_every_field_not_in_path_or_body(ledger_document: J
     query = {p["name"]: p for p in list_transfers["parameters"] if p["in"] == "query"}
 
     assert list(query) == ["account", "start_time", "end_time", "page_size", "page_token"]
-    assert query["start_time"]["schema"] == {"type": "string", "format": "date-time"}
+    assert query["start_time"]["schema"] == {
+        "type": "string",
+        "format": "date-time",
+        "pattern": TIMESTAMP_TEXT.pattern,
+    }
+    # 1 to 1000, and 0: proto3 cannot tell it from "unset", which means the default.
     assert query["page_size"]["schema"] == {
         "type": "integer",
         "format": "int32",
-        "minimum": -(2**31),
-        "maximum": 2**31 - 1,
+        "minimum": 0,
+        "maximum": 1000,
+    }
+    # Not required, so "" (unset, all accounts) besides an id.
+    assert query["account"]["schema"] == {
+        "type": "string",
+        "pattern": "^$|" + ID_PATTERN.pattern,
+        "not": {"enum": [".", ".."]},
     }
     assert query["account"]["description"] == "Only transfers that moved this account."
     assert not any(parameter.get("required") for parameter in query.values())
@@ -196,7 +215,11 @@ def test_query_parameters_for_every_field_not_in_path_or_body(ledger_document: J
     _, _, list_accounts = _operations(ledger_document)["ListAccounts"]
     (metadata,) = [p for p in list_accounts["parameters"] if p["name"] == "metadata"]
     # A repeated field repeats the parameter: ?metadata=a%3D1&metadata=b%3D2 (form, exploded).
-    assert metadata["schema"] == {"type": "array", "items": {"type": "string"}}
+    assert metadata["schema"] == {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}=[^\\x00]{0,1024}$"},
+        "maxItems": 64,
+    }
     assert "style" not in metadata  # OpenAPI's default for query: form, explode=true
 
 
@@ -357,6 +380,7 @@ def test_yaml_and_json_are_deterministic_and_round_trip(ledger_document: JsonObj
         [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]],
         comments=CommentIndex.from_descriptor_set(load_descriptor_set()),
         error_statuses=error_statuses(),
+        rules=LEDGER_API_RULES,
     )
 
     assert openapi_yaml(again) == text  # default-pool descriptors document the same API

@@ -102,10 +102,40 @@ def test_a_known_path_with_another_method_is_not_allowed(ledger_router: Router) 
 
     assert raised.value.allowed == ("GET", "POST")
 
-    # GetAccount also matches ".../a:freeze" (an account named "a:freeze"), hence GET.
+
+@pytest.mark.parametrize("verb", ["GET", "OPTIONS", "PUT"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/ledgers/m/accounts/a:close",
+        "/v1/ledgers/m/accounts/a:freeze",
+        "/v1/ledgers/m/transfers/t:capture",
+        "/v1/ledgers/m/transfers:batch",
+    ],
+)
+def test_an_action_path_allows_only_its_action(ledger_router: Router, verb: str, path: str) -> None:
+    # GetAccount's template matches ".../a:close" too (an account "a:close"), but the most
+    # specific template that matches names the resource: the action, which is POST only.
     with pytest.raises(MethodNotAllowedError) as raised:
-        ledger_router.match("PUT", "/v1/ledgers/m/accounts/a:freeze")
-    assert raised.value.allowed == ("GET", "POST")
+        ledger_router.match(verb, path)
+
+    assert raised.value.allowed == ("POST",)
+
+
+def test_an_id_spelled_like_an_action_is_reached_with_its_colon_encoded(
+    ledger_router: Router,
+) -> None:
+    found = ledger_router.match("GET", "/v1/ledgers/m/accounts/a%3Aclose")
+
+    assert (found.route.method.name, found.path_variables["account"]) == ("GetAccount", "a:close")
+
+
+def test_templates_of_one_shape_make_one_resource(library_router: Router) -> None:
+    # GetBook and UpdateBook bind different fields over the same segments: one resource.
+    with pytest.raises(MethodNotAllowedError) as raised:
+        library_router.match("DELETE", "/v1/shelves/s1/books/b1")
+
+    assert raised.value.allowed == ("GET", "PATCH")
 
 
 def test_a_malformed_path_is_a_bad_request_not_a_miss(ledger_router: Router) -> None:

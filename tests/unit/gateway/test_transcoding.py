@@ -121,3 +121,138 @@ def test_responses_use_proto_names_string_int64_and_every_field() -> None:
         "available": "0",
     }
     assert render(pb.Account(status=pb.Account.FROZEN))["status"] == "FROZEN"
+
+
+# --- strict JSON: what protobuf's parser lets through but the API does not --------------------
+
+
+def _refusal(method: str, body: bytes, **path: str) -> LedgerdError:
+    route = _route(method)
+    values = path or {variable.name: "x" for variable in route.template.variables}
+    with pytest.raises(LedgerdError) as raised:
+        build_request(route, path_values=values, query=[], body=body)
+    assert raised.value.code is ErrorCode.VALIDATION_FAILED
+    return raised.value
+
+
+_LEG = b'{"debit_account": "a", "credit_account": "b", "amount": 1}'
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "key"),
+    [
+        pytest.param("CreateLedger", b'{"id": "a", "id": "b"}', "id", id="top-level"),
+        pytest.param(
+            "PostTransfer",
+            b'{"idempotency_key": "k", "legs": [{"debit_account": "a", "credit_account": "b",'
+            b' "amount": 1, "amount": 2}]}',
+            "amount",
+            id="in-a-list-item",
+        ),
+        pytest.param(
+            "CreateLedger", b'{"id": "a", "metadata": {"t": "1", "t": "2"}}', "t", id="in-a-map"
+        ),
+        pytest.param("CreateLedger", b'{"id": "a", "name": "x", "id": "a"}', "id", id="same-value"),
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_refused(method: str, body: bytes, key: str) -> None:
+    # json.loads keeps the last value; a client (or a proxy in between) may have meant the first.
+    error = _refusal(method, body)
+    assert f"'{key}'" in error.message
+    assert error.details == {"field": "body"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "field"),
+    [
+        pytest.param("PostTransfer", b'{"pending": null}', "pending", id="message"),
+        pytest.param("CreateLedger", b'{"id": "a", "name": null}', "name", id="string"),
+        pytest.param("CapturePending", b'{"amount": null}', "amount", id="optional-int64"),
+        pytest.param("CreateLedger", b'{"id": "a", "metadata": null}', "metadata", id="map"),
+        pytest.param("PostTransfer", b'{"legs": null}', "legs", id="list"),
+        pytest.param("PostTransfer", b'{"legs": [null]}', "legs[0]", id="list-item"),
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [{"debit_account": "a", "credit_account": null}]}',
+            "legs[0].credit_account",
+            id="nested",
+        ),
+        pytest.param("CreateLedger", b'{"metadata": {"k": null}}', "metadata.k", id="map-value"),
+    ],
+)
+def test_null_is_refused_wherever_it_appears(method: str, body: bytes, field: str) -> None:
+    # protobuf's parser reads null as "unset"; the schema says no field is nullable, and an
+    # absent field already means unset, so null is refused rather than quietly dropped.
+    error = _refusal(method, body)
+    assert error.details == {"field": field}
+    assert "null" in error.message
+
+
+@pytest.mark.parametrize(
+    "amount", ['"+5"', '"1_000"', '"\\t5"', '"\\u0663"', '"007"', '"-0"', '"5.0"', '"1e3"', '""']
+)
+def test_integers_as_strings_are_plain_decimals(amount: str) -> None:
+    # Python's int() would read all of these (protobuf's parser uses it).
+    body = b'{"legs": [{"debit_account": "a", "credit_account": "b", "amount": %s}]}' % (
+        amount.encode()
+    )
+    error = _refusal("PostTransfer", body)
+    assert error.details == {"field": "legs[0].amount"}
+
+
+@pytest.mark.parametrize("query", [("page_size", "+5"), ("page_size", "05")])
+def test_integers_in_the_url_are_plain_decimals_too(query: tuple[str, str]) -> None:
+    with pytest.raises(LedgerdError) as raised:
+        build_request(_route("ListAccounts"), path_values={"ledger": "l"}, query=[query], body=b"")
+    assert raised.value.details == {"field": "page_size"}
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "2000-1-01T00:00:00Z",  # a one-digit month
+        "2000-01-01T00:00:00.Z",  # a fraction without digits
+        "\uff12\uff10\uff10\uff10-01-01T00:00:00Z",  # full-width digits
+        "2000-01-01T00:00:00+24:00",  # an offset of a whole day
+        "2000-01-01T00:00:00-00:60",
+    ],
+)
+def test_timestamps_are_rfc_3339_as_written(instant: str) -> None:
+    with pytest.raises(LedgerdError) as raised:
+        build_request(
+            _route("GetBalance"),
+            path_values={"ledger": "l", "account": "a"},
+            query=[("as_of", instant)],
+            body=b"",
+        )
+    assert raised.value.details == {"field": "as_of"}
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "2000-01-01T00:00:00Z",
+        "2000-01-01T00:00:00.123456789+05:30",
+        "2000-01-01T00:00:00-00:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999999Z",
+    ],
+)
+def test_rfc_3339_timestamps_are_accepted(instant: str) -> None:
+    message = build_request(
+        _route("GetBalance"),
+        path_values={"ledger": "l", "account": "a"},
+        query=[("as_of", instant)],
+        body=b"",
+    )
+    assert isinstance(message, pb.GetBalanceRequest)
+    assert message.HasField("as_of")
+
+
+def test_plain_integers_still_arrive_as_strings_or_numbers() -> None:
+    for amount in (b'"0"', b'"-12"', b"12", b"12.0", b'"9223372036854775807"'):
+        body = b'{"legs": [{"debit_account": "a", "credit_account": "b", "amount": ' + amount
+        message = build_request(
+            _route("PostTransfer"), path_values={"ledger": "l"}, query=[], body=body + b"}]}"
+        )
+        assert isinstance(message, pb.PostTransferRequest)

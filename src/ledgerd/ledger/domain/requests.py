@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ledgerd.kernel.errors import validation_error
-from ledgerd.kernel.ids import check_id
+from ledgerd.kernel.ids import DOT_SEGMENTS, ID_PATTERN, check_id
 from ledgerd.kernel.metadata import Metadata, check_metadata
 from ledgerd.kernel.money import Asset, check_amount
+from ledgerd.kernel.rules import TextRule
 
 MAX_LEGS = 64
 # Ten years: long enough for any hold, short enough that the expiry instant is representable.
@@ -100,6 +101,12 @@ class TransferRequest:
 
 
 _DERIVED_KEY_OPERATIONS = frozenset({"capture", "void", "expire", "reverse"})
+# What check_key accepts, as a rule the API documents are made of.
+KEY_RULE = TextRule(
+    pattern=f"^(?:(?:{'|'.join(sorted(_DERIVED_KEY_OPERATIONS))})/)?{ID_PATTERN.pattern[1:-1]}$",
+    excluded=DOT_SEGMENTS
+    | {f"{operation}/{dots}" for operation in _DERIVED_KEY_OPERATIONS for dots in DOT_SEGMENTS},
+)
 
 
 def _derived_key(operation: str, target_id: str, explicit: str | None) -> str:

@@ -4,11 +4,11 @@ import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import encode_cursor
-from ledgerd.ledger.domain.model import AccountFlags, Balances, Entry
+from ledgerd.ledger.domain.model import AccountFlags, Balances, Entry, new_account
 from ledgerd.ledger.domain.requests import CaptureRequest
 from tests.fakes.clock import START
 from tests.fakes.ledger_app import LedgerApp
-from tests.unit.ledger.application.scenario import LEDGER, open_account, pay
+from tests.unit.ledger.application.scenario import LEDGER, USD, open_account, pay
 
 
 async def _error(awaitable: object) -> ErrorCode:
@@ -167,6 +167,19 @@ async def test_list_accounts_rejects_bad_input(
     app: LedgerApp, kwargs: dict[str, object], code: ErrorCode
 ) -> None:
     assert await _error(app.queries.list_accounts(LEDGER, **kwargs)) is code  # type: ignore[arg-type]
+
+
+async def test_accounts_stored_before_the_dot_rule_still_page(app: LedgerApp) -> None:
+    # "." passed check_id until ids became URL-safe; stored ones are not migrated, so a page
+    # may end on one and its cursor must still lead to the next page.
+    async with app.uow.begin() as tx:
+        await app.accounts.add(new_account(LEDGER, ".", USD, app.clock.now()))
+        await tx.commit()
+
+    first = await app.queries.list_accounts(LEDGER, limit=1)
+    assert [account.id for account in first.items] == ["."]
+    second = await app.queries.list_accounts(LEDGER, cursor=first.next_cursor, limit=1)
+    assert [account.id for account in second.items] == ["alice"]
 
 
 async def test_list_accounts_of_an_unknown_ledger(app: LedgerApp) -> None:

@@ -141,11 +141,17 @@ def batch_item(value: pb.TransferInput, field: str) -> TransferRequest | Malform
 
 
 def metadata_filter(pairs: Iterable[str]) -> dict[str, str]:
-    """``["tier=gold", "region=eu"]`` → ``{"tier": "gold", "region": "eu"}``."""
+    """``["tier=gold", "region=eu"]`` → ``{"tier": "gold", "region": "eu"}``.
+
+    A key named twice is refused rather than read as its last value: the client asked for two
+    values of one key, which no account has (and the filter's size would be misjudged).
+    """
     selected: dict[str, str] = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals or not key:
             raise validation_error("metadata", f"filter {pair!r} is not of the form KEY=VALUE")
+        if key in selected:
+            raise validation_error("metadata", f"filter names the key {key!r} twice")
         selected[key] = value
     return selected

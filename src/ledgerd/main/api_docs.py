@@ -1,10 +1,12 @@
 """ledgerd's own API reference: the one call that both `make generate` and the server make.
 
 ``openapi.build_openapi`` knows nothing of ledgerd; this module supplies what is ledgerd's:
-the shipped descriptor set and the table of error codes and their HTTP statuses. Keeping
-both callers on this one function is what makes the served document equal docs/openapi.yaml.
+the shipped descriptor set, the table of error codes and their HTTP statuses, and the rules
+the ledger checks its request fields by. It lives in the composition root because those
+rules are the ledger context's, which the gateway may not import. Keeping both callers on
+this one function is what makes the served document equal docs/openapi.yaml.
 
-    python -m ledgerd.gateway.api_docs [yaml|json|html]   print the reference
+    python -m ledgerd.main.api_docs [yaml|json|html]   print the reference
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.platform.api.errors import TRANSPORT
 
 
@@ -33,14 +36,18 @@ def ledgerd_openapi(
     ``descriptor_set`` defaults to the one shipped in the package; `make generate` passes the
     one it has just compiled.
     """
-    return openapi_for(descriptor_set or load_descriptor_set(), error_statuses=error_statuses())
+    return openapi_for(
+        descriptor_set or load_descriptor_set(),
+        error_statuses=error_statuses(),
+        rules=LEDGER_API_RULES,
+    )
 
 
 def main(argv: list[str]) -> int:
     renderers = {"yaml": openapi_yaml, "json": openapi_json, "html": render_docs_page}
     choice = argv[0] if argv else "yaml"
     if len(argv) > 1 or choice not in renderers:
-        sys.stderr.write(f"usage: python -m ledgerd.gateway.api_docs [{'|'.join(renderers)}]\n")
+        sys.stderr.write(f"usage: python -m ledgerd.main.api_docs [{'|'.join(renderers)}]\n")
         return 2
     sys.stdout.write(renderers[choice](ledgerd_openapi()))
     return 0
