@@ -252,3 +252,32 @@ async def test_outages_answer_unavailable_and_nothing_is_half_written(postgres_u
     )
     output, _ = await verify.communicate()
     assert verify.returncode == 0, output.decode()
+
+
+async def test_a_server_whose_database_stalls_still_stops_on_sigterm(postgres_url: str) -> None:
+    """One wedged server logged "ledgerd stopped" and lived on for minutes: never again."""
+    proxy = TcpProxy("127.0.0.1", make_url(postgres_url).port or 5432)
+    await proxy.start()
+    try:
+        async with _serving_through(proxy, postgres_url) as (served, base_url):
+            ledger = Ledger(served.port, L)
+            await ledger.open(["bank", "a0"])
+            seen, stop = Seen(), asyncio.Event()
+            clients = [
+                asyncio.create_task(_client(n, served, base_url, seen, stop)) for n in range(4)
+            ]
+            await asyncio.sleep(0.5)
+            proxy.stall()  # calls in flight hang on the database from here on
+            await asyncio.sleep(0.5)
+            stopping = time.monotonic()
+            served.process.terminate()
+            exit_code = await served.wait_for_exit()  # bounded: fails the test if it hangs
+            stopped_s = time.monotonic() - stopping
+            stop.set()
+            await asyncio.gather(*clients, return_exceptions=True)
+    finally:
+        proxy.resume()
+        await proxy.aclose()
+    print(f"stopped {stopped_s:.2f} s after SIGTERM, its database stalled")  # noqa: T201
+    assert exit_code == 0, served.log
+    assert served.output[-1] == "ledgerd stopped", served.log
