@@ -99,6 +99,7 @@ class PostingBatcher:
             options.queue_capacity, per_key=min(GROUPS_PER_LEDGER, options.workers)
         )
         self._groups: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Future[None]] = set()  # parts posted alone at shutdown
         self._dispatcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -153,9 +154,13 @@ class PostingBatcher:
                 # Admitted with the call: a part is never refused for want of room.
                 self._queue.try_put(part.ledger_id, call, admitted=True)
             except ChannelClosedError:
-                # Shutting down: the rest of an accepted call is still posted, alone.
-                finishing = asyncio.ensure_future(self._alone(part))
-                finishing.add_done_callback(lambda done: _answer_from(call, done))
+                # Shutting down: the rest of an accepted call is still posted, alone, under
+                # the same rules (a caller leaving before its writes leaves nothing behind).
+                alone = asyncio.ensure_future(
+                    post_and_answer(self._handler, [call], self._failures)
+                )
+                self._finishing.add(alone)
+                alone.add_done_callback(self._finishing.discard)
             return call
 
         return post_part
@@ -218,15 +223,6 @@ class PostingBatcher:
         finally:
             lease.release()
             slots.release()
-
-
-def _answer_from(call: PostingCall, done: asyncio.Future[Outcome]) -> None:
-    if done.cancelled():
-        call.fail(_stranded(call))
-    elif (error := done.exception()) is not None:
-        call.fail(error)
-    else:
-        call.answer(done.result())
 
 
 def _stranded(call: PostingCall) -> LedgerdError:

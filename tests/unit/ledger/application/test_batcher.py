@@ -535,6 +535,25 @@ async def test_a_caller_who_leaves_while_a_part_is_written_gets_it_and_no_more()
     assert await _balance(app, "alice") == 8
 
 
+async def test_closing_in_the_middle_of_a_call_in_parts_still_posts_all_of_it() -> None:
+    app = await _books()
+    handler = RecordingHandler(app)
+    handler.write_gate = asyncio.Event()
+    batcher = PostingBatcher(handler, BatchingOptions(group_transfers=2))
+    async with batcher:
+        call = asyncio.create_task(batcher(_many("big", 6)))
+        await handler.writing.wait()  # the first part is being written
+        closing = asyncio.create_task(batcher.aclose())
+        await asyncio.sleep(0)
+        handler.write_gate.set()
+        outcome = await call
+        await closing
+    sequences = [ok(result).transfer.sequence for result in outcome]
+    assert sequences == sorted(sequences)
+    assert len(sequences) == 6
+    assert await _balance(app, "alice") == 6
+
+
 async def test_a_ledger_with_a_backlog_does_not_hold_up_another() -> None:
     app = await _books()
     await create_ledger(app, "B")
