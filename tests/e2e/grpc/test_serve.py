@@ -96,7 +96,9 @@ async def running_ledgerd(
     finally:
         if process.returncode is None:
             process.kill()
-            await process.wait()
+            # Read what is left: asyncio reports the exit only once the pipe is drained, and
+            # stops draining it once more output than its buffer holds is waiting unread.
+            await process.communicate()
 
 
 def _listening(line: str) -> bool:
