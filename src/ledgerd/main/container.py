@@ -41,6 +41,7 @@ from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
+from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -49,6 +50,10 @@ from ledgerd.platform.messaging.ports import Publisher
 from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
+
+# The hint given with a refusal: about how long a full house of calls takes to drain on the
+# benchmark machine (docs/benchmarks.md), so a client that waits this long finds room.
+OVERLOAD_RETRY_AFTER_S = 0.5
 
 
 class InfrastructureProvider(Provider):
@@ -75,6 +80,11 @@ class InfrastructureProvider(Provider):
     @provide
     def unit_of_work(self, engine: AsyncEngine) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(engine)
+
+    @provide
+    def admission(self, settings: Settings) -> Admission:
+        """The one bound on calls in the process: the gRPC server and the gateway share it."""
+        return Admission(settings.max_concurrent_calls, retry_after_s=OVERLOAD_RETRY_AFTER_S)
 
 
 class OutboxProvider(Provider):

@@ -34,6 +34,18 @@ class Settings(BaseSettings):
         description="HOST:PORT of a remote ledgerd gRPC server for the gateway to forward to; "
         "unset: call this process's servicer directly",
     )
+    # Measured on the 2-core machine of docs/benchmarks.md (`ledgerd bench`, bench/flood.py):
+    # throughput stops growing well before this many calls are in the process at once, so more
+    # would only queue (latency grows linearly, memory with it); a full house of single-transfer
+    # calls drains in about a second there, and a client's deadline is rarely shorter.
+    max_concurrent_calls: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="calls (gRPC and REST together) the server runs at once; beyond it a call "
+        "is refused at once with OVERLOADED (RESOURCE_EXHAUSTED + RetryInfo, or 429 + "
+        "Retry-After); health checks and reflection are not counted",
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )
