@@ -9,6 +9,10 @@ large enough that every call gets that answer.
 
 - The flood: 3,000 calls at once, reads and postings over several connections, on SQLite.
   Each one is answered OK or OVERLOADED; none CANCELLED; health checks in the flood answered.
+- Calls held in the server: postings that wait on a row lock the test holds (PostgreSQL), as
+  many as the limit. While they wait, every further call, gRPC or REST, is refused at once,
+  health answers SERVING; once the lock is released the held calls are posted, and calls are
+  admitted again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import collections
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -27,7 +31,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
+from sqlalchemy import text
 
+from ledgerd.platform.db import migrations
+from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
@@ -45,6 +52,8 @@ FLOOD = 3_000
 FLOOD_CHANNELS = 4
 FLOOD_HEALTH_CHECKS = 20
 FLOOD_LIMIT = 64
+HELD_LIMIT = 4
+HELD_EXTRA = 6
 REST_LINE = "REST  http://127.0.0.1:"
 # No access log line per call: thousands of them would fill the pipe the test reads them from.
 QUIET = {"log_level": "WARNING"}
@@ -179,3 +188,70 @@ async def test_a_flood_of_calls_is_answered_ok_or_overloaded_never_cancelled(
         # Calls are admitted again once the flood has passed.
         assert await clients.serving() == health_pb2.HealthCheckResponse.SERVING
         await _post(clients.stub, "after-the-flood")
+
+
+@contextmanager
+def _no_leaks(tasks: Sequence[asyncio.Task[Outcome]]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def test_calls_beyond_the_limit_are_refused_while_admitted_calls_wait_and_then_complete(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        await migrations.upgrade(engine)
+        async with (
+            ledgerd_serve(postgres_url, max_concurrent_calls=str(HELD_LIMIT), **QUIET) as served,
+            _clients(served, 2) as clients,
+            engine.connect() as blocker,
+        ):
+            # Every posting locks its ledger's chain head: held here, the postings wait on it.
+            await blocker.execute(
+                text("SELECT id FROM ledgers WHERE id = :id FOR UPDATE"), {"id": L}
+            )
+            stubs = clients.round_robin()
+            keys = [f"held-{number}" for number in range(HELD_LIMIT + HELD_EXTRA)]
+            tasks = [asyncio.ensure_future(_outcome(_post(next(stubs), key))) for key in keys]
+            with _no_leaks(tasks):
+                # Exactly the limit is admitted (and waits on the lock); the rest are refused.
+                try:
+                    async with asyncio.timeout(WAIT_S):
+                        while sum(task.done() for task in tasks) < HELD_EXTRA:
+                            waiting = [task for task in tasks if not task.done()]
+                            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                except TimeoutError:
+                    answered = sum(task.done() for task in tasks)
+                    pytest.fail(f"{answered} of {len(tasks)} calls answered, not {HELD_EXTRA}")
+                refused = [task.result() for task in tasks if task.done()]
+                assert refused == [OVERLOADED] * HELD_EXTRA
+
+                # While full: probes answer, any other call is refused, over both transports.
+                assert await clients.serving() == health_pb2.HealthCheckResponse.SERVING
+                read = clients.stub.GetLedger(pb.GetLedgerRequest(ledger=L), timeout=CALL_TIMEOUT_S)
+                assert await _outcome(read) == OVERLOADED
+                assert (await clients.rest.get("/healthz")).status_code == 200
+                over_rest = await clients.rest.get(f"/v1/ledgers/{L}")
+                assert over_rest.status_code == 429, over_rest.text
+                assert over_rest.json()["code"] == "OVERLOADED"
+                assert int(over_rest.headers["retry-after"]) >= 1
+
+                await blocker.rollback()
+                async with asyncio.timeout(WAIT_S):
+                    outcomes = await asyncio.gather(*tasks)
+            assert sorted(outcomes) == sorted(["OK"] * HELD_LIMIT + [OVERLOADED] * HELD_EXTRA)
+
+            # Admitted again, and only the admitted postings were written.
+            await _post(clients.stub, "after")
+            assert (await clients.rest.get(f"/v1/ledgers/{L}")).status_code == 200
+            listed = await clients.stub.ListTransfers(
+                pb.ListTransfersRequest(ledger=L, page_size=100), timeout=CALL_TIMEOUT_S
+            )
+            admitted = {key for key, outcome in zip(keys, outcomes, strict=True) if outcome == "OK"}
+            assert {t.idempotency_key for t in listed.transfers} == {*admitted, "after"}
+    finally:
+        await engine.dispose()
