@@ -51,8 +51,9 @@ from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
 
-# The hint given with a refusal: about how long a full house of calls takes to drain on the
-# benchmark machine (docs/benchmarks.md), so a client that waits this long finds room.
+# The retry hint given with a refusal: half of what a full house of calls (the default limit)
+# takes to drain on the benchmark machine (docs/benchmarks.md, "Overload"), so that a client
+# waiting this long finds calls finished, and refused clients do not come straight back.
 OVERLOAD_RETRY_AFTER_S = 0.5
 
 

@@ -34,10 +34,11 @@ class Settings(BaseSettings):
         description="HOST:PORT of a remote ledgerd gRPC server for the gateway to forward to; "
         "unset: call this process's servicer directly",
     )
-    # Measured on the 2-core machine of docs/benchmarks.md (`ledgerd bench`, bench/flood.py):
-    # throughput stops growing well before this many calls are in the process at once, so more
-    # would only queue (latency grows linearly, memory with it); a full house of single-transfer
-    # calls drains in about a second there, and a client's deadline is rarely shorter.
+    # The default, from the 2-core machine of docs/benchmarks.md ("Overload"): throughput
+    # flattens past a few hundred calls in the server (single transfers: 262/s with 256 calls
+    # at once, 320/s with 1,024, while the median wait went from 0.95 s to 3 s), so more calls
+    # only wait longer and hold more memory. 1,000 is about a second of work there when the
+    # machine is idle (878 single transfers/s): a full house drains within common deadlines.
     max_concurrent_calls: int = Field(
         default=1000,
         ge=1,
