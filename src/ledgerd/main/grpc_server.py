@@ -27,6 +27,10 @@ UNADMITTED_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
 # hold a whole burst until it is picked up (and refused, if need be: well under a millisecond a
 # call). It stays bounded: a call waiting there holds about 15 KB (measured: 10,000 of them
 # took 150 MB), so past MAX_PENDING_CALLS grpc still drops new calls, as a last resort.
+# HTTP/2's per-connection stream limit (grpc.max_concurrent_streams) stays unset, as grpc
+# leaves it (no limit advertised): it played no part (one connection or eight, the same share
+# was dropped), and with one a connection's excess calls would wait in its client, unanswered,
+# instead of being refused with a hint; it bounds nothing across connections either.
 MAX_PENDING_CALLS = 10_000
 _OPTIONS = (
     ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
