@@ -51,9 +51,10 @@ from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
 
-# The retry hint given with a refusal: half of what a full house of calls (the default limit)
-# takes to drain on the benchmark machine (docs/benchmarks.md, "Overload"), so that a client
-# waiting this long finds calls finished, and refused clients do not come straight back.
+# The retry hint given with a refusal: a third to a half of the time a full house of calls
+# (the default limit) takes to drain on the benchmark machine (docs/benchmarks.md,
+# "Overload"), so a client waiting this long finds calls finished, and refused clients do not
+# come straight back (each refusal costs the server about two thirds of a posting).
 OVERLOAD_RETRY_AFTER_S = 0.5
 
 

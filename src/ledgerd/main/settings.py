@@ -35,10 +35,10 @@ class Settings(BaseSettings):
         "unset: call this process's servicer directly",
     )
     # The default, from the 2-core machine of docs/benchmarks.md ("Overload"): throughput
-    # flattens past a few hundred calls in the server (single transfers: 262/s with 256 calls
-    # at once, 320/s with 1,024, while the median wait went from 0.95 s to 3 s), so more calls
-    # only wait longer and hold more memory. 1,000 is about a second of work there when the
-    # machine is idle (878 single transfers/s): a full house drains within common deadlines.
+    # flattens past a few hundred calls in the server (single transfers: 501/s with 256 calls
+    # at once, 634/s with 1,024, while the median wait went from 0.5 s to 1.5 s), so more calls
+    # only wait longer and hold more memory. 1,000 is a second or two of work there (634-878
+    # single transfers/s): a full house drains within common client deadlines.
     max_concurrent_calls: int = Field(
         default=1000,
         ge=1,
