@@ -42,6 +42,7 @@ from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
+from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.file_limit import raise_file_limit
@@ -278,7 +279,9 @@ def serve(
         stop = _stop_on_signals()
         server = await start_grpc_server(container, settings.grpc_address)
         invoker, channel = build_invoker(
-            await container.get(LedgerService), settings.gateway_forward_to
+            await container.get(LedgerService),
+            settings.gateway_forward_to,
+            await container.get(Admission),
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
         http = await start_http_server(

@@ -42,6 +42,7 @@ from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
+from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -50,6 +51,12 @@ from ledgerd.platform.messaging.ports import Publisher
 from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
+
+# The retry hint given with a refusal: a third to a half of the time a full house of calls
+# (the default limit) takes to drain on the benchmark machine (docs/benchmarks.md,
+# "Overload"), so a client waiting this long finds calls finished, and refused clients do not
+# come straight back (each refusal costs the server about two thirds of a posting).
+OVERLOAD_RETRY_AFTER_S = 0.5
 
 
 class InfrastructureProvider(Provider):
@@ -79,6 +86,11 @@ class InfrastructureProvider(Provider):
     @provide
     def unit_of_work(self, engine: AsyncEngine) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(engine)
+
+    @provide
+    def admission(self, settings: Settings) -> Admission:
+        """The one bound on calls in the process: the gRPC server and the gateway share it."""
+        return Admission(settings.max_concurrent_calls, retry_after_s=OVERLOAD_RETRY_AFTER_S)
 
 
 class OutboxProvider(Provider):

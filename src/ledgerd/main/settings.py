@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         description="HOST:PORT of a remote ledgerd gRPC server for the gateway to forward to; "
         "unset: call this process's servicer directly",
     )
+    # The default, from the 2-core machine of docs/benchmarks.md ("Overload"): throughput
+    # flattens past a few hundred calls in the server (single transfers: 501/s with 256 calls
+    # at once, 634/s with 1,024, while the median wait went from 0.5 s to 1.5 s), so more calls
+    # only wait longer and hold more memory. 1,000 is a second or two of work there (634-878
+    # single transfers/s): a full house drains within common client deadlines.
+    max_concurrent_calls: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="calls (gRPC and REST together) the server runs at once; beyond it a call "
+        "is refused at once with OVERLOADED (RESOURCE_EXHAUSTED + RetryInfo, or 429 + "
+        "Retry-After); health checks and reflection are not counted",
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )
