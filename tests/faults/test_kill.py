@@ -106,11 +106,14 @@ class Figures:
         def seconds(values: list[float]) -> str:
             return ", ".join(f"{value:.2f}" for value in values) + " s"
 
+        answers = ", ".join(f"{why} {count}" for why, count in self.answers)
+
         return (
             f"{self.backend} (seed {self.seed}): {KILLS} kills, "
             f"{CLIENTS_PER_TRANSPORT} gRPC + {CLIENTS_PER_TRANSPORT} REST clients\n"
             f"  requests {self.requests}, transfers (keys) {self.keys}: "
-            f"acknowledged {self.acknowledged}, definite failures {self.failed}\n"
+            f"acknowledged {self.acknowledged}, definite failures {self.failed}; "
+            f"the ledger holds {self.present}\n"
             f"  ambiguous {self.ambiguous}, all resolved: {self.ambiguous_present} written "
             f"({self.committed_unanswered} of them before their answer was lost), "
             f"{self.ambiguous - self.ambiguous_present} not; "
@@ -120,7 +123,7 @@ class Figures:
             f"  calls in flight at each kill: {self.in_flight_at_kill}\n"
             f"  start-up (spawn to listening): {seconds(self.start_up_s)}\n"
             f"  recovery (spawn to first acknowledged call): {seconds(self.recovery_s)}\n"
-            f"  answers per key: {', '.join(f'{why} {count}' for why, count in self.answers)}"
+            f"  answers, one per key per call: {answers}"
         )
 
 
