@@ -15,6 +15,7 @@ rides out a restart. When the test stops the load, what is still unresolved is l
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -313,7 +314,7 @@ class Traffic:
     async def run_client(self, sender: Sender, seed: int) -> None:
         """Send units until ``stop``: payments, batches, holds and their captures."""
         rng = random.Random(seed)  # noqa: S311 - a workload, not a secret
-        for number in range(1_000_000):
+        for number in itertools.count():
             if self.stop.is_set():
                 return
             key = f"{sender.name}-{number}"
@@ -342,7 +343,9 @@ def _pauses() -> Iterator[float]:
 async def reconcile(traffic: Traffic, senders: Sequence[Sender]) -> int:
     """Send every unit left unresolved again, same bodies and keys, until each key is settled.
 
-    Returns how many units it took on. Holds it settles are not captured: they stay held.
+    The units are shared out over all the senders, so a unit first sent over REST may be
+    settled over gRPC: the key is what matters, not the transport. Returns how many units it
+    took on. Holds it settles are not captured: they stay held.
     """
     units, traffic.unresolved = traffic.unresolved, []
     limit = asyncio.Semaphore(RECONCILING_AT_ONCE)
