@@ -329,6 +329,7 @@ async def test_worker_relays_postgres_commits_to_nats_and_stops_on_sigterm(
     _assert_received(seen, ledger, stored, posted)
 
 
+@pytest.mark.faults
 async def test_a_worker_killed_mid_backlog_loses_nothing(
     postgres_url: str, nats_watch: Watched
 ) -> None:

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +37,10 @@ from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
 from tests.fakes.tcp_proxy import TcpProxy
-from tests.faults.verdicts import Ledger, Verdict, grpc_verdict, rest_verdict
+from tests.faults.ledger_view import Ledger
+from tests.faults.outcomes import Answer, grpc_reply, rest_reply
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+pytestmark = pytest.mark.postgres
 
 L = "outage"
 ACCOUNTS = 10
@@ -66,20 +67,20 @@ CALL_TIMEOUT_S = 30.0
 class Seen:
     """What the clients saw: each key's verdict and each failure's code, per phase."""
 
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    verdicts: dict[str, Answer] = field(default_factory=dict)
     bodies: dict[str, pb.TransferInput] = field(default_factory=dict)
     codes: Counter[tuple[str, str]] = field(default_factory=Counter)
     phase: str = "before"
     last_success: float = 0.0
 
-    def record(self, item: pb.TransferInput, verdict: Verdict, code: str) -> None:
+    def record(self, item: pb.TransferInput, verdict: Answer, code: str) -> None:
         self.verdicts[item.idempotency_key] = verdict
         self.bodies[item.idempotency_key] = item
         self.codes[self.phase, code] += 1
-        if verdict is Verdict.ACKNOWLEDGED:
+        if verdict is Answer.ACKNOWLEDGED:
             self.last_success = time.monotonic()
 
-    def keys(self, verdict: Verdict) -> set[str]:
+    def keys(self, verdict: Answer) -> set[str]:
         return {key for key, seen in self.verdicts.items() if seen is verdict}
 
 
@@ -126,16 +127,20 @@ async def _client(
                         pb.PostTransferRequest(ledger=L, transfer=item), timeout=CALL_DEADLINE_S
                     )
                 except grpc.aio.AioRpcError as error:
-                    seen.record(item, grpc_verdict(error), _grpc_code(error))
+                    seen.record(item, grpc_reply(error).answer, _grpc_code(error))
                 else:
-                    seen.record(item, Verdict.ACKNOWLEDGED, "grpc OK")
+                    seen.record(item, Answer.ACKNOWLEDGED, "grpc OK")
             else:
                 response = await http.post(
                     f"/v1/ledgers/{L}/transfers",
                     json=Ledger.json_of(item),
                     headers={"x-request-timeout": f"{CALL_DEADLINE_S}"},
                 )
-                seen.record(item, rest_verdict(response), _rest_code(response))
+                seen.record(
+                    item,
+                    rest_reply(response.status_code, response.content).answer,
+                    _rest_code(response),
+                )
             await asyncio.sleep(0.01)  # a steady load, not a flood
 
 
@@ -187,7 +192,9 @@ async def _outages(proxy: TcpProxy, seen: Seen) -> tuple[float, float]:
     return after_cut_s, after_stall_s
 
 
-async def test_outages_answer_unavailable_and_nothing_is_half_written(postgres_url: str) -> None:
+async def test_outages_answer_unavailable_and_nothing_is_half_written(
+    postgres_url: str, fault_figures: Callable[[str], None]
+) -> None:
     proxy = TcpProxy("127.0.0.1", make_url(postgres_url).port or 5432)
     await proxy.start()
     seen = Seen()
@@ -206,7 +213,7 @@ async def test_outages_answer_unavailable_and_nothing_is_half_written(postgres_u
                 await asyncio.gather(*clients)
                 stored = await ledger.settled_transfers()
                 settled = await ledger.post_again(
-                    [seen.bodies[key] for key in sorted(seen.keys(Verdict.AMBIGUOUS))]
+                    [seen.bodies[key] for key in sorted(seen.keys(Answer.AMBIGUOUS))]
                 )
                 final = await ledger.settled_transfers()
             balanced = await ledger.balances_match(final)
@@ -215,15 +222,15 @@ async def test_outages_answer_unavailable_and_nothing_is_half_written(postgres_u
     finally:
         await proxy.aclose()
 
-    acknowledged = seen.keys(Verdict.ACKNOWLEDGED)
-    definite = seen.keys(Verdict.DEFINITE)
-    ambiguous = seen.keys(Verdict.AMBIGUOUS)
+    acknowledged = seen.keys(Answer.ACKNOWLEDGED)
+    definite = seen.keys(Answer.FAILED)
+    ambiguous = seen.keys(Answer.AMBIGUOUS)
     summary = (
         f"{len(seen.verdicts)} calls: {len(acknowledged)} acknowledged, {len(definite)} definite "
         f"failures, {len(ambiguous)} ambiguous; recovered {after_cut_s:.2f} s after the cut, "
         f"{after_stall_s:.2f} s after the stall; codes {dict(seen.codes)}"
     )
-    print(summary)  # noqa: T201 - the figures for docs/reliability.md
+    fault_figures(summary)
     # Nothing acknowledged is lost, nothing definitely failed is written, and posting the
     # ambiguous ones again under their keys never makes a second transfer.
     assert not acknowledged - stored.keys(), summary
@@ -254,7 +261,9 @@ async def test_outages_answer_unavailable_and_nothing_is_half_written(postgres_u
     assert verify.returncode == 0, output.decode()
 
 
-async def test_a_server_whose_database_stalls_still_stops_on_sigterm(postgres_url: str) -> None:
+async def test_a_server_whose_database_stalls_still_stops_on_sigterm(
+    postgres_url: str, fault_figures: Callable[[str], None]
+) -> None:
     """One wedged server logged "ledgerd stopped" and lived on for minutes: never again."""
     proxy = TcpProxy("127.0.0.1", make_url(postgres_url).port or 5432)
     await proxy.start()
@@ -278,6 +287,6 @@ async def test_a_server_whose_database_stalls_still_stops_on_sigterm(postgres_ur
     finally:
         proxy.resume()
         await proxy.aclose()
-    print(f"stopped {stopped_s:.2f} s after SIGTERM, its database stalled")  # noqa: T201
+    fault_figures(f"stopped {stopped_s:.2f} s after SIGTERM, its database stalled")
     assert exit_code == 0, served.log
     assert served.output[-1] == "ledgerd stopped", served.log

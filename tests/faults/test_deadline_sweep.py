@@ -19,26 +19,24 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
-import pytest
 
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
-from tests.faults.verdicts import Ledger, Verdict, grpc_verdict, rest_verdict
+from tests.faults.ledger_view import Ledger
+from tests.faults.outcomes import Answer, grpc_reply, rest_reply
 
 if TYPE_CHECKING:
     from ledgerd.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
-
-pytestmark = pytest.mark.faults
 
 L = "sweep"
 ACCOUNTS = 20
@@ -56,14 +54,14 @@ CALL_TIMEOUT_S = 30.0
 class Tally:
     """Each key's verdict, as its client saw it."""
 
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    verdicts: dict[str, Answer] = field(default_factory=dict)
     bodies: dict[str, pb.TransferInput] = field(default_factory=dict)
 
-    def record(self, item: pb.TransferInput, verdict: Verdict) -> None:
+    def record(self, item: pb.TransferInput, verdict: Answer) -> None:
         self.verdicts[item.idempotency_key] = verdict
         self.bodies[item.idempotency_key] = item
 
-    def keys(self, verdict: Verdict) -> set[str]:
+    def keys(self, verdict: Answer) -> set[str]:
         return {key for key, seen in self.verdicts.items() if seen is verdict}
 
 
@@ -90,7 +88,7 @@ def _transfer(key: str, rng: random.Random) -> pb.TransferInput:
 
 async def _grpc_call(
     stub: LedgerServiceAsyncStub, items: Sequence[pb.TransferInput], rng: random.Random
-) -> list[Verdict]:
+) -> list[Answer]:
     """One gRPC call with a deadline, or cancelled by the client; each item's verdict."""
     delay_s = rng.uniform(*DEADLINES_MS) / 1000
     cancel = rng.random() < 0.3
@@ -106,20 +104,20 @@ async def _grpc_call(
     try:
         response = await call
     except asyncio.CancelledError:
-        return [Verdict.AMBIGUOUS] * len(items)  # cancelled by us: no answer came
+        return [Answer.AMBIGUOUS] * len(items)  # cancelled by us: no answer came
     except grpc.aio.AioRpcError as error:
-        return [grpc_verdict(error)] * len(items)
+        return [grpc_reply(error).answer] * len(items)
     if isinstance(response, pb.PostTransfersResponse):
         return [
-            Verdict.ACKNOWLEDGED if result.HasField("transfer") else Verdict.DEFINITE
+            Answer.ACKNOWLEDGED if result.HasField("transfer") else Answer.FAILED
             for result in response.results
         ]
-    return [Verdict.ACKNOWLEDGED]
+    return [Answer.ACKNOWLEDGED]
 
 
 async def _rest_call(
     http: httpx.AsyncClient, items: Sequence[pb.TransferInput], rng: random.Random
-) -> list[Verdict]:
+) -> list[Answer]:
     """One REST call with X-Request-Timeout, or abandoned by the client (its connection closed)."""
     delay_s = rng.uniform(*DEADLINES_MS) / 1000
     leave = rng.random() < 0.3
@@ -136,11 +134,11 @@ async def _rest_call(
     try:
         response = await http.post(path, json=body, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
-        return [Verdict.AMBIGUOUS] * len(items)
-    verdict = rest_verdict(response)
-    if verdict is Verdict.ACKNOWLEDGED and len(items) > 1:
+        return [Answer.AMBIGUOUS] * len(items)
+    verdict = rest_reply(response.status_code, response.content).answer
+    if verdict is Answer.ACKNOWLEDGED and len(items) > 1:
         return [
-            Verdict.ACKNOWLEDGED if "transfer" in result else Verdict.DEFINITE
+            Answer.ACKNOWLEDGED if "transfer" in result else Answer.FAILED
             for result in response.json()["results"]
         ]
     return [verdict] * len(items)
@@ -168,7 +166,9 @@ async def _client(
                 tally.record(item, verdict)
 
 
-async def test_no_answer_lies_under_deadlines_and_cancellations(database_url: str) -> None:
+async def test_no_answer_lies_under_deadlines_and_cancellations(
+    database_url: str, fault_figures: Callable[[str], None]
+) -> None:
     database = database_url.partition("+")[0]
     tally = Tally()
     async with _serving(database_url) as (served, base_url):
@@ -185,9 +185,9 @@ async def test_no_answer_lies_under_deadlines_and_cancellations(database_url: st
             await asyncio.gather(*clients)
             stored = await ledger.settled_transfers()
 
-        acknowledged = tally.keys(Verdict.ACKNOWLEDGED)
-        definite = tally.keys(Verdict.DEFINITE)
-        ambiguous = tally.keys(Verdict.AMBIGUOUS)
+        acknowledged = tally.keys(Answer.ACKNOWLEDGED)
+        definite = tally.keys(Answer.FAILED)
+        ambiguous = tally.keys(Answer.AMBIGUOUS)
         lost = acknowledged - stored.keys()
         false_failures = definite & stored.keys()
         summary = (
@@ -195,7 +195,7 @@ async def test_no_answer_lies_under_deadlines_and_cancellations(database_url: st
             f"acknowledged, {len(definite)} definite failures, {len(ambiguous)} ambiguous; "
             f"lost {len(lost)}, definite failures written {len(false_failures)}"
         )
-        print(summary)  # noqa: T201 - the figures for docs/reliability.md
+        fault_figures(summary)
         assert not lost, summary
         assert not false_failures, summary
         # The sweep reached every side: answers in time, deadlines the server saw, and ones

@@ -1,27 +1,18 @@
-"""What a client may conclude from an answer, and a check of those conclusions afterwards.
+"""One ledger seen over gRPC by a fault test: set up, read back, and checked after the faults.
 
-DESIGN.md, "What a client may rely on": an acknowledgement means the transfer is committed; a
-definite failure (any ledgerd error but OUTCOME_UNKNOWN) means nothing was written; anything
-else is ambiguous — OUTCOME_UNKNOWN, and whatever the client's own library reports without an
-answer from ledgerd (its deadline, its cancellation, a broken connection) — and is settled by
-posting again under the same idempotency key, or by looking the key up.
+The answers' bookkeeping is :mod:`tests.faults.outcomes`'; this is what a test compares it with.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import grpc
-import httpx
 from google.protobuf import json_format
-from grpc_status import rpc_status
 
-from ledgerd.kernel.errors import ErrorCode
-from ledgerd.platform.api.grpc_errors import error_of
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 
@@ -32,32 +23,6 @@ CALL_TIMEOUT_S = 30.0
 # How long the ledger must stay unchanged to count as settled (groups still committing for
 # callers who left have finished).
 QUIET_S = 0.5
-
-
-class Verdict(enum.Enum):
-    ACKNOWLEDGED = "acknowledged"
-    DEFINITE = "definite failure"
-    AMBIGUOUS = "ambiguous"
-
-
-def grpc_verdict(error: grpc.aio.AioRpcError) -> Verdict:
-    """A failed gRPC call: definite if ledgerd answered it, ambiguous otherwise."""
-    status = rpc_status.from_call(cast("grpc.Call", error))
-    ledgerd_error = None if status is None else error_of(status)
-    if ledgerd_error is None:
-        return Verdict.AMBIGUOUS  # the client library's own status: no answer from ledgerd
-    if ledgerd_error.code is ErrorCode.OUTCOME_UNKNOWN:
-        return Verdict.AMBIGUOUS
-    return Verdict.DEFINITE
-
-
-def rest_verdict(response: httpx.Response) -> Verdict:
-    """An HTTP answer: 200 acknowledged; a problem body definite, unless OUTCOME_UNKNOWN."""
-    if response.status_code == httpx.codes.OK:
-        return Verdict.ACKNOWLEDGED
-    code = response.json().get("code")
-    assert code is not None, response.text  # every failure carries a problem body
-    return Verdict.AMBIGUOUS if code == ErrorCode.OUTCOME_UNKNOWN else Verdict.DEFINITE
 
 
 class Ledger:
