@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         "most: one commits while the next is decided)",
     )
     batch_group_transfers: int = Field(
-        default=500,
+        default=250,
         ge=1,
         le=10_000,
         description="transfers per posting group; a bigger non-atomic PostTransfers call is "

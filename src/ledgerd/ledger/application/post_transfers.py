@@ -30,8 +30,8 @@ from ledgerd.ledger.domain.repositories import (
 from ledgerd.ledger.domain.requests import PostingRequest, TransferRequest, target_of
 
 MAX_BATCH = 10_000
-# Requests decided between two pauses for other work (see _Pauses): about 5-15 ms of CPU.
-DECISIONS_BETWEEN_PAUSES = 50
+# Requests decided between two pauses for other work (see _Pauses): a few ms of CPU.
+DECISIONS_BETWEEN_PAUSES = 20
 
 PostingResult = Result[Posted, LedgerdError]
 
