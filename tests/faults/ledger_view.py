@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
+from tests.faults.outcomes import Answer
 
 if TYPE_CHECKING:
     from ledgerd.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
@@ -23,6 +25,21 @@ CALL_TIMEOUT_S = 30.0
 # How long the ledger must stay unchanged to count as settled (groups still committing for
 # callers who left have finished).
 QUIET_S = 0.5
+
+
+@dataclass
+class Tally:
+    """Each key's last answer, as its client saw it, and the body it was sent with."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    bodies: dict[str, pb.TransferInput] = field(default_factory=dict)
+
+    def record(self, item: pb.TransferInput, answer: Answer) -> None:
+        self.answers[item.idempotency_key] = answer
+        self.bodies[item.idempotency_key] = item
+
+    def keys(self, answer: Answer) -> set[str]:
+        return {key for key, seen in self.answers.items() if seen is answer}
 
 
 class Ledger:

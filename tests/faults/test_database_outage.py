@@ -37,7 +37,7 @@ from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
 from tests.fakes.tcp_proxy import TcpProxy
-from tests.faults.ledger_view import Ledger
+from tests.faults.ledger_view import Ledger, Tally
 from tests.faults.outcomes import Answer, grpc_reply, rest_reply
 
 pytestmark = pytest.mark.postgres
@@ -64,24 +64,18 @@ CALL_TIMEOUT_S = 30.0
 
 
 @dataclass
-class Seen:
-    """What the clients saw: each key's verdict and each failure's code, per phase."""
+class Seen(Tally):
+    """What the clients saw: each key's answer, and each answer's code per phase."""
 
-    verdicts: dict[str, Answer] = field(default_factory=dict)
-    bodies: dict[str, pb.TransferInput] = field(default_factory=dict)
     codes: Counter[tuple[str, str]] = field(default_factory=Counter)
     phase: str = "before"
     last_success: float = 0.0
 
-    def record(self, item: pb.TransferInput, verdict: Answer, code: str) -> None:
-        self.verdicts[item.idempotency_key] = verdict
-        self.bodies[item.idempotency_key] = item
+    def record_coded(self, item: pb.TransferInput, answer: Answer, code: str) -> None:
+        self.record(item, answer)
         self.codes[self.phase, code] += 1
-        if verdict is Answer.ACKNOWLEDGED:
+        if answer is Answer.ACKNOWLEDGED:
             self.last_success = time.monotonic()
-
-    def keys(self, verdict: Answer) -> set[str]:
-        return {key for key, seen in self.verdicts.items() if seen is verdict}
 
 
 def _grpc_code(error: grpc.aio.AioRpcError) -> str:
@@ -127,16 +121,16 @@ async def _client(
                         pb.PostTransferRequest(ledger=L, transfer=item), timeout=CALL_DEADLINE_S
                     )
                 except grpc.aio.AioRpcError as error:
-                    seen.record(item, grpc_reply(error).answer, _grpc_code(error))
+                    seen.record_coded(item, grpc_reply(error).answer, _grpc_code(error))
                 else:
-                    seen.record(item, Answer.ACKNOWLEDGED, "grpc OK")
+                    seen.record_coded(item, Answer.ACKNOWLEDGED, "grpc OK")
             else:
                 response = await http.post(
                     f"/v1/ledgers/{L}/transfers",
                     json=Ledger.json_of(item),
                     headers={"x-request-timeout": f"{CALL_DEADLINE_S}"},
                 )
-                seen.record(
+                seen.record_coded(
                     item,
                     rest_reply(response.status_code, response.content).answer,
                     _rest_code(response),
@@ -226,7 +220,7 @@ async def test_outages_answer_unavailable_and_nothing_is_half_written(
     definite = seen.keys(Answer.FAILED)
     ambiguous = seen.keys(Answer.AMBIGUOUS)
     summary = (
-        f"{len(seen.verdicts)} calls: {len(acknowledged)} acknowledged, {len(definite)} definite "
+        f"{len(seen.answers)} calls: {len(acknowledged)} acknowledged, {len(definite)} definite "
         f"failures, {len(ambiguous)} ambiguous; recovered {after_cut_s:.2f} s after the cut, "
         f"{after_stall_s:.2f} s after the stall; codes {dict(seen.codes)}"
     )

@@ -21,7 +21,6 @@ import random
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -32,7 +31,7 @@ from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
-from tests.faults.ledger_view import Ledger
+from tests.faults.ledger_view import Ledger, Tally
 from tests.faults.outcomes import Answer, grpc_reply, rest_reply
 
 if TYPE_CHECKING:
@@ -48,21 +47,6 @@ REST = re.compile(r"^REST\s+(http://127\.0\.0\.1:\d+)/v1/ledgers$")
 # Bounds for things that should take a moment; not measurements.
 SETTLE_S = 30.0
 CALL_TIMEOUT_S = 30.0
-
-
-@dataclass
-class Tally:
-    """Each key's verdict, as its client saw it."""
-
-    verdicts: dict[str, Answer] = field(default_factory=dict)
-    bodies: dict[str, pb.TransferInput] = field(default_factory=dict)
-
-    def record(self, item: pb.TransferInput, verdict: Answer) -> None:
-        self.verdicts[item.idempotency_key] = verdict
-        self.bodies[item.idempotency_key] = item
-
-    def keys(self, verdict: Answer) -> set[str]:
-        return {key for key, seen in self.verdicts.items() if seen is verdict}
 
 
 @asynccontextmanager
@@ -191,7 +175,7 @@ async def test_no_answer_lies_under_deadlines_and_cancellations(
         lost = acknowledged - stored.keys()
         false_failures = definite & stored.keys()
         summary = (
-            f"{database}: {len(tally.verdicts)} transfers asked for: {len(acknowledged)} "
+            f"{database}: {len(tally.answers)} transfers asked for: {len(acknowledged)} "
             f"acknowledged, {len(definite)} definite failures, {len(ambiguous)} ambiguous; "
             f"lost {len(lost)}, definite failures written {len(false_failures)}"
         )

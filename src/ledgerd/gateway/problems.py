@@ -60,12 +60,5 @@ def problem_of(error: Exception, request_id: str, unexpected: ThrottledLog) -> P
         return Problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
     if isinstance(error, RemoteCallError):
         return Problem(http_status_of_grpc(error.code), error.code.name, error.message)
-    unexpected.log(
-        logging.ERROR,
-        type(error).__name__,
-        "unexpected error (request %s)",
-        request_id,
-        error=error,
-        traceback_level=logging.ERROR,
-    )
+    unexpected.unexpected(error, request_id)
     return Problem(500, "INTERNAL", f"internal error; request id {request_id}")

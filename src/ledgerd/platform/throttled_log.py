@@ -68,6 +68,21 @@ class ThrottledLog:
             self._logger.log(traceback_level, "the first %s in full:", kind, exc_info=error)
         return True
 
+    def unexpected(self, error: BaseException, request_id: str) -> None:
+        """An error no rule foresaw (a bug), logged in full once per kind and interval.
+
+        A bug fails every call that meets it: the first is logged with its request id and
+        traceback, the others are counted.
+        """
+        self.log(
+            logging.ERROR,
+            type(error).__name__,
+            "unexpected error (request %s)",
+            request_id,
+            error=error,
+            traceback_level=logging.ERROR,
+        )
+
     def _remember(self, kind: str, now: float) -> None:
         self._kinds.pop(kind, None)
         self._kinds[kind] = _Kind(logged_at=now)

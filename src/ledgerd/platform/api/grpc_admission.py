@@ -11,46 +11,28 @@ stays open. A server-streaming call holds its permit until its last message.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import grpc
 
 from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.grpc_handlers import DecoratingInterceptor, Handler
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
 
-
-class AdmissionInterceptor(grpc.aio.ServerInterceptor):
+class AdmissionInterceptor(DecoratingInterceptor):
     def __init__(self, admission: Admission, *, exempt_services: Collection[str]) -> None:
+        super().__init__()
         self._admission = admission
         self._exempt = frozenset(exempt_services)
-        # Method name -> its handler, with admission unless exempt; the methods never change
-        # once the server is serving.
-        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        method = handler_call_details.method
-        known = self._handlers.get(method)
-        if known is not None:
-            return known
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        if _service_of(method) not in self._exempt:
-            handler = self._admitted(handler)
-        self._handlers[method] = handler
-        return handler
+    def _decorate(self, method: str, handler: Handler) -> Handler:
+        if _service_of(method) in self._exempt:
+            return handler
+        return self._admitted(handler)
 
     def _admitted(
         self, handler: grpc.RpcMethodHandler[Any, Any]

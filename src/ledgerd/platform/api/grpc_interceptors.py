@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import grpc
 
@@ -19,6 +19,7 @@ from ledgerd.kernel.deadline import deadline_scope
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.ids import random_id
 from ledgerd.platform.api.grpc_errors import rpc_status_of
+from ledgerd.platform.api.grpc_handlers import DecoratingInterceptor, Handler
 from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
@@ -48,16 +49,7 @@ async def _fail(
     if isinstance(error, LedgerdError):
         # Aborting replaces the trailing metadata, so the request id goes into the status.
         await context.abort_with_status(rpc_status_of(error, ((REQUEST_ID_HEADER, request_id),)))
-    # A bug fails every call that meets it: the first of each kind per interval is logged in
-    # full (with its request id), the others counted.
-    unexpected.log(
-        logging.ERROR,
-        type(error).__name__,
-        "unexpected error (request %s)",
-        request_id,
-        error=error,
-        traceback_level=logging.ERROR,
-    )
+    unexpected.unexpected(error, request_id)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error; request id {request_id}")
 
 
@@ -116,35 +108,13 @@ def _wrap_streaming(method: str, behaviour: Streaming, unexpected: ThrottledLog)
     return call
 
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-
-
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorMappingInterceptor(DecoratingInterceptor):
     def __init__(self) -> None:
-        # Method name -> its wrapped handler. The services are registered once, before the
-        # server starts, so a method's handler never changes; wrapping it on every call cost
-        # a namedtuple and two closures per call, on the path every call takes.
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        super().__init__()
         self._unexpected = ThrottledLog(log)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        method = handler_call_details.method
-        known = self._wrapped.get(method)
-        if known is not None:
-            return known
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        wrapped = _wrap(method, handler, self._unexpected)
-        self._wrapped[method] = wrapped
-        return wrapped
+    def _decorate(self, method: str, handler: Handler) -> Handler:
+        return _wrap(method, handler, self._unexpected)
 
 
 def _wrap(
