@@ -132,12 +132,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="calls that may wait for a batch; beyond it calls get OVERLOADED",
     )
-    batch_workers: int = Field(
-        default=4,
+    batch_workers: int | None = Field(
+        default=None,
         ge=1,
         le=64,
         description="posting groups in flight at once over all ledgers (a ledger has two at "
-        "most: one commits while the next is decided)",
+        "most: one commits while the next is decided); unset: 4 on PostgreSQL, 1 on SQLite",
     )
     batch_group_transfers: int = Field(
         default=250,
