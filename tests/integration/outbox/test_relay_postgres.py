@@ -30,9 +30,13 @@ PER_WRITER = 10
 
 @pytest.fixture
 async def app(postgres_url: str) -> AsyncIterator[LedgerApp]:
-    # Unbatched: every call its own transaction, so commits really race each other.
+    # Unbatched: every call its own transaction, so commits really race each other. Six
+    # ledgers' writers (96) share 32 connections and queue for them by design: a wide pool
+    # bound, since the default's 5 s (a server's answer to overload) is not under test here.
     async with open_ledger_app(
-        postgres_url, pool_size=WRITERS, settings={"batching": False}
+        postgres_url,
+        pool_size=WRITERS,
+        settings={"batching": False, "database_pool_timeout_seconds": 60},
     ) as app:
         yield app
 

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.platform.db.engine import SQLITE_BUSY_MS_OPTION
+from ledgerd.platform.db.write_activity import write_activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,13 @@ _LOCK_SHARE = 0.75
 
 
 async def probe_writes(engine: AsyncEngine, timeout_s: float) -> WriteHealth:
-    """Whether a write transaction could start within ``timeout_s``; never raises."""
+    """Whether a write transaction could start within ``timeout_s``; never raises.
+
+    A write committed through a unit of work within the last ``timeout_s`` is the answer
+    already (``write_activity``): a busy database is not asked for a lock it is busy with.
+    """
+    if write_activity(engine).committed_within(timeout_s):
+        return WRITABLE
     try:
         async with asyncio.timeout(timeout_s):
             if engine.dialect.name == "sqlite":

@@ -26,6 +26,7 @@ from ledgerd.kernel.errors import (
     unavailable,
 )
 from ledgerd.platform.db.engine import SQLITE_BEGIN_OPTION, SQLITE_BUSY_MS_OPTION
+from ledgerd.platform.db.write_activity import WriteActivity, write_activity
 from ledgerd.platform.throttled_log import ThrottledLog
 
 _current: ContextVar[AsyncConnection | None] = ContextVar("ledgerd_connection", default=None)
@@ -71,8 +72,9 @@ def after_commit(callback: Callable[[], object]) -> None:
 
 
 class _SqlTransaction:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, writes: WriteActivity | None) -> None:
         self._connection = connection
+        self._writes = writes  # told of the commit; None for a read-only transaction
         self.committed = False
         self.on_commit: list[Callable[[], object]] = []
 
@@ -95,6 +97,8 @@ class _SqlTransaction:
                 ) from error
             raise
         self.committed = True
+        if self._writes is not None:
+            self._writes.committed()
         for callback in self.on_commit:
             try:
                 callback()
@@ -162,6 +166,7 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._writes = write_activity(engine)
         # An outage fails every request the same way: one line per interval says so.
         self._outages = ThrottledLog(log)
 
@@ -237,7 +242,7 @@ class SqlAlchemyUnitOfWork:
         self, connection: AsyncConnection, *, read_only: bool
     ) -> AsyncIterator[_SqlTransaction]:
         token = _current.set(connection)
-        transaction = _SqlTransaction(connection)
+        transaction = _SqlTransaction(connection, None if read_only else self._writes)
         transaction_token = _current_transaction.set(transaction)
         try:
             await self._configure(connection, read_only=read_only)
