@@ -16,7 +16,11 @@ VENV := .venv
 UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
-INSTALL_STAMP := $(VENV)/.install-stamp
+# Two stamps, because `make run` needs only the runtime dependencies (a third of the venv) and
+# the developer targets need the `dev` dependency group too. A runtime-only venv must not pass
+# for a development one: `make test` after `make run` still installs the dev group.
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
 # uv: use the machine's python3, never download an interpreter, install into .venv.
 export UV_PYTHON := $(PYTHON)
@@ -26,11 +30,11 @@ export UV_NO_PROGRESS := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help install lock generate run test lint format bench clean distclean
+.PHONY: help install install-runtime lock generate run test lint format bench clean distclean
 
 help: ## List the targets with a one-line description each
 	@echo "usage: make <target>"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(UV_STAMP):
 	@echo ">> installing uv $(UV_VERSION) into $(TOOLS)/"
@@ -38,14 +42,25 @@ $(UV_STAMP):
 	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@touch $@
 
-$(INSTALL_STAMP): pyproject.toml uv.lock $(UV_STAMP)
-	@echo ">> syncing $(VENV)/ with uv.lock"
-	@# Compiled up front: with PYTHONDONTWRITEBYTECODE set (as on our machines) every ledgerd
-	@# command would otherwise compile its imports from source each time it starts.
-	@$(UV) sync --frozen --quiet --compile-bytecode
+# Bytecode is compiled up front: with PYTHONDONTWRITEBYTECODE set (as on our machines) every
+# ledgerd command would otherwise compile its imports from source each time it starts.
+#
+# --inexact: a venv that already holds the dev group keeps it (a plain `uv sync --no-dev` would
+# uninstall the test tools, and the next `make test` would reinstall them).
+$(RUNTIME_STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	@echo ">> syncing $(VENV)/ with uv.lock (runtime dependencies)"
+	@$(UV) sync --frozen --quiet --compile-bytecode --no-dev --inexact
 	@touch $@
 
-install: $(INSTALL_STAMP) ## Create .venv with the locked dependencies (re-runs only when pyproject.toml/uv.lock change)
+# The dev group holds the runtime dependencies too, so it brings the runtime stamp up to date.
+$(DEV_STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	@echo ">> syncing $(VENV)/ with uv.lock (runtime and dev dependencies)"
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@touch $@ $(RUNTIME_STAMP)
+
+install: $(DEV_STAMP) ## Create .venv with the locked dependencies, dev tools included (re-runs only when pyproject.toml/uv.lock change)
+
+install-runtime: $(RUNTIME_STAMP) ## Create .venv with the runtime dependencies only (what `make run` needs)
 
 lock: $(UV_STAMP) ## Re-resolve dependencies into uv.lock after editing pyproject.toml
 	$(UV) lock
@@ -53,7 +68,7 @@ lock: $(UV_STAMP) ## Re-resolve dependencies into uv.lock after editing pyprojec
 generate: install ## Regenerate what derives from proto/: modules, stubs, descriptor set, docs/openapi.yaml
 	$(BIN)/python tools/generate.py
 
-run: install ## Migrate the embedded database, seed the demo ledger and serve the API
+run: install-runtime ## Migrate the embedded database, seed the demo ledger and serve the API
 	$(BIN)/ledgerd migrate
 	$(BIN)/ledgerd serve --demo
 

@@ -7,7 +7,8 @@ What it writes (paths from the repository root):
 - src/ledgerd/v1/*_pb2*.py{,i}: protobuf and gRPC modules with their typed stubs;
 - src/ledgerd/v1/descriptor_set.binpb: a FileDescriptorSet of every file under proto/ and its
   imports, with the comments (source info) of our own files, which the gateway reads;
-- docs/openapi.yaml: the REST API's OpenAPI 3.1 document, built from that descriptor set.
+- docs/openapi.yaml: the REST API's OpenAPI 3.1 document, built from that descriptor set;
+- docs/api.md's error table (between its markers), from the transports' error table.
 
 The generated files are committed, so using ledgerd never needs protoc; `make lint` runs the
 check so they cannot drift from the .proto files. Everything here is deterministic: the same
@@ -30,6 +31,7 @@ from grpc_tools import protoc
 
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.main.api_docs import ledgerd_openapi
+from ledgerd.platform.api.error_docs import with_error_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
@@ -37,6 +39,7 @@ PROTO_ROOT = ROOT / "proto"
 MODULES = Path("src")
 DESCRIPTOR_SET = MODULES / "ledgerd" / "v1" / "descriptor_set.binpb"
 OPENAPI = Path("docs") / "openapi.yaml"
+API_PAGE = Path("docs") / "api.md"
 # google/api/*.proto ship inside googleapis-common-protos, beside their compiled modules.
 GOOGLEAPIS_ROOT = Path(next(iter(google.api.__path__))).parent.parent
 WELL_KNOWN_ROOT = Path(protoc.__file__).parent / "_proto"
@@ -79,6 +82,13 @@ def _keep_own_comments(
     return descriptor_set
 
 
+def _write_error_table(into: Path) -> None:
+    """docs/api.md as committed, its error table regenerated; not derived from proto/."""
+    page = (ROOT / API_PAGE).read_text(encoding="utf-8")
+    (into / API_PAGE).parent.mkdir(parents=True, exist_ok=True)
+    (into / API_PAGE).write_text(with_error_table(page), encoding="utf-8")
+
+
 def _generate(into: Path) -> list[Path]:
     """Write every generated file under ``into`` (laid out like ROOT); their relative paths."""
     protos = sorted(PROTO_ROOT.rglob("*.proto"))
@@ -94,6 +104,7 @@ def _generate(into: Path) -> list[Path]:
     document = ledgerd_openapi(descriptor_set)
     (into / OPENAPI).parent.mkdir(parents=True, exist_ok=True)
     (into / OPENAPI).write_text(openapi_yaml(document), encoding="utf-8")
+    _write_error_table(into)
     return sorted(path.relative_to(into) for path in into.rglob("*") if path.is_file())
 
 
