@@ -35,13 +35,20 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
+from ledgerd.main import database_checks
 from ledgerd.main.container import build_container
+from ledgerd.main.database_checks import (
+    DatabaseProblemError,
+    DatabaseUnreachableError,
+    SchemaNotCurrentError,
+)
 from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
+from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
@@ -58,38 +65,61 @@ app = typer.Typer(
 )
 
 EXIT_PROBLEMS = 1
+# A configuration mistake, a usage error, or something missing (a ledger, the schema).
 EXIT_ERROR = 2
+# The database could not be reached: worth retrying, unlike a mistake in the settings.
+EXIT_UNREACHABLE = 3
+
+Work = Callable[[AsyncContainer, Settings], Awaitable[int]]
 
 
-class SchemaNotCurrentError(Exception):
-    def __init__(self, revision: str | None) -> None:
-        super().__init__(
-            f"the database is at revision {revision or 'none'}, not the latest: "
-            "run `ledgerd migrate` first"
-        )
+def _run(work: Work, *, creates_database: bool = False) -> None:
+    """Run ``work`` against the configured database once it is known to be usable.
+
+    Only the commands that may make a database (``creates_database``: migrate, and serve,
+    demo and worker, which migrate an embedded one) may start from none; the others need an
+    existing database at the schema this package ships.
+    """
+    settings = load_settings()
+    if isinstance(settings, list):
+        for line in settings:
+            typer.echo(line, err=True)
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(asyncio.run(_main(work, settings, creates_database=creates_database)))
 
 
-def _run(work: Callable[[AsyncContainer, Settings], Awaitable[int]]) -> None:
-    async def main() -> int:
-        settings = Settings()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        # Alembic narrates every step at INFO; the commands report the outcome themselves.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        container = build_container(settings)
-        try:
-            return await work(container, settings)
-        except LedgerdError as error:
-            typer.echo(f"error {error.code}: {error.message}", err=True)
-            return EXIT_ERROR
-        except SchemaNotCurrentError as error:
-            typer.echo(f"error: {error}", err=True)
-            return EXIT_ERROR
-        finally:
-            await container.close()
-
-    raise typer.Exit(asyncio.run(main()))
+async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic narrates every step at INFO; the commands report the outcome themselves.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    url = settings.database_url
+    try:
+        if not creates_database:
+            database_checks.require_existing(url)
+    except DatabaseProblemError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_ERROR
+    container = build_container(settings)
+    try:
+        engine = await container.get(AsyncEngine)
+        await database_checks.require_reachable(engine, url)
+        if not creates_database:
+            await database_checks.require_current_schema(engine, url)
+        return await work(container, settings)
+    except LedgerdError as error:
+        typer.echo(f"error {error.code}: {error.message}", err=True)
+        typer.echo(f"(database: {database_checks.describe(url)})", err=True)
+        return EXIT_ERROR
+    except DatabaseProblemError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_ERROR
+    except DatabaseUnreachableError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_UNREACHABLE
+    finally:
+        await container.close()
 
 
 async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
@@ -99,7 +129,7 @@ async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
     if current == migrations.head_revision():
         return
     if not is_sqlite(settings.database_url):
-        raise SchemaNotCurrentError(current)
+        raise SchemaNotCurrentError(database_checks.describe(settings.database_url), current)
     await migrations.upgrade(engine)
 
 
@@ -119,7 +149,7 @@ def migrate(
         typer.echo(f"database at revision {await migrations.current_revision(engine)}")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
 @app.command()
@@ -139,7 +169,7 @@ def demo(
         typer.echo(f"\ncheck it again any time: ledgerd verify {ledger_id}")
         return 0 if report.ok else EXIT_PROBLEMS
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
 @app.command()
@@ -335,7 +365,7 @@ def serve(
         typer.echo("ledgerd stopped")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
 @app.command()
@@ -369,7 +399,7 @@ def worker(
         typer.echo("worker stopped")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
 @app.command()
