@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from ledgerd.main.database_checks import (
     DatabaseUnreachableError,
     SchemaNotCurrentError,
 )
+from ledgerd.main.downgrade_guard import count_holdings
 from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
@@ -135,14 +137,28 @@ async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
-    downgrade: Annotated[bool, typer.Option(help="migrate down to REVISION (e.g. base)")] = False,
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head",
+    downgrade: Annotated[
+        bool, typer.Option("--downgrade", help="migrate down to REVISION (e.g. base)")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="downgrade without asking (it drops tables)")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="downgrade even though the journal holds transfers")
+    ] = False,
 ) -> None:
-    """Upgrade (or downgrade) the database schema."""
+    """Upgrade (or downgrade) the database schema.
 
-    async def work(container: AsyncContainer, _settings: Settings) -> int:
+    A downgrade drops tables and every row in them: it says what will be lost, asks (or needs
+    --yes), and is refused while the journal holds transfers unless --force is given too.
+    """
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
         engine = await container.get(AsyncEngine)
         if downgrade:
+            if not await _downgrade_agreed(engine, settings, revision, yes=yes, force=force):
+                return EXIT_ERROR
             await migrations.downgrade(engine, revision)
         else:
             await migrations.upgrade(engine, revision)
@@ -150,6 +166,32 @@ def migrate(
         return 0
 
     _run(work, creates_database=True)
+
+
+async def _downgrade_agreed(
+    engine: AsyncEngine, settings: Settings, revision: str, *, yes: bool, force: bool
+) -> bool:
+    """Whether to go ahead: never silently, never over a journal without --force."""
+    holdings = await count_holdings(engine)
+    database = database_checks.describe(settings.database_url)
+    typer.echo(
+        f"migrating {database} down to {revision} drops its tables and their rows: "
+        f"{holdings.summary()}",
+        err=True,
+    )
+    if not holdings.journal_empty and not force:
+        typer.echo(
+            f"error: refused: the journal holds {holdings.transfers} transfers; "
+            "back the database up and add --force to drop them",
+            err=True,
+        )
+        return False
+    if yes:
+        return True
+    if sys.stdin.isatty():
+        return typer.confirm("go ahead?", default=False, err=True)
+    typer.echo("error: refused: add --yes to go ahead", err=True)
+    return False
 
 
 @app.command()
