@@ -251,7 +251,7 @@ def outbox() -> None:
     async def work(container: AsyncContainer, settings: Settings) -> int:
         store = await container.get(OutboxStore)
         lags = await store.lag()
-        typer.echo(f"publisher: {settings.events_publisher}")
+        typer.echo(publisher_note(settings))
         for lag in lags:
             oldest = (
                 ""
@@ -291,6 +291,8 @@ def republish(
     """
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        # An unknown ledger is the same error as `verify` gives; a known one may have no events.
+        await (await container.get(LedgerQueries)).get_ledger(ledger)
         store = await container.get(OutboxStore)
         try:
             again = await store.rewind(ledger, after=first - 1)
@@ -309,6 +311,21 @@ def republish(
     _run(work)
 
 
+def publisher_note(settings: Settings) -> str:
+    """Where the relay publishes, by this command's settings: the relay's own may differ.
+
+    `ledgerd outbox` cannot see the worker's environment; a publisher set for the worker alone
+    (``LEDGERD_EVENTS_PUBLISHER=nats ledgerd worker``) shows here as the default, ``hub``.
+    """
+    note = (
+        f"publisher: {settings.events_publisher} (LEDGERD_EVENTS_PUBLISHER as set for this "
+        "command; the relay publishes with its own)"
+    )
+    if not relay_in_serve(settings) and settings.events_publisher == "hub":
+        note += "; events are relayed by `ledgerd worker` with a broker set"
+    return note
+
+
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT, so the process can wind down instead of dying."""
     stop = asyncio.Event()
@@ -319,6 +336,10 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 DEMO_LEDGER = "demo"
+NO_RELAY_IN_SERVE = (
+    "no outbox relay in this process (LEDGERD_RELAY_IN_SERVE): events wait in the outbox "
+    "until `ledgerd worker` publishes them"
+)
 
 
 async def _seed_demo(container: AsyncContainer) -> None:
@@ -393,6 +414,8 @@ def serve(
             if relay_in_serve(settings):
                 await background.enter_async_context(relaying(container, settings))
                 typer.echo(f"relay outbox events to {settings.events_publisher}")
+            else:
+                typer.echo(NO_RELAY_IN_SERVE)
             await stop.wait()
             typer.echo("stopping: finishing calls in flight")
             await http.stop()
