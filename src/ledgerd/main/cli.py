@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Typer vendors click (typer._click): its commands are handed this context, not click's.
+from typer._click import Context as CommandContext
+from typer.core import TyperCommand
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.ledger.application.event_log import EventLog
@@ -59,12 +65,49 @@ from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.listening import warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
+
+class _Command(TyperCommand):
+    """A command whose usage line names arguments as README does: ``verify LEDGER``.
+
+    Typer writes a required argument as ``{LEDGER}``; plain is the usual convention, and
+    optional ones keep their brackets.
+    """
+
+    def collect_usage_pieces(self, ctx: CommandContext) -> list[str]:
+        return [
+            piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
 app = typer.Typer(
     name="ledgerd",
     help="ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: Rich's panels print a value type after every flag (`--help <bool>`).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+command = functools.partial(app.command, cls=_Command)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"ledgerd {package_version('ledgerd')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main_options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables."""
+
 
 EXIT_PROBLEMS = 1
 # A configuration mistake, a usage error, or something missing (a ledger, the schema).
@@ -135,7 +178,7 @@ async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
     await migrations.upgrade(engine)
 
 
-@app.command()
+@command()
 def migrate(
     revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head",
     downgrade: Annotated[
@@ -194,7 +237,7 @@ async def _downgrade_agreed(
     return False
 
 
-@app.command()
+@command()
 def demo(
     ledger: Annotated[
         str | None, typer.Option(help="ledger id to create (default: demo-<timestamp>)")
@@ -214,8 +257,10 @@ def demo(
     _run(work, creates_database=True)
 
 
-@app.command()
-def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -> None:
+@command()
+def verify(
+    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to check")],
+) -> None:
     """Re-check a ledger's hash chain and that debits equal credits; exit 1 on any problem."""
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
@@ -227,8 +272,10 @@ def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -
     _run(work)
 
 
-@app.command()
-def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")]) -> None:
+@command()
+def replay(
+    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to rebuild")],
+) -> None:
     """Rebuild every balance from the ledger's events; exit 1 if they differ from the stored."""
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
@@ -244,7 +291,7 @@ def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")])
     _run(work)
 
 
-@app.command()
+@command()
 def outbox() -> None:
     """How far event publishing is behind, per ledger, and the dead-lettered events."""
 
@@ -277,9 +324,11 @@ def outbox() -> None:
     _run(work)
 
 
-@app.command()
+@command()
 def republish(
-    ledger: Annotated[str, typer.Argument(help="the ledger whose events to publish again")],
+    ledger: Annotated[
+        str, typer.Argument(metavar="LEDGER", help="the ledger whose events to publish again")
+    ],
     first: Annotated[
         int, typer.Option("--from", min=1, help="the first event (sequence) to publish again")
     ] = 1,
@@ -354,13 +403,13 @@ async def _seed_demo(container: AsyncContainer) -> None:
         typer.echo(f"demo  ledger '{DEMO_LEDGER}' created: {report.transfers} transfers")
 
 
-@app.command()
+@command()
 def serve(
     with_demo: Annotated[
         bool, typer.Option("--demo", help=f"first create the '{DEMO_LEDGER}' ledger if missing")
     ] = False,
 ) -> None:
-    """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM."""
+    """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM or Ctrl-C."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every connection holds a file
@@ -433,13 +482,13 @@ def serve(
     _run(work, creates_database=True)
 
 
-@app.command()
+@command()
 def worker(
     interval: Annotated[
         float | None, typer.Option(help="seconds between expiry sweeps (default from settings)")
     ] = None,
 ) -> None:
-    """Run background work until SIGTERM/SIGINT: relay outbox events, expire overdue holds."""
+    """Until SIGTERM or Ctrl-C: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every broker and database connection holds a file
@@ -467,7 +516,7 @@ def worker(
     _run(work, creates_database=True)
 
 
-@app.command()
+@command()
 def expire() -> None:
     """Void every pending transfer whose timeout has passed (the worker does this routinely)."""
 
@@ -479,7 +528,7 @@ def expire() -> None:
     _run(work)
 
 
-@app.command()
+@command()
 def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
     target: Annotated[
         str, typer.Option(help="the server: grpc://HOST:PORT or http://HOST:PORT")
