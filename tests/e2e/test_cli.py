@@ -113,6 +113,7 @@ def test_verify_an_unknown_ledger(demo_database: Path) -> None:
     completed = ledgerd(_sqlite_url(demo_database), "verify", "no-such-ledger")
     assert completed.returncode == EXIT_ERROR
     assert "LEDGER_NOT_FOUND" in completed.stderr
+    assert f"(database: {demo_database})" in completed.stderr  # which one was looked in
     assert VERIFIED_OK not in completed.stdout
 
 
