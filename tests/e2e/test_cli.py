@@ -113,6 +113,7 @@ def test_verify_an_unknown_ledger(demo_database: Path) -> None:
     completed = ledgerd(_sqlite_url(demo_database), "verify", "no-such-ledger")
     assert completed.returncode == EXIT_ERROR
     assert "LEDGER_NOT_FOUND" in completed.stderr
+    assert f"(database: {demo_database})" in completed.stderr  # which one was looked in
     assert VERIFIED_OK not in completed.stdout
 
 
@@ -141,10 +142,46 @@ def test_verify_a_tampered_ledger(demo_database: Path, tmp_path: Path) -> None:
     assert VERIFIED_OK not in completed.stdout
 
 
+def _table_names(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    connection.close()
+    return names
+
+
+def test_a_downgrade_over_a_journal_is_refused_without_force(
+    demo_database: Path, tmp_path: Path
+) -> None:
+    database = _copy(demo_database, tmp_path)
+    url = _sqlite_url(database)
+    for extra in ((), ("--yes",)):
+        refused = ledgerd(url, "migrate", "base", "--downgrade", *extra)
+        assert refused.returncode == EXIT_ERROR, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert "drops its tables and their rows: 1 ledgers, 8 accounts, " in refused.stderr
+        assert "refused: the journal holds " in refused.stderr
+        assert "--force" in refused.stderr
+        assert "transfers" in _table_names(database)
+
+
+def test_a_downgrade_needs_yes_when_not_on_a_terminal(tmp_path: Path) -> None:
+    database = tmp_path / "empty.db"
+    url = _sqlite_url(database)
+    assert ledgerd(url, "migrate").returncode == 0
+    refused = ledgerd(url, "migrate", "base", "--downgrade")  # stdin is not a terminal here
+    assert refused.returncode == EXIT_ERROR, refused.stderr
+    assert "0 ledgers, 0 accounts, 0 transfers" in refused.stderr
+    assert "refused: add --yes to go ahead" in refused.stderr
+    assert "ledgers" in _table_names(database)
+    agreed = ledgerd(url, "migrate", "base", "--downgrade", "--yes")
+    assert agreed.returncode == 0, agreed.stderr
+    assert "ledgers" not in _table_names(database)
+
+
 def test_migrate_down_to_base_and_up_again(demo_database: Path, tmp_path: Path) -> None:
     database = _copy(demo_database, tmp_path)
     url = _sqlite_url(database)
-    down = ledgerd(url, "migrate", "base", "--downgrade")
+    down = ledgerd(url, "migrate", "base", "--downgrade", "--yes", "--force")
     assert down.returncode == 0, down.stderr
     assert "database at revision None" in down.stdout
     with sqlite3.connect(database) as connection:
@@ -202,6 +239,7 @@ def test_republish_moves_a_ledgers_events_back_into_the_outbox(
 
     unknown = ledgerd(url, "republish", "no-such-ledger")
     assert unknown.returncode == EXIT_ERROR
-    assert "ledger no-such-ledger has no events" in unknown.stderr
+    assert "error LEDGER_NOT_FOUND" in unknown.stderr  # as `verify` answers
+    assert "Traceback" not in unknown.stderr
     refused = ledgerd(url, "republish", DEMO_LEDGER, "--from", "0")
     assert refused.returncode == EXIT_ERROR  # typer's usage error: sequences start at 1

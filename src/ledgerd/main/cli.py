@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Typer vendors click (typer._click): its commands are handed this context, not click's.
+from typer._click import Context as CommandContext
+from typer.core import TyperCommand
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.ledger.application.event_log import EventLog
@@ -35,13 +42,21 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
+from ledgerd.main import database_checks
 from ledgerd.main.container import build_container
+from ledgerd.main.database_checks import (
+    DatabaseProblemError,
+    DatabaseUnreachableError,
+    SchemaNotCurrentError,
+)
+from ledgerd.main.downgrade_guard import count_holdings
 from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
+from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
@@ -50,46 +65,106 @@ from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.listening import warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
+
+class _Command(TyperCommand):
+    """A command whose usage line names arguments as README does: ``verify LEDGER``.
+
+    Typer writes a required argument as ``{LEDGER}``; plain is the usual convention, and
+    optional ones keep their brackets.
+    """
+
+    def collect_usage_pieces(self, ctx: CommandContext) -> list[str]:
+        return [
+            piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
 app = typer.Typer(
     name="ledgerd",
     help="ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: Rich's panels print a value type after every flag (`--help <bool>`).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+command = functools.partial(app.command, cls=_Command)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"ledgerd {package_version('ledgerd')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main_options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables."""
+
 
 EXIT_PROBLEMS = 1
+# A configuration mistake, a usage error, or something missing (a ledger, the schema).
 EXIT_ERROR = 2
+# The database could not be reached: worth retrying, unlike a mistake in the settings.
+EXIT_UNREACHABLE = 3
+
+Work = Callable[[AsyncContainer, Settings], Awaitable[int]]
 
 
-class SchemaNotCurrentError(Exception):
-    def __init__(self, revision: str | None) -> None:
-        super().__init__(
-            f"the database is at revision {revision or 'none'}, not the latest: "
-            "run `ledgerd migrate` first"
-        )
+def _run(work: Work, *, creates_database: bool = False) -> None:
+    """Run ``work`` against the configured database once it is known to be usable.
+
+    Only the commands that may make a database (``creates_database``: migrate, and serve,
+    demo and worker, which migrate an embedded one) may start from none; the others need an
+    existing database at the schema this package ships.
+    """
+    settings = load_settings()
+    if isinstance(settings, list):
+        for line in settings:
+            typer.echo(line, err=True)
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(asyncio.run(_main(work, settings, creates_database=creates_database)))
 
 
-def _run(work: Callable[[AsyncContainer, Settings], Awaitable[int]]) -> None:
-    async def main() -> int:
-        settings = Settings()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        # Alembic narrates every step at INFO; the commands report the outcome themselves.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        container = build_container(settings)
-        try:
-            return await work(container, settings)
-        except LedgerdError as error:
-            typer.echo(f"error {error.code}: {error.message}", err=True)
-            return EXIT_ERROR
-        except SchemaNotCurrentError as error:
-            typer.echo(f"error: {error}", err=True)
-            return EXIT_ERROR
-        finally:
-            await container.close()
-
-    raise typer.Exit(asyncio.run(main()))
+async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic narrates every step at INFO; the commands report the outcome themselves.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    url = settings.database_url
+    try:
+        if not creates_database:
+            database_checks.require_existing(url)
+    except DatabaseProblemError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_ERROR
+    container = build_container(settings)
+    try:
+        engine = await container.get(AsyncEngine)
+        await database_checks.require_reachable(engine, url)
+        if not creates_database:
+            await database_checks.require_current_schema(engine, url)
+        return await work(container, settings)
+    except LedgerdError as error:
+        typer.echo(f"error {error.code}: {error.message}", err=True)
+        typer.echo(f"(database: {database_checks.describe(url)})", err=True)
+        return EXIT_ERROR
+    except DatabaseProblemError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_ERROR
+    except DatabaseUnreachableError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_UNREACHABLE
+    finally:
+        await container.close()
 
 
 async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
@@ -99,30 +174,70 @@ async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
     if current == migrations.head_revision():
         return
     if not is_sqlite(settings.database_url):
-        raise SchemaNotCurrentError(current)
+        raise SchemaNotCurrentError(database_checks.describe(settings.database_url), current)
     await migrations.upgrade(engine)
 
 
-@app.command()
+@command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
-    downgrade: Annotated[bool, typer.Option(help="migrate down to REVISION (e.g. base)")] = False,
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head",
+    downgrade: Annotated[
+        bool, typer.Option("--downgrade", help="migrate down to REVISION (e.g. base)")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="downgrade without asking (it drops tables)")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="downgrade even though the journal holds transfers")
+    ] = False,
 ) -> None:
-    """Upgrade (or downgrade) the database schema."""
+    """Upgrade (or downgrade) the database schema.
 
-    async def work(container: AsyncContainer, _settings: Settings) -> int:
+    A downgrade drops tables and every row in them: it says what will be lost, asks (or needs
+    --yes), and is refused while the journal holds transfers unless --force is given too.
+    """
+
+    async def work(container: AsyncContainer, settings: Settings) -> int:
         engine = await container.get(AsyncEngine)
         if downgrade:
+            if not await _downgrade_agreed(engine, settings, revision, yes=yes, force=force):
+                return EXIT_ERROR
             await migrations.downgrade(engine, revision)
         else:
             await migrations.upgrade(engine, revision)
         typer.echo(f"database at revision {await migrations.current_revision(engine)}")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
-@app.command()
+async def _downgrade_agreed(
+    engine: AsyncEngine, settings: Settings, revision: str, *, yes: bool, force: bool
+) -> bool:
+    """Whether to go ahead: never silently, never over a journal without --force."""
+    holdings = await count_holdings(engine)
+    database = database_checks.describe(settings.database_url)
+    typer.echo(
+        f"migrating {database} down to {revision} drops its tables and their rows: "
+        f"{holdings.summary()}",
+        err=True,
+    )
+    if not holdings.journal_empty and not force:
+        typer.echo(
+            f"error: refused: the journal holds {holdings.transfers} transfers; "
+            "back the database up and add --force to drop them",
+            err=True,
+        )
+        return False
+    if yes:
+        return True
+    if sys.stdin.isatty():
+        return typer.confirm("go ahead?", default=False, err=True)
+    typer.echo("error: refused: add --yes to go ahead", err=True)
+    return False
+
+
+@command()
 def demo(
     ledger: Annotated[
         str | None, typer.Option(help="ledger id to create (default: demo-<timestamp>)")
@@ -139,11 +254,13 @@ def demo(
         typer.echo(f"\ncheck it again any time: ledgerd verify {ledger_id}")
         return 0 if report.ok else EXIT_PROBLEMS
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
-@app.command()
-def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -> None:
+@command()
+def verify(
+    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to check")],
+) -> None:
     """Re-check a ledger's hash chain and that debits equal credits; exit 1 on any problem."""
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
@@ -155,8 +272,10 @@ def verify(ledger: Annotated[str, typer.Argument(help="the ledger to check")]) -
     _run(work)
 
 
-@app.command()
-def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")]) -> None:
+@command()
+def replay(
+    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to rebuild")],
+) -> None:
     """Rebuild every balance from the ledger's events; exit 1 if they differ from the stored."""
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
@@ -172,14 +291,14 @@ def replay(ledger: Annotated[str, typer.Argument(help="the ledger to rebuild")])
     _run(work)
 
 
-@app.command()
+@command()
 def outbox() -> None:
     """How far event publishing is behind, per ledger, and the dead-lettered events."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         store = await container.get(OutboxStore)
         lags = await store.lag()
-        typer.echo(f"publisher: {settings.events_publisher}")
+        typer.echo(publisher_note(settings))
         for lag in lags:
             oldest = (
                 ""
@@ -205,9 +324,11 @@ def outbox() -> None:
     _run(work)
 
 
-@app.command()
+@command()
 def republish(
-    ledger: Annotated[str, typer.Argument(help="the ledger whose events to publish again")],
+    ledger: Annotated[
+        str, typer.Argument(metavar="LEDGER", help="the ledger whose events to publish again")
+    ],
     first: Annotated[
         int, typer.Option("--from", min=1, help="the first event (sequence) to publish again")
     ] = 1,
@@ -219,6 +340,8 @@ def republish(
     """
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        # An unknown ledger is the same error as `verify` gives; a known one may have no events.
+        await (await container.get(LedgerQueries)).get_ledger(ledger)
         store = await container.get(OutboxStore)
         try:
             again = await store.rewind(ledger, after=first - 1)
@@ -237,6 +360,21 @@ def republish(
     _run(work)
 
 
+def publisher_note(settings: Settings) -> str:
+    """Where the relay publishes, by this command's settings: the relay's own may differ.
+
+    `ledgerd outbox` cannot see the worker's environment; a publisher set for the worker alone
+    (``LEDGERD_EVENTS_PUBLISHER=nats ledgerd worker``) shows here as the default, ``hub``.
+    """
+    note = (
+        f"publisher: {settings.events_publisher} (LEDGERD_EVENTS_PUBLISHER as set for this "
+        "command; the relay publishes with its own)"
+    )
+    if not relay_in_serve(settings) and settings.events_publisher == "hub":
+        note += "; events are relayed by `ledgerd worker` with a broker set"
+    return note
+
+
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT, so the process can wind down instead of dying."""
     stop = asyncio.Event()
@@ -247,6 +385,10 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 DEMO_LEDGER = "demo"
+NO_RELAY_IN_SERVE = (
+    "no outbox relay in this process (LEDGERD_RELAY_IN_SERVE): events wait in the outbox "
+    "until `ledgerd worker` publishes them"
+)
 
 
 async def _seed_demo(container: AsyncContainer) -> None:
@@ -261,13 +403,13 @@ async def _seed_demo(container: AsyncContainer) -> None:
         typer.echo(f"demo  ledger '{DEMO_LEDGER}' created: {report.transfers} transfers")
 
 
-@app.command()
+@command()
 def serve(
     with_demo: Annotated[
         bool, typer.Option("--demo", help=f"first create the '{DEMO_LEDGER}' ledger if missing")
     ] = False,
 ) -> None:
-    """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM."""
+    """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM or Ctrl-C."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every connection holds a file
@@ -321,6 +463,8 @@ def serve(
             if relay_in_serve(settings):
                 await background.enter_async_context(relaying(container, settings))
                 typer.echo(f"relay outbox events to {settings.events_publisher}")
+            else:
+                typer.echo(NO_RELAY_IN_SERVE)
             await stop.wait()
             typer.echo("stopping: finishing calls in flight")
             await http.stop()
@@ -335,16 +479,16 @@ def serve(
         typer.echo("ledgerd stopped")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
-@app.command()
+@command()
 def worker(
     interval: Annotated[
         float | None, typer.Option(help="seconds between expiry sweeps (default from settings)")
     ] = None,
 ) -> None:
-    """Run background work until SIGTERM/SIGINT: relay outbox events, expire overdue holds."""
+    """Until SIGTERM or Ctrl-C: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every broker and database connection holds a file
@@ -369,10 +513,10 @@ def worker(
         typer.echo("worker stopped")
         return 0
 
-    _run(work)
+    _run(work, creates_database=True)
 
 
-@app.command()
+@command()
 def expire() -> None:
     """Void every pending transfer whose timeout has passed (the worker does this routinely)."""
 
@@ -384,7 +528,7 @@ def expire() -> None:
     _run(work)
 
 
-@app.command()
+@command()
 def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
     target: Annotated[
         str, typer.Option(help="the server: grpc://HOST:PORT or http://HOST:PORT")

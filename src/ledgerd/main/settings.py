@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
@@ -220,4 +220,45 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="allocations between young-generation collections (0: Python's 700)",
     )
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="any case: debug is DEBUG"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        return normalise_database_url(url)
+
+    @field_validator("grpc_address", "http_address")
+    @classmethod
+    def _host_and_port(cls, address: str) -> str:
+        host, colon, port = address.rpartition(":")
+        if not colon or not host or not port.isdigit() or int(port) > MAX_PORT:
+            msg = f"{address!r} is not HOST:PORT (e.g. 127.0.0.1:50051; port 0 picks a free one)"
+            raise ValueError(msg)
+        return address
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+
+MAX_PORT = 65_535
+# What users copy from elsewhere for PostgreSQL; ledgerd talks to it through asyncpg.
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+_SQLITE_SCHEMES = ("sqlite+aiosqlite://", "sqlite://")
+ACCEPTED_DATABASES = "sqlite+aiosqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def normalise_database_url(url: str) -> str:
+    """``url`` with the driver ledgerd uses; any other database is refused, saying which."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+asyncpg://" + url.removeprefix(scheme)
+    for scheme in _SQLITE_SCHEMES:
+        if url.startswith(scheme):
+            return "sqlite+aiosqlite://" + url.removeprefix(scheme)
+    scheme = url.partition("://")[0] if "://" in url else url
+    msg = f"unsupported database {scheme!r}: use {ACCEPTED_DATABASES}"
+    raise ValueError(msg)

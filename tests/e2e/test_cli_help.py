@@ -1,0 +1,61 @@
+"""The command line's own help: the version, -h, usage lines in README's words."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from importlib.metadata import version
+
+import pytest
+
+from tests.e2e.test_cli import COMMAND_TIMEOUT_S, LEDGERD
+
+COMMANDS = (
+    "migrate", "demo", "verify", "replay", "outbox", "republish", "serve", "worker", "expire",
+    "bench",
+)  # fmt: skip
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own console script with fixed arguments
+        [str(LEDGERD), *args],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    completed = run("--version")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == f"ledgerd {version('ledgerd')}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_dash_h_is_help_without_type_noise(command: str) -> None:
+    short, long = run(command, "-h"), run(command, "--help")
+    assert short.returncode == long.returncode == 0, short.stderr
+    assert short.stdout == long.stdout
+    assert "-h, --help" in short.stdout
+    # No value type after a flag, no braces around an argument's name.
+    assert re.search(r"--[\w-]+ +<bool>", short.stdout) is None, short.stdout
+    assert "{" not in short.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("verify", "Usage: ledgerd verify [OPTIONS] LEDGER"),
+        ("replay", "Usage: ledgerd replay [OPTIONS] LEDGER"),
+        ("republish", "Usage: ledgerd republish [OPTIONS] LEDGER"),
+        ("migrate", "Usage: ledgerd migrate [OPTIONS] [REVISION]"),
+    ],
+)
+def test_usage_names_arguments_as_the_readme_does(command: str, usage: str) -> None:
+    assert run(command, "-h").stdout.splitlines()[0].strip() == usage
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_long_running_commands_say_ctrl_c_stops_them(command: str) -> None:
+    assert "Ctrl-C" in " ".join(run(command, "-h").stdout.split())
