@@ -47,7 +47,7 @@ from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
-from ledgerd.platform.listening import warn_if_not_loopback
+from ledgerd.platform.listening import CannotListenError, warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
 app = typer.Typer(
@@ -83,7 +83,7 @@ def _run(work: Callable[[AsyncContainer, Settings], Awaitable[int]]) -> None:
         except LedgerdError as error:
             typer.echo(f"error {error.code}: {error.message}", err=True)
             return EXIT_ERROR
-        except SchemaNotCurrentError as error:
+        except (SchemaNotCurrentError, CannotListenError) as error:
             typer.echo(f"error: {error}", err=True)
             return EXIT_ERROR
         finally:
@@ -277,19 +277,28 @@ def serve(
         if with_demo:
             await _seed_demo(container)
         stop = _stop_on_signals()
-        server = await start_grpc_server(container, settings.grpc_address)
+        server = await start_grpc_server(
+            container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
+        )
         invoker, channel = build_invoker(
             await container.get(LedgerService),
             settings.gateway_forward_to,
             await container.get(Admission),
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
-        http = await start_http_server(
-            app,
-            settings.http_address,
-            settings.shutdown_grace_seconds,
-            connection_limits(settings),
-        )
+        try:
+            http = await start_http_server(
+                app,
+                settings.http_address,
+                settings.shutdown_grace_seconds,
+                connection_limits(settings),
+            )
+        except BaseException:
+            # It has listened for a moment only: nothing in flight is worth waiting for.
+            await server.stop(0)
+            if channel is not None:
+                await channel.close()
+            raise
         grpc_host = settings.grpc_address.rpartition(":")[0]
         http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
         # Start-up is over: what is alive now lives as long as the process.
