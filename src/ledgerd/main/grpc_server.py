@@ -8,18 +8,19 @@ from dataclasses import dataclass
 import grpc
 from dishka import AsyncContainer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.grpc_admission import AdmissionInterceptor
 from ledgerd.platform.api.grpc_interceptors import ErrorMappingInterceptor
+from ledgerd.platform.api.grpc_reflection import SERVICE_NAMES as REFLECTION_SERVICES
+from ledgerd.platform.api.grpc_reflection import enable_reflection
 from ledgerd.platform.listening import CannotListenError, probe_bind, why_not
 from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 # Probes must be answered when the server is full: these take no admission permit.
-UNADMITTED_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
+UNADMITTED_SERVICES = (health.SERVICE_NAME, *REFLECTION_SERVICES)
 
 # grpc's core keeps the calls that have arrived but that the Python server has not picked up
 # yet in a backlog (grpc.aio picks them up one at a time, a turn of the event loop each). Past
@@ -90,9 +91,7 @@ async def start_grpc_server(
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(await container.get(LedgerService), server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    reflection.enable_server_reflection(
-        (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (LEDGER_SERVICE, health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:
