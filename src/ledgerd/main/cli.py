@@ -40,6 +40,7 @@ from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
+from ledgerd.main.logs import configure_logging
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.admission import Admission
@@ -57,6 +58,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
+log = logging.getLogger(__name__)
+
 EXIT_PROBLEMS = 1
 EXIT_ERROR = 2
 
@@ -72,11 +75,7 @@ class SchemaNotCurrentError(Exception):
 def _run(work: Callable[[AsyncContainer, Settings], Awaitable[int]]) -> None:
     async def main() -> int:
         settings = Settings()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        # Alembic narrates every step at INFO; the commands report the outcome themselves.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(settings.log_level)
         container = build_container(settings)
         try:
             return await work(container, settings)
@@ -329,9 +328,9 @@ def serve(
         async with contextlib.AsyncExitStack() as background:
             if relay_in_serve(settings):
                 await background.enter_async_context(relaying(container, settings))
-                typer.echo(f"relay outbox events to {settings.events_publisher}")
+                log.info("relay outbox events to %s", settings.events_publisher)
             await stop.wait()
-            typer.echo("stopping: finishing calls in flight")
+            log.info("stopping: finishing calls in flight")
             await http.stop()
             await server.stop(settings.shutdown_grace_seconds)
             if channel is not None:
@@ -340,8 +339,8 @@ def serve(
             await health_watch
             # Leaving the stack stops the relay last: what the final calls committed goes out.
         pauses.stop()
-        typer.echo(pauses.summary())
-        typer.echo("ledgerd stopped")
+        log.debug("%s", pauses.summary())  # for bench/gc_tuning.py and the curious
+        log.info("ledgerd stopped")
         return 0
 
     _run(work)
@@ -375,7 +374,7 @@ def worker(
                 "stop with SIGTERM or Ctrl-C"
             )
             await run_expiry_loop(handler, stop, interval_s=every)
-        typer.echo("worker stopped")
+        log.info("worker stopped")
         return 0
 
     _run(work)
