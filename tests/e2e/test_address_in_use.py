@@ -128,6 +128,8 @@ async def test_port_sharing_asked_for_by_both_servers_is_allowed(tmp_path: Path)
             grpc_reuse_port="true",
         )
         assert attempt.exit_code is None, attempt.log  # it started, beside the first
+        ports = [int(found.group(1)) for line in attempt.output if (found := LISTENING.match(line))]
+        assert ports == [first.port], attempt.log
         async with client(first.port) as (_, channel):
             await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_S)
             assert channel.get_state() is grpc.ChannelConnectivity.READY
