@@ -4,7 +4,7 @@ Creates a fresh PostgreSQL database, then for each variant (rounds interleaved, 
 over the run touches every variant alike) starts ``ledgerd serve`` with that variant's
 ``LEDGERD_GC_FREEZE`` / ``LEDGERD_GC_GEN0_THRESHOLD``, runs ``ledgerd bench`` (gRPC, hot,
 single transfers, 64 clients), stops the server and reads the collector's pauses from the
-line ``serve`` prints when it stops. Writes bench/results/gc_tuning.{json,md}.
+record ``serve`` logs at DEBUG when it stops. Writes bench/results/gc_tuning.{json,md}.
 
     python bench/gc_tuning.py [--duration 10s] [--rounds 2] [--server-url URL]
 
@@ -36,9 +36,10 @@ DEFAULT_SERVER_URL = os.environ.get(
 )
 DATABASE = "ledgerd_gc_bench"
 LEDGER = "gc"
+# The record `serve` logs at DEBUG when it stops.
 _PAUSES = re.compile(
-    r"^gc: (?P<total>[\d.]+) ms in (?P<count>\d+) collections, longest (?P<longest>[\d.]+) ms",
-    re.MULTILINE,
+    r" DEBUG [\w.]+: gc: (?P<total>[\d.]+) ms in (?P<count>\d+) collections, "
+    r"longest (?P<longest>[\d.]+) ms"
 )
 
 
@@ -72,7 +73,7 @@ def main() -> int:
     environment = {
         **os.environ,
         "LEDGERD_DATABASE_URL": database_url,
-        "LEDGERD_LOG_LEVEL": "WARNING",
+        "LEDGERD_LOG_LEVEL": "DEBUG",  # the pauses are a debug record
         "PYTHONUNBUFFERED": "1",
     }
     environment.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -45,7 +45,14 @@ from ledgerd.v1 import events_pb2
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.conftest import service_unavailable
 from tests.e2e.grpc.conftest import running_api
-from tests.e2e.grpc.test_serve import STOPPED, Served, client, ledgerd_serve, running_ledgerd
+from tests.e2e.grpc.test_serve import (
+    STOPPED,
+    Served,
+    client,
+    ledgerd_serve,
+    running_ledgerd,
+    says,
+)
 from tests.integration.messaging.contract import Collected, assert_delivered_in_order, collect
 from tests.integration.messaging.test_nats import SHARED_NATS_URL
 from tests.integration.messaging.test_redis_streams import SHARED_REDIS_URL
@@ -201,8 +208,8 @@ def _nats_worker(
     )
 
 
-async def _stops_cleanly(process: Served, last_line: str) -> None:
-    """SIGTERM: the process exits 0 within its grace period, its last word ``last_line``."""
+async def _stops_cleanly(process: Served, last_word: str) -> None:
+    """SIGTERM: the process exits 0 within its grace period, its last log record ``last_word``."""
     process.process.send_signal(signal.SIGTERM)
     try:
         async with asyncio.timeout(GRACE_S):
@@ -210,7 +217,7 @@ async def _stops_cleanly(process: Served, last_line: str) -> None:
     except TimeoutError:
         pytest.fail(f"still running {GRACE_S} s after SIGTERM:\n{process.log}")
     assert exit_code == 0, process.log
-    assert process.output[-1] == last_line, process.log
+    assert says(process.output[-1], last_word), process.log
     assert "Traceback" not in process.log, process.log
 
 
@@ -377,7 +384,7 @@ async def test_serve_on_sqlite_relays_to_redis_streams_and_stops_on_sigterm(
     }
     async with ledgerd_serve(sqlite_url, **settings) as served, client(served.port) as (stub, _):
         # With SQLite, auto means serve relays itself; it says so once it does.
-        await served.read_until(lambda line: line == RELAY_IN_SERVE)
+        await served.read_until(lambda line: says(line, RELAY_IN_SERVE))
         await _open_books(stub, ledger)
         posted = [
             *await _pay(stub, ledger, 0, 25),

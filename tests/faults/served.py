@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
 
-from tests.e2e.grpc.test_serve import STOPPED, Served, ledgerd_serve
+from tests.e2e.grpc.test_serve import STOPPED, Served, ledgerd_serve, says
 from tests.network import free_port
 
 REST_LISTENING = re.compile(r"^REST\s+http://127\.0\.0\.1:(\d+)/")
@@ -112,7 +112,7 @@ class KillableServe:
     async def stop(self) -> None:
         """SIGTERM: calls in flight finish, the process says it stopped and exits 0."""
         await self._end(signal.SIGTERM, lambda code: code == 0)
-        assert self.lives[-1].output[-1] == STOPPED, self.log
+        assert says(self.lives[-1].output[-1], STOPPED), self.log
 
     async def _end(self, signum: signal.Signals, expected: Callable[[int], bool]) -> None:
         served, reader = self._served, self._reader

@@ -35,7 +35,7 @@ from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
-from tests.e2e.grpc.test_serve import Served, ledgerd_serve
+from tests.e2e.grpc.test_serve import STOPPED, Served, ledgerd_serve, says
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.faults.ledger_view import Ledger, Tally
 from tests.faults.outcomes import Answer, grpc_reply, rest_reply
@@ -283,4 +283,4 @@ async def test_a_server_whose_database_stalls_still_stops_on_sigterm(
         await proxy.aclose()
     fault_figures(f"stopped {stopped_s:.2f} s after SIGTERM, its database stalled")
     assert exit_code == 0, served.log
-    assert served.output[-1] == "ledgerd stopped", served.log
+    assert says(served.output[-1], STOPPED), served.log

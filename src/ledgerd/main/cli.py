@@ -54,6 +54,7 @@ from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
 from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
+from ledgerd.main.logs import configure_logging
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
@@ -62,7 +63,7 @@ from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
-from ledgerd.platform.listening import warn_if_not_loopback
+from ledgerd.platform.listening import CannotListenError, warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
 
@@ -109,6 +110,8 @@ def _main_options(
     """ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables."""
 
 
+log = logging.getLogger(__name__)
+
 EXIT_PROBLEMS = 1
 # A configuration mistake, a usage error, or something missing (a ledger, the schema).
 EXIT_ERROR = 2
@@ -134,11 +137,7 @@ def _run(work: Work, *, creates_database: bool = False) -> None:
 
 
 async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every step at INFO; the commands report the outcome themselves.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level)
     url = settings.database_url
     try:
         if not creates_database:
@@ -157,7 +156,7 @@ async def _main(work: Work, settings: Settings, *, creates_database: bool) -> in
         typer.echo(f"error {error.code}: {error.message}", err=True)
         typer.echo(f"(database: {database_checks.describe(url)})", err=True)
         return EXIT_ERROR
-    except DatabaseProblemError as error:
+    except (DatabaseProblemError, CannotListenError) as error:
         typer.echo(f"error: {error}", err=True)
         return EXIT_ERROR
     except DatabaseUnreachableError as error:
@@ -419,19 +418,28 @@ def serve(
         if with_demo:
             await _seed_demo(container)
         stop = _stop_on_signals()
-        server = await start_grpc_server(container, settings.grpc_address)
+        server = await start_grpc_server(
+            container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
+        )
         invoker, channel = build_invoker(
             await container.get(LedgerService),
             settings.gateway_forward_to,
             await container.get(Admission),
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
-        http = await start_http_server(
-            app,
-            settings.http_address,
-            settings.shutdown_grace_seconds,
-            connection_limits(settings),
-        )
+        try:
+            http = await start_http_server(
+                app,
+                settings.http_address,
+                settings.shutdown_grace_seconds,
+                connection_limits(settings),
+            )
+        except BaseException:
+            # It has listened for a moment only: nothing in flight is worth waiting for.
+            await server.stop(0)
+            if channel is not None:
+                await channel.close()
+            raise
         grpc_host = settings.grpc_address.rpartition(":")[0]
         http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
         # Start-up is over: what is alive now lives as long as the process.
@@ -462,11 +470,11 @@ def serve(
         async with contextlib.AsyncExitStack() as background:
             if relay_in_serve(settings):
                 await background.enter_async_context(relaying(container, settings))
-                typer.echo(f"relay outbox events to {settings.events_publisher}")
+                log.info("relay outbox events to %s", settings.events_publisher)
             else:
-                typer.echo(NO_RELAY_IN_SERVE)
+                log.info(NO_RELAY_IN_SERVE)
             await stop.wait()
-            typer.echo("stopping: finishing calls in flight")
+            log.info("stopping: finishing calls in flight")
             await http.stop()
             await server.stop(settings.shutdown_grace_seconds)
             if channel is not None:
@@ -475,8 +483,8 @@ def serve(
             await health_watch
             # Leaving the stack stops the relay last: what the final calls committed goes out.
         pauses.stop()
-        typer.echo(pauses.summary())
-        typer.echo("ledgerd stopped")
+        log.debug("%s", pauses.summary())  # for bench/gc_tuning.py and the curious
+        log.info("ledgerd stopped")
         return 0
 
     _run(work, creates_database=True)
@@ -510,7 +518,7 @@ def worker(
                 "stop with SIGTERM or Ctrl-C"
             )
             await run_expiry_loop(handler, stop, interval_s=every)
-        typer.echo("worker stopped")
+        log.info("worker stopped")
         return 0
 
     _run(work, creates_database=True)

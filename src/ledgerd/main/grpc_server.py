@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 import grpc
 from dishka import AsyncContainer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.grpc_admission import AdmissionInterceptor
 from ledgerd.platform.api.grpc_interceptors import ErrorMappingInterceptor
+from ledgerd.platform.api.grpc_reflection import SERVICE_NAMES as REFLECTION_SERVICES
+from ledgerd.platform.api.grpc_reflection import enable_reflection
+from ledgerd.platform.listening import CannotListenError, probe_bind, why_not
 from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 # Probes must be answered when the server is full: these take no admission permit.
-UNADMITTED_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
+UNADMITTED_SERVICES = (health.SERVICE_NAME, *REFLECTION_SERVICES)
 
 # grpc's core keeps the calls that have arrived but that the Python server has not picked up
 # yet in a backlog (grpc.aio picks them up one at a time, a turn of the event loop each). Past
@@ -37,6 +40,11 @@ _OPTIONS = (
     # The same hard limit: no random drops below it, every new call dropped above it.
     ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
 )
+ADDRESS_SETTING = "LEDGERD_GRPC_ADDRESS"
+_ADDRESS_IN_USE_HINT = (
+    f"; set {ADDRESS_SETTING} to a free HOST:PORT (HOST:0 picks one), or "
+    "LEDGERD_GRPC_REUSE_PORT=true in every process of one deployment that shares it"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,26 @@ class RunningGrpcServer:
         await self.server.stop(grace_s)
 
 
-async def start_grpc_server(container: AsyncContainer, address: str) -> RunningGrpcServer:
+def _refusal(address: str, error: OSError) -> CannotListenError:
+    reason = why_not(error)
+    hint = _ADDRESS_IN_USE_HINT if error.errno == errno.EADDRINUSE else ""
+    return CannotListenError(ADDRESS_SETTING, address, reason + hint)
+
+
+async def start_grpc_server(
+    container: AsyncContainer, address: str, *, reuse_port: bool = False
+) -> RunningGrpcServer:
+    """The server, listening on ``address``; ``CannotListenError`` if it cannot.
+
+    grpc shares a port with any other process that asks (``SO_REUSEPORT``) unless told not
+    to: two servers on one port, each with its own database, would each answer some of the
+    channels. Only ``reuse_port`` (processes of one deployment) allows that.
+    """
+    try:
+        probe_bind(address, reuse_port=reuse_port)
+    except OSError as error:
+        # grpc's own failure names neither the cause nor the setting: ask before it binds.
+        raise _refusal(address, error) from None
     admission = await container.get(Admission)
     server = grpc.aio.server(
         # The first is the outermost: a refusal by admission is mapped and logged like any error.
@@ -59,15 +86,18 @@ async def start_grpc_server(container: AsyncContainer, address: str) -> RunningG
             ErrorMappingInterceptor(),
             AdmissionInterceptor(admission, exempt_services=UNADMITTED_SERVICES),
         ],
-        options=_OPTIONS,
+        options=(*_OPTIONS, ("grpc.so_reuseport", int(reuse_port))),
     )
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(await container.get(LedgerService), server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    reflection.enable_server_reflection(
-        (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    port = server.add_insecure_port(address)
+    enable_reflection(server, (LEDGER_SERVICE, health.SERVICE_NAME))
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        # Taken between the probe and now: grpc has logged its reason (to stderr) already.
+        await server.stop(None)  # else its finaliser tries to, once the event loop is closed
+        raise CannotListenError(ADDRESS_SETTING, address, "grpc could not bind it") from None
     await server.start()
     for service in ("", LEDGER_SERVICE):
         await checker.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ from ledgerd.gateway.asgi import Receive, Scope, Send
 from ledgerd.main.settings import Settings
 from ledgerd.platform.file_limit import open_file_limit
 from ledgerd.platform.http_guard import ConnectionLimits, guarded_protocol
+from ledgerd.platform.listening import CannotListenError, split_address, why_not
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,8 @@ _STARTUP_POLL_S = 0.01
 # kept for gRPC connections, the database, the listening sockets and the logs.
 HTTP_SHARE_OF_FILE_LIMIT = 0.75
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ADDRESS_SETTING = "LEDGERD_HTTP_ADDRESS"
+_BACKLOG = 2048  # uvicorn's own default
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -76,15 +81,32 @@ def within_file_limit(limits: ConnectionLimits) -> ConnectionLimits:
     return dataclasses.replace(limits, max_connections=room)
 
 
+def _listen(address: str) -> socket.socket:
+    """A socket listening on ``address``, or ``CannotListenError`` naming the setting.
+
+    Bound here rather than by uvicorn, which logs a failed bind and exits the process from
+    inside its task, leaving whatever else had started (the gRPC server) to die with it.
+    """
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # [::]:8080 as gRPC takes it
+    try:
+        return socket.create_server((host, port), family=family, backlog=_BACKLOG)
+    except OSError as error:
+        hint = (
+            f"; set {ADDRESS_SETTING} to a free HOST:PORT (HOST:0 picks one)"
+            if error.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise CannotListenError(ADDRESS_SETTING, address, why_not(error) + hint) from None
+
+
 async def start_http_server(
     app: AsgiApp, address: str, grace_s: float, limits: ConnectionLimits
 ) -> RunningHttpServer:
-    host, _, port = address.rpartition(":")
+    listening = _listen(address)
     limits = within_file_limit(limits)
     config = uvicorn.Config(
         app,
-        host=host.removeprefix("[").removesuffix("]"),  # [::]:8080 as gRPC takes it
-        port=int(port),
         log_config=None,
         access_log=False,  # the gateway writes its own access log, with request ids
         lifespan="off",
@@ -96,7 +118,7 @@ async def start_http_server(
         h11_max_incomplete_event_size=limits.max_header_bytes,
     )
     server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[listening]))
     while not server.started:
         if task.done():
             await task  # startup failed: raise its error

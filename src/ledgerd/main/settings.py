@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, le=600, description="how long calls in flight may finish on SIGTERM"
     )
+    grpc_reuse_port: bool = Field(
+        default=False,
+        description="let several `serve` processes of one deployment listen on the same gRPC "
+        "address (SO_REUSEPORT; the kernel spreads new connections over them); unset, an "
+        "address in use is refused",
+    )
     health_interval_seconds: float = Field(
         default=5.0,
         gt=0,

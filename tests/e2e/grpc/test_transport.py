@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import pytest
@@ -17,9 +19,14 @@ from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.conftest import GrpcApi
 from tests.e2e.grpc.support import REQUEST_ID, decode
 
+if TYPE_CHECKING:
+    from grpc import _CallIterator  # what the typing stubs call a client's streaming call
+
 LEDGER_SERVICE = "ledgerd.v1.LedgerService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
+REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+SERVED = (LEDGER_SERVICE, HEALTH_SERVICE, REFLECTION_V1_SERVICE, REFLECTION_SERVICE)
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 # Bounds for calls made from a worker thread, so a hung server fails the test instead.
 THREAD_CALL_TIMEOUT_S = 10.0
@@ -109,22 +116,66 @@ async def test_health_reports_serving(grpc_api: GrpcApi) -> None:
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def _reflect(port: int) -> tuple[list[str], list[str]]:
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+class _AsV1(grpc.StreamStreamClientInterceptor):
+    """Sends grpcio-reflection's v1alpha calls to v1, as grpcurl and Postman call first.
+
+    The two protocols differ in their package name only, so the messages are the same bytes:
+    the library's whole client (listing, files by symbol, their dependencies) talks v1.
+    """
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[
+            [grpc.ClientCallDetails, Iterator[_Request]], _CallIterator[_Response]
+        ],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Request],
+    ) -> _CallIterator[_Response]:
+        method = client_call_details.method.replace(REFLECTION_SERVICE, REFLECTION_V1_SERVICE)
+        self.methods.append(method)
+        # grpc hands the details over as a named tuple: the same call, another method.
+        details: Any = client_call_details
+        return continuation(details._replace(method=method), request_iterator)
+
+
+def _reflect(port: int, *, v1: bool = False) -> tuple[list[str], list[str]]:
     """Ask the server what it serves, with grpcio-reflection's own (blocking) client."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        grpc.channel_ready_future(channel).result(timeout=THREAD_CALL_TIMEOUT_S)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as plain:
+        grpc.channel_ready_future(plain).result(timeout=THREAD_CALL_TIMEOUT_S)
+        as_v1 = _AsV1()
+        channel = grpc.intercept_channel(plain, as_v1) if v1 else plain
         database = ProtoReflectionDescriptorDatabase(channel)
         services = database.get_services()
         pool = descriptor_pool.DescriptorPool(database)
         methods = [m.name for m in pool.FindServiceByName(LEDGER_SERVICE).methods]
+        if v1:
+            # It describes itself too, as grpcurl's `describe` asks.
+            assert pool.FindServiceByName(REFLECTION_V1_SERVICE).full_name
+            assert set(as_v1.methods) == {f"/{REFLECTION_V1_SERVICE}/ServerReflectionInfo"}
         return services, methods
 
 
-async def test_reflection_lists_the_three_services(grpc_api: GrpcApi) -> None:
+async def test_reflection_lists_the_services(grpc_api: GrpcApi) -> None:
     # The reflection client blocks, and the server runs on this loop: call it from a thread.
     services, methods = await asyncio.wait_for(
         asyncio.to_thread(_reflect, grpc_api.port), THREAD_CALL_TIMEOUT_S * 2
     )
 
-    assert sorted(services) == sorted([LEDGER_SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE])
+    assert sorted(services) == sorted(SERVED)
+    assert methods == [m.name for m in pb.DESCRIPTOR.services_by_name["LedgerService"].methods]
+
+
+async def test_reflection_answers_v1_as_current_tools_ask(grpc_api: GrpcApi) -> None:
+    services, methods = await asyncio.wait_for(
+        asyncio.to_thread(_reflect, grpc_api.port, v1=True), THREAD_CALL_TIMEOUT_S * 2
+    )
+
+    assert sorted(services) == sorted(SERVED)
     assert methods == [m.name for m in pb.DESCRIPTOR.services_by_name["LedgerService"].methods]
