@@ -136,14 +136,10 @@ class RestGateway:
         except Exception as error:  # noqa: BLE001 - every failure becomes a problem response
             response = problem_of(error, request_id, self._unexpected).response()
             if isinstance(error, MethodNotAllowedError):
-                headers["allow"] = ", ".join(_with_head(error.allowed))
+                headers["allow"] = ", ".join(error.answered)
         response.headers.update(headers)
         await response(request.scope, request.receive, tracker)
         return response.status_code
-
-
-def _with_head(allowed: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({*allowed, "HEAD"})) if "GET" in allowed else allowed
 
 
 def _headers_only(send: Send) -> Send:

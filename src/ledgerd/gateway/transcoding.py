@@ -90,9 +90,11 @@ def build_request(
     message = GetMessageClass(descriptor)()
     try:
         within = "" if body_field in {None, WHOLE_BODY} else str(body_field)
-        strict_json.check_values(descriptor, document, within=within)
+        in_url = {name.partition(".")[0] for name in path_values}
+        strict_json.check_values(descriptor, document, within=within, in_url=in_url)
         json_format.ParseDict(document, message, ignore_unknown_fields=False)
     except json_format.ParseError as error:
+        # strict_json refuses first whatever the parser would; this is a safety net.
         raise validation_error("body", _readable(str(error))) from None
     except RecursionError:
         raise validation_error("body", "is nested too deeply") from None
