@@ -3,7 +3,8 @@
 One page, no JavaScript, no fonts or stylesheets from elsewhere: the server must be able to
 show its own documentation offline. Operations are grouped by tag and fold open with
 ``<details>``; schemas are listed once at the end and linked from where they are used. Every
-piece of text from the document goes through :func:`html.escape`.
+piece of text from the document goes through :func:`html.escape`; descriptions are Markdown,
+of which :mod:`ledgerd.gateway.markdown` renders a small subset (on escaped text).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from ledgerd.gateway.json_schema import SCHEMA_REF_PREFIX, JsonObject
+from ledgerd.gateway.json_schema import INPUT_SUFFIX, SCHEMA_REF_PREFIX, JsonObject
+from ledgerd.gateway.markdown import inline_html, markdown_html
 
 _RESPONSE_REF_PREFIX = "#/components/responses/"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -24,7 +26,7 @@ color:#1d232a}
 h1,h2,h3{line-height:1.2}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;
 margin-top:2.5rem}
 code,.path{font-family:ui-monospace,monospace;font-size:.92em}
-.prose{white-space:pre-wrap}
+.prose p,.prose ul{margin:.3rem 0}
 details{border:1px solid #d0d7de;border-radius:6px;margin:.5rem 0;padding:.2rem .8rem}
 details[open]{padding-bottom:.8rem}summary{cursor:pointer;padding:.3rem 0}
 .verb{display:inline-block;min-width:4.5rem;font-weight:700;font-family:ui-monospace,monospace}
@@ -101,7 +103,7 @@ def _operation(path: str, method: str, operation: Mapping[str, Any]) -> str:
     heading = (
         f"<details id='{_anchor('op', operation_id or path)}'><summary>"
         f"<span class='verb {method}'>{method.upper()}</span> "
-        f"<span class='path'>{escape(path)}</span> — {escape(operation.get('summary', ''))}"
+        f"<span class='path'>{escape(path)}</span> — {inline_html(operation.get('summary', ''))}"
         f" <span class='muted'>({escape(operation_id)})</span></summary>"
     )
     parts = [heading, _prose(operation.get("description", ""))]
@@ -122,7 +124,7 @@ def _parameters(parameters: list[Mapping[str, Any]]) -> str:
         f"{_required_mark(required=bool(parameter.get('required')))}</td>"
         f"<td>{escape(str(parameter.get('in', '')))}</td>"
         f"<td>{_type(parameter.get('schema', {}))}</td>"
-        f"<td>{_prose(parameter.get('description', ''), tag='span')}</td></tr>"
+        f"<td>{_prose(parameter.get('description', ''))}</td></tr>"
         for parameter in parameters
     )
     return (
@@ -163,7 +165,7 @@ def _errors_section(components: Mapping[str, Any]) -> str:
         return ""
     rows = "".join(
         f"<tr id='{_anchor('response', name)}'><td>{escape(name)}</td>"
-        f"<td>{_prose(response.get('description', ''), tag='span')}</td></tr>"
+        f"<td>{_prose(response.get('description', ''))}</td></tr>"
         for name, response in responses.items()
     )
     return (
@@ -175,7 +177,7 @@ def _errors_section(components: Mapping[str, Any]) -> str:
 
 def _schemas_section(schemas: Mapping[str, Any]) -> str:
     entries = "".join(
-        f"<details id='{_anchor('schema', name)}'><summary><code>{escape(name)}</code> "
+        f"<details id='{_anchor('schema', name)}'><summary>{_schema_name(name)} "
         f"<span class='muted'>{_summary_type(schema)}</span></summary>"
         f"{_schema_body(schema)}</details>"
         for name, schema in schemas.items()
@@ -193,7 +195,7 @@ def _schema_body(schema: Mapping[str, Any]) -> str:
         required = set(schema.get("required", []))
         rows = "".join(
             f"<tr><td><code>{escape(name)}</code>{_required_mark(required=name in required)}"
-            f"</td><td>{_type(prop)}</td><td>{_prose(prop.get('description', ''), tag='span')}"
+            f"</td><td>{_type(prop)}</td><td>{_prose(prop.get('description', ''))}"
             "</td></tr>"
             for name, prop in properties.items()
         )
@@ -210,7 +212,7 @@ def _type(schema: Mapping[str, Any]) -> str:
     """A short, readable type: ``string (int64)``, ``array of Leg``, ``map of string``."""
     if ref := schema.get("$ref"):
         name = str(ref).removeprefix(SCHEMA_REF_PREFIX)
-        return f"<a href='#{_anchor('schema', name)}'>{escape(name)}</a>"
+        return f"<a href='#{_anchor('schema', name)}'>{_schema_name(name)}</a>"
     kind = schema.get("type")
     if kind == "array":
         return "array of " + _type(schema.get("items", {}))
@@ -227,6 +229,14 @@ def _type(schema: Mapping[str, Any]) -> str:
     return escape(text) + suffix
 
 
+def _schema_name(name: str) -> str:
+    """The proto's name; ``Leg-Input``, a message that travels both ways, as it is in requests."""
+    if name.endswith(INPUT_SUFFIX):
+        proto_name = escape(name.removesuffix(INPUT_SUFFIX))
+        return f"<code>{proto_name}</code> <span class='muted'>(in requests)</span>"
+    return f"<code>{escape(name)}</code>"
+
+
 def _summary_type(schema: Mapping[str, Any]) -> str:
     if "enum" in schema:
         return "enum"
@@ -237,10 +247,11 @@ def _required_mark(*, required: bool) -> str:
     return " <span class='req'>required</span>" if required else ""
 
 
-def _prose(text: object, tag: str = "p") -> str:
+def _prose(text: object, tag: str = "div") -> str:
+    """A description, its Markdown rendered (:mod:`ledgerd.gateway.markdown` escapes it all)."""
     if not text:
         return ""
-    return f"<{tag} class='prose'>{escape(str(text))}</{tag}>"
+    return f"<{tag} class='prose'>{markdown_html(str(text))}</{tag}>"
 
 
 def _anchor(kind: str, name: str) -> str:

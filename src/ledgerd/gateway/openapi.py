@@ -18,7 +18,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from ledgerd.gateway.comments import CommentIndex, summary
 from ledgerd.gateway.descriptors import is_required, services_in
 from ledgerd.gateway.http_rules import FieldPath, HttpRoute, http_routes
-from ledgerd.gateway.json_schema import SCHEMA_REF_PREFIX, Direction, JsonObject, SchemaSet
+from ledgerd.gateway.json_schema import (
+    INPUT_SUFFIX,
+    SCHEMA_REF_PREFIX,
+    Direction,
+    JsonObject,
+    SchemaSet,
+)
 from ledgerd.gateway.path_template import Segment, SegmentKind
 from ledgerd.kernel.rules import ApiRules
 
@@ -138,6 +144,12 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             )
     component_schemas = schemas.components()
     component_schemas[PROBLEM] = _PROBLEM_SCHEMA
+    renames = _proto_names(component_schemas)
+    paths = _renamed(paths, renames)
+    component_schemas = {
+        renames.get(name, name): _renamed(schema, renames)
+        for name, schema in component_schemas.items()
+    }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -158,6 +170,40 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             "responses": errors.components(),
         },
     }
+
+
+def _proto_names(component_schemas: Mapping[str, JsonObject]) -> dict[str, str]:
+    """``X-Input`` → ``X`` where only requests carry ``X``: the schema takes the proto's name.
+
+    Only a message that travels both ways (``Leg``: in a transfer request and in a transfer)
+    needs two schemas; the request's keeps the suffix.
+    """
+    return {
+        name: name.removesuffix(INPUT_SUFFIX)
+        for name in component_schemas
+        if name.endswith(INPUT_SUFFIX) and name.removesuffix(INPUT_SUFFIX) not in component_schemas
+    }
+
+
+def _renamed(value: JsonObject, renames: Mapping[str, str]) -> JsonObject:
+    """``value`` with every schema ``$ref`` pointing at its new name."""
+    return {
+        key: _renamed_ref(item, renames) if key == "$ref" else _renamed_value(item, renames)
+        for key, item in value.items()
+    }
+
+
+def _renamed_value(value: object, renames: Mapping[str, str]) -> object:
+    if isinstance(value, dict):
+        return _renamed(value, renames)
+    if isinstance(value, list):
+        return [_renamed_value(item, renames) for item in value]
+    return value
+
+
+def _renamed_ref(ref: str, renames: Mapping[str, str]) -> str:
+    name = ref.removeprefix(SCHEMA_REF_PREFIX)
+    return SCHEMA_REF_PREFIX + renames[name] if name in renames else ref
 
 
 def openapi_yaml(document: JsonObject) -> str:

@@ -263,7 +263,7 @@ def test_request_bodies_follow_the_body_rule(ledger_document: JsonObject) -> Non
     post_transfer = operations["PostTransfer"][2]["requestBody"]
     assert post_transfer["required"] is True
     assert post_transfer["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/TransferInput-Input"
+        "$ref": "#/components/schemas/TransferInput"
     }
 
     # body "*" with every field in the path: an optional, empty object.
