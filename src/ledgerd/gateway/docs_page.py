@@ -9,6 +9,7 @@ of which :mod:`ledgerd.gateway.markdown` renders a small subset (on escaped text
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from html import escape
@@ -25,6 +26,7 @@ body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:1r
 color:#1d232a}
 h1,h2,h3{line-height:1.2}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;
 margin-top:2.5rem}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto}
 code,.path{font-family:ui-monospace,monospace;font-size:.92em}
 .prose p,.prose ul{margin:.3rem 0}
 details{border:1px solid #d0d7de;border-radius:6px;margin:.5rem 0;padding:.2rem .8rem}
@@ -139,6 +141,7 @@ def _request_body(body: Mapping[str, Any]) -> str:
     for media_type, content in body.get("content", {}).items():
         parts.append(f"<p class='muted'><code>{escape(media_type)}</code></p>")
         parts.append(_schema_body(content.get("schema", {})))
+        parts.append(_example("Example", content))
     return "".join(parts)
 
 
@@ -156,7 +159,16 @@ def _responses(responses: Mapping[str, Any]) -> str:
             ]
             shown = escape(response.get("description", "")) + "<br>" + "<br>".join(media)
         rows.append(f"<tr><td><code>{escape(status)}</code></td><td>{shown}</td></tr>")
-    return f"<h4>Responses</h4><table>{''.join(rows)}</table>"
+    answered = responses.get("200", {}).get("content", {}).values()
+    examples = "".join(_example("Example answer", content) for content in answered)
+    return f"<h4>Responses</h4><table>{''.join(rows)}</table>{examples}"
+
+
+def _example(title: str, content: Mapping[str, Any]) -> str:
+    if "example" not in content:
+        return ""
+    shown = escape(json.dumps(content["example"], indent=2, ensure_ascii=False))
+    return f"<p class='muted'>{escape(title)}</p><pre><code>{shown}</code></pre>"
 
 
 def _errors_section(components: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from ledgerd.gateway.json_schema import (
     SchemaSet,
 )
 from ledgerd.gateway.path_template import Segment, SegmentKind
-from ledgerd.kernel.rules import ApiRules
+from ledgerd.kernel.rules import ApiExample, ApiRules
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -92,18 +92,20 @@ def openapi_for(
     *,
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
+    examples: Mapping[str, ApiExample] | None = None,
 ) -> JsonObject:
     """The document for every service in ``descriptor_set``, with its comments.
 
     At run time pass :func:`ledgerd.gateway.descriptors.load_descriptor_set`'s result;
     ``make generate`` passes the set it has just compiled, so both produce the same document
-    as long as they pass the same ``error_statuses`` and ``rules``.
+    as long as they pass the same ``error_statuses``, ``rules`` and ``examples``.
     """
     return build_openapi(
         services_in(descriptor_set),
         comments=CommentIndex.from_descriptor_set(descriptor_set),
         error_statuses=error_statuses,
         rules=rules,
+        examples=examples,
     )
 
 
@@ -113,6 +115,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
     comments: CommentIndex | None = None,
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
+    examples: Mapping[str, ApiExample] | None = None,
     always_print_fields_with_no_presence: bool = True,
     title: str = "ledgerd API",
     servers: Sequence[Mapping[str, str]] = DEFAULT_SERVERS,
@@ -121,8 +124,9 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
 
     ``error_statuses`` maps each stable error code to its HTTP status; the error responses
     then list the codes they may carry. ``rules`` are those the server checks requests by
-    (per field and per message). ``always_print_fields_with_no_presence`` must match how
-    the gateway prints responses (see :class:`SchemaSet`).
+    (per field and per message); ``examples``, by operation id, a request and its answer.
+    ``always_print_fields_with_no_presence`` must match how the gateway prints responses
+    (see :class:`SchemaSet`).
     """
     comments = comments or CommentIndex()
     routed = [(service, http_routes(service)) for service in services]
@@ -142,6 +146,10 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             item[_operation_key(route, item)] = _operation(
                 route, service, schemas, comments, errors
             )
+    for item in paths.values():
+        for operation in item.values():
+            if example := (examples or {}).get(operation["operationId"]):
+                _show_example(operation, example)
     component_schemas = schemas.components()
     component_schemas[PROBLEM] = _PROBLEM_SCHEMA
     renames = _proto_names(component_schemas)
@@ -170,6 +178,15 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             "responses": errors.components(),
         },
     }
+
+
+def _show_example(operation: JsonObject, example: ApiExample) -> None:
+    """``example``'s body and answer, on the operation's request body and 200 response."""
+    if example.request is not None and "requestBody" in operation:
+        for media in operation["requestBody"]["content"].values():
+            media["example"] = dict(example.request)
+    for media in operation["responses"]["200"].get("content", {}).values():
+        media["example"] = dict(example.response)
 
 
 def _proto_names(component_schemas: Mapping[str, JsonObject]) -> dict[str, str]:

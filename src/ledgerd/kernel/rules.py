@@ -94,3 +94,17 @@ class ApiRules:
 
     fields: Mapping[str, FieldRule] = field(default_factory=dict)
     messages: Mapping[str, tuple[MessageRule, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiExample:
+    """One call of an API operation as its documentation shows it, and a test replays it.
+
+    ``path`` is the URL path with its query; ``request`` the JSON body (None: no body);
+    ``response`` the JSON answer.
+    """
+
+    method: str
+    path: str
+    response: Mapping[str, object]
+    request: Mapping[str, object] | None = None

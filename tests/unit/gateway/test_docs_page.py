@@ -132,3 +132,10 @@ def test_schemas_are_shown_by_their_proto_names(ledger_document: JsonObject) -> 
     text = "".join(_parse(render_docs_page(ledger_document)).text)
     assert "-Input" not in text
     assert "AccountFlags (in requests)" in text
+
+
+def test_each_operation_shows_its_example(ledger_document: JsonObject) -> None:
+    page = render_docs_page(ledger_document)
+    # PostTransfer's body and answer, escaped JSON in <pre>.
+    assert "&quot;idempotency_key&quot;: &quot;top-up-1&quot;" in page
+    assert page.count("Example answer") == 18  # every operation but the stream, ExportStatement
