@@ -19,6 +19,7 @@ from ledgerd.gateway.json_schema import INPUT_SUFFIX, SCHEMA_REF_PREFIX, JsonObj
 from ledgerd.gateway.markdown import inline_html, markdown_html
 
 _RESPONSE_REF_PREFIX = "#/components/responses/"
+_FORMAT_RANGES = frozenset({(-(2**31), 2**31 - 1), (0, 2**32 - 1)})
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 _STYLE = """
@@ -232,9 +233,10 @@ def _type(schema: Mapping[str, Any]) -> str:
         return "map of " + _type(schema["additionalProperties"])
     text = " or ".join(kind) if isinstance(kind, list) else str(kind or "any")
     details = [str(schema[key]) for key in ("format",) if key in schema]
-    details += [
-        f"{key} {schema[key]}" for key in ("pattern", "minimum", "maximum") if key in schema
-    ]
+    bounds = (schema.get("minimum"), schema.get("maximum"))
+    # A format's own range (int32's ±2**31) says nothing "int32" did not: only a rule's is shown.
+    shown = ("pattern",) if bounds in _FORMAT_RANGES else ("pattern", "minimum", "maximum")
+    details += [f"{key} {schema[key]}" for key in shown if key in schema]
     if "enum" in schema:
         details.append("one of " + ", ".join(str(value) for value in schema["enum"]))
     suffix = f" <span class='muted'>({escape('; '.join(details))})</span>" if details else ""

@@ -139,3 +139,9 @@ def test_each_operation_shows_its_example(ledger_document: JsonObject) -> None:
     # PostTransfer's body and answer, escaped JSON in <pre>.
     assert "&quot;idempotency_key&quot;: &quot;top-up-1&quot;" in page
     assert page.count("Example answer") == 18  # every operation but the stream, ExportStatement
+
+
+def test_bounds_are_shown_only_where_a_rule_sets_them(ledger_document: JsonObject) -> None:
+    text = "".join(_parse(render_docs_page(ledger_document)).text)
+    assert "2147483647" not in text  # int32's own range (Entry.leg_index)
+    assert "minimum 0; maximum 1000" in text  # page_size
