@@ -29,6 +29,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from ledgerd.gateway.descriptors import WRAPPER_TYPES, is_well_known, map_entry
 from ledgerd.gateway.json_forms import INTEGER_TEXT, TIMESTAMP_TEXT
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import ApiRules, IntegerRule
 
 _TIMESTAMP = "google.protobuf.Timestamp"
 # Well-known types whose JSON form is, or may contain, null on purpose.
@@ -93,24 +94,31 @@ def check_values(
     *,
     within: str = "",
     in_url: Collection[str] = (),
+    rules: ApiRules | None = None,
 ) -> None:
     """Refuse the loose values of ``document``, a ``descriptor`` message as parsed JSON.
 
     Errors name fields by their path (``legs[0].amount``) without the ``within.`` prefix: the
     body field whose inside the client sent as the whole body. Names the parser does not know
     are refused with the fields that are accepted there, in snake_case, leaving out ``in_url``:
-    the request fields the URL path sets. Only a message type that contains itself lets a
+    the request fields the URL path sets. An integer past its type's range is refused with the
+    range its rule in ``rules`` gives, if it has one (a page size past int32: "between 1 and
+    1000"). Only a message type that contains itself lets a
     document nest deeply; the caller reports a RecursionError as the parser's own.
     """
     try:
-        _check_message(descriptor, document, "", hidden=in_url)
+        _check_message(descriptor, document, "", rules or ApiRules(), hidden=in_url)
     except _LooseValueError as error:
         path = error.path.removeprefix(f"{within}.") if within else error.path
         raise validation_error(path, error.problem) from None
 
 
 def _check_message(
-    descriptor: Descriptor, document: dict[str, Any], where: str, hidden: Collection[str] = ()
+    descriptor: Descriptor,
+    document: dict[str, Any],
+    where: str,
+    rules: ApiRules,
+    hidden: Collection[str] = (),
 ) -> None:
     for name, value in document.items():
         field = descriptor.fields_by_name.get(name) or descriptor.fields_by_camelcase_name.get(name)
@@ -123,14 +131,14 @@ def _check_message(
             if not isinstance(value, dict):
                 raise _LooseValueError(path, "must be an object of names to values")
             for key, item in value.items():
-                _check_value(entry.fields_by_name["value"], item, f"{path}.{key}")
+                _check_value(entry.fields_by_name["value"], item, f"{path}.{key}", rules)
         elif field.is_repeated and value is not None:
             if not isinstance(value, list):
                 raise _LooseValueError(path, "must be a list")
             for index, item in enumerate(value):
-                _check_value(field, item, f"{path}[{index}]")
+                _check_value(field, item, f"{path}[{index}]", rules)
         else:  # a single value, or null for a list or map
-            _check_value(field, value, path)
+            _check_value(field, value, path, rules)
 
 
 def _fields_of(descriptor: Descriptor, hidden: Collection[str] = ()) -> str:
@@ -138,28 +146,28 @@ def _fields_of(descriptor: Descriptor, hidden: Collection[str] = ()) -> str:
     return "the fields here are " + ", ".join(names)
 
 
-def _check_value(field: FieldDescriptor, value: object, path: str) -> None:
+def _check_value(field: FieldDescriptor, value: object, path: str, rules: ApiRules) -> None:
     nested = field.message_type
     if value is None:
         if nested is None or nested.full_name not in _NULLABLE:
             raise _LooseValueError(path, "must not be null; leave the field out to leave it unset")
     elif nested is None:
-        _check_scalar(field, value, path)
+        _check_scalar(field, value, path, rules)
     elif nested.full_name == _TIMESTAMP:
         if not isinstance(value, str) or not TIMESTAMP_TEXT.fullmatch(value):
             raise _LooseValueError(path, "must be an RFC 3339 timestamp like 2024-01-31T12:00:00Z")
     elif nested.full_name in WRAPPER_TYPES:
-        _check_value(nested.fields_by_name["value"], value, path)
+        _check_value(nested.fields_by_name["value"], value, path, rules)
     elif not is_well_known(nested):
         if not isinstance(value, dict):
             raise _LooseValueError(path, f"must be an object; {_fields_of(nested)}")
-        _check_message(nested, value, f"{path}.")
+        _check_message(nested, value, f"{path}.", rules)
 
 
-def _check_scalar(field: FieldDescriptor, value: object, path: str) -> None:
+def _check_scalar(field: FieldDescriptor, value: object, path: str, rules: ApiRules) -> None:
     """Refuse a value of the wrong JSON type for a scalar field, naming what it takes."""
     if _is_integer(field):
-        _check_integer(field, value, path)
+        _check_integer(field, value, path, rules)
     elif field.type == _T.TYPE_BOOL:
         if not isinstance(value, bool):
             raise _LooseValueError(path, "must be true or false (without quotes)")
@@ -182,7 +190,7 @@ _MAX_DIGITS = 21
 _INTEGER_WORDS = 'must be an integer in decimal digits, like 42 or "42"'
 
 
-def _check_integer(field: FieldDescriptor, value: object, path: str) -> None:
+def _check_integer(field: FieldDescriptor, value: object, path: str, rules: ApiRules) -> None:
     low, high = _INTEGER_RANGES[field.type]
     if isinstance(value, str):
         if not INTEGER_TEXT.fullmatch(value):
@@ -196,4 +204,7 @@ def _check_integer(field: FieldDescriptor, value: object, path: str) -> None:
     else:
         raise _LooseValueError(path, _INTEGER_WORDS)
     if not low <= number <= high:
+        rule = rules.fields.get(field.full_name)
+        if isinstance(rule, IntegerRule):  # the server's own words for the field's range
+            raise _LooseValueError(path, f"must be between {rule.minimum} and {rule.maximum}")
         raise _LooseValueError(path, f"must be an integer from {low} to {high}")

@@ -148,7 +148,7 @@ CASES = [
         f"/v1/ledgers/{L}/transfers",
         {"page_size": str(2**31)},
         "page_size",
-        (),
+        ("between 1 and 1000",),
     ),
 ]
 

@@ -6,6 +6,7 @@ from ledgerd.gateway import strict_json
 from ledgerd.gateway.http_rules import HttpRoute, http_routes
 from ledgerd.gateway.transcoding import build_request, render
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.v1 import ledger_pb2 as pb
 
 ROUTES = {
@@ -349,3 +350,16 @@ def test_an_enum_value_is_refused_with_the_names_it_may_have() -> None:
     assert "must be one of KIND_UNSPECIFIED, POSTING, HOLD," in raised.value.message
     strict_json.check_values(pb.Transfer.DESCRIPTOR, {"kind": "HOLD"})
     strict_json.check_values(pb.Transfer.DESCRIPTOR, {"kind": 2})
+
+
+def test_an_integer_past_its_type_is_refused_in_its_rules_words() -> None:
+    route = _route("ListTransfers")
+    query = [("page_size", str(2**31))]
+    with pytest.raises(LedgerdError) as bare:
+        build_request(route, path_values={"ledger": "l"}, query=query, body=b"")
+    with pytest.raises(LedgerdError) as ruled:
+        build_request(
+            route, path_values={"ledger": "l"}, query=query, body=b"", rules=LEDGER_API_RULES
+        )
+    assert bare.value.message == "page_size: must be an integer from -2147483648 to 2147483647"
+    assert ruled.value.message == "page_size: must be between 1 and 1000"
