@@ -168,7 +168,11 @@ def _responses(responses: Mapping[str, Any]) -> str:
 def _example(title: str, content: Mapping[str, Any]) -> str:
     if "example" not in content:
         return ""
-    shown = escape(json.dumps(content["example"], indent=2, ensure_ascii=False))
+    example = content["example"]
+    text = (
+        example if isinstance(example, str) else json.dumps(example, indent=2, ensure_ascii=False)
+    )
+    shown = escape(text)
     return f"<p class='muted'>{escape(title)}</p><pre><code>{shown}</code></pre>"
 
 

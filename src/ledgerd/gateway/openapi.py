@@ -185,8 +185,14 @@ def _show_example(operation: JsonObject, example: ApiExample) -> None:
     if example.request is not None and "requestBody" in operation:
         for media in operation["requestBody"]["content"].values():
             media["example"] = dict(example.request)
-    for media in operation["responses"]["200"].get("content", {}).values():
-        media["example"] = dict(example.response)
+    answer = example.response
+    for media_type, media in operation["responses"]["200"].get("content", {}).items():
+        if isinstance(answer, Mapping):
+            media["example"] = dict(answer)
+        elif media_type == NDJSON:  # the stream's body as it arrives: one JSON text a line
+            media["example"] = "".join(
+                json.dumps(line, ensure_ascii=False) + "\n" for line in answer
+            )
 
 
 def _proto_names(component_schemas: Mapping[str, JsonObject]) -> dict[str, str]:

@@ -14,7 +14,7 @@ Python), no lookaround.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -101,10 +101,10 @@ class ApiExample:
     """One call of an API operation as its documentation shows it, and a test replays it.
 
     ``path`` is the URL path with its query; ``request`` the JSON body (None: no body);
-    ``response`` the JSON answer.
+    ``response`` the JSON answer, or the lines of a streamed one (NDJSON).
     """
 
     method: str
     path: str
-    response: Mapping[str, object]
+    response: Mapping[str, object] | Sequence[Mapping[str, object]]
     request: Mapping[str, object] | None = None

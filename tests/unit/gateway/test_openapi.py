@@ -315,7 +315,10 @@ def test_success_responses(ledger_document: JsonObject, library_document: JsonOb
 
     # A server-streaming RPC answers with newline-delimited JSON, one Entry per line.
     stream = operations["ExportStatement"][2]["responses"]["200"]
-    assert stream["content"] == {NDJSON: {"schema": {"$ref": "#/components/schemas/Entry"}}}
+    assert stream["content"][NDJSON]["schema"] == {"$ref": "#/components/schemas/Entry"}
+    assert stream["content"][NDJSON]["example"].count("\n") == len(
+        LEDGER_API_EXAMPLES["ExportStatement"].response
+    )
     assert "one JSON object per line" in stream["description"]
 
     # response_body: the HTTP body is that one field.

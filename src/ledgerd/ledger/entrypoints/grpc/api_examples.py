@@ -3,8 +3,8 @@
 They are one story on a fresh server, in order (tests/e2e/rest/test_api_examples.py replays
 them and checks every answer), so each may use what the ones before it made: the ledger
 ``shop``, the accounts ``alice``, ``bank`` and ``bob``, the transfers posted. Answers are as a
-server on a fixed clock gave them; ids and hashes are one run's. ExportStatement, a stream,
-has none.
+server on a fixed clock gave them; ids and hashes are one run's. ExportStatement's answer is
+a stream: its lines.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 from ledgerd.kernel.rules import ApiExample
 
 # The journal's hashes (64 hex digits), named: written out, a line would pass the limit.
-_HASH_1 = "69dec61be2c66585e61da54542e06411b76064bbd39ab10c72357e3ecd3eef5e"
-_HASH_2 = "848e361997920e0d2c506a9dd3597defa435f9337f70dd815d6b5a81a5584af4"
-_HASH_3 = "b01d851ba8109741912e7ae9850bd18b1828c003a75d8066ae71a6c7905cb5ed"
-_HASH_4 = "fb5c0b568c0857bf9dad3745a596531d1130bc46ff0aa1059ed4a1c4e56c4373"
-_HASH_5 = "ec8396ee1c18defa39b6e59fe8075830c7e71a20f7b923e409253a44f76af787"
-_HASH_6 = "0440db9162e7495df96a678f7f1be0c54b7280ec8274eca9d66d7bae15e64aaf"
-_HASH_7 = "0ae3bda2621d4123f79f258446694cd11c8e70771b46d5d453d6cbd83e0ef21b"
-_HASH_8 = "efec055a788ae8bc0308ec713a14b9a463428417e3ee0593538571ba18f61be3"
+_HASH_1 = "1377c63d83b37b87fc017eccb2918defb6523b9fb9bb2176ae3f5285168ea88b"
+_HASH_2 = "8edb85bf2392deb003879e62e9c90c0cb285ed17b3898ed9f585eca4104f6089"
+_HASH_3 = "334d9882ba2b478dbc955f09f6db0bc1480a8c0773a14bbff695499c50e79dc4"
+_HASH_4 = "cb258d4f537ee2147ccef50522e511ce601e4a313d22dba459ca72022939df2a"
+_HASH_5 = "8e8637914a05858c167ac8038f455e01354c79ed1761a117fbdf07a3190a55dd"
+_HASH_6 = "b2b8fa4c7f775e9b507315b72b5b12e6901457de67f856ebdd541f74dfb0e4f9"
+_HASH_7 = "265636d396fe47c88e7b188917ba157ceeab17e32c4832be1d8d1d44203b0024"
+_HASH_8 = "25102adb735540a1cf1ca397451b6c1b047b9309a8422a9ecbb8882914d5c382"
 _NO_HASH = "0" * 64  # the first transfer's prev_hash
 
 LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
@@ -85,7 +85,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "metadata": {"reason": "top-up"},
         },
         response={
-            "id": "68a90c118daa4de481d221b2cbc991cb",
+            "id": "88bc325dab654e81a2c2c42a15d54434",
             "ledger": "shop",
             "idempotency_key": "top-up-1",
             "legs": [
@@ -108,10 +108,10 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "GetTransfer": ApiExample(
         method="GET",
-        path="/v1/ledgers/shop/transfers/68a90c118daa4de481d221b2cbc991cb",
+        path="/v1/ledgers/shop/transfers/88bc325dab654e81a2c2c42a15d54434",
         request=None,
         response={
-            "id": "68a90c118daa4de481d221b2cbc991cb",
+            "id": "88bc325dab654e81a2c2c42a15d54434",
             "ledger": "shop",
             "idempotency_key": "top-up-1",
             "legs": [
@@ -137,7 +137,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
         path="/v1/ledgers/shop/transfers:lookup?idempotency_key=top-up-1",
         request=None,
         response={
-            "id": "68a90c118daa4de481d221b2cbc991cb",
+            "id": "88bc325dab654e81a2c2c42a15d54434",
             "ledger": "shop",
             "idempotency_key": "top-up-1",
             "legs": [
@@ -178,7 +178,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "results": [
                 {
                     "transfer": {
-                        "id": "6d9aa37898db4b4bbef759cbb1b7ff50",
+                        "id": "38f993fcc12345b2a5151f97627c72ba",
                         "ledger": "shop",
                         "idempotency_key": "pay-1",
                         "legs": [
@@ -202,7 +202,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
                 },
                 {
                     "transfer": {
-                        "id": "f143e7919ebb48c88e0e57647357ba8b",
+                        "id": "53ebe0f25fe34ac8a5d3d63549b17862",
                         "ledger": "shop",
                         "idempotency_key": "pay-2",
                         "legs": [
@@ -234,7 +234,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
         response={
             "transfers": [
                 {
-                    "id": "6d9aa37898db4b4bbef759cbb1b7ff50",
+                    "id": "38f993fcc12345b2a5151f97627c72ba",
                     "ledger": "shop",
                     "idempotency_key": "pay-1",
                     "legs": [
@@ -255,7 +255,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
                     "target_id": "",
                 },
                 {
-                    "id": "f143e7919ebb48c88e0e57647357ba8b",
+                    "id": "53ebe0f25fe34ac8a5d3d63549b17862",
                     "ledger": "shop",
                     "idempotency_key": "pay-2",
                     "legs": [
@@ -281,12 +281,12 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "CapturePending": ApiExample(
         method="POST",
-        path="/v1/ledgers/shop/transfers/c323cf79b1cd4bab834f4ba3c9a23d5a:capture",
+        path="/v1/ledgers/shop/transfers/770a606f98474155860776ef7df53bed:capture",
         request={"amount": "300"},
         response={
-            "id": "0e6a3e43068549b6b3a78e40feda71a6",
+            "id": "958bf90a2dce4d6c80af230cb6affe6a",
             "ledger": "shop",
-            "idempotency_key": "capture/c323cf79b1cd4bab834f4ba3c9a23d5a",
+            "idempotency_key": "capture/770a606f98474155860776ef7df53bed",
             "legs": [
                 {
                     "debit_account": "alice",
@@ -298,7 +298,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "kind": "CAPTURE",
             "status": "POSTED",
             "created_at": "2030-01-02T03:04:05.123456Z",
-            "target_id": "c323cf79b1cd4bab834f4ba3c9a23d5a",
+            "target_id": "770a606f98474155860776ef7df53bed",
             "sequence": "5",
             "hash": _HASH_4,
             "prev_hash": _HASH_5,
@@ -307,12 +307,12 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "VoidPending": ApiExample(
         method="POST",
-        path="/v1/ledgers/shop/transfers/533bf56added417ca62ffb461431e2da:void",
+        path="/v1/ledgers/shop/transfers/78baeeec14844922ae87d4e35f3c4d7d:void",
         request={},
         response={
-            "id": "53279302244f490b8c334e14a238e1e5",
+            "id": "a1bef8132d7a4ee1b99974987b354e9e",
             "ledger": "shop",
-            "idempotency_key": "void/533bf56added417ca62ffb461431e2da",
+            "idempotency_key": "void/78baeeec14844922ae87d4e35f3c4d7d",
             "legs": [
                 {
                     "debit_account": "alice",
@@ -324,7 +324,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "kind": "VOID",
             "status": "POSTED",
             "created_at": "2030-01-02T03:04:05.123456Z",
-            "target_id": "533bf56added417ca62ffb461431e2da",
+            "target_id": "78baeeec14844922ae87d4e35f3c4d7d",
             "sequence": "7",
             "hash": _HASH_6,
             "prev_hash": _HASH_7,
@@ -333,10 +333,10 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "ReverseTransfer": ApiExample(
         method="POST",
-        path="/v1/ledgers/shop/transfers/6d9aa37898db4b4bbef759cbb1b7ff50:reverse",
+        path="/v1/ledgers/shop/transfers/38f993fcc12345b2a5151f97627c72ba:reverse",
         request={"idempotency_key": "refund-pay-1"},
         response={
-            "id": "0d6015c5246547c1823d0ad8368309ed",
+            "id": "e93e0b8206274e46b050d936e672016a",
             "ledger": "shop",
             "idempotency_key": "refund-pay-1",
             "legs": [
@@ -350,7 +350,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "kind": "REVERSAL",
             "status": "POSTED",
             "created_at": "2030-01-02T03:04:05.123456Z",
-            "target_id": "6d9aa37898db4b4bbef759cbb1b7ff50",
+            "target_id": "38f993fcc12345b2a5151f97627c72ba",
             "sequence": "8",
             "hash": _HASH_8,
             "prev_hash": _HASH_6,
@@ -440,7 +440,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
                 {
                     "account": "alice",
                     "sequence": "1",
-                    "transfer_id": "68a90c118daa4de481d221b2cbc991cb",
+                    "transfer_id": "88bc325dab654e81a2c2c42a15d54434",
                     "transfer_sequence": "1",
                     "side": "CREDIT",
                     "layer": "POSTED",
@@ -458,7 +458,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
                 {
                     "account": "alice",
                     "sequence": "2",
-                    "transfer_id": "6d9aa37898db4b4bbef759cbb1b7ff50",
+                    "transfer_id": "38f993fcc12345b2a5151f97627c72ba",
                     "transfer_sequence": "2",
                     "side": "DEBIT",
                     "layer": "POSTED",
@@ -554,5 +554,156 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             "version": "1",
             "metadata": {},
         },
+    ),
+    "ExportStatement": ApiExample(
+        method="GET",
+        path="/v1/ledgers/shop/accounts/bob/statement:export",
+        request=None,
+        response=[
+            {
+                "account": "bob",
+                "sequence": "1",
+                "transfer_id": "38f993fcc12345b2a5151f97627c72ba",
+                "transfer_sequence": "2",
+                "side": "CREDIT",
+                "layer": "POSTED",
+                "amount": "100",
+                "balance_after": {
+                    "posted_credits": "100",
+                    "available": "100",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "2",
+                "transfer_id": "53ebe0f25fe34ac8a5d3d63549b17862",
+                "transfer_sequence": "3",
+                "side": "CREDIT",
+                "layer": "POSTED",
+                "amount": "200",
+                "balance_after": {
+                    "posted_credits": "300",
+                    "available": "300",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "3",
+                "transfer_id": "770a606f98474155860776ef7df53bed",
+                "transfer_sequence": "4",
+                "side": "CREDIT",
+                "layer": "PENDING",
+                "amount": "500",
+                "balance_after": {
+                    "posted_credits": "300",
+                    "pending_credits": "500",
+                    "available": "300",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "4",
+                "transfer_id": "958bf90a2dce4d6c80af230cb6affe6a",
+                "transfer_sequence": "5",
+                "side": "CREDIT",
+                "layer": "PENDING",
+                "amount": "-500",
+                "balance_after": {
+                    "posted_credits": "300",
+                    "available": "300",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "5",
+                "transfer_id": "958bf90a2dce4d6c80af230cb6affe6a",
+                "transfer_sequence": "5",
+                "side": "CREDIT",
+                "layer": "POSTED",
+                "amount": "300",
+                "balance_after": {
+                    "posted_credits": "600",
+                    "available": "600",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "6",
+                "transfer_id": "78baeeec14844922ae87d4e35f3c4d7d",
+                "transfer_sequence": "6",
+                "side": "CREDIT",
+                "layer": "PENDING",
+                "amount": "700",
+                "balance_after": {
+                    "posted_credits": "600",
+                    "pending_credits": "700",
+                    "available": "600",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "7",
+                "transfer_id": "a1bef8132d7a4ee1b99974987b354e9e",
+                "transfer_sequence": "7",
+                "side": "CREDIT",
+                "layer": "PENDING",
+                "amount": "-700",
+                "balance_after": {
+                    "posted_credits": "600",
+                    "available": "600",
+                    "posted_debits": "0",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+            {
+                "account": "bob",
+                "sequence": "8",
+                "transfer_id": "e93e0b8206274e46b050d936e672016a",
+                "transfer_sequence": "8",
+                "side": "DEBIT",
+                "layer": "POSTED",
+                "amount": "100",
+                "balance_after": {
+                    "posted_debits": "100",
+                    "posted_credits": "600",
+                    "available": "500",
+                    "pending_debits": "0",
+                    "pending_credits": "0",
+                },
+                "created_at": "2030-01-02T03:04:05.123456Z",
+                "leg_index": 0,
+            },
+        ],
     ),
 }
