@@ -31,6 +31,7 @@ from ledgerd.gateway.router import (
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import validation_error
 from ledgerd.kernel.ids import random_id
+from ledgerd.kernel.rules import ApiRules
 from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
@@ -74,9 +75,10 @@ def request_timeout(headers: MutableMapping[str, str] | Any) -> float | None:  #
 class RestGateway:
     """ASGI app serving every HTTP-annotated RPC of the routed services."""
 
-    def __init__(self, router: Router, invoker: Invoker) -> None:
+    def __init__(self, router: Router, invoker: Invoker, rules: ApiRules | None = None) -> None:
         self._router = router
         self._invoker = invoker
+        self._rules = rules
         self._unexpected = ThrottledLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,6 +119,7 @@ class RestGateway:
                 path_values=match.path_variables,
                 query=request.query_params.multi_items(),
                 body=body,
+                rules=self._rules,
             )
             if match.route.server_streaming:
                 stream = NdjsonStream(
@@ -136,14 +139,10 @@ class RestGateway:
         except Exception as error:  # noqa: BLE001 - every failure becomes a problem response
             response = problem_of(error, request_id, self._unexpected).response()
             if isinstance(error, MethodNotAllowedError):
-                headers["allow"] = ", ".join(_with_head(error.allowed))
+                headers["allow"] = ", ".join(error.answered)
         response.headers.update(headers)
         await response(request.scope, request.receive, tracker)
         return response.status_code
-
-
-def _with_head(allowed: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({*allowed, "HEAD"})) if "GET" in allowed else allowed
 
 
 def _headers_only(send: Send) -> Send:

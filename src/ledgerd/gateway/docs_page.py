@@ -3,19 +3,23 @@
 One page, no JavaScript, no fonts or stylesheets from elsewhere: the server must be able to
 show its own documentation offline. Operations are grouped by tag and fold open with
 ``<details>``; schemas are listed once at the end and linked from where they are used. Every
-piece of text from the document goes through :func:`html.escape`.
+piece of text from the document goes through :func:`html.escape`; descriptions are Markdown,
+of which :mod:`ledgerd.gateway.markdown` renders a small subset (on escaped text).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from ledgerd.gateway.json_schema import SCHEMA_REF_PREFIX, JsonObject
+from ledgerd.gateway.json_schema import INPUT_SUFFIX, SCHEMA_REF_PREFIX, JsonObject
+from ledgerd.gateway.markdown import inline_html, markdown_html
 
 _RESPONSE_REF_PREFIX = "#/components/responses/"
+_FORMAT_RANGES = frozenset({(-(2**31), 2**31 - 1), (0, 2**32 - 1)})
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 _STYLE = """
@@ -23,8 +27,9 @@ body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:1r
 color:#1d232a}
 h1,h2,h3{line-height:1.2}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;
 margin-top:2.5rem}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto}
 code,.path{font-family:ui-monospace,monospace;font-size:.92em}
-.prose{white-space:pre-wrap}
+.prose p,.prose ul{margin:.3rem 0}
 details{border:1px solid #d0d7de;border-radius:6px;margin:.5rem 0;padding:.2rem .8rem}
 details[open]{padding-bottom:.8rem}summary{cursor:pointer;padding:.3rem 0}
 .verb{display:inline-block;min-width:4.5rem;font-weight:700;font-family:ui-monospace,monospace}
@@ -101,7 +106,7 @@ def _operation(path: str, method: str, operation: Mapping[str, Any]) -> str:
     heading = (
         f"<details id='{_anchor('op', operation_id or path)}'><summary>"
         f"<span class='verb {method}'>{method.upper()}</span> "
-        f"<span class='path'>{escape(path)}</span> — {escape(operation.get('summary', ''))}"
+        f"<span class='path'>{escape(path)}</span> — {inline_html(operation.get('summary', ''))}"
         f" <span class='muted'>({escape(operation_id)})</span></summary>"
     )
     parts = [heading, _prose(operation.get("description", ""))]
@@ -122,7 +127,7 @@ def _parameters(parameters: list[Mapping[str, Any]]) -> str:
         f"{_required_mark(required=bool(parameter.get('required')))}</td>"
         f"<td>{escape(str(parameter.get('in', '')))}</td>"
         f"<td>{_type(parameter.get('schema', {}))}</td>"
-        f"<td>{_prose(parameter.get('description', ''), tag='span')}</td></tr>"
+        f"<td>{_prose(parameter.get('description', ''))}</td></tr>"
         for parameter in parameters
     )
     return (
@@ -137,6 +142,7 @@ def _request_body(body: Mapping[str, Any]) -> str:
     for media_type, content in body.get("content", {}).items():
         parts.append(f"<p class='muted'><code>{escape(media_type)}</code></p>")
         parts.append(_schema_body(content.get("schema", {})))
+        parts.append(_example("Example", content))
     return "".join(parts)
 
 
@@ -154,7 +160,20 @@ def _responses(responses: Mapping[str, Any]) -> str:
             ]
             shown = escape(response.get("description", "")) + "<br>" + "<br>".join(media)
         rows.append(f"<tr><td><code>{escape(status)}</code></td><td>{shown}</td></tr>")
-    return f"<h4>Responses</h4><table>{''.join(rows)}</table>"
+    answered = responses.get("200", {}).get("content", {}).values()
+    examples = "".join(_example("Example answer", content) for content in answered)
+    return f"<h4>Responses</h4><table>{''.join(rows)}</table>{examples}"
+
+
+def _example(title: str, content: Mapping[str, Any]) -> str:
+    if "example" not in content:
+        return ""
+    example = content["example"]
+    text = (
+        example if isinstance(example, str) else json.dumps(example, indent=2, ensure_ascii=False)
+    )
+    shown = escape(text)
+    return f"<p class='muted'>{escape(title)}</p><pre><code>{shown}</code></pre>"
 
 
 def _errors_section(components: Mapping[str, Any]) -> str:
@@ -163,7 +182,7 @@ def _errors_section(components: Mapping[str, Any]) -> str:
         return ""
     rows = "".join(
         f"<tr id='{_anchor('response', name)}'><td>{escape(name)}</td>"
-        f"<td>{_prose(response.get('description', ''), tag='span')}</td></tr>"
+        f"<td>{_prose(response.get('description', ''))}</td></tr>"
         for name, response in responses.items()
     )
     return (
@@ -175,7 +194,7 @@ def _errors_section(components: Mapping[str, Any]) -> str:
 
 def _schemas_section(schemas: Mapping[str, Any]) -> str:
     entries = "".join(
-        f"<details id='{_anchor('schema', name)}'><summary><code>{escape(name)}</code> "
+        f"<details id='{_anchor('schema', name)}'><summary>{_schema_name(name)} "
         f"<span class='muted'>{_summary_type(schema)}</span></summary>"
         f"{_schema_body(schema)}</details>"
         for name, schema in schemas.items()
@@ -193,7 +212,7 @@ def _schema_body(schema: Mapping[str, Any]) -> str:
         required = set(schema.get("required", []))
         rows = "".join(
             f"<tr><td><code>{escape(name)}</code>{_required_mark(required=name in required)}"
-            f"</td><td>{_type(prop)}</td><td>{_prose(prop.get('description', ''), tag='span')}"
+            f"</td><td>{_type(prop)}</td><td>{_prose(prop.get('description', ''))}"
             "</td></tr>"
             for name, prop in properties.items()
         )
@@ -210,7 +229,7 @@ def _type(schema: Mapping[str, Any]) -> str:
     """A short, readable type: ``string (int64)``, ``array of Leg``, ``map of string``."""
     if ref := schema.get("$ref"):
         name = str(ref).removeprefix(SCHEMA_REF_PREFIX)
-        return f"<a href='#{_anchor('schema', name)}'>{escape(name)}</a>"
+        return f"<a href='#{_anchor('schema', name)}'>{_schema_name(name)}</a>"
     kind = schema.get("type")
     if kind == "array":
         return "array of " + _type(schema.get("items", {}))
@@ -218,13 +237,22 @@ def _type(schema: Mapping[str, Any]) -> str:
         return "map of " + _type(schema["additionalProperties"])
     text = " or ".join(kind) if isinstance(kind, list) else str(kind or "any")
     details = [str(schema[key]) for key in ("format",) if key in schema]
-    details += [
-        f"{key} {schema[key]}" for key in ("pattern", "minimum", "maximum") if key in schema
-    ]
+    bounds = (schema.get("minimum"), schema.get("maximum"))
+    # A format's own range (int32's ±2**31) says nothing "int32" did not: only a rule's is shown.
+    shown = ("pattern",) if bounds in _FORMAT_RANGES else ("pattern", "minimum", "maximum")
+    details += [f"{key} {schema[key]}" for key in shown if key in schema]
     if "enum" in schema:
         details.append("one of " + ", ".join(str(value) for value in schema["enum"]))
     suffix = f" <span class='muted'>({escape('; '.join(details))})</span>" if details else ""
     return escape(text) + suffix
+
+
+def _schema_name(name: str) -> str:
+    """The proto's name; ``Leg-Input``, a message that travels both ways, as it is in requests."""
+    if name.endswith(INPUT_SUFFIX):
+        proto_name = escape(name.removesuffix(INPUT_SUFFIX))
+        return f"<code>{proto_name}</code> <span class='muted'>(in requests)</span>"
+    return f"<code>{escape(name)}</code>"
 
 
 def _summary_type(schema: Mapping[str, Any]) -> str:
@@ -237,10 +265,11 @@ def _required_mark(*, required: bool) -> str:
     return " <span class='req'>required</span>" if required else ""
 
 
-def _prose(text: object, tag: str = "p") -> str:
+def _prose(text: object, tag: str = "div") -> str:
+    """A description, its Markdown rendered (:mod:`ledgerd.gateway.markdown` escapes it all)."""
     if not text:
         return ""
-    return f"<{tag} class='prose'>{escape(str(text))}</{tag}>"
+    return f"<{tag} class='prose'>{markdown_html(str(text))}</{tag}>"
 
 
 def _anchor(kind: str, name: str) -> str:

@@ -5,7 +5,8 @@ accepts more than a printer produces. A 64-bit integer is printed as a string bu
 as a string or a number; a request object is closed (the gateway rejects unknown fields) and
 has required fields, while a response object stays open so that adding a field to the .proto
 breaks no client that validates responses. Message and enum schemas therefore come in two
-named variants: ``Account`` (what the server sends) and ``Account-Input`` (what it accepts).
+named variants: ``Account`` (what the server sends) and ``Account-Input`` (what it accepts);
+the OpenAPI document gives a message only requests carry its proto name, without the suffix.
 Well-known types (Timestamp, Duration, wrappers, ...) are inlined in their JSON form.
 
 Input schemas are exact: they admit what the gateway and the server accept, no more, no less.

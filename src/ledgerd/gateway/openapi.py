@@ -18,9 +18,15 @@ from google.protobuf.descriptor import ServiceDescriptor
 from ledgerd.gateway.comments import CommentIndex, summary
 from ledgerd.gateway.descriptors import is_required, services_in
 from ledgerd.gateway.http_rules import FieldPath, HttpRoute, http_routes
-from ledgerd.gateway.json_schema import SCHEMA_REF_PREFIX, Direction, JsonObject, SchemaSet
+from ledgerd.gateway.json_schema import (
+    INPUT_SUFFIX,
+    SCHEMA_REF_PREFIX,
+    Direction,
+    JsonObject,
+    SchemaSet,
+)
 from ledgerd.gateway.path_template import Segment, SegmentKind
-from ledgerd.kernel.rules import ApiRules
+from ledgerd.kernel.rules import ApiExample, ApiRules
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -86,18 +92,20 @@ def openapi_for(
     *,
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
+    examples: Mapping[str, ApiExample] | None = None,
 ) -> JsonObject:
     """The document for every service in ``descriptor_set``, with its comments.
 
     At run time pass :func:`ledgerd.gateway.descriptors.load_descriptor_set`'s result;
     ``make generate`` passes the set it has just compiled, so both produce the same document
-    as long as they pass the same ``error_statuses`` and ``rules``.
+    as long as they pass the same ``error_statuses``, ``rules`` and ``examples``.
     """
     return build_openapi(
         services_in(descriptor_set),
         comments=CommentIndex.from_descriptor_set(descriptor_set),
         error_statuses=error_statuses,
         rules=rules,
+        examples=examples,
     )
 
 
@@ -107,6 +115,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
     comments: CommentIndex | None = None,
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
+    examples: Mapping[str, ApiExample] | None = None,
     always_print_fields_with_no_presence: bool = True,
     title: str = "ledgerd API",
     servers: Sequence[Mapping[str, str]] = DEFAULT_SERVERS,
@@ -115,8 +124,9 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
 
     ``error_statuses`` maps each stable error code to its HTTP status; the error responses
     then list the codes they may carry. ``rules`` are those the server checks requests by
-    (per field and per message). ``always_print_fields_with_no_presence`` must match how
-    the gateway prints responses (see :class:`SchemaSet`).
+    (per field and per message); ``examples``, by operation id, a request and its answer.
+    ``always_print_fields_with_no_presence`` must match how the gateway prints responses
+    (see :class:`SchemaSet`).
     """
     comments = comments or CommentIndex()
     routed = [(service, http_routes(service)) for service in services]
@@ -136,8 +146,18 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             item[_operation_key(route, item)] = _operation(
                 route, service, schemas, comments, errors
             )
+    for item in paths.values():
+        for operation in item.values():
+            if example := (examples or {}).get(operation["operationId"]):
+                _show_example(operation, example)
     component_schemas = schemas.components()
     component_schemas[PROBLEM] = _PROBLEM_SCHEMA
+    renames = _proto_names(component_schemas)
+    paths = _renamed(paths, renames)
+    component_schemas = {
+        renames.get(name, name): _renamed(schema, renames)
+        for name, schema in component_schemas.items()
+    }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -158,6 +178,55 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             "responses": errors.components(),
         },
     }
+
+
+def _show_example(operation: JsonObject, example: ApiExample) -> None:
+    """``example``'s body and answer, on the operation's request body and 200 response."""
+    if example.request is not None and "requestBody" in operation:
+        for media in operation["requestBody"]["content"].values():
+            media["example"] = dict(example.request)
+    answer = example.response
+    for media_type, media in operation["responses"]["200"].get("content", {}).items():
+        if isinstance(answer, Mapping):
+            media["example"] = dict(answer)
+        elif media_type == NDJSON:  # the stream's body as it arrives: one JSON text a line
+            media["example"] = "".join(
+                json.dumps(line, ensure_ascii=False) + "\n" for line in answer
+            )
+
+
+def _proto_names(component_schemas: Mapping[str, JsonObject]) -> dict[str, str]:
+    """``X-Input`` → ``X`` where only requests carry ``X``: the schema takes the proto's name.
+
+    Only a message that travels both ways (``Leg``: in a transfer request and in a transfer)
+    needs two schemas; the request's keeps the suffix.
+    """
+    return {
+        name: name.removesuffix(INPUT_SUFFIX)
+        for name in component_schemas
+        if name.endswith(INPUT_SUFFIX) and name.removesuffix(INPUT_SUFFIX) not in component_schemas
+    }
+
+
+def _renamed(value: JsonObject, renames: Mapping[str, str]) -> JsonObject:
+    """``value`` with every schema ``$ref`` pointing at its new name."""
+    return {
+        key: _renamed_ref(item, renames) if key == "$ref" else _renamed_value(item, renames)
+        for key, item in value.items()
+    }
+
+
+def _renamed_value(value: object, renames: Mapping[str, str]) -> object:
+    if isinstance(value, dict):
+        return _renamed(value, renames)
+    if isinstance(value, list):
+        return [_renamed_value(item, renames) for item in value]
+    return value
+
+
+def _renamed_ref(ref: str, renames: Mapping[str, str]) -> str:
+    name = ref.removeprefix(SCHEMA_REF_PREFIX)
+    return SCHEMA_REF_PREFIX + renames[name] if name in renames else ref
 
 
 def openapi_yaml(document: JsonObject) -> str:

@@ -34,10 +34,20 @@ class RouteNotFoundError(RoutingError):
 
 class MethodNotAllowedError(RoutingError):
     def __init__(self, http_method: str, raw_path: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(f"{http_method} is not allowed on {raw_path}; allowed: {allowed}")
         self.http_method = http_method
         self.raw_path = raw_path
         self.allowed = allowed
+        # What the Allow header lists: HEAD is answered wherever GET is (GET without the body).
+        self.answered = tuple(sorted({*allowed, "HEAD"})) if "GET" in allowed else allowed
+        super().__init__(
+            f"{http_method} is not allowed on {raw_path}; use {_in_words(self.answered)}"
+        )
+
+
+def _in_words(methods: tuple[str, ...]) -> str:
+    """``("GET", "HEAD", "POST")`` as "GET, HEAD or POST"."""
+    *first, last = methods
+    return f"{', '.join(first)} or {last}" if first else last
 
 
 class BadPathError(RoutingError):

@@ -21,6 +21,7 @@ from google.protobuf.message_factory import GetMessageClass
 from ledgerd.gateway import strict_json
 from ledgerd.gateway.http_rules import WHOLE_BODY, HttpRoute
 from ledgerd.kernel.errors import validation_error
+from ledgerd.kernel.rules import ApiRules
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _TIMESTAMP = "google.protobuf.Timestamp"
@@ -71,11 +72,13 @@ def build_request(
     path_values: Mapping[str, str],
     query: Iterable[tuple[str, str]],
     body: bytes,
+    rules: ApiRules | None = None,
 ) -> Message:
     """The request message for ``route``'s method from the parts of an HTTP request.
 
     The route's body spec says what the body fills: ``"*"`` (the whole message), one field,
     or nothing (a body is then refused). Only the route's query parameters may be given.
+    ``rules`` (the server's) only word the refusal of an integer past its type's range.
     """
     descriptor = route.method.input_type
     body_field = route.body
@@ -90,9 +93,11 @@ def build_request(
     message = GetMessageClass(descriptor)()
     try:
         within = "" if body_field in {None, WHOLE_BODY} else str(body_field)
-        strict_json.check_values(descriptor, document, within=within)
+        in_url = {name.partition(".")[0] for name in path_values}
+        strict_json.check_values(descriptor, document, within=within, in_url=in_url, rules=rules)
         json_format.ParseDict(document, message, ignore_unknown_fields=False)
     except json_format.ParseError as error:
+        # strict_json refuses first whatever the parser would; this is a safety net.
         raise validation_error("body", _readable(str(error))) from None
     except RecursionError:
         raise validation_error("body", "is nested too deeply") from None

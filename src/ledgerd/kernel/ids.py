@@ -26,6 +26,9 @@ def check_id_shape(value: object, field: str) -> str:
     The rule for ids already stored, which may predate :data:`DOT_SEGMENTS` (a page cursor
     names one); a new id must pass :func:`check_id`.
     """
+    if value == "":
+        # proto3 cannot tell an empty string from a field left out, and either is a missing id.
+        raise validation_error(field, "is required")
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise validation_error(field, f"must match {ID_PATTERN.pattern}")
     return value

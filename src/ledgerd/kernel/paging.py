@@ -32,7 +32,8 @@ def check_page_size(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_PAGE_SIZE
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise validation_error("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        # Named as every API names it: the use cases call it `limit`, clients `page_size`.
+        raise validation_error("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
     return limit
 
 

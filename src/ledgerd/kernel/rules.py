@@ -14,7 +14,7 @@ Python), no lookaround.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -94,3 +94,17 @@ class ApiRules:
 
     fields: Mapping[str, FieldRule] = field(default_factory=dict)
     messages: Mapping[str, tuple[MessageRule, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiExample:
+    """One call of an API operation as its documentation shows it, and a test replays it.
+
+    ``path`` is the URL path with its query; ``request`` the JSON body (None: no body);
+    ``response`` the JSON answer, or the lines of a streamed one (NDJSON).
+    """
+
+    method: str
+    path: str
+    response: Mapping[str, object] | Sequence[Mapping[str, object]]
+    request: Mapping[str, object] | None = None

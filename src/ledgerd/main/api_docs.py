@@ -19,6 +19,7 @@ from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
+from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.platform.api.errors import TRANSPORT
 
@@ -40,6 +41,7 @@ def ledgerd_openapi(
         descriptor_set or load_descriptor_set(),
         error_statuses=error_statuses(),
         rules=LEDGER_API_RULES,
+        examples=LEDGER_API_EXAMPLES,
     )
 
 

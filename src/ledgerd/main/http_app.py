@@ -17,6 +17,7 @@ from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.grpc_server import LEDGER_SERVICE
@@ -44,7 +45,7 @@ def build_http_app(engine: AsyncEngine, invoker: Invoker) -> HttpApp:
     # Routing and transcoding use the generated modules' descriptors; the OpenAPI document and
     # the docs page come from the shipped descriptor set, which also holds the .proto comments.
     service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
-    gateway = RestGateway(Router(http_routes(service)), invoker)
+    gateway = RestGateway(Router(http_routes(service)), invoker, LEDGER_API_RULES)
     # The very document `make generate` writes to docs/openapi.yaml.
     document = ledgerd_openapi()
     spec_yaml = openapi_yaml(document)

@@ -4,8 +4,6 @@ isort:skip_file
 The ledgerd API: the single source of truth for gRPC, the REST gateway and OpenAPI.
 
 Amounts and balances are integers in the account asset's minor units (cents for USD/2).
-As the proto3 JSON mapping prescribes, 64-bit integers are strings in JSON output and may
-be strings or numbers in JSON input.
 """
 
 from collections import abc as _abc

@@ -157,20 +157,21 @@ def test_int64_has_a_string_output_and_a_string_or_integer_input(
 def test_required_fields_come_from_field_behavior(ledger_document: JsonObject) -> None:
     schemas = _schemas(ledger_document)
 
-    assert schemas["TransferInput-Input"]["required"] == ["idempotency_key", "legs"]
+    assert schemas["TransferInput"]["required"] == ["idempotency_key", "legs"]
     assert schemas["Leg-Input"]["required"] == ["debit_account", "credit_account", "amount"]
     # proto3 cannot tell an empty string or list from an absent one: required means non-empty.
-    legs = schemas["TransferInput-Input"]["properties"]["legs"]
+    legs = schemas["TransferInput"]["properties"]["legs"]
     assert legs["minItems"] == 1
-    assert schemas["TransferInput-Input"]["properties"]["idempotency_key"]["minLength"] == 1
+    assert schemas["TransferInput"]["properties"]["idempotency_key"]["minLength"] == 1
     assert "minLength" not in schemas["Leg-Input"]["properties"]["asset"]  # not required
 
 
 def test_input_objects_are_closed_and_output_objects_open(ledger_document: JsonObject) -> None:
+    # TransferInput travels only in requests, so its schema has the proto's name (no -Input).
     for name, schema in _schemas(ledger_document).items():
         if schema.get("type") != "object" or name == "Problem":
             continue
-        if name.endswith("-Input"):
+        if name.endswith("-Input") or name == "TransferInput":
             assert schema["additionalProperties"] is False, name
         else:
             assert "additionalProperties" not in schema, name
@@ -334,3 +335,14 @@ def _body_schema(document: JsonObject, operation_id: str) -> JsonObject:
                 ]
                 return schema
     raise AssertionError(operation_id)
+
+
+def test_a_schema_has_the_protos_name_unless_it_travels_both_ways(
+    ledger_document: JsonObject,
+) -> None:
+    schemas = _schemas(ledger_document)
+    assert "TransferInput" in schemas
+    assert "TransferInput-Input" not in schemas
+    for name in schemas:
+        if name.endswith("-Input"):
+            assert name.removesuffix("-Input") in schemas, name  # e.g. Leg and Leg-Input

@@ -15,6 +15,7 @@ from ledgerd.gateway.json_forms import TIMESTAMP_TEXT
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import NDJSON, build_openapi, openapi_json, openapi_yaml
 from ledgerd.kernel.ids import ID_PATTERN
+from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.main.api_docs import error_statuses
 from ledgerd.v1 import ledger_pb2
@@ -263,7 +264,7 @@ def test_request_bodies_follow_the_body_rule(ledger_document: JsonObject) -> Non
     post_transfer = operations["PostTransfer"][2]["requestBody"]
     assert post_transfer["required"] is True
     assert post_transfer["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/TransferInput-Input"
+        "$ref": "#/components/schemas/TransferInput"
     }
 
     # body "*" with every field in the path: an optional, empty object.
@@ -306,12 +307,18 @@ def test_success_responses(ledger_document: JsonObject, library_document: JsonOb
 
     ok = operations["GetAccount"][2]["responses"]["200"]
     assert ok["content"] == {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Account"}}
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/Account"},
+            "example": LEDGER_API_EXAMPLES["GetAccount"].response,
+        }
     }
 
     # A server-streaming RPC answers with newline-delimited JSON, one Entry per line.
     stream = operations["ExportStatement"][2]["responses"]["200"]
-    assert stream["content"] == {NDJSON: {"schema": {"$ref": "#/components/schemas/Entry"}}}
+    assert stream["content"][NDJSON]["schema"] == {"$ref": "#/components/schemas/Entry"}
+    assert stream["content"][NDJSON]["example"].count("\n") == len(
+        LEDGER_API_EXAMPLES["ExportStatement"].response
+    )
     assert "one JSON object per line" in stream["description"]
 
     # response_body: the HTTP body is that one field.
@@ -381,6 +388,7 @@ def test_yaml_and_json_are_deterministic_and_round_trip(ledger_document: JsonObj
         comments=CommentIndex.from_descriptor_set(load_descriptor_set()),
         error_statuses=error_statuses(),
         rules=LEDGER_API_RULES,
+        examples=LEDGER_API_EXAMPLES,
     )
 
     assert openapi_yaml(again) == text  # default-pool descriptors document the same API

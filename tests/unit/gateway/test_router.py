@@ -101,6 +101,10 @@ def test_a_known_path_with_another_method_is_not_allowed(ledger_router: Router) 
         ledger_router.match("DELETE", "/v1/ledgers/m/accounts")
 
     assert raised.value.allowed == ("GET", "POST")
+    assert raised.value.answered == ("GET", "HEAD", "POST")
+    assert str(raised.value) == (
+        "DELETE is not allowed on /v1/ledgers/m/accounts; use GET, HEAD or POST"
+    )
 
 
 @pytest.mark.parametrize("verb", ["GET", "OPTIONS", "PUT"])
@@ -120,6 +124,7 @@ def test_an_action_path_allows_only_its_action(ledger_router: Router, verb: str,
         ledger_router.match(verb, path)
 
     assert raised.value.allowed == ("POST",)
+    assert str(raised.value).endswith("; use POST")
 
 
 def test_an_id_spelled_like_an_action_is_reached_with_its_colon_encoded(

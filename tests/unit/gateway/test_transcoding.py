@@ -2,9 +2,11 @@
 
 import pytest
 
+from ledgerd.gateway import strict_json
 from ledgerd.gateway.http_rules import HttpRoute, http_routes
 from ledgerd.gateway.transcoding import build_request, render
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.v1 import ledger_pb2 as pb
 
 ROUTES = {
@@ -256,3 +258,108 @@ def test_plain_integers_still_arrive_as_strings_or_numbers() -> None:
             _route("PostTransfer"), path_values={"ledger": "l"}, query=[], body=body + b"}]}"
         )
         assert isinstance(message, pb.PostTransferRequest)
+
+
+# --- what a refusal says: the field as written, in snake_case, and what is accepted ------------
+_LEG = b'{"debit_account": "a", "credit_account": "b", "amount": 1'
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "field", "says"),
+    [
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [' + _LEG + b', "memo": "x"}]}',
+            "legs[0].memo",
+            "is not a field; the fields here are debit_account, credit_account, amount, asset",
+            id="unknown-in-a-leg",
+        ),
+        pytest.param(
+            "PostTransfer",
+            b'{"memo": "x"}',
+            "memo",
+            "is not a field; the fields here are idempotency_key, legs, pending, metadata",
+            id="unknown-in-the-body-field",
+        ),
+        pytest.param(
+            # The URL sets `ledger`: the body's fields are the others.
+            "PostTransfers",
+            b'{"transfers": [], "memo": "x"}',
+            "memo",
+            "is not a field; the fields here are transfers, atomic",
+            id="unknown-in-a-whole-body",
+        ),
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [' + _LEG + b'}], "pending": 5}',
+            "pending",
+            "must be an object; the fields here are timeout_seconds",
+            id="object-expected",
+        ),
+        pytest.param("PostTransfer", b'{"legs": {}}', "legs", "must be a list", id="list-expected"),
+        pytest.param(
+            "CreateLedger",
+            b'{"metadata": []}',
+            "metadata",
+            "must be an object of names to values",
+            id="map-expected",
+        ),
+        pytest.param("CreateLedger", b'{"name": 5}', "name", "must be a string", id="string"),
+        pytest.param(
+            "PostTransfers",
+            b'{"atomic": 1}',
+            "atomic",
+            "must be true or false (without quotes)",
+            id="bool",
+        ),
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [{"amount": true}]}',
+            "legs[0].amount",
+            'must be an integer in decimal digits, like 42 or "42"',
+            id="integer-not-bool",
+        ),
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [{"amount": 2.5}]}',
+            "legs[0].amount",
+            'must be an integer in decimal digits, like 42 or "42"',
+            id="integer-not-fraction",
+        ),
+        pytest.param(
+            "PostTransfer",
+            b'{"legs": [{"amount": -9223372036854775809}]}',
+            "legs[0].amount",
+            "must be an integer from -9223372036854775808 to 9223372036854775807",
+            id="integer-range",
+        ),
+    ],
+)
+def test_a_refusal_names_the_field_and_what_it_takes(
+    method: str, body: bytes, field: str, says: str
+) -> None:
+    error = _refusal(method, body)
+    assert error.details == {"field": field}
+    assert error.message == f"{field}: {says}"
+
+
+def test_an_enum_value_is_refused_with_the_names_it_may_have() -> None:
+    with pytest.raises(LedgerdError) as raised:
+        strict_json.check_values(pb.Transfer.DESCRIPTOR, {"kind": "PENDING"})
+    assert raised.value.details == {"field": "kind"}
+    assert "must be one of KIND_UNSPECIFIED, POSTING, HOLD," in raised.value.message
+    strict_json.check_values(pb.Transfer.DESCRIPTOR, {"kind": "HOLD"})
+    strict_json.check_values(pb.Transfer.DESCRIPTOR, {"kind": 2})
+
+
+def test_an_integer_past_its_type_is_refused_in_its_rules_words() -> None:
+    route = _route("ListTransfers")
+    query = [("page_size", str(2**31))]
+    with pytest.raises(LedgerdError) as bare:
+        build_request(route, path_values={"ledger": "l"}, query=query, body=b"")
+    with pytest.raises(LedgerdError) as ruled:
+        build_request(
+            route, path_values={"ledger": "l"}, query=query, body=b"", rules=LEDGER_API_RULES
+        )
+    assert bare.value.message == "page_size: must be an integer from -2147483648 to 2147483647"
+    assert ruled.value.message == "page_size: must be between 1 and 1000"

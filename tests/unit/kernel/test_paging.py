@@ -97,4 +97,4 @@ def test_page_size() -> None:
     for bad in (0, -1, MAX_PAGE_SIZE + 1):
         with pytest.raises(LedgerdError) as caught:
             check_page_size(bad)
-        assert caught.value.details == {"field": "limit"}
+        assert caught.value.details == {"field": "page_size"}
