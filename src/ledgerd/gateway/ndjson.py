@@ -38,6 +38,9 @@ NDJSON = "application/x-ndjson"
 # How long the closing error line may wait on a client that is not reading; past it the
 # connection is dropped (the call's own work has already stopped).
 CLOSING_GRACE_S = 5.0
+# asyncio warns from the fifth write after a connection is lost; a turn every four lines lets
+# the loop learn of it first. A turn per line cost ~14 % of an export's speed (10,000 lines).
+LINES_BETWEEN_TURNS = 4
 
 
 class NdjsonStream:
@@ -58,6 +61,7 @@ class NdjsonStream:
         self._headers = headers
         self._send = send
         self._started = False
+        self._lines = 0
 
     async def send(self, message: Message) -> int:
         """Stream the answer to ``message``; returns the HTTP status sent.
@@ -101,6 +105,13 @@ class NdjsonStream:
         await self._start()
         body = json.dumps(document, separators=(",", ":")).encode() + b"\n"
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        # A turn for the event loop every few lines. Sending does not yield while the socket
+        # takes the bytes, and a page of lines comes from memory: without these turns, a client
+        # gone mid-page is learnt of only at the next page, after asyncio has warned once for
+        # each line written to the dead socket (a thousand warnings, a page's worth).
+        self._lines += 1
+        if self._lines % LINES_BETWEEN_TURNS == 0:
+            await asyncio.sleep(0)
 
     async def _close_with(self, failure: dict[str, object]) -> None:
         try:

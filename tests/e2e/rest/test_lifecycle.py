@@ -9,8 +9,15 @@ as strings or numbers, enums by name, RFC 3339 timestamps.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
+import struct
 from datetime import UTC, datetime, timedelta, timezone
+
+import httpx
+import pytest
 
 from tests.e2e.rest.support import (
     NDJSON_TYPE,
@@ -28,6 +35,7 @@ from tests.e2e.rest.support import (
 from tests.integration.conftest import EPOCH
 
 L = "shop"
+WAIT_S = 30.0  # a bound for the test to fail rather than hang, not a measurement
 USD = "USD/2"
 FUNDED: JsonObject = {"debits_must_not_exceed_credits": True}
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -556,3 +564,41 @@ def test_rfc3339_prints_like_the_proto3_json_mapping() -> None:
     assert EPOCH.microsecond % 1000 != 0
     assert rfc3339(EPOCH) == "2030-01-02T03:04:05.123456Z"
     assert rfc3339(datetime(2030, 1, 1, tzinfo=UTC)) == "2030-01-01T00:00:00Z"
+
+
+async def test_a_client_gone_mid_export_ends_it_without_a_warning_per_line(
+    rest_api: RestApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `curl …statement:export | head -2` (README's tour): the client goes after two lines.
+    # The export wrote on, line after line, without giving the event loop a turn in which to
+    # learn that the connection was gone: asyncio warned "socket.send() raised exception." for
+    # every line written to the dead socket (about fifty with the demo ledger).
+    ledger = await _books(rest_api)
+    legs = [leg("bank", "alice", 1 + index) for index in range(LEGS)]
+    await ledger.batch(
+        [transfer_input(f"many-{batch}", *legs) for batch in range(LEG_BATCHES)], atomic=True
+    )
+    url = httpx.URL(str(rest_api.client.base_url))
+    assert url.host is not None
+    assert url.port is not None
+    caplog.set_level(logging.INFO)
+    path = f"/v1/ledgers/{L}/accounts/alice/statement:export"
+    # In a thread, so that it reads and goes while the server, in this loop, is writing.
+    await asyncio.to_thread(_read_two_lines_and_reset, url.host, url.port, path)
+    async with asyncio.timeout(WAIT_S):  # until the gateway has logged the call's end
+        while not any(path in record.getMessage() for record in caplog.records):  # noqa: ASYNC110 - caplog has no event to wait on
+            await asyncio.sleep(0.05)
+    send_warnings = [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+    assert send_warnings == []
+
+
+def _read_two_lines_and_reset(host: str, port: int, path: str) -> None:
+    with socket.create_connection((host, port), timeout=WAIT_S) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        received = b""
+        while received.count(b"\n{") < 2:
+            chunk = client.recv(100)
+            assert chunk, "the server closed the connection first"
+            received += chunk
+        # Reset, not a polite close: the server's next write fails at once, as after SIGPIPE.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
