@@ -294,6 +294,15 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         V,
         lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, start_time=_far_future())),
     ),
+    (
+        "start_time after end_time",
+        V,
+        lambda b: b.stub.ListTransfers(
+            pb.ListTransfersRequest(
+                ledger=L, start_time=Timestamp(seconds=2_000), end_time=Timestamp(seconds=1_000)
+            )
+        ),
+    ),
     # unknown ids
     (
         "unknown ledger",

@@ -147,6 +147,10 @@ class LedgerQueries:
         for name, bound in (("start_time", start), ("end_time", end)):
             if bound is not None and bound.tzinfo is None:
                 raise validation_error(name, "must carry a time zone")
+        if start is not None and end is not None and start > end:
+            # An empty page would look like "nothing in that window" to a client that swapped
+            # the two; the window [start_time, end_time) must run forwards (or be empty).
+            raise validation_error("end_time", "must not be before start_time")
         size = check_page_size(limit)
         after = decode_int_cursor(cursor)
         async with self._uow.begin(read_only=True):
