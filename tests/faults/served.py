@@ -112,7 +112,9 @@ class KillableServe:
     async def stop(self) -> None:
         """SIGTERM: calls in flight finish, the process says it stopped and exits 0."""
         await self._end(signal.SIGTERM, lambda code: code == 0)
-        assert says(self.lives[-1].output[-1], STOPPED), self.log
+        if self._settings.get("log_level", "INFO").upper() in {"DEBUG", "INFO"}:
+            # "ledgerd stopped" is an INFO record: a quieter server exits 0 without it.
+            assert says(self.lives[-1].output[-1], STOPPED), self.log
 
     async def _end(self, signum: signal.Signals, expected: Callable[[int], bool]) -> None:
         served, reader = self._served, self._reader
