@@ -901,7 +901,9 @@ class ListTransfersRequest(_message.Message):
         """Only transfers created at or after start_time and before end_time."""
 
     @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Not before start_time (an equal one is an empty window)."""
+
     def __init__(
         self,
         *,

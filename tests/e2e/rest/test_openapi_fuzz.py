@@ -97,6 +97,11 @@ PROSE_RULES = (
         re.compile("names the key .* twice"),
     ),
     ProseRule(
+        "a time window's end is not before its start",
+        re.compile("end_time"),
+        re.compile("must not be before start_time"),
+    ),
+    ProseRule(
         "a page token is one this API returned",
         re.compile("cursor"),
         re.compile("not a cursor returned by this API"),
