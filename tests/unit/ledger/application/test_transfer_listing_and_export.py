@@ -101,7 +101,11 @@ async def test_list_transfers_filters_by_account_and_time(
     assert await _pages(app, end=t1) == [[1, 2]]
     assert await _pages(app, end=t1 + tiny) == [[1, 2, 3, 4]]
     assert await _pages(app, start=t1, end=t2) == [[3, 4]]
-    assert await _pages(app, start=t2, end=t1) == [[]]
+    assert await _pages(app, start=t1, end=t1) == [[]]  # an empty window
+    with pytest.raises(LedgerdError) as swapped:  # a mistake, not an empty window
+        await _pages(app, start=t2, end=t1)
+    assert swapped.value.code is ErrorCode.VALIDATION_FAILED
+    assert swapped.value.details == {"field": "end_time"}
     assert await _pages(app, end=t0) == [[]]
     assert await _pages(app, 2, account_id="alice", start=t1) == [[3, 4], [6]]
     assert len(timeline) == 6
