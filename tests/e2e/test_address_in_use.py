@@ -7,7 +7,6 @@ same gRPC port used to start without a word and split the channels between two d
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from tests.e2e.grpc.test_serve import (
     LISTENING,
     START_WAIT_S,
     client,
+    ledgerd_environment,
     ledgerd_serve,
 )
 
@@ -44,12 +44,7 @@ class Attempt:
 
 async def _serve_attempt(tmp_path: Path, **settings: str) -> Attempt:
     """Run ``ledgerd serve`` on a database of its own until it exits or starts listening."""
-    env = {
-        **os.environ,
-        "LEDGERD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/second.db",
-        "PYTHONUNBUFFERED": "1",
-        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
-    }
+    env = ledgerd_environment(f"sqlite+aiosqlite:///{tmp_path}/second.db", **settings)
     process = await asyncio.create_subprocess_exec(
         str(LEDGERD),
         "serve",

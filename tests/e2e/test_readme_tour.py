@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import service_unavailable
-from tests.e2e.grpc.test_serve import LEDGERD, Served
+from tests.e2e.grpc.test_serve import LEDGERD, Served, ledgerd_environment
 
 README = Path(__file__).parents[2] / "README.md"
 TOUR_PORT = "localhost:8080"
@@ -39,13 +38,11 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         service_unavailable("no curl, which README's tour uses (.ci/run installs it)")
     block = tour_block()
     assert TOUR_PORT in block
-    env = {
-        **os.environ,
-        "LEDGERD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ledgerd.db",
-        "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
-        "LEDGERD_HTTP_ADDRESS": "127.0.0.1:0",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = ledgerd_environment(
+        f"sqlite+aiosqlite:///{tmp_path}/ledgerd.db",
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+    )
     migrated = subprocess.run(  # noqa: ASYNC221, S603 - one short command, our own binary
         [str(LEDGERD), "migrate"], env=env, capture_output=True, text=True, check=False
     )

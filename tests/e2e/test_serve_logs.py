@@ -7,7 +7,6 @@ formats, and every stop printed the collector's summary, at INFO.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from tests.e2e.grpc.test_serve import (
     STOP_WAIT_S,
     STOPPED,
     STOPPING,
+    ledgerd_environment,
     says,
 )
 
@@ -44,14 +44,12 @@ class Run:
 
 async def _serve_and_stop(tmp_path: Path, **settings: str) -> Run:
     """``ledgerd serve`` until its banner is out, then SIGTERM; its two streams apart."""
-    env = {
-        **os.environ,
-        "LEDGERD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/logs.db",
-        "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
-        "LEDGERD_HTTP_ADDRESS": "127.0.0.1:0",
-        "PYTHONUNBUFFERED": "1",
-        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
-    }
+    env = ledgerd_environment(
+        f"sqlite+aiosqlite:///{tmp_path}/logs.db",
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        **settings,
+    )
     process = await asyncio.create_subprocess_exec(
         str(LEDGERD),
         "serve",

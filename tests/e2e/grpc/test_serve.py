@@ -92,6 +92,16 @@ class Served:
         return "\n".join(self.output)
 
 
+def ledgerd_environment(database_url: str, **settings: str) -> dict[str, str]:
+    """The environment a ``ledgerd`` subprocess runs in: ``settings`` as ``LEDGERD_*``."""
+    return {
+        **os.environ,
+        "LEDGERD_DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
+        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
 @asynccontextmanager
 async def running_ledgerd(
     command: str,
@@ -107,12 +117,7 @@ async def running_ledgerd(
     writes them) are the limits on open files it starts with. Killed on the way out if the test
     left it running (a failed test must not leak it).
     """
-    env = {
-        **os.environ,
-        "LEDGERD_DATABASE_URL": database_url,
-        "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
-        **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
-    }
+    env = ledgerd_environment(database_url, **settings)
     argv = [str(LEDGERD), command]
     process = await asyncio.create_subprocess_exec(
         *(argv if file_limits is None else with_file_limits(file_limits, argv)),
