@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ledgerd.v1 import ledger_pb2 as ledgerd_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledgerd/v1/events.proto\x12\nledgerd.v1\x1a\x17ledgerd/v1/ledger.proto\"3\n\rLedgerCreated\x12\"\n\x06ledger\x18\x01 \x01(\x0b\x32\x12.ledgerd.v1.Ledger\"6\n\x0e\x41\x63\x63ountCreated\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"5\n\rAccountFrozen\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"7\n\x0f\x41\x63\x63ountUnfrozen\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"5\n\rAccountClosed\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"\\\n\x0eTransferPosted\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"\\\n\x0ePendingCreated\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"]\n\x0fPendingCaptured\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"[\n\rPendingVoided\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"\\\n\x0ePendingExpired\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"^\n\x10TransferReversed\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledgerd/v1/events.proto\x12\nledgerd.v1\x1a\x17ledgerd/v1/ledger.proto\"3\n\rLedgerCreated\x12\"\n\x06ledger\x18\x01 \x01(\x0b\x32\x12.ledgerd.v1.Ledger\"6\n\x0e\x41\x63\x63ountCreated\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\">\n\x16\x41\x63\x63ountMetadataChanged\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"5\n\rAccountFrozen\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"7\n\x0f\x41\x63\x63ountUnfrozen\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"5\n\rAccountClosed\x12$\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x13.ledgerd.v1.Account\"\\\n\x0eTransferPosted\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"\\\n\x0ePendingCreated\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"]\n\x0fPendingCaptured\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"[\n\rPendingVoided\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"\\\n\x0ePendingExpired\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entry\"^\n\x10TransferReversed\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\x12\"\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x11.ledgerd.v1.Entryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEDGERCREATED']._serialized_end=115
   _globals['_ACCOUNTCREATED']._serialized_start=117
   _globals['_ACCOUNTCREATED']._serialized_end=171
-  _globals['_ACCOUNTFROZEN']._serialized_start=173
-  _globals['_ACCOUNTFROZEN']._serialized_end=226
-  _globals['_ACCOUNTUNFROZEN']._serialized_start=228
-  _globals['_ACCOUNTUNFROZEN']._serialized_end=283
-  _globals['_ACCOUNTCLOSED']._serialized_start=285
-  _globals['_ACCOUNTCLOSED']._serialized_end=338
-  _globals['_TRANSFERPOSTED']._serialized_start=340
-  _globals['_TRANSFERPOSTED']._serialized_end=432
-  _globals['_PENDINGCREATED']._serialized_start=434
-  _globals['_PENDINGCREATED']._serialized_end=526
-  _globals['_PENDINGCAPTURED']._serialized_start=528
-  _globals['_PENDINGCAPTURED']._serialized_end=621
-  _globals['_PENDINGVOIDED']._serialized_start=623
-  _globals['_PENDINGVOIDED']._serialized_end=714
-  _globals['_PENDINGEXPIRED']._serialized_start=716
-  _globals['_PENDINGEXPIRED']._serialized_end=808
-  _globals['_TRANSFERREVERSED']._serialized_start=810
-  _globals['_TRANSFERREVERSED']._serialized_end=904
+  _globals['_ACCOUNTMETADATACHANGED']._serialized_start=173
+  _globals['_ACCOUNTMETADATACHANGED']._serialized_end=235
+  _globals['_ACCOUNTFROZEN']._serialized_start=237
+  _globals['_ACCOUNTFROZEN']._serialized_end=290
+  _globals['_ACCOUNTUNFROZEN']._serialized_start=292
+  _globals['_ACCOUNTUNFROZEN']._serialized_end=347
+  _globals['_ACCOUNTCLOSED']._serialized_start=349
+  _globals['_ACCOUNTCLOSED']._serialized_end=402
+  _globals['_TRANSFERPOSTED']._serialized_start=404
+  _globals['_TRANSFERPOSTED']._serialized_end=496
+  _globals['_PENDINGCREATED']._serialized_start=498
+  _globals['_PENDINGCREATED']._serialized_end=590
+  _globals['_PENDINGCAPTURED']._serialized_start=592
+  _globals['_PENDINGCAPTURED']._serialized_end=685
+  _globals['_PENDINGVOIDED']._serialized_start=687
+  _globals['_PENDINGVOIDED']._serialized_end=778
+  _globals['_PENDINGEXPIRED']._serialized_start=780
+  _globals['_PENDINGEXPIRED']._serialized_end=872
+  _globals['_TRANSFERREVERSED']._serialized_start=874
+  _globals['_TRANSFERREVERSED']._serialized_end=968
 # @@protoc_insertion_point(module_scope)

@@ -73,6 +73,28 @@ class AccountCreated(_message.Message):
 Global___AccountCreated: _TypeAlias = AccountCreated  # noqa: Y015
 
 @_typing.final
+class AccountMetadataChanged(_message.Message):
+    """An account's metadata was changed: keys set or removed (the account carries all of it)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> _ledger_pb2.Account: ...
+    def __init__(
+        self,
+        *,
+        account: _ledger_pb2.Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountMetadataChanged: _TypeAlias = AccountMetadataChanged  # noqa: Y015
+
+@_typing.final
 class AccountFrozen(_message.Message):
     """An account was frozen: it refuses every movement until unfrozen."""
 

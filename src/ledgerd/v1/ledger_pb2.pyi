@@ -121,6 +121,54 @@ class CreateLedgerRequest(_message.Message):
 Global___CreateLedgerRequest: _TypeAlias = CreateLedgerRequest  # noqa: Y015
 
 @_typing.final
+class ListLedgersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 1000; 100 when unset."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLedgersRequest: _TypeAlias = ListLedgersRequest  # noqa: Y015
+
+@_typing.final
+class ListLedgersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEDGERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def ledgers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ledger]: ...
+    def __init__(
+        self,
+        *,
+        ledgers: _abc.Iterable[Global___Ledger] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ledgers", b"ledgers", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLedgersResponse: _TypeAlias = ListLedgersResponse  # noqa: Y015
+
+@_typing.final
 class GetLedgerRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -417,6 +465,68 @@ class ListAccountsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAccountsResponse: _TypeAlias = ListAccountsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAccountMetadataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LEDGER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    REMOVE_KEYS_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    ledger: _builtins.str
+    account: _builtins.str
+    expected_version: _builtins.int
+    """When given, change the account only if it is still at this version (the one a client
+    read), else CONCURRENCY_CONFLICT and nothing changes.
+    """
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Keys to add, or to overwrite with a new value."""
+
+    @_builtins.property
+    def remove_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to remove (a key the account does not have is ignored); none may also be in metadata."""
+
+    def __init__(
+        self,
+        *,
+        ledger: _builtins.str = ...,
+        account: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        remove_keys: _abc.Iterable[_builtins.str] | None = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "account", b"account", "expected_version", b"expected_version", "ledger", b"ledger", "metadata", b"metadata", "remove_keys", b"remove_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___UpdateAccountMetadataRequest: _TypeAlias = UpdateAccountMetadataRequest  # noqa: Y015
 
 @_typing.final
 class AccountStatusRequest(_message.Message):
@@ -889,6 +999,8 @@ class ListTransfersRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     ledger: _builtins.str
     account: _builtins.str
     """Only transfers that moved this account."""
@@ -896,6 +1008,10 @@ class ListTransfersRequest(_message.Message):
     """At most 1000; 100 when unset."""
     page_token: _builtins.str
     """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
+    kind: Global___Transfer.Kind.ValueType
+    """Only transfers of this kind; unset: every kind."""
+    status: Global___Transfer.Status.ValueType
+    """Only transfers now in this status; unset: every status."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Only transfers created at or after start_time and before end_time."""
@@ -913,10 +1029,12 @@ class ListTransfersRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        kind: Global___Transfer.Kind.ValueType = ...,
+        status: Global___Transfer.Status.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "end_time", b"end_time", "ledger", b"ledger", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "end_time", b"end_time", "kind", b"kind", "ledger", b"ledger", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1165,6 +1283,59 @@ class AccountBalance(_message.Message):
 Global___AccountBalance: _TypeAlias = AccountBalance  # noqa: Y015
 
 @_typing.final
+class BatchGetBalancesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEDGER_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    ledger: _builtins.str
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 100 account ids of the ledger; one may be asked for more than once."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The balances right after each account's last entry at or before this instant."""
+
+    def __init__(
+        self,
+        *,
+        ledger: _builtins.str = ...,
+        accounts: _abc.Iterable[_builtins.str] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "as_of", b"as_of", "ledger", b"ledger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetBalancesRequest: _TypeAlias = BatchGetBalancesRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetBalancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountBalance]:
+        """One per requested account, in request order."""
+
+    def __init__(
+        self,
+        *,
+        balances: _abc.Iterable[Global___AccountBalance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetBalancesResponse: _TypeAlias = BatchGetBalancesResponse  # noqa: Y015
+
+@_typing.final
 class Entry(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1254,12 +1425,22 @@ class ListEntriesRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     ledger: _builtins.str
     account: _builtins.str
     page_size: _builtins.int
     """At most 1000; 100 when unset."""
     page_token: _builtins.str
     """The next_page_token of the previous page; any other value is VALIDATION_FAILED."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only entries created at or after start_time and before end_time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Not before start_time (an equal one is an empty window)."""
+
     def __init__(
         self,
         *,
@@ -1267,10 +1448,12 @@ class ListEntriesRequest(_message.Message):
         account: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "ledger", b"ledger", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "end_time", b"end_time", "ledger", b"ledger", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1305,17 +1488,23 @@ class ExportStatementRequest(_message.Message):
 
     LEDGER_FIELD_NUMBER: _builtins.int
     ACCOUNT_FIELD_NUMBER: _builtins.int
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     ledger: _builtins.str
     account: _builtins.str
+    after_sequence: _builtins.int
+    """Only entries after this account sequence: the `sequence` of the last entry received, to
+    resume a cut stream. 0 or unset: from the first entry.
+    """
     def __init__(
         self,
         *,
         ledger: _builtins.str = ...,
         account: _builtins.str = ...,
+        after_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "ledger", b"ledger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "after_sequence", b"after_sequence", "ledger", b"ledger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,11 @@ class LedgerServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.CreateLedgerRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.Ledger.FromString,
                 _registered_method=True)
+        self.ListLedgers = channel.unary_unary(
+                '/ledgerd.v1.LedgerService/ListLedgers',
+                request_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListLedgersRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.ListLedgersResponse.FromString,
+                _registered_method=True)
         self.GetLedger = channel.unary_unary(
                 '/ledgerd.v1.LedgerService/GetLedger',
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.GetLedgerRequest.SerializeToString,
@@ -59,6 +64,11 @@ class LedgerServiceStub:
                 '/ledgerd.v1.LedgerService/ListAccounts',
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListAccountsRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
+        self.UpdateAccountMetadata = channel.unary_unary(
+                '/ledgerd.v1.LedgerService/UpdateAccountMetadata',
+                request_serializer=ledgerd_dot_v1_dot_ledger__pb2.UpdateAccountMetadataRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.Account.FromString,
                 _registered_method=True)
         self.FreezeAccount = channel.unary_unary(
                 '/ledgerd.v1.LedgerService/FreezeAccount',
@@ -120,6 +130,11 @@ class LedgerServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.GetBalanceRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.AccountBalance.FromString,
                 _registered_method=True)
+        self.BatchGetBalances = channel.unary_unary(
+                '/ledgerd.v1.LedgerService/BatchGetBalances',
+                request_serializer=ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesResponse.FromString,
+                _registered_method=True)
         self.ListEntries = channel.unary_unary(
                 '/ledgerd.v1.LedgerService/ListEntries',
                 request_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListEntriesRequest.SerializeToString,
@@ -138,6 +153,13 @@ class LedgerServiceServicer:
 
     def CreateLedger(self, request, context):
         """Create a ledger (a tenant). Creating it again with the same attributes returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLedgers(self, request, context):
+        """List the ledgers by id, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +188,15 @@ class LedgerServiceServicer:
 
     def ListAccounts(self, request, context):
         """List a ledger's accounts by id, optionally only those whose metadata matches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAccountMetadata(self, request, context):
+        """Change an account's metadata: set some keys, remove others, keep the rest. When anything
+        changed, the account's version goes up by one and an AccountMetadataChanged event is
+        published; asking for what is already there changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,7 +256,8 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTransfers(self, request, context):
-        """List transfers in sequence order, optionally those touching one account in a time range.
+        """List transfers in sequence order, optionally only those touching one account, of one kind,
+        in one status (kind HOLD and status PENDING: the open holds), or in a time range.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,6 +291,14 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetBalances(self, request, context):
+        """Several accounts' balances in one call, in the order asked, now or as they were at
+        `as_of`. All or nothing: an unknown account fails the call with ACCOUNT_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListEntries(self, request, context):
         """An account's statement: its journal entries in order, a page at a time.
         """
@@ -267,7 +307,8 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportStatement(self, request, context):
-        """Stream an account's whole statement (NDJSON over REST), in bounded memory.
+        """Stream an account's whole statement (NDJSON over REST), in bounded memory; a cut stream
+        resumes after the last entry received with `after_sequence`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,6 +321,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.CreateLedger,
                     request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.CreateLedgerRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_ledger__pb2.Ledger.SerializeToString,
+            ),
+            'ListLedgers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLedgers,
+                    request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.ListLedgersRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListLedgersResponse.SerializeToString,
             ),
             'GetLedger': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLedger,
@@ -300,6 +346,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListAccounts,
                     request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.ListAccountsRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_ledger__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'UpdateAccountMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccountMetadata,
+                    request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.UpdateAccountMetadataRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_ledger__pb2.Account.SerializeToString,
             ),
             'FreezeAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.FreezeAccount,
@@ -361,6 +412,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.GetBalanceRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_ledger__pb2.AccountBalance.SerializeToString,
             ),
+            'BatchGetBalances': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetBalances,
+                    request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesResponse.SerializeToString,
+            ),
             'ListEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEntries,
                     request_deserializer=ledgerd_dot_v1_dot_ledger__pb2.ListEntriesRequest.FromString,
@@ -400,6 +456,33 @@ class LedgerService:
             '/ledgerd.v1.LedgerService/CreateLedger',
             ledgerd_dot_v1_dot_ledger__pb2.CreateLedgerRequest.SerializeToString,
             ledgerd_dot_v1_dot_ledger__pb2.Ledger.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLedgers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.LedgerService/ListLedgers',
+            ledgerd_dot_v1_dot_ledger__pb2.ListLedgersRequest.SerializeToString,
+            ledgerd_dot_v1_dot_ledger__pb2.ListLedgersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -508,6 +591,33 @@ class LedgerService:
             '/ledgerd.v1.LedgerService/ListAccounts',
             ledgerd_dot_v1_dot_ledger__pb2.ListAccountsRequest.SerializeToString,
             ledgerd_dot_v1_dot_ledger__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAccountMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.LedgerService/UpdateAccountMetadata',
+            ledgerd_dot_v1_dot_ledger__pb2.UpdateAccountMetadataRequest.SerializeToString,
+            ledgerd_dot_v1_dot_ledger__pb2.Account.FromString,
             options,
             channel_credentials,
             insecure,
@@ -832,6 +942,33 @@ class LedgerService:
             '/ledgerd.v1.LedgerService/GetBalance',
             ledgerd_dot_v1_dot_ledger__pb2.GetBalanceRequest.SerializeToString,
             ledgerd_dot_v1_dot_ledger__pb2.AccountBalance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetBalances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.LedgerService/BatchGetBalances',
+            ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesRequest.SerializeToString,
+            ledgerd_dot_v1_dot_ledger__pb2.BatchGetBalancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

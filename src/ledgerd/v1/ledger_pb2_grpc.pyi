@@ -38,6 +38,8 @@ class LedgerServiceStub:
     def __new__(cls, channel: _aio.Channel) -> LedgerServiceAsyncStub: ...
     CreateLedger: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CreateLedgerRequest, _ledger_pb2.Ledger]
     """Create a ledger (a tenant). Creating it again with the same attributes returns it."""
+    ListLedgers: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListLedgersRequest, _ledger_pb2.ListLedgersResponse]
+    """List the ledgers by id, a page at a time."""
     GetLedger: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetLedgerRequest, _ledger_pb2.Ledger]
     """Get a ledger."""
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CreateAccountRequest, _ledger_pb2.Account]
@@ -46,6 +48,11 @@ class LedgerServiceStub:
     """Get an account with its current balances."""
     ListAccounts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListAccountsRequest, _ledger_pb2.ListAccountsResponse]
     """List a ledger's accounts by id, optionally only those whose metadata matches."""
+    UpdateAccountMetadata: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.UpdateAccountMetadataRequest, _ledger_pb2.Account]
+    """Change an account's metadata: set some keys, remove others, keep the rest. When anything
+    changed, the account's version goes up by one and an AccountMetadataChanged event is
+    published; asking for what is already there changes nothing.
+    """
     FreezeAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]
     """Freeze an account: it takes no new movements until unfrozen (holds may still be voided)."""
     UnfreezeAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]
@@ -67,7 +74,9 @@ class LedgerServiceStub:
     was not (yet), and posting again with the same key is safe either way.
     """
     ListTransfers: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListTransfersRequest, _ledger_pb2.ListTransfersResponse]
-    """List transfers in sequence order, optionally those touching one account in a time range."""
+    """List transfers in sequence order, optionally only those touching one account, of one kind,
+    in one status (kind HOLD and status PENDING: the open holds), or in a time range.
+    """
     CapturePending: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CapturePendingRequest, _ledger_pb2.Transfer]
     """Capture a pending transfer: in full, or `amount` of a single-leg hold."""
     VoidPending: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.VoidPendingRequest, _ledger_pb2.Transfer]
@@ -76,10 +85,16 @@ class LedgerServiceStub:
     """Reverse a posted transfer with a new transfer along the same legs, reversed."""
     GetBalance: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetBalanceRequest, _ledger_pb2.AccountBalance]
     """An account's balances now, or as they were at `as_of`."""
+    BatchGetBalances: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.BatchGetBalancesRequest, _ledger_pb2.BatchGetBalancesResponse]
+    """Several accounts' balances in one call, in the order asked, now or as they were at
+    `as_of`. All or nothing: an unknown account fails the call with ACCOUNT_NOT_FOUND.
+    """
     ListEntries: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListEntriesRequest, _ledger_pb2.ListEntriesResponse]
     """An account's statement: its journal entries in order, a page at a time."""
     ExportStatement: _grpc.UnaryStreamMultiCallable[_ledger_pb2.ExportStatementRequest, _ledger_pb2.Entry]
-    """Stream an account's whole statement (NDJSON over REST), in bounded memory."""
+    """Stream an account's whole statement (NDJSON over REST), in bounded memory; a cut stream
+    resumes after the last entry received with `after_sequence`.
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -88,6 +103,8 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateLedger: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CreateLedgerRequest, _ledger_pb2.Ledger]  # type: ignore[assignment]
     """Create a ledger (a tenant). Creating it again with the same attributes returns it."""
+    ListLedgers: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListLedgersRequest, _ledger_pb2.ListLedgersResponse]  # type: ignore[assignment]
+    """List the ledgers by id, a page at a time."""
     GetLedger: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetLedgerRequest, _ledger_pb2.Ledger]  # type: ignore[assignment]
     """Get a ledger."""
     CreateAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CreateAccountRequest, _ledger_pb2.Account]  # type: ignore[assignment]
@@ -96,6 +113,11 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Get an account with its current balances."""
     ListAccounts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListAccountsRequest, _ledger_pb2.ListAccountsResponse]  # type: ignore[assignment]
     """List a ledger's accounts by id, optionally only those whose metadata matches."""
+    UpdateAccountMetadata: _aio.UnaryUnaryMultiCallable[_ledger_pb2.UpdateAccountMetadataRequest, _ledger_pb2.Account]  # type: ignore[assignment]
+    """Change an account's metadata: set some keys, remove others, keep the rest. When anything
+    changed, the account's version goes up by one and an AccountMetadataChanged event is
+    published; asking for what is already there changes nothing.
+    """
     FreezeAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]  # type: ignore[assignment]
     """Freeze an account: it takes no new movements until unfrozen (holds may still be voided)."""
     UnfreezeAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]  # type: ignore[assignment]
@@ -117,7 +139,9 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     was not (yet), and posting again with the same key is safe either way.
     """
     ListTransfers: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListTransfersRequest, _ledger_pb2.ListTransfersResponse]  # type: ignore[assignment]
-    """List transfers in sequence order, optionally those touching one account in a time range."""
+    """List transfers in sequence order, optionally only those touching one account, of one kind,
+    in one status (kind HOLD and status PENDING: the open holds), or in a time range.
+    """
     CapturePending: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CapturePendingRequest, _ledger_pb2.Transfer]  # type: ignore[assignment]
     """Capture a pending transfer: in full, or `amount` of a single-leg hold."""
     VoidPending: _aio.UnaryUnaryMultiCallable[_ledger_pb2.VoidPendingRequest, _ledger_pb2.Transfer]  # type: ignore[assignment]
@@ -126,10 +150,16 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Reverse a posted transfer with a new transfer along the same legs, reversed."""
     GetBalance: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetBalanceRequest, _ledger_pb2.AccountBalance]  # type: ignore[assignment]
     """An account's balances now, or as they were at `as_of`."""
+    BatchGetBalances: _aio.UnaryUnaryMultiCallable[_ledger_pb2.BatchGetBalancesRequest, _ledger_pb2.BatchGetBalancesResponse]  # type: ignore[assignment]
+    """Several accounts' balances in one call, in the order asked, now or as they were at
+    `as_of`. All or nothing: an unknown account fails the call with ACCOUNT_NOT_FOUND.
+    """
     ListEntries: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListEntriesRequest, _ledger_pb2.ListEntriesResponse]  # type: ignore[assignment]
     """An account's statement: its journal entries in order, a page at a time."""
     ExportStatement: _aio.UnaryStreamMultiCallable[_ledger_pb2.ExportStatementRequest, _ledger_pb2.Entry]  # type: ignore[assignment]
-    """Stream an account's whole statement (NDJSON over REST), in bounded memory."""
+    """Stream an account's whole statement (NDJSON over REST), in bounded memory; a cut stream
+    resumes after the last entry received with `after_sequence`.
+    """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Double-entry ledgers: accounts, transfers, holds and the journal."""
@@ -141,6 +171,14 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.Ledger, _abc.Awaitable[_ledger_pb2.Ledger]]:
         """Create a ledger (a tenant). Creating it again with the same attributes returns it."""
+
+    @_abc_1.abstractmethod
+    def ListLedgers(
+        self,
+        request: _ledger_pb2.ListLedgersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListLedgersResponse, _abc.Awaitable[_ledger_pb2.ListLedgersResponse]]:
+        """List the ledgers by id, a page at a time."""
 
     @_abc_1.abstractmethod
     def GetLedger(
@@ -173,6 +211,17 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.ListAccountsResponse, _abc.Awaitable[_ledger_pb2.ListAccountsResponse]]:
         """List a ledger's accounts by id, optionally only those whose metadata matches."""
+
+    @_abc_1.abstractmethod
+    def UpdateAccountMetadata(
+        self,
+        request: _ledger_pb2.UpdateAccountMetadataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.Account, _abc.Awaitable[_ledger_pb2.Account]]:
+        """Change an account's metadata: set some keys, remove others, keep the rest. When anything
+        changed, the account's version goes up by one and an AccountMetadataChanged event is
+        published; asking for what is already there changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def FreezeAccount(
@@ -242,7 +291,9 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.ListTransfersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.ListTransfersResponse, _abc.Awaitable[_ledger_pb2.ListTransfersResponse]]:
-        """List transfers in sequence order, optionally those touching one account in a time range."""
+        """List transfers in sequence order, optionally only those touching one account, of one kind,
+        in one status (kind HOLD and status PENDING: the open holds), or in a time range.
+        """
 
     @_abc_1.abstractmethod
     def CapturePending(
@@ -277,6 +328,16 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """An account's balances now, or as they were at `as_of`."""
 
     @_abc_1.abstractmethod
+    def BatchGetBalances(
+        self,
+        request: _ledger_pb2.BatchGetBalancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.BatchGetBalancesResponse, _abc.Awaitable[_ledger_pb2.BatchGetBalancesResponse]]:
+        """Several accounts' balances in one call, in the order asked, now or as they were at
+        `as_of`. All or nothing: an unknown account fails the call with ACCOUNT_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
     def ListEntries(
         self,
         request: _ledger_pb2.ListEntriesRequest,
@@ -290,6 +351,8 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.ExportStatementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ledger_pb2.Entry], _abc.AsyncIterator[_ledger_pb2.Entry]]:
-        """Stream an account's whole statement (NDJSON over REST), in bounded memory."""
+        """Stream an account's whole statement (NDJSON over REST), in bounded memory; a cut stream
+        resumes after the last entry received with `after_sequence`.
+        """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
