@@ -230,6 +230,16 @@ class FakeLedgerRepository:
         _bigint(head.sequence, "ledgers.last_sequence")
         tables.heads[head.ledger_id] = head
 
+    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
+        if limit < 1:
+            msg = "limit must be positive"
+            raise ValueError(msg)
+        ledgers = self._uow.reading().ledgers
+        matching = sorted(ledger_id for ledger_id in ledgers if after is None or ledger_id > after)
+        items = [ledgers[ledger_id] for ledger_id in matching[:limit]]
+        more = len(matching) > limit
+        return Page(items, encode_cursor(items[-1].id) if more else None)
+
 
 class FakeAccountRepository:
     def __init__(self, uow: FakeUnitOfWork) -> None:

@@ -271,6 +271,7 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
     leg = {"debit_account": "ex-a", "credit_account": "ex-b", "amount": "5"}
     return {
         "CreateLedger": {"body": {"id": "l2", "name": "second"}},
+        "ListLedgers": {"query": {"page_size": 2}},
         "GetLedger": {"path_parameters": {"ledger": L}},
         "CreateAccount": {
             "path_parameters": {"ledger": L},

@@ -314,6 +314,38 @@ async def test_head_starts_at_genesis_and_advances_only_from_where_it_is(
         assert await kit.ledgers.get_head("l1") == first
 
 
+async def _all_ledger_pages(kit: RepositoryKit, limit: int) -> list[Page[Ledger]]:
+    pages: list[Page[Ledger]] = []
+    after: str | None = None
+    async with kit.uow.begin(read_only=True):
+        while True:
+            page = await kit.ledgers.list_page(after=after, limit=limit)
+            pages.append(page)
+            if page.next_cursor is None:
+                return pages
+            after = decode_cursor(page.next_cursor)
+            assert after == page.items[-1].id
+
+
+async def test_ledger_list_page_pages_in_id_order(kit: RepositoryKit) -> None:
+    assert await _all_ledger_pages(kit, limit=5) == [Page([], None)]
+    ledgers = [_ledger(f"ledger-{number:02d}", n=str(number)) for number in range(12)]
+    await _setup(kit, ledgers=tuple(reversed(ledgers)))  # inserted out of order
+
+    pages = await _all_ledger_pages(kit, limit=5)
+    assert [len(page.items) for page in pages] == [5, 5, 2]
+    assert [ledger for page in pages for ledger in page.items] == ledgers
+    # Exactly a page's worth: no further (empty) page is announced.
+    assert [len(page.items) for page in await _all_ledger_pages(kit, limit=12)] == [12]
+    async with kit.uow.begin(read_only=True):
+        # After a ledger that is gone (or never was): from the next id on.
+        rest = await kit.ledgers.list_page(after="ledger-09x", limit=5)
+        beyond = await kit.ledgers.list_page(after="ledger-99", limit=5)
+    assert [ledger.id for ledger in rest.items] == ["ledger-10", "ledger-11"]
+    assert rest.next_cursor is None
+    assert beyond == Page([], None)
+
+
 # --- accounts --------------------------------------------------------------------------------
 
 

@@ -85,6 +85,10 @@ def _once_each(keys: Iterable[tuple[str, str]]) -> None:
         seen.add(key)
 
 
+def _ledger(row: RowMapping) -> Ledger:
+    return Ledger(row["id"], row["name"], _frozen(row["metadata"]), row["created_at"])
+
+
 class SqlLedgerRepository:
     async def get(self, key: str) -> Ledger | None:
         row = (
@@ -98,7 +102,18 @@ class SqlLedgerRepository:
         )
         if row is None:
             return None
-        return Ledger(row["id"], row["name"], _frozen(row["metadata"]), row["created_at"])
+        return _ledger(row)
+
+    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
+        columns = tables.ledgers.c
+        query = select(columns.id, columns.name, columns.metadata, columns.created_at)
+        if after is not None:
+            query = query.where(columns.id > after)
+        query = query.order_by(columns.id).limit(limit + 1)
+        rows = list((await current_connection().execute(query)).mappings())
+        items = [_ledger(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].id) if more else None)
 
     async def add(self, item: Ledger) -> None:
         await current_connection().execute(

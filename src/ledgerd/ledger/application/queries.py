@@ -60,6 +60,17 @@ class LedgerQueries:
         async with self._uow.begin(read_only=True):
             return await require_ledger(self._ledgers, ledger_id)
 
+    async def list_ledgers(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[Ledger]:
+        size = check_page_size(limit)
+        after = decode_cursor(cursor)
+        if after is not None:
+            # The ledger the last page ended on: stored, so it may predate check_id's rules.
+            check_id_shape(after, "cursor")
+        async with self._uow.begin(read_only=True):
+            return await self._ledgers.list_page(after=after, limit=size)
+
     async def get_account(self, ledger_id: str, account_id: str) -> Account:
         check_id(ledger_id, "ledger_id")
         check_id(account_id, "account_id")

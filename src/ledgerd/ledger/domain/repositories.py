@@ -38,6 +38,10 @@ class LedgerRepository(Repository[Ledger, str], Protocol):
         """Advance the tip; raises ConcurrencyConflictError if it moved since ``previous``."""
         ...
 
+    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
+        """Ledgers in id order, after the ledger ``after``."""
+        ...
+
 
 class AccountRepository(Repository[Account, AccountKey], Protocol):
     async def get_many(

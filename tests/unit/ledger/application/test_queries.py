@@ -4,11 +4,17 @@ import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import encode_cursor
-from ledgerd.ledger.domain.model import AccountFlags, Balances, Entry, new_account
+from ledgerd.ledger.domain.model import AccountFlags, Balances, Entry, Ledger, new_account
 from ledgerd.ledger.domain.requests import CaptureRequest
 from tests.fakes.clock import START
 from tests.fakes.ledger_app import LedgerApp
-from tests.unit.ledger.application.scenario import LEDGER, USD, open_account, pay
+from tests.unit.ledger.application.scenario import (
+    LEDGER,
+    USD,
+    create_ledger,
+    open_account,
+    pay,
+)
 
 
 async def _error(awaitable: object) -> ErrorCode:
@@ -186,10 +192,57 @@ async def test_list_accounts_of_an_unknown_ledger(app: LedgerApp) -> None:
     assert await _error(app.queries.list_accounts("nope")) is ErrorCode.LEDGER_NOT_FOUND
 
 
+async def test_list_ledgers_pages_by_id(app: LedgerApp) -> None:
+    for ledger_id in ("b-2", "a-1", "c-3", "B-0"):
+        await create_ledger(app, ledger_id)
+    found: list[str] = []
+    cursor: str | None = None
+
+    while True:
+        page = await app.queries.list_ledgers(cursor=cursor, limit=2)
+        found.extend(ledger.id for ledger in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    assert found == sorted(["b-2", "a-1", "c-3", "B-0", LEDGER])
+    everything = await app.queries.list_ledgers()
+    assert [ledger.id for ledger in everything.items] == found
+    assert everything.next_cursor is None
+    first: Ledger = everything.items[0]
+    assert (first.id, first.name, first.created_at) == ("B-0", "ledger B-0", START)
+
+
+async def test_ledgers_stored_before_the_dot_rule_still_page(app: LedgerApp) -> None:
+    async with app.uow.begin() as tx:
+        await app.ledgers.add(Ledger(".", "old", {}, app.clock.now()))
+        await tx.commit()
+
+    first = await app.queries.list_ledgers(limit=1)
+    assert [ledger.id for ledger in first.items] == ["."]
+    second = await app.queries.list_ledgers(cursor=first.next_cursor, limit=1)
+    assert [ledger.id for ledger in second.items] == [LEDGER]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cursor": "%%%"},
+        {"cursor": encode_cursor("not an id")},
+        {"limit": 0},
+        {"limit": 1001},
+    ],
+)
+async def test_list_ledgers_rejects_bad_input(app: LedgerApp, kwargs: dict[str, object]) -> None:
+    error = await _error(app.queries.list_ledgers(**kwargs))  # type: ignore[arg-type]
+    assert error is ErrorCode.VALIDATION_FAILED
+
+
 async def test_queries_never_commit(app: LedgerApp) -> None:
     commits = app.uow.commits
 
     await app.queries.get_ledger(LEDGER)
+    await app.queries.list_ledgers()
     await app.queries.get_balance(LEDGER, "alice", as_of=START)
     await app.queries.list_accounts(LEDGER)
     await app.queries.list_entries(LEDGER, "alice")

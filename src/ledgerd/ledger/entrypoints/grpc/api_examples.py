@@ -706,4 +706,20 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
             },
         ],
     ),
+    "ListLedgers": ApiExample(
+        method="GET",
+        path="/v1/ledgers?page_size=10",
+        request=None,
+        response={
+            "ledgers": [
+                {
+                    "id": "shop",
+                    "name": "Shop",
+                    "metadata": {"region": "eu"},
+                    "created_at": "2030-01-02T03:04:05.123456Z",
+                }
+            ],
+            "next_page_token": "",
+        },
+    ),
 }

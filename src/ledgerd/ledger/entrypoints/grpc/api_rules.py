@@ -46,6 +46,7 @@ _FILTER = ListRule(
 )
 _BY_MESSAGE: dict[str, dict[str, FieldRule]] = {
     "CreateLedgerRequest": {"id": ID, "name": text_rule(MAX_NAME_LENGTH), "metadata": METADATA},
+    "ListLedgersRequest": {"page_size": PAGE_SIZE_RULE},
     "GetLedgerRequest": {"ledger": ID},
     "AccountFlags": {"overdraft_limit": IntegerRule(0, MAX_AMOUNT)},
     "CreateAccountRequest": {"ledger": ID, "id": ID, "asset": ASSET_RULE, "metadata": METADATA},
@@ -100,6 +101,7 @@ UNRULED = frozenset(
     for name in (
         "AccountFlags.debits_must_not_exceed_credits",
         "AccountFlags.credits_must_not_exceed_debits",
+        "ListLedgersRequest.page_token",
         "CreateAccountRequest.flags",
         "ListAccountsRequest.page_token",
         "TransferInput.pending",

@@ -85,6 +85,17 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
         )
         return mapping.ledger(ledger)
 
+    async def ListLedgers(
+        self, request: pb.ListLedgersRequest, context: Context
+    ) -> pb.ListLedgersResponse:
+        page = await self._u.queries.list_ledgers(
+            cursor=request.page_token or None, limit=request.page_size or None
+        )
+        return pb.ListLedgersResponse(
+            ledgers=[mapping.ledger(ledger) for ledger in page.items],
+            next_page_token=page.next_cursor or "",
+        )
+
     async def GetLedger(self, request: pb.GetLedgerRequest, context: Context) -> pb.Ledger:
         return mapping.ledger(await self._u.queries.get_ledger(request.ledger))
 
