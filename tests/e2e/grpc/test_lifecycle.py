@@ -193,6 +193,40 @@ async def test_a_debit_normal_account_counts_available_on_its_debit_side(
     assert await _balance(stub, "loan") == balance(70, 60, 0, 20, available=-10)
 
 
+async def test_list_ledgers_pages_by_id(grpc_api: GrpcApi) -> None:
+    stub = grpc_api.stub
+    empty = await stub.ListLedgers(pb.ListLedgersRequest())
+    assert (list(empty.ledgers), empty.next_page_token) == ([], "")
+    ids = [f"books-{number:02d}" for number in range(7)]
+    for ledger_id in reversed(ids):
+        await stub.CreateLedger(
+            pb.CreateLedgerRequest(id=ledger_id, name=ledger_id.upper(), metadata={"k": ledger_id})
+        )
+
+    async def pages(page_size: int) -> list[list[str]]:
+        found: list[list[str]] = []
+        token = ""
+        while True:
+            page = await stub.ListLedgers(
+                pb.ListLedgersRequest(page_size=page_size, page_token=token)
+            )
+            found.append([ledger.id for ledger in page.ledgers])
+            token = page.next_page_token
+            if not token:
+                return found
+
+    assert await pages(3) == [ids[0:3], ids[3:6], ids[6:]]
+    assert await pages(7) == [ids]
+    assert await pages(0) == [ids]  # the default page: 100
+    first = (await stub.ListLedgers(pb.ListLedgersRequest(page_size=1))).ledgers[0]
+    assert first == await stub.GetLedger(pb.GetLedgerRequest(ledger=ids[0]))
+    await expect_error(
+        stub.ListLedgers(pb.ListLedgersRequest(page_token="garbage!")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "VALIDATION_FAILED",
+    )
+
+
 async def test_list_accounts_filters_by_metadata_and_pages(grpc_api: GrpcApi) -> None:
     stub = grpc_api.stub
     await stub.CreateLedger(pb.CreateLedgerRequest(id=L))

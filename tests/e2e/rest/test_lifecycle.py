@@ -385,6 +385,23 @@ async def test_transfers_listed_by_account_and_time_a_page_at_a_time(rest_api: R
     assert [[item["id"] for item in page] for page in window] == [[ids[1], ids[2]]]
 
 
+async def test_ledgers_listed_a_page_at_a_time(rest_api: RestApi) -> None:
+    client = rest_api.client
+    assert ok(await client.get("/v1/ledgers")) == {"ledgers": [], "next_page_token": ""}
+    for ledger_id in ("l-c", "l-a", "l-b"):
+        await Ledger(client, ledger_id).create(f"Ledger {ledger_id}")
+
+    first = ok(await client.get("/v1/ledgers?page_size=2"))
+    assert [ledger["id"] for ledger in first["ledgers"]] == ["l-a", "l-b"]
+    assert set(first["ledgers"][0]) == {"id", "name", "metadata", "created_at"}
+    assert first["ledgers"][0]["name"] == "Ledger l-a"
+    token = first["next_page_token"]
+    last = ok(await client.get("/v1/ledgers", params={"page_size": 2, "page_token": token}))
+    assert ([ledger["id"] for ledger in last["ledgers"]], last["next_page_token"]) == (["l-c"], "")
+    problem(await client.get("/v1/ledgers?page_size=1001"), 400, "VALIDATION_FAILED")
+    problem(await client.get("/v1/ledgers?page_token=nope"), 400, "VALIDATION_FAILED")
+
+
 async def test_accounts_listed_by_metadata_a_page_at_a_time(rest_api: RestApi) -> None:
     ledger = Ledger(rest_api.client, L)
     await ledger.create()
