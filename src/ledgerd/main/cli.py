@@ -18,10 +18,6 @@ import typer
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-# Typer vendors click (typer._click): its commands are handed this context, not click's.
-from typer._click import Context as CommandContext
-from typer.core import TyperCommand
-
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
@@ -42,7 +38,8 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
-from ledgerd.main import database_checks
+from ledgerd.main import client_commands, database_checks
+from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.container import build_container
 from ledgerd.main.database_checks import (
     DatabaseProblemError,
@@ -66,30 +63,12 @@ from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.listening import CannotListenError, warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
-
-class _Command(TyperCommand):
-    """A command whose usage line names arguments as README does: ``verify LEDGER``.
-
-    Typer writes a required argument as ``{LEDGER}``; plain is the usual convention, and
-    optional ones keep their brackets.
-    """
-
-    def collect_usage_pieces(self, ctx: CommandContext) -> list[str]:
-        return [
-            piece.removeprefix("{").removesuffix("}") for piece in super().collect_usage_pieces(ctx)
-        ]
-
-
 app = typer.Typer(
     name="ledgerd",
     help="ledgerd: an async double-entry ledger. Configure with LEDGERD_* environment variables.",
-    no_args_is_help=True,
-    add_completion=False,
-    # Plain help: Rich's panels print a value type after every flag (`--help <bool>`).
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **PLAIN_HELP,
 )
-command = functools.partial(app.command, cls=_Command)
+command = functools.partial(app.command, cls=Command)
 
 
 def _print_version(asked: bool) -> None:
@@ -623,3 +602,7 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
         raise typer.Exit(EXIT_ERROR) from error
     status, _report = asyncio.run(run_bench(config, options))
     raise typer.Exit(status)
+
+
+# Last, so that `ledgerd -h` lists them after the commands that work on the database.
+client_commands.register(app)

@@ -1,0 +1,194 @@
+"""A small blocking gRPC client of a running ``ledgerd serve``, for the client commands.
+
+Every call has a deadline, so a command never hangs on a server that does not answer; every
+failure becomes a :class:`ClientError`: one line to print and the exit code it deserves.
+Listings follow ``next_page_token`` until the end, or until ``limit`` items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_status import rpc_status
+
+from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.paging import MAX_PAGE_SIZE
+from ledgerd.platform.api.grpc_errors import error_of
+from ledgerd.v1 import ledger_pb2 as pb
+from ledgerd.v1 import ledger_pb2_grpc
+
+# The address the client commands call, and the variable that sets it. Not
+# LEDGERD_GRPC_ADDRESS: that is where `serve` listens, which need not be where a client
+# reaches it (0.0.0.0, a port picked at start-up, a proxy in between).
+SERVER_VARIABLE = "LEDGERD_SERVER"
+DEFAULT_SERVER = "127.0.0.1:50051"
+DEFAULT_TIMEOUT_S = 5.0
+_MAX_PORT = 65_535
+
+# A mistake in the arguments or something missing (a ledger, an account): not worth retrying.
+EXIT_ERROR = 2
+# The server could not be reached, or could not serve the call now: worth retrying.
+EXIT_UNREACHABLE = 3
+# The server failed the call for another reason (a bug, a server of another version).
+EXIT_FAILED = 1
+
+# Codes that say "try again later", whichever part of the server they come from.
+_RETRYABLE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.OVERLOADED, ErrorCode.DEADLINE_EXCEEDED})
+_WHERE = f"--server or {SERVER_VARIABLE}"
+
+
+class ClientError(Exception):
+    """A call that failed: ``line`` says why in one line; ``exit_code`` is the command's."""
+
+    def __init__(self, line: str, exit_code: int) -> None:
+        super().__init__(line)
+        self.line = line
+        self.exit_code = exit_code
+
+
+def check_server(address: str) -> str:
+    """``address`` if it is HOST:PORT, else a ClientError naming the option and variable."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) <= _MAX_PORT:
+        line = f"error: {_WHERE}: {address!r} is not HOST:PORT (e.g. {DEFAULT_SERVER})"
+        raise ClientError(line, EXIT_ERROR)
+    return address
+
+
+def timestamp(instant: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(instant)
+    return stamp
+
+
+_Item = TypeVar("_Item", bound=Message)
+_Request = TypeVar("_Request", bound=Message)
+_Response = TypeVar("_Response", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[_Item]):
+    """What a listing gathered, and the token of what follows (empty: nothing more)."""
+
+    items: Sequence[_Item]
+    next_page_token: str
+
+
+class LedgerClient:
+    """The calls the client commands make, over one channel; see :func:`connect`."""
+
+    def __init__(
+        self,
+        stub: ledger_pb2_grpc.LedgerServiceStub,
+        server: str,
+        timeout_s: float,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> None:
+        self._stub = stub
+        self._server = server
+        self._timeout_s = timeout_s
+        self._page_size = page_size
+
+    def ledgers(self, limit: int | None) -> Listing[pb.Ledger]:
+        def page(size: int, token: str) -> tuple[Sequence[pb.Ledger], str]:
+            request = pb.ListLedgersRequest(page_size=size, page_token=token)
+            answer = self._call(self._stub.ListLedgers, request)
+            return answer.ledgers, answer.next_page_token
+
+        return _gather(page, limit, self._page_size)
+
+    def accounts(
+        self, ledger: str, metadata: Sequence[str], limit: int | None
+    ) -> Listing[pb.Account]:
+        def page(size: int, token: str) -> tuple[Sequence[pb.Account], str]:
+            request = pb.ListAccountsRequest(
+                ledger=ledger, metadata=metadata, page_size=size, page_token=token
+            )
+            answer = self._call(self._stub.ListAccounts, request)
+            return answer.accounts, answer.next_page_token
+
+        return _gather(page, limit, self._page_size)
+
+    def balance(self, ledger: str, account: str, as_of: datetime | None) -> pb.AccountBalance:
+        request = pb.GetBalanceRequest(ledger=ledger, account=account)
+        if as_of is not None:
+            request.as_of.CopyFrom(timestamp(as_of))
+        return self._call(self._stub.GetBalance, request)
+
+    def transfer(self, ledger: str, transfer: str) -> pb.Transfer:
+        request = pb.GetTransferRequest(ledger=ledger, transfer=transfer)
+        return self._call(self._stub.GetTransfer, request)
+
+    def _call(
+        self, method: grpc.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
+    ) -> _Response:
+        try:
+            return method(request, timeout=self._timeout_s)
+        except grpc.RpcError as error:
+            raise self._failure(error) from None
+
+    def _failure(self, error: grpc.RpcError) -> ClientError:
+        code: grpc.StatusCode = error.code()
+        details = str(error.details() or "").splitlines()
+        message = details[0] if details else code.name
+        known = _ledgerd_error(error)
+        if known is not None:
+            exit_code = EXIT_UNREACHABLE if known.code in _RETRYABLE else EXIT_ERROR
+            return ClientError(f"error {known.code}: {known.message}", exit_code)
+        if code is grpc.StatusCode.UNAVAILABLE:
+            line = f"error: cannot reach ledgerd at {self._server} ({_WHERE}): {message}"
+            return ClientError(line, EXIT_UNREACHABLE)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            line = (
+                f"error: ledgerd at {self._server} ({_WHERE}) did not answer within "
+                f"{self._timeout_s:g} s (--timeout)"
+            )
+            return ClientError(line, EXIT_UNREACHABLE)
+        return ClientError(f"error: {code.name} from {self._server}: {message}", EXIT_FAILED)
+
+
+def _ledgerd_error(error: grpc.RpcError) -> LedgerdError | None:
+    """The ledgerd error the status carries in its details, if any (docs/api.md, Errors)."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:  # details that contradict the status: not a ledgerd server's
+        return None
+    return None if status is None else error_of(status)
+
+
+def _gather(
+    page: Callable[[int, str], tuple[Sequence[_Item], str]], limit: int | None, page_size: int
+) -> Listing[_Item]:
+    """Pages until the last (or ``limit`` items); each asks for no more than is still wanted.
+
+    So that the last page ends exactly at ``limit``, and its token continues from there.
+    """
+    items: list[_Item] = []
+    token = ""
+    while True:
+        wanted = page_size if limit is None else min(page_size, limit - len(items))
+        found, token = page(wanted, token)
+        items.extend(found)
+        if not token or (limit is not None and len(items) >= limit):
+            return Listing(items, token)
+
+
+@contextmanager
+def connect(
+    server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE
+) -> Iterator[LedgerClient]:
+    """A client of the ledgerd at ``server`` (HOST:PORT), closed on the way out.
+
+    Listings ask for ``page_size`` items a call (the API's largest page unless a test wants
+    to see several pages).
+    """
+    with grpc.insecure_channel(check_server(server)) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        yield LedgerClient(stub, server, timeout_s, page_size)
