@@ -12,7 +12,7 @@ from tests.e2e.test_cli import COMMAND_TIMEOUT_S, LEDGERD
 
 COMMANDS = (
     "migrate", "demo", "verify", "replay", "outbox", "republish", "serve", "worker", "expire",
-    "bench",
+    "bench", "ledgers list", "accounts list", "balance", "transfers get",
 )  # fmt: skip
 
 
@@ -34,7 +34,7 @@ def test_version() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_dash_h_is_help_without_type_noise(command: str) -> None:
-    short, long = run(command, "-h"), run(command, "--help")
+    short, long = run(*command.split(), "-h"), run(*command.split(), "--help")
     assert short.returncode == long.returncode == 0, short.stderr
     assert short.stdout == long.stdout
     assert "-h, --help" in short.stdout
@@ -50,10 +50,19 @@ def test_dash_h_is_help_without_type_noise(command: str) -> None:
         ("replay", "Usage: ledgerd replay [OPTIONS] LEDGER"),
         ("republish", "Usage: ledgerd republish [OPTIONS] LEDGER"),
         ("migrate", "Usage: ledgerd migrate [OPTIONS] [REVISION]"),
+        ("ledgers list", "Usage: ledgerd ledgers list [OPTIONS]"),
+        ("accounts list", "Usage: ledgerd accounts list [OPTIONS] LEDGER"),
+        ("balance", "Usage: ledgerd balance [OPTIONS] LEDGER ACCOUNT"),
+        ("transfers get", "Usage: ledgerd transfers get [OPTIONS] LEDGER ID"),
     ],
 )
 def test_usage_names_arguments_as_the_readme_does(command: str, usage: str) -> None:
-    assert run(command, "-h").stdout.splitlines()[0].strip() == usage
+    assert run(*command.split(), "-h").stdout.splitlines()[0].strip() == usage
+
+
+@pytest.mark.parametrize("command", ["accounts list", "balance", "transfers get"])
+def test_client_commands_say_how_amounts_are_shown(command: str) -> None:
+    assert "1234 of USD/2 prints as 12.34" in " ".join(run(*command.split(), "-h").stdout.split())
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
