@@ -222,20 +222,8 @@ def test_accounts_list_as_json_is_the_apis_minor_units(books: Books) -> None:
 def test_accounts_list_filters_by_metadata(books: Books) -> None:
     wallets = ok(ledgerd(books.server, "accounts", "list", "shop", "--metadata", "kind=wallet"))
     assert [row[0] for row in rows(wallets)[1:]] == ["alice", "bob"]
-    none = ok(
-        ledgerd(
-            books.server,
-            "accounts",
-            "list",
-            "shop",
-            "--metadata",
-            "kind=wallet",
-            "--metadata",
-            "kind2=x",
-            "-o",
-            "json",
-        )  # fmt: skip
-    )
+    both = ("--metadata", "kind=wallet", "--metadata", "kind2=x")
+    none = ok(ledgerd(books.server, "accounts", "list", "shop", *both, "-o", "json"))
     assert json.loads(none) == {"accounts": [], "next_page_token": ""}
 
 
