@@ -7,6 +7,7 @@ from tests.unit.gateway.services import service_with
 # Every RPC of ledger.proto with its one binding: (RPC, verb, path template, body).
 LEDGER_BINDINGS = [
     ("CreateLedger", "POST", "/v1/ledgers", "*"),
+    ("ListLedgers", "GET", "/v1/ledgers", None),
     ("GetLedger", "GET", "/v1/ledgers/{ledger}", None),
     ("CreateAccount", "POST", "/v1/ledgers/{ledger}/accounts", "*"),
     ("GetAccount", "GET", "/v1/ledgers/{ledger}/accounts/{account}", None),
@@ -70,6 +71,7 @@ def test_query_parameters_are_the_fields_neither_path_nor_body_carries(
     def names(operation_id: str) -> list[str]:
         return [path.name for path in routes[operation_id].query_parameters]
 
+    assert names("ListLedgers") == ["page_size", "page_token"]
     assert names("ListAccounts") == ["page_size", "page_token", "metadata"]
     # Timestamps are written as strings, so they are parameters like scalars.
     assert names("ListTransfers") == [
