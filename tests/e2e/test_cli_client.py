@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -369,6 +370,19 @@ def test_no_server_is_one_line_naming_the_address_and_exit_3(args: tuple[str, ..
     assert f"cannot reach ledgerd at {address}" in line
     assert "--server" in line
     assert "LEDGERD_SERVER" in line
+
+
+def test_a_server_that_never_answers_is_exit_3_after_the_timeout() -> None:
+    with socket.socket() as silent:  # takes connections (the kernel does), says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        run = ledgerd(address, "ledgers", "list", "--timeout", "1")
+    assert run.code == EXIT_UNREACHABLE, run
+    assert assert_one_line(run) == (
+        f"error: ledgerd at {address} (--server or LEDGERD_SERVER) did not answer within 1 s "
+        "(--timeout)"
+    )
 
 
 def test_the_server_option_wins_over_the_variable(books: Books) -> None:

@@ -62,7 +62,7 @@ def check_server(address: str) -> str:
     return address
 
 
-def timestamp(instant: datetime) -> Timestamp:
+def _timestamp(instant: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(instant)
     return stamp
@@ -102,7 +102,7 @@ class LedgerClient:
             answer = self._call(self._stub.ListLedgers, request)
             return answer.ledgers, answer.next_page_token
 
-        return _gather(page, limit, self._page_size)
+        return gather(page, limit, self._page_size)
 
     def accounts(
         self, ledger: str, metadata: Sequence[str], limit: int | None
@@ -114,12 +114,12 @@ class LedgerClient:
             answer = self._call(self._stub.ListAccounts, request)
             return answer.accounts, answer.next_page_token
 
-        return _gather(page, limit, self._page_size)
+        return gather(page, limit, self._page_size)
 
     def balance(self, ledger: str, account: str, as_of: datetime | None) -> pb.AccountBalance:
         request = pb.GetBalanceRequest(ledger=ledger, account=account)
         if as_of is not None:
-            request.as_of.CopyFrom(timestamp(as_of))
+            request.as_of.CopyFrom(_timestamp(as_of))
         return self._call(self._stub.GetBalance, request)
 
     def transfer(self, ledger: str, transfer: str) -> pb.Transfer:
@@ -163,7 +163,7 @@ def _ledgerd_error(error: grpc.RpcError) -> LedgerdError | None:
     return None if status is None else error_of(status)
 
 
-def _gather(
+def gather(
     page: Callable[[int, str], tuple[Sequence[_Item], str]], limit: int | None, page_size: int
 ) -> Listing[_Item]:
     """Pages until the last (or ``limit`` items); each asks for no more than is still wanted.
@@ -174,8 +174,13 @@ def _gather(
     token = ""
     while True:
         wanted = page_size if limit is None else min(page_size, limit - len(items))
-        found, token = page(wanted, token)
+        found, next_token = page(wanted, token)
+        if next_token and next_token == token:
+            # The same page again, and again: asked for forever, it would never end.
+            line = "error: the server's listing does not move on from one page to the next"
+            raise ClientError(line, EXIT_FAILED)
         items.extend(found)
+        token = next_token
         if not token or (limit is not None and len(items) >= limit):
             return Listing(items, token)
 
