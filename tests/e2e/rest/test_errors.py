@@ -396,7 +396,7 @@ CASES: list[tuple[str, str, Req]] = [
     ),
     ("the health probe with POST", ROUTE_NOT_FOUND, raw("POST", "/healthz")),
     ("DELETE a ledger", METHOD_NOT_ALLOWED, raw("DELETE", f"/v1/ledgers/{L}")),
-    ("GET the ledger collection", METHOD_NOT_ALLOWED, raw("GET", "/v1/ledgers")),
+    ("DELETE the ledger collection", METHOD_NOT_ALLOWED, raw("DELETE", "/v1/ledgers")),
     ("PUT transfers", METHOD_NOT_ALLOWED, raw("PUT", f"/v1/ledgers/{L}/transfers", b"{}")),
     ("GET a batch", METHOD_NOT_ALLOWED, raw("GET", f"/v1/ledgers/{L}/transfers:batch")),
     ("POST a balance", METHOD_NOT_ALLOWED, raw("POST", f"/v1/ledgers/{L}/accounts/alice/balance")),
@@ -547,7 +547,7 @@ async def test_allow_lists_the_methods_a_path_takes(rest_api: RestApi) -> None:
     client = rest_api.client
     for method, path, allowed in [
         ("DELETE", f"/v1/ledgers/{L}", "GET, HEAD"),
-        ("GET", "/v1/ledgers", "POST"),
+        ("DELETE", "/v1/ledgers", "GET, HEAD, POST"),
         ("PATCH", f"/v1/ledgers/{L}/transfers", "GET, HEAD, POST"),
         ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, HEAD, POST"),
         ("GET", f"/v1/ledgers/{L}/transfers:batch", "POST"),
