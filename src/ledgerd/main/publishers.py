@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ledgerd.ledger.adapters.json_publisher import JsonPayloadPublisher
 from ledgerd.main.settings import Settings
+from ledgerd.platform.messaging.addresses import without_credentials
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.lazy import ConnectingPublisher
 from ledgerd.platform.messaging.ports import Publisher
@@ -24,6 +25,25 @@ def in_events_format(settings: Settings, publisher: Publisher) -> Publisher:
             return publisher
         case "json":
             return JsonPayloadPublisher(publisher)
+
+
+def destination(settings: Settings) -> str:
+    """Where the chosen publisher sends events, fit to show (no credentials)."""
+    match settings.events_publisher:
+        case "hub":
+            return "in-process"
+        case "nats":
+            return without_credentials(settings.nats_url)
+        case "kafka":
+            return without_credentials(settings.kafka_bootstrap_servers)
+        case "rabbitmq":
+            return without_credentials(settings.rabbitmq_url)
+        case "redis":
+            return without_credentials(settings.redis_url)
+        case "sqs":
+            endpoint = settings.sqs_endpoint_url
+            queue = without_credentials(settings.sqs_queue)
+            return queue if endpoint is None else f"{queue} at {without_credentials(endpoint)}"
 
 
 def _destination(settings: Settings, hub: InProcessHub) -> Publisher:
