@@ -340,7 +340,7 @@ def republish(
     already waiting to be published are not affected.
     """
 
-    async def work(container: AsyncContainer, settings: Settings) -> int:
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
         # An unknown ledger is the same error as `verify` gives; a known one may have no events.
         await (await container.get(LedgerQueries)).get_ledger(ledger)
         store = await container.get(OutboxStore)
@@ -353,8 +353,8 @@ def republish(
             typer.echo(f"{ledger}: event {first} and later are not published yet; nothing to do")
         else:
             typer.echo(
-                f"{ledger}: {again} events from #{first} will be published again "
-                f"(to {settings.events_publisher}) by the running relay"
+                f"{ledger}: {again} events from #{first} will be published again by the "
+                "running relays (`ledgerd outbox` shows them)"
             )
         return 0
 

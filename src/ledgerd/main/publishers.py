@@ -47,21 +47,21 @@ def destination(settings: Settings) -> str:
 
 
 def _destination(settings: Settings, hub: InProcessHub) -> Publisher:
+    # The description goes into log lines: where, never with the credentials a URL may carry.
+    where = destination(settings)
     match settings.events_publisher:
         case "hub":
             return hub
         case "nats":
-            return ConnectingPublisher(f"NATS at {settings.nats_url}", lambda: _nats(settings))
+            return ConnectingPublisher(f"NATS at {where}", lambda: _nats(settings))
         case "kafka":
-            return ConnectingPublisher(
-                f"Kafka at {settings.kafka_bootstrap_servers}", lambda: _kafka(settings)
-            )
+            return ConnectingPublisher(f"Kafka at {where}", lambda: _kafka(settings))
         case "rabbitmq":
-            return ConnectingPublisher("RabbitMQ", lambda: _rabbitmq(settings))
+            return ConnectingPublisher(f"RabbitMQ at {where}", lambda: _rabbitmq(settings))
         case "redis":
-            return ConnectingPublisher("Redis", lambda: _redis(settings))
+            return ConnectingPublisher(f"Redis at {where}", lambda: _redis(settings))
         case "sqs":
-            return ConnectingPublisher(f"SQS {settings.sqs_queue}", lambda: _sqs(settings))
+            return ConnectingPublisher(f"SQS {where}", lambda: _sqs(settings))
 
 
 async def _nats(settings: Settings) -> Publisher:
