@@ -547,7 +547,7 @@ async def test_allow_lists_the_methods_a_path_takes(rest_api: RestApi) -> None:
     client = rest_api.client
     for method, path, allowed in [
         ("DELETE", f"/v1/ledgers/{L}", "GET, HEAD"),
-        ("GET", "/v1/ledgers", "POST"),
+        ("DELETE", "/v1/ledgers", "GET, HEAD, POST"),
         ("PATCH", f"/v1/ledgers/{L}/transfers", "GET, HEAD, POST"),
         ("DELETE", f"/v1/ledgers/{L}/accounts", "GET, HEAD, POST"),
         ("GET", f"/v1/ledgers/{L}/transfers:batch", "POST"),
