@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -185,7 +185,7 @@ class LedgerQueries:
 
     async def export_entries(
         self, ledger_id: str, account_id: str, *, after_sequence: int = 0
-    ) -> AsyncIterator[Entry]:
+    ) -> AsyncGenerator[Entry, None]:
         """Every entry of an account after ``after_sequence`` up to now, in order, a page at a time.
 
         Entries never change, so paging up to the count seen at the start is a consistent
