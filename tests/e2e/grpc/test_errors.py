@@ -162,9 +162,11 @@ def _reverse(target: Callable[[Books], str], key: str = "") -> Call:
     )
 
 
-def _export(ledger: str, account: str) -> Call:
+def _export(ledger: str, account: str, after_sequence: int = 0) -> Call:
     async def call(b: Books) -> list[pb.Entry]:
-        request = pb.ExportStatementRequest(ledger=ledger, account=account)
+        request = pb.ExportStatementRequest(
+            ledger=ledger, account=account, after_sequence=after_sequence
+        )
         return [entry async for entry in b.stub.ExportStatement(request)]
 
     return call
@@ -303,6 +305,38 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
             )
         ),
     ),
+    (
+        "a transfer kind the API does not know",
+        V,
+        lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, kind=7)),  # type: ignore[arg-type]
+    ),
+    (
+        "a transfer status the API does not know",
+        V,
+        lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, status=7)),  # type: ignore[arg-type]
+    ),
+    (
+        "entries' start_time after end_time",
+        V,
+        lambda b: b.stub.ListEntries(
+            pb.ListEntriesRequest(
+                ledger=L,
+                account="alice",
+                start_time=Timestamp(seconds=2_000),
+                end_time=Timestamp(seconds=1_000),
+            )
+        ),
+    ),
+    (
+        "entries' end_time beyond what a datetime holds",
+        V,
+        lambda b: b.stub.ListEntries(
+            pb.ListEntriesRequest(ledger=L, account="alice", end_time=_far_future())
+        ),
+    ),
+    ("a negative after_sequence", V, _export(L, "alice", after_sequence=-1)),
+    # Checked before the account is looked up: the request is wrong whatever the account.
+    ("a negative after_sequence, unknown account", V, _export(L, "nobody", after_sequence=-1)),
     # unknown ids
     (
         "unknown ledger",

@@ -299,7 +299,13 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
         },
         "ListTransfers": {
             "path_parameters": {"ledger": L},
-            "query": {"account": "ex-b", "start_time": "2000-01-01T00:00:00Z", "page_size": 2},
+            "query": {
+                "account": "ex-b",
+                "start_time": "2000-01-01T00:00:00Z",
+                "kind": "POSTING",
+                "status": "POSTED",
+                "page_size": 2,
+            },
         },
         "CapturePending": {
             "path_parameters": {"ledger": L, "transfer": ids["ex-to-capture"]},
@@ -319,9 +325,12 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
         },
         "ListEntries": {
             "path_parameters": {"ledger": L, "account": "ex-b"},
-            "query": {"page_size": 2},
+            "query": {"start_time": "2000-01-01T00:00:00Z", "page_size": 2},
         },
-        "ExportStatement": {"path_parameters": {"ledger": L, "account": "ex-b"}},
+        "ExportStatement": {
+            "path_parameters": {"ledger": L, "account": "ex-b"},
+            "query": {"after_sequence": 1},
+        },
     }
 
 

@@ -229,7 +229,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "ListTransfers": ApiExample(
         method="GET",
-        path="/v1/ledgers/shop/transfers?account=bob&page_size=10",
+        path="/v1/ledgers/shop/transfers?account=bob&kind=POSTING&page_size=10",
         request=None,
         response={
             "transfers": [

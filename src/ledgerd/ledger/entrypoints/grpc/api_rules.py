@@ -34,6 +34,7 @@ from ledgerd.kernel.rules import (
 from ledgerd.kernel.text import TEXT_CHARACTER, text_rule
 from ledgerd.ledger.application.create_ledger import MAX_NAME_LENGTH
 from ledgerd.ledger.application.post_transfers import MAX_BATCH
+from ledgerd.ledger.application.queries import AFTER_SEQUENCE_RULE
 from ledgerd.ledger.domain.requests import KEY_RULE, MAX_LEGS, MAX_PENDING_TIMEOUT_SECONDS
 
 PACKAGE = "ledgerd.v1"
@@ -90,11 +91,15 @@ _BY_MESSAGE: dict[str, dict[str, FieldRule]] = {
     },
     "GetBalanceRequest": {"ledger": ID, "account": ID},
     "ListEntriesRequest": {"ledger": ID, "account": ID, "page_size": PAGE_SIZE_RULE},
-    "ExportStatementRequest": {"ledger": ID, "account": ID},
+    "ExportStatementRequest": {
+        "ledger": ID,
+        "account": ID,
+        "after_sequence": AFTER_SEQUENCE_RULE,
+    },
 }
 
-# Request fields whose protobuf type says all there is to say (booleans, messages, instants),
-# or whose rule no pattern can state (opaque page tokens).
+# Request fields whose protobuf type says all there is to say (booleans, enums, messages,
+# instants), or whose rule no pattern can state (opaque page tokens).
 UNRULED = frozenset(
     f"{PACKAGE}.{name}"
     for name in (
@@ -108,7 +113,11 @@ UNRULED = frozenset(
         "ListTransfersRequest.start_time",
         "ListTransfersRequest.end_time",
         "ListTransfersRequest.page_token",
+        "ListTransfersRequest.kind",
+        "ListTransfersRequest.status",
         "GetBalanceRequest.as_of",
+        "ListEntriesRequest.start_time",
+        "ListEntriesRequest.end_time",
         "ListEntriesRequest.page_token",
     )
 )

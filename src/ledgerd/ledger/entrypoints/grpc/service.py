@@ -27,7 +27,7 @@ from ledgerd.ledger.application.post_transfers import (
     TransferPoster,
 )
 from ledgerd.ledger.application.queries import LedgerQueries
-from ledgerd.ledger.domain.model import AccountStatus
+from ledgerd.ledger.domain.model import AccountStatus, Side
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
 from ledgerd.ledger.entrypoints.grpc import mapping
 from ledgerd.v1 import ledger_pb2 as pb
@@ -175,6 +175,8 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
             account_id=request.account or None,
             start=start,
             end=end,
+            kind=mapping.transfer_kind(request.kind),
+            status=mapping.transfer_status(request.status),
             cursor=request.page_token or None,
             limit=request.page_size or None,
         )
@@ -223,13 +225,17 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def ListEntries(
         self, request: pb.ListEntriesRequest, context: Context
     ) -> pb.ListEntriesResponse:
-        account = await self._u.queries.get_account(request.ledger, request.account)
+        start, end = mapping.creation_range(request)
         page = await self._u.queries.list_entries(
             request.ledger,
             request.account,
+            start=start,
+            end=end,
             cursor=request.page_token or None,
             limit=request.page_size or None,
         )
+        # After the listing, which checks the request first: a bad one gets its own error.
+        account = await self._u.queries.get_account(request.ledger, request.account)
         return pb.ListEntriesResponse(
             entries=[mapping.entry(entry, account.normal_side) for entry in page.items],
             next_page_token=page.next_cursor or "",
@@ -238,6 +244,14 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def ExportStatement(
         self, request: pb.ExportStatementRequest, context: Context
     ) -> AsyncIterator[pb.Entry]:
-        account = await self._u.queries.get_account(request.ledger, request.account)
-        async for entry in self._u.queries.export_entries(request.ledger, request.account):
-            yield mapping.entry(entry, account.normal_side)
+        entries = self._u.queries.export_entries(
+            request.ledger, request.account, after_sequence=request.after_sequence
+        )
+        normal_side: Side | None = None
+        async for entry in entries:
+            if normal_side is None:
+                # Read once the export has checked the whole request (after_sequence too) and
+                # found the account, so that a bad request gets its own error first.
+                account = await self._u.queries.get_account(request.ledger, request.account)
+                normal_side = account.normal_side
+            yield mapping.entry(entry, normal_side)
