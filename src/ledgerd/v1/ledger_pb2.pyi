@@ -499,7 +499,8 @@ class UpdateAccountMetadataRequest(_message.Message):
     account: _builtins.str
     expected_version: _builtins.int
     """When given, change the account only if it is still at this version (the one a client
-    read), else CONCURRENCY_CONFLICT and nothing changes.
+    read), else CONCURRENCY_CONFLICT (details: expected_version, actual_version) and nothing
+    changes; sent again as it is, the request fails the same way: read the account again.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
