@@ -67,9 +67,8 @@ async def test_what_is_already_there_changes_nothing(app: LedgerApp, tagged: Acc
     assert (_events(app), app.uow.commits) == (events, commits)
 
 
-async def test_a_key_both_set_and_removed_is_refused_by_name(
-    app: LedgerApp, tagged: Account
-) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_a_key_both_set_and_removed_is_refused_by_name(app: LedgerApp) -> None:
     error = await _refused(
         app,
         UpdateAccountMetadata(
@@ -92,9 +91,9 @@ async def test_a_key_both_set_and_removed_is_refused_by_name(
         ({}, tuple(f"k{n}" for n in range(MAX_REMOVE_KEYS + 1)), "remove_keys"),
     ],
 )
+@pytest.mark.usefixtures("tagged")
 async def test_malformed_keys_and_values_are_refused(
     app: LedgerApp,
-    tagged: Account,
     metadata: dict[str, str],
     remove_keys: tuple[str, ...],
     field: str,
@@ -120,9 +119,8 @@ async def test_the_result_must_fit_the_limits_an_account_is_opened_with(
     assert len(fits.metadata) == MAX_METADATA_ENTRIES
 
 
-async def test_a_stale_expected_version_is_a_conflict_not_retried(
-    app: LedgerApp, tagged: Account
-) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_a_stale_expected_version_is_a_conflict_not_retried(app: LedgerApp) -> None:
     await app.update_account_metadata(UpdateAccountMetadata(LEDGER, "carol", {"tier": "silver"}))
     transactions = app.uow.transactions
 
@@ -142,7 +140,8 @@ async def test_a_stale_expected_version_is_a_conflict_not_retried(
     assert app.uow.transactions == transactions + 1
 
 
-async def test_the_expected_version_when_it_is_current(app: LedgerApp, tagged: Account) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_the_expected_version_when_it_is_current(app: LedgerApp) -> None:
     updated = await app.update_account_metadata(
         UpdateAccountMetadata(LEDGER, "carol", {"tier": "silver"}, expected_version=0)
     )
@@ -154,7 +153,8 @@ async def test_the_expected_version_when_it_is_current(app: LedgerApp, tagged: A
     assert updated.version == again.version == 1
 
 
-async def test_a_lost_race_is_retried_and_applied_once(app: LedgerApp, tagged: Account) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_a_lost_race_is_retried_and_applied_once(app: LedgerApp) -> None:
     app.uow.conflicts_to_raise = 1
 
     updated = await app.update_account_metadata(
@@ -165,7 +165,8 @@ async def test_a_lost_race_is_retried_and_applied_once(app: LedgerApp, tagged: A
     assert sum(isinstance(event, AccountMetadataChanged) for event in _events(app)) == 1
 
 
-async def test_a_negative_expected_version_is_malformed(app: LedgerApp, tagged: Account) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_a_negative_expected_version_is_malformed(app: LedgerApp) -> None:
     error = await _refused(
         app, UpdateAccountMetadata(LEDGER, "carol", {"tier": "x"}, expected_version=-1)
     )
@@ -173,9 +174,8 @@ async def test_a_negative_expected_version_is_malformed(app: LedgerApp, tagged: 
     assert (error.code, error.details["field"]) == (ErrorCode.VALIDATION_FAILED, "expected_version")
 
 
-async def test_a_frozen_account_takes_new_metadata_a_closed_one_does_not(
-    app: LedgerApp, tagged: Account
-) -> None:
+@pytest.mark.usefixtures("tagged")
+async def test_a_frozen_account_takes_new_metadata_a_closed_one_does_not(app: LedgerApp) -> None:
     change = app.change_account_status
     await change(ChangeAccountStatus(LEDGER, "carol", AccountStatus.FROZEN))
     frozen = await app.update_account_metadata(
