@@ -504,7 +504,9 @@ class UpdateAccountMetadataRequest(_message.Message):
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Keys to add, or to overwrite with a new value."""
+        """Keys to add, or to overwrite with a new value. The account's metadata after the change is
+        held to the limits it is created under (at most 64 entries), else VALIDATION_FAILED.
+        """
 
     @_builtins.property
     def remove_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
