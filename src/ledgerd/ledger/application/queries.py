@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,11 @@ from ledgerd.kernel.paging import (
 )
 from ledgerd.kernel.rules import IntegerRule
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.ledger.application._lookups import require_account, require_ledger
+from ledgerd.ledger.application._lookups import (
+    account_not_found,
+    require_account,
+    require_ledger,
+)
 from ledgerd.ledger.domain.model import (
     Account,
     Balances,
@@ -38,6 +42,8 @@ from ledgerd.ledger.domain.requests import check_key
 
 # ExportStatement's after_sequence: 0 (the start) or an account sequence, a 64-bit column.
 AFTER_SEQUENCE_RULE = IntegerRule(0, 2**63 - 1)
+# BatchGetBalances answers at most this many accounts in one call.
+MAX_BALANCES_PER_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,11 @@ class AccountBalance:
     balances: Balances
     available: int
     as_of: datetime | None
+
+
+def _check_as_of(as_of: datetime | None) -> None:
+    if as_of is not None and as_of.tzinfo is None:
+        raise validation_error("as_of", "must carry a time zone")
 
 
 class LedgerQueries:
@@ -83,14 +94,43 @@ class LedgerQueries:
     ) -> AccountBalance:
         check_id(ledger_id, "ledger_id")
         check_id(account_id, "account_id")
-        if as_of is not None and as_of.tzinfo is None:
-            raise validation_error("as_of", "must carry a time zone")
+        _check_as_of(as_of)
         async with self._uow.begin(read_only=True):
             account = await require_account(self._ledgers, self._accounts, ledger_id, account_id)
-            if as_of is None:
-                balances = account.balances
-            else:
-                balances = await self._journal.balances_as_of(ledger_id, account_id, as_of)
+            return await self._balance_of(account, as_of)
+
+    async def get_balances(
+        self, ledger_id: str, account_ids: Sequence[str], as_of: datetime | None = None
+    ) -> list[AccountBalance]:
+        """One balance per id, in order (an id asked twice is answered twice); all or none."""
+        check_id(ledger_id, "ledger_id")
+        if not account_ids:
+            raise validation_error("accounts", "needs at least one account id")
+        if len(account_ids) > MAX_BALANCES_PER_BATCH:
+            raise validation_error(
+                "accounts", f"may name at most {MAX_BALANCES_PER_BATCH} accounts"
+            )
+        for index, account_id in enumerate(account_ids):
+            check_id(account_id, f"accounts[{index}]")
+        _check_as_of(as_of)
+        async with self._uow.begin(read_only=True):
+            found = await self._accounts.get_many(ledger_id, set(account_ids))
+            missing = next((one for one in account_ids if one not in found), None)
+            if missing is not None:
+                await require_ledger(self._ledgers, ledger_id)
+                raise account_not_found(missing)
+            balances = {
+                account_id: await self._balance_of(account, as_of)
+                for account_id, account in found.items()
+            }
+        return [balances[account_id] for account_id in account_ids]
+
+    async def _balance_of(self, account: Account, as_of: datetime | None) -> AccountBalance:
+        """``account``'s balances now (as loaded), or from the journal as they were at ``as_of``."""
+        if as_of is None:
+            balances = account.balances
+        else:
+            balances = await self._journal.balances_as_of(account.ledger_id, account.id, as_of)
         return AccountBalance(account, balances, balances.available(account.normal_side), as_of)
 
     async def list_accounts(

@@ -27,6 +27,10 @@ from ledgerd.ledger.application.post_transfers import (
     TransferPoster,
 )
 from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.update_account_metadata import (
+    UpdateAccountMetadata,
+    UpdateAccountMetadataHandler,
+)
 from ledgerd.ledger.domain.model import AccountStatus, Side
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
 from ledgerd.ledger.entrypoints.grpc import mapping
@@ -41,6 +45,7 @@ class LedgerUseCases:
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_status: ChangeAccountStatusHandler
+    update_metadata: UpdateAccountMetadataHandler
     post: TransferPoster
     queries: LedgerQueries
 
@@ -116,6 +121,20 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
             accounts=[mapping.account(account) for account in page.items],
             next_page_token=page.next_cursor or "",
         )
+
+    async def UpdateAccountMetadata(
+        self, request: pb.UpdateAccountMetadataRequest, context: Context
+    ) -> pb.Account:
+        account = await self._u.update_metadata(
+            UpdateAccountMetadata(
+                request.ledger,
+                request.account,
+                dict(request.metadata),
+                tuple(request.remove_keys),
+                request.expected_version if request.HasField("expected_version") else None,
+            )
+        )
+        return mapping.account(account)
 
     async def _set_status(
         self, request: pb.AccountStatusRequest, status: AccountStatus
@@ -221,6 +240,16 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
         as_of = None if stamp is None else mapping.instant(stamp, "as_of")
         found = await self._u.queries.get_balance(request.ledger, request.account, as_of)
         return mapping.account_balance(found, stamp)
+
+    async def BatchGetBalances(
+        self, request: pb.BatchGetBalancesRequest, context: Context
+    ) -> pb.BatchGetBalancesResponse:
+        stamp = request.as_of if request.HasField("as_of") else None
+        as_of = None if stamp is None else mapping.instant(stamp, "as_of")
+        found = await self._u.queries.get_balances(request.ledger, list(request.accounts), as_of)
+        return pb.BatchGetBalancesResponse(
+            balances=[mapping.account_balance(one, stamp) for one in found]
+        )
 
     async def ListEntries(
         self, request: pb.ListEntriesRequest, context: Context
