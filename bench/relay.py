@@ -669,7 +669,7 @@ async def lag_side(spec: dict[str, Any]) -> int:
 
     consuming = asyncio.create_task(receive(subscriber, by_subject, seen, note))
     try:
-        async with relaying(container, settings) as relay:
+        async with relaying(container, settings, "bench") as relay:
             await _listening(await container.get(AsyncEngine))
             _say({"ready": True})
             while line := await asyncio.to_thread(sys.stdin.readline):

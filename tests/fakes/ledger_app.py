@@ -10,6 +10,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler
 from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from tests.fakes.clock import ManualClock
 from tests.fakes.ids import SequentialIds
@@ -37,6 +38,7 @@ class LedgerApp:
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_account_status: ChangeAccountStatusHandler
+    update_account_metadata: UpdateAccountMetadataHandler
     post_transfers: PostTransfersHandler
     expire_pending: ExpirePendingHandler
     queries: LedgerQueries
@@ -83,6 +85,9 @@ def make_ledger_app(
             uow=uow, ledgers=ledgers, accounts=accounts, events=events, clock=clock
         ),
         change_account_status=ChangeAccountStatusHandler(
+            uow=uow, ledgers=ledgers, accounts=accounts, events=events
+        ),
+        update_account_metadata=UpdateAccountMetadataHandler(
             uow=uow, ledgers=ledgers, accounts=accounts, events=events
         ),
         post_transfers=post,

@@ -29,6 +29,7 @@ from ledgerd.ledger.domain.model import (
     Ledger,
     LedgerHead,
     Transfer,
+    TransferKind,
     TransferStatus,
 )
 from ledgerd.ledger.domain.repositories import (
@@ -410,6 +411,8 @@ class FakeTransferRepository:
         end: datetime | None,
         after: int | None,
         limit: int,
+        kind: TransferKind | None = None,
+        status: TransferStatus | None = None,
     ) -> Page[Transfer]:
         tables = self._uow.reading()
         moved = (
@@ -426,6 +429,8 @@ class FakeTransferRepository:
                 and (start is None or transfer.created_at >= start)
                 and (end is None or transfer.created_at < end)
                 and (moved is None or transfer.id in moved)
+                and (kind is None or transfer.kind is kind)
+                and (status is None or transfer.status is status)
             ),
             key=lambda transfer: transfer.sequence,
         )
@@ -480,14 +485,29 @@ class FakeJournalRepository:
             _instant(entry.created_at, "entries.created_at")
             rows[entry.account_sequence] = entry
 
-    async def page(
-        self, ledger_id: str, account_id: str, *, after: int | None, limit: int
+    async def page(  # noqa: PLR0913 - the filters of a statement
+        self,
+        ledger_id: str,
+        account_id: str,
+        *,
+        after: int | None,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> Page[Entry]:
         if limit < 1:
             msg = "limit must be positive"
             raise ValueError(msg)
+        _instant(start, "start")
+        _instant(end, "end")
         entries = self._uow.reading().account_entries(ledger_id, account_id)
-        matching = [e for e in entries if after is None or e.account_sequence > after]
+        matching = [
+            e
+            for e in entries
+            if (after is None or e.account_sequence > after)
+            and (start is None or e.created_at >= start)
+            and (end is None or e.created_at < end)
+        ]
         items = matching[:limit]
         more = len(matching) > limit
         return Page(items, encode_cursor(items[-1].account_sequence) if more else None)

@@ -24,6 +24,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler
 from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.main.container import build_container
 from ledgerd.main.settings import Settings
@@ -61,6 +62,7 @@ class LedgerApp:
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_status: ChangeAccountStatusHandler
+    update_metadata: UpdateAccountMetadataHandler
     post: PostTransfersHandler
     expire: ExpirePendingHandler
     queries: LedgerQueries
@@ -103,6 +105,7 @@ async def open_ledger_app(
             create_ledger=await container.get(CreateLedgerHandler),
             open_account=await container.get(OpenAccountHandler),
             change_status=await container.get(ChangeAccountStatusHandler),
+            update_metadata=await container.get(UpdateAccountMetadataHandler),
             post=await container.get(PostTransfersHandler),
             expire=await container.get(ExpirePendingHandler),
             queries=await container.get(LedgerQueries),

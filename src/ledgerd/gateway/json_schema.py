@@ -180,9 +180,12 @@ class SchemaSet:
             for name in pending:
                 element, direction = self._wanted[name]
                 if isinstance(element, EnumDescriptor):
-                    built[name] = self._enum(element, direction)
+                    schema = self._enum(element, direction)
                 else:
-                    built[name] = self.message(element, direction)
+                    schema = self.message(element, direction)
+                # A message that travels both ways has two schemas (``Leg``, ``Leg-Input``);
+                # the title gives both the proto's name, which is what documentation tools show.
+                built[name] = {"title": name.removesuffix(INPUT_SUFFIX), **schema}
         return {name: built[name] for name in sorted(built)}
 
     def message(

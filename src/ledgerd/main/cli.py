@@ -52,6 +52,7 @@ from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.logs import configure_logging
+from ledgerd.main.relay_report import relay_lines
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
@@ -271,12 +272,13 @@ def replay(
 
 @command()
 def outbox() -> None:
-    """How far event publishing is behind, per ledger, and the dead-lettered events."""
+    """The relays running, how far publishing is behind per ledger, the dead-lettered events."""
 
-    async def work(container: AsyncContainer, settings: Settings) -> int:
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
         store = await container.get(OutboxStore)
+        for line in relay_lines(await store.relays(), datetime.now(UTC)):
+            typer.echo(line)
         lags = await store.lag()
-        typer.echo(publisher_note(settings))
         for lag in lags:
             oldest = (
                 ""
@@ -317,7 +319,7 @@ def republish(
     already waiting to be published are not affected.
     """
 
-    async def work(container: AsyncContainer, settings: Settings) -> int:
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
         # An unknown ledger is the same error as `verify` gives; a known one may have no events.
         await (await container.get(LedgerQueries)).get_ledger(ledger)
         store = await container.get(OutboxStore)
@@ -330,27 +332,12 @@ def republish(
             typer.echo(f"{ledger}: event {first} and later are not published yet; nothing to do")
         else:
             typer.echo(
-                f"{ledger}: {again} events from #{first} will be published again "
-                f"(to {settings.events_publisher}) by the running relay"
+                f"{ledger}: {again} events from #{first} will be published again by the "
+                "running relays (`ledgerd outbox` shows them)"
             )
         return 0
 
     _run(work)
-
-
-def publisher_note(settings: Settings) -> str:
-    """Where the relay publishes, by this command's settings: the relay's own may differ.
-
-    `ledgerd outbox` cannot see the worker's environment; a publisher set for the worker alone
-    (``LEDGERD_EVENTS_PUBLISHER=nats ledgerd worker``) shows here as the default, ``hub``.
-    """
-    note = (
-        f"publisher: {settings.events_publisher} (LEDGERD_EVENTS_PUBLISHER as set for this "
-        "command; the relay publishes with its own)"
-    )
-    if not relay_in_serve(settings) and settings.events_publisher == "hub":
-        note += "; events are relayed by `ledgerd worker` with a broker set"
-    return note
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -448,7 +435,7 @@ def serve(
         )
         async with contextlib.AsyncExitStack() as background:
             if relay_in_serve(settings):
-                await background.enter_async_context(relaying(container, settings))
+                await background.enter_async_context(relaying(container, settings, "serve"))
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:
                 log.info(NO_RELAY_IN_SERVE)
@@ -486,7 +473,7 @@ def worker(
         # The hub is in-process: relaying to it here would mark events published that no
         # subscriber (they live in `serve`) could ever see. They stay in the outbox instead.
         relays = settings.events_publisher != "hub"
-        async with relaying(container, settings) if relays else contextlib.nullcontext():
+        async with relaying(container, settings, "worker") if relays else contextlib.nullcontext():
             relay = (
                 f"outbox relay to {settings.events_publisher}"
                 if relays

@@ -30,6 +30,7 @@ from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
 from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
 from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
     AccountRepository,
@@ -153,6 +154,7 @@ class LedgerProvider(Provider):
     create_ledger = provide(CreateLedgerHandler)
     open_account = provide(OpenAccountHandler)
     change_account_status = provide(ChangeAccountStatusHandler)
+    update_account_metadata = provide(UpdateAccountMetadataHandler)
     post_transfers = provide(PostTransfersHandler)
 
     @provide

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ledgerd.ledger.adapters.json_publisher import JsonPayloadPublisher
 from ledgerd.main.settings import Settings
+from ledgerd.platform.messaging.addresses import without_credentials
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.lazy import ConnectingPublisher
 from ledgerd.platform.messaging.ports import Publisher
@@ -26,22 +27,41 @@ def in_events_format(settings: Settings, publisher: Publisher) -> Publisher:
             return JsonPayloadPublisher(publisher)
 
 
+def destination(settings: Settings) -> str:
+    """Where the chosen publisher sends events, fit to show (no credentials)."""
+    match settings.events_publisher:
+        case "hub":
+            return "in-process"
+        case "nats":
+            return without_credentials(settings.nats_url)
+        case "kafka":
+            return without_credentials(settings.kafka_bootstrap_servers)
+        case "rabbitmq":
+            return without_credentials(settings.rabbitmq_url)
+        case "redis":
+            return without_credentials(settings.redis_url)
+        case "sqs":
+            endpoint = settings.sqs_endpoint_url
+            queue = without_credentials(settings.sqs_queue)
+            return queue if endpoint is None else f"{queue} at {without_credentials(endpoint)}"
+
+
 def _destination(settings: Settings, hub: InProcessHub) -> Publisher:
+    # The description goes into log lines: where, never with the credentials a URL may carry.
+    where = destination(settings)
     match settings.events_publisher:
         case "hub":
             return hub
         case "nats":
-            return ConnectingPublisher(f"NATS at {settings.nats_url}", lambda: _nats(settings))
+            return ConnectingPublisher(f"NATS at {where}", lambda: _nats(settings))
         case "kafka":
-            return ConnectingPublisher(
-                f"Kafka at {settings.kafka_bootstrap_servers}", lambda: _kafka(settings)
-            )
+            return ConnectingPublisher(f"Kafka at {where}", lambda: _kafka(settings))
         case "rabbitmq":
-            return ConnectingPublisher("RabbitMQ", lambda: _rabbitmq(settings))
+            return ConnectingPublisher(f"RabbitMQ at {where}", lambda: _rabbitmq(settings))
         case "redis":
-            return ConnectingPublisher("Redis", lambda: _redis(settings))
+            return ConnectingPublisher(f"Redis at {where}", lambda: _redis(settings))
         case "sqs":
-            return ConnectingPublisher(f"SQS {settings.sqs_queue}", lambda: _sqs(settings))
+            return ConnectingPublisher(f"SQS {where}", lambda: _sqs(settings))
 
 
 async def _nats(settings: Settings) -> Publisher:

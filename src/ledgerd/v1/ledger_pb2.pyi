@@ -499,11 +499,14 @@ class UpdateAccountMetadataRequest(_message.Message):
     account: _builtins.str
     expected_version: _builtins.int
     """When given, change the account only if it is still at this version (the one a client
-    read), else CONCURRENCY_CONFLICT and nothing changes.
+    read), else CONCURRENCY_CONFLICT (details: expected_version, actual_version) and nothing
+    changes; sent again as it is, the request fails the same way: read the account again.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Keys to add, or to overwrite with a new value."""
+        """Keys to add, or to overwrite with a new value. The account's metadata after the change is
+        held to the limits it is created under (at most 64 entries), else VALIDATION_FAILED.
+        """
 
     @_builtins.property
     def remove_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

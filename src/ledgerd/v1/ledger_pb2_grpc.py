@@ -196,7 +196,8 @@ class LedgerServiceServicer:
     def UpdateAccountMetadata(self, request, context):
         """Change an account's metadata: set some keys, remove others, keep the rest. When anything
         changed, the account's version goes up by one and an AccountMetadataChanged event is
-        published; asking for what is already there changes nothing.
+        published; asking for what is already there changes nothing. A frozen account's metadata
+        may change; a closed account's may not (ACCOUNT_CLOSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

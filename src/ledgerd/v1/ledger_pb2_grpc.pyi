@@ -51,7 +51,8 @@ class LedgerServiceStub:
     UpdateAccountMetadata: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.UpdateAccountMetadataRequest, _ledger_pb2.Account]
     """Change an account's metadata: set some keys, remove others, keep the rest. When anything
     changed, the account's version goes up by one and an AccountMetadataChanged event is
-    published; asking for what is already there changes nothing.
+    published; asking for what is already there changes nothing. A frozen account's metadata
+    may change; a closed account's may not (ACCOUNT_CLOSED).
     """
     FreezeAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]
     """Freeze an account: it takes no new movements until unfrozen (holds may still be voided)."""
@@ -116,7 +117,8 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     UpdateAccountMetadata: _aio.UnaryUnaryMultiCallable[_ledger_pb2.UpdateAccountMetadataRequest, _ledger_pb2.Account]  # type: ignore[assignment]
     """Change an account's metadata: set some keys, remove others, keep the rest. When anything
     changed, the account's version goes up by one and an AccountMetadataChanged event is
-    published; asking for what is already there changes nothing.
+    published; asking for what is already there changes nothing. A frozen account's metadata
+    may change; a closed account's may not (ACCOUNT_CLOSED).
     """
     FreezeAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.AccountStatusRequest, _ledger_pb2.Account]  # type: ignore[assignment]
     """Freeze an account: it takes no new movements until unfrozen (holds may still be voided)."""
@@ -220,7 +222,8 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ledger_pb2.Account, _abc.Awaitable[_ledger_pb2.Account]]:
         """Change an account's metadata: set some keys, remove others, keep the rest. When anything
         changed, the account's version goes up by one and an AccountMetadataChanged event is
-        published; asking for what is already there changes nothing.
+        published; asking for what is already there changes nothing. A frozen account's metadata
+        may change; a closed account's may not (ACCOUNT_CLOSED).
         """
 
     @_abc_1.abstractmethod

@@ -67,15 +67,16 @@ EXPECTED_STATUS = {
     ErrorCode.CAPTURE_EXCEEDS_PENDING: REFUSED,
     ErrorCode.TRANSFER_NOT_REVERSIBLE: REFUSED,
     ErrorCode.TRANSFER_ALREADY_REVERSED: REFUSED,
+    ErrorCode.CONCURRENCY_CONFLICT: grpc.StatusCode.ABORTED,
 }
 # Codes no single request can be answered with: BATCH_ABORTED is a per-item result inside
-# PostTransfers (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server,
-# DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3), OVERLOADED to the overload
-# tests (tests/e2e/test_overload.py), UNAVAILABLE and OUTCOME_UNKNOWN to the outage tests
-# (tests/integration/platform/test_unit_of_work_outages.py, tests/faults/).
+# PostTransfers (test_lifecycle), DEADLINE_EXCEEDED belongs to the deadline tests (row 1.3),
+# OVERLOADED to the overload tests (tests/e2e/test_overload.py), UNAVAILABLE and
+# OUTCOME_UNKNOWN to the outage tests (tests/integration/platform/test_unit_of_work_outages.py,
+# tests/faults/). CONCURRENCY_CONFLICT from a lost race is retried inside the server, but a
+# stale expected_version answers it.
 NOT_A_CALL_STATUS = {
     ErrorCode.BATCH_ABORTED,
-    ErrorCode.CONCURRENCY_CONFLICT,
     ErrorCode.DEADLINE_EXCEEDED,
     ErrorCode.OVERLOADED,
     ErrorCode.UNAVAILABLE,
@@ -162,9 +163,11 @@ def _reverse(target: Callable[[Books], str], key: str = "") -> Call:
     )
 
 
-def _export(ledger: str, account: str) -> Call:
+def _export(ledger: str, account: str, after_sequence: int = 0) -> Call:
     async def call(b: Books) -> list[pb.Entry]:
-        request = pb.ExportStatementRequest(ledger=ledger, account=account)
+        request = pb.ExportStatementRequest(
+            ledger=ledger, account=account, after_sequence=after_sequence
+        )
         return [entry async for entry in b.stub.ExportStatement(request)]
 
     return call
@@ -173,6 +176,29 @@ def _export(ledger: str, account: str) -> Call:
 def _open(account: str, asset: str = USD, flags: pb.AccountFlags | None = None) -> Call:
     return lambda b: b.stub.CreateAccount(
         pb.CreateAccountRequest(ledger=L, id=account, asset=asset, flags=flags)
+    )
+
+
+def _update_metadata(
+    account: str,
+    metadata: dict[str, str],
+    remove_keys: tuple[str, ...] = (),
+    expected_version: int | None = None,
+) -> Call:
+    return lambda b: b.stub.UpdateAccountMetadata(
+        pb.UpdateAccountMetadataRequest(
+            ledger=L,
+            account=account,
+            metadata=metadata,
+            remove_keys=remove_keys,
+            expected_version=expected_version,
+        )
+    )
+
+
+def _batch_balances(*accounts: str, ledger: str = L) -> Call:
+    return lambda b: b.stub.BatchGetBalances(
+        pb.BatchGetBalancesRequest(ledger=ledger, accounts=accounts)
     )
 
 
@@ -282,6 +308,12 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         V,
         lambda b: b.stub.ListAccounts(pb.ListAccountsRequest(ledger=L, metadata=["=x"])),
     ),
+    ("a metadata key both set and removed", V, _update_metadata("alice", {"t": "x"}, ("t",))),
+    ("a malformed key to remove", V, _update_metadata("alice", {}, ("bad key",))),
+    ("a negative expected version", V, _update_metadata("alice", {"t": "x"}, (), -1)),
+    ("no accounts to batch", V, _batch_balances()),
+    ("101 accounts to batch", V, _batch_balances(*["alice"] * 101)),
+    ("a malformed account to batch", V, _batch_balances("alice", "a b")),
     (
         "as_of beyond what a datetime holds",
         V,
@@ -303,6 +335,38 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
             )
         ),
     ),
+    (
+        "a transfer kind the API does not know",
+        V,
+        lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, kind=7)),  # type: ignore[arg-type]
+    ),
+    (
+        "a transfer status the API does not know",
+        V,
+        lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, status=7)),  # type: ignore[arg-type]
+    ),
+    (
+        "entries' start_time after end_time",
+        V,
+        lambda b: b.stub.ListEntries(
+            pb.ListEntriesRequest(
+                ledger=L,
+                account="alice",
+                start_time=Timestamp(seconds=2_000),
+                end_time=Timestamp(seconds=1_000),
+            )
+        ),
+    ),
+    (
+        "entries' end_time beyond what a datetime holds",
+        V,
+        lambda b: b.stub.ListEntries(
+            pb.ListEntriesRequest(ledger=L, account="alice", end_time=_far_future())
+        ),
+    ),
+    ("a negative after_sequence", V, _export(L, "alice", after_sequence=-1)),
+    # Checked before the account is looked up: the request is wrong whatever the account.
+    ("a negative after_sequence, unknown account", V, _export(L, "nobody", after_sequence=-1)),
     # unknown ids
     (
         "unknown ledger",
@@ -344,6 +408,21 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         lambda b: b.stub.FreezeAccount(pb.AccountStatusRequest(ledger=L, account="nope")),
     ),
     ("exporting an unknown account", ErrorCode.ACCOUNT_NOT_FOUND, _export(L, "nope")),
+    (
+        "a batch of balances with an unknown account",
+        ErrorCode.ACCOUNT_NOT_FOUND,
+        _batch_balances("alice", "nope"),
+    ),
+    (
+        "a batch of balances in an unknown ledger",
+        ErrorCode.LEDGER_NOT_FOUND,
+        _batch_balances("alice", ledger="nope"),
+    ),
+    (
+        "metadata of an unknown account",
+        ErrorCode.ACCOUNT_NOT_FOUND,
+        _update_metadata("nope", {"t": "x"}),
+    ),
     (
         "listing transfers of an unknown account",
         ErrorCode.ACCOUNT_NOT_FOUND,
@@ -390,6 +469,12 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
         "unfreezing a closed account",
         ErrorCode.ACCOUNT_CLOSED,
         lambda b: b.stub.UnfreezeAccount(pb.AccountStatusRequest(ledger=L, account="closed")),
+    ),
+    ("metadata of a closed account", ErrorCode.ACCOUNT_CLOSED, _update_metadata("closed", {})),
+    (
+        "metadata at a stale version",
+        ErrorCode.CONCURRENCY_CONFLICT,
+        _update_metadata("alice", {"t": "x"}, (), 999),
     ),
     (
         "closing an account with a hold",
@@ -465,6 +550,17 @@ async def test_error_info_carries_the_details(grpc_api: GrpcApi, books: Books) -
     assert conflict.details == {"idempotency_key": "fund-alice", "transfer_id": books.payment}
     funds = await failure(_post(pay("k", "alice", "bob", 901))(books))
     assert funds.details == {"account": "alice"}
+    alice = await books.stub.GetAccount(pb.GetAccountRequest(ledger=L, account="alice"))
+    stale = await failure(_update_metadata("alice", {"t": "x"}, (), 999)(books))
+    assert stale.details == {
+        "account": "alice",
+        "expected_version": "999",
+        "actual_version": str(alice.version),
+    }
+    both = await failure(_update_metadata("alice", {"t": "x"}, ("s", "t"))(books))
+    assert both.details == {"field": "remove_keys[1]"}
+    missing = await failure(_batch_balances("bob", "x1", "x2")(books))
+    assert missing.details == {"account": "x1"}
     bad = await failure(_open("bad id")(books))
     assert bad.details == {"field": "account_id"}
     assert "account_id" in bad.message

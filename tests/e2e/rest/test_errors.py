@@ -87,12 +87,12 @@ EXPECTED_STATUS: dict[str, int] = {
     METHOD_NOT_ALLOWED: 405,
 }
 # Codes no single request is answered with: BATCH_ABORTED is a per-item result inside a batch
-# (test_lifecycle), CONCURRENCY_CONFLICT is retried inside the server; OVERLOADED needs a
-# server held busy, so it has tests of its own (tests/e2e/test_overload.py); UNAVAILABLE and
-# OUTCOME_UNKNOWN need a database outage (tests/faults/test_database_outage.py).
+# (test_lifecycle); OVERLOADED needs a server held busy, so it has tests of its own
+# (tests/e2e/test_overload.py); UNAVAILABLE and OUTCOME_UNKNOWN need a database outage
+# (tests/faults/test_database_outage.py). CONCURRENCY_CONFLICT from a lost race is retried
+# inside the server, but a stale expected_version answers it.
 NOT_A_RESPONSE_CODE = {
     "BATCH_ABORTED",
-    "CONCURRENCY_CONFLICT",
     "OVERLOADED",
     "UNAVAILABLE",
     "OUTCOME_UNKNOWN",
@@ -296,6 +296,22 @@ CASES: list[tuple[str, str, Req]] = [
         V,
         transfer(transfer_input("k", leg("bank", "alice", 1), metadata={"note": "a\x00b"})),
     ),
+    (
+        "a metadata key both set and removed",
+        V,
+        post("/accounts/alice:updateMetadata", {"metadata": {"t": "x"}, "remove_keys": ["t"]}),
+    ),
+    ("a malformed key to remove", V, post("/accounts/alice:updateMetadata", {"remove_keys": [""]})),
+    (
+        "a negative expected version",
+        V,
+        post("/accounts/alice:updateMetadata", {"metadata": {"t": "x"}, "expected_version": -1}),
+    ),
+    (
+        "metadata of 65 entries",
+        V,
+        post("/accounts/alice:updateMetadata", {"metadata": {f"k{n}": "v" for n in range(65)}}),
+    ),
     # --- what protobuf's parser would read, but the API refuses --------------------------------
     (
         "a key given twice",  # json.loads keeps the last: a transfer k2 would be posted
@@ -368,6 +384,9 @@ CASES: list[tuple[str, str, Req]] = [
     ("bad page token (transfers)", V, get("/transfers", page_token="%%%")),
     ("metadata filter without '='", V, get("/accounts", metadata="novalue")),
     ("metadata filter without a key", V, get("/accounts", metadata="=x")),
+    ("no accounts to batch", V, get("/balances:batchGet")),
+    ("101 accounts to batch", V, get("/balances:batchGet", accounts=["alice"] * 101)),
+    ("a malformed account to batch", V, get("/balances:batchGet", accounts=["alice", "a b"])),
     ("start_time not RFC 3339", V, get("/transfers", start_time="yesterday")),
     ("as_of past year 9999", V, get("/accounts/alice/balance", as_of="10000-01-01T00:00:00Z")),
     ("as_of without a zone", V, get("/accounts/alice/balance", as_of="2030-01-01T00:00:00")),
@@ -429,6 +448,21 @@ CASES: list[tuple[str, str, Req]] = [
     ("freezing an unknown account", "ACCOUNT_NOT_FOUND", post("/accounts/nope:freeze", {})),
     ("exporting an unknown account", "ACCOUNT_NOT_FOUND", get("/accounts/nope/statement:export")),
     ("transfers of an unknown account", "ACCOUNT_NOT_FOUND", get("/transfers", account="nope")),
+    (
+        "a batch of balances with an unknown account",
+        "ACCOUNT_NOT_FOUND",
+        get("/balances:batchGet", accounts=["alice", "nope"]),
+    ),
+    (
+        "a batch of balances in an unknown ledger",
+        "LEDGER_NOT_FOUND",
+        Req("GET", "/v1/ledgers/nope/balances:batchGet", params={"accounts": "alice"}),
+    ),
+    (
+        "metadata of an unknown account",
+        "ACCOUNT_NOT_FOUND",
+        post("/accounts/nope:updateMetadata", {"metadata": {"t": "x"}}),
+    ),
     ("unknown transfer", "TRANSFER_NOT_FOUND", get("/transfers/" + "f" * 32)),
     ("capturing an unknown transfer", "TRANSFER_NOT_FOUND", post("/transfers/nope:capture", {})),
     ("voiding an unknown transfer", "TRANSFER_NOT_FOUND", post("/transfers/nope:void", {})),
@@ -464,6 +498,16 @@ CASES: list[tuple[str, str, Req]] = [
     ("to a frozen account", "ACCOUNT_FROZEN", transfer(pay("k", "bank", "frozen", 1))),
     ("from a closed account", "ACCOUNT_CLOSED", transfer(pay("k", "closed", "bank", 1))),
     ("unfreezing a closed account", "ACCOUNT_CLOSED", post("/accounts/closed:unfreeze", {})),
+    (
+        "metadata of a closed account",
+        "ACCOUNT_CLOSED",
+        post("/accounts/closed:updateMetadata", {"metadata": {"t": "x"}}),
+    ),
+    (
+        "metadata at a stale version",
+        "CONCURRENCY_CONFLICT",
+        post("/accounts/alice:updateMetadata", {"metadata": {"t": "x"}, "expected_version": 999}),
+    ),
     ("closing an account with a hold", "ACCOUNT_HAS_PENDING", post("/accounts/alice:close", {})),
     ("capturing a posting", "TRANSFER_NOT_PENDING", capture("payment")),
     ("voiding a captured hold", "TRANSFER_NOT_PENDING", post("/transfers/{captured}:void", {})),
@@ -534,6 +578,38 @@ async def test_domain_errors_carry_their_details(rest_api: RestApi, books: Books
         "VALIDATION_FAILED",
     )
     assert body["details"] == {"field": "legs[0].amount"}
+    alice = ok(await client.get(f"/v1/ledgers/{L}/accounts/alice"))
+    body = problem(
+        await client.post(
+            f"/v1/ledgers/{L}/accounts/alice:updateMetadata",
+            json={"metadata": {"t": "x"}, "expected_version": "999"},
+        ),
+        409,
+        "CONCURRENCY_CONFLICT",
+    )
+    assert body["details"] == {
+        "account": "alice",
+        "expected_version": "999",
+        "actual_version": alice["version"],
+    }
+    body = problem(
+        await client.post(
+            f"/v1/ledgers/{L}/accounts/alice:updateMetadata",
+            json={"metadata": {"t": "x"}, "remove_keys": ["s", "t"]},
+        ),
+        400,
+        "VALIDATION_FAILED",
+    )
+    assert body["details"] == {"field": "remove_keys[1]"}
+    assert "t" in body["message"]
+    body = problem(
+        await client.get(
+            f"/v1/ledgers/{L}/balances:batchGet", params={"accounts": ["bob", "x1", "x2"]}
+        ),
+        404,
+        "ACCOUNT_NOT_FOUND",
+    )
+    assert body["details"] == {"account": "x1"}
     held = books.ids["held"]
     body = problem(
         await client.post(f"/v1/ledgers/{L}/transfers/{held}:capture", json={"amount": 101}),

@@ -385,6 +385,45 @@ async def test_transfers_listed_by_account_and_time_a_page_at_a_time(rest_api: R
     assert [[item["id"] for item in page] for page in window] == [[ids[1], ids[2]]]
 
 
+async def test_transfers_listed_by_kind_and_status_named_in_the_query_string(
+    rest_api: RestApi,
+) -> None:
+    ledger = await _books(rest_api)
+    await ledger.posted(pay("fund", "bank", "alice", 100))
+    holds = [
+        await ledger.posted(transfer_input(f"hold-{n}", leg("alice", "bob", 10), hold=True))
+        for n in range(3)
+    ]
+    capture = await ledger.act(holds[0]["id"], "capture")
+    await ledger.act(holds[2]["id"], "void")
+
+    async def listed(query: str) -> list[str]:
+        page = ok(await rest_api.client.get(f"/v1/ledgers/{L}/transfers?{query}"))
+        return [transfer["id"] for transfer in page["transfers"]]
+
+    # The open holds, by the enums' names as the JSON mapping spells them.
+    assert await listed("kind=HOLD&status=PENDING") == [holds[1]["id"]]
+    assert await listed("kind=HOLD") == [hold["id"] for hold in holds]
+    assert await listed("status=CAPTURED") == [holds[0]["id"]]
+    assert await listed("kind=CAPTURE&account=bob") == [capture["id"]]
+    assert await listed("kind=HOLD&status=PENDING&account=bank") == []
+    pages = await ledger.pages("/transfers", "transfers", {"kind": "HOLD", "page_size": 2})
+    assert [[item["id"] for item in page] for page in pages] == [
+        [holds[0]["id"], holds[1]["id"]],
+        [holds[2]["id"]],
+    ]
+    # A name that is no kind (or status) is the client's mistake, named as its parameter.
+    for query, field in [("kind=HOLDS", "kind"), ("status=open", "status"), ("kind=2", "kind")]:
+        refusal = problem(
+            await rest_api.client.get(f"/v1/ledgers/{L}/transfers?{query}"),
+            400,
+            "VALIDATION_FAILED",
+        )
+        assert refusal["details"] == {"field": field}, refusal
+        assert refusal["message"].startswith(f"{field}: must be one of "), refusal
+        assert "HOLD" in refusal["message"] or "PENDING" in refusal["message"], refusal
+
+
 async def test_ledgers_listed_a_page_at_a_time(rest_api: RestApi) -> None:
     client = rest_api.client
     assert ok(await client.get("/v1/ledgers")) == {"ledgers": [], "next_page_token": ""}
@@ -509,9 +548,40 @@ async def test_entries_a_page_at_a_time(rest_api: RestApi) -> None:
     )
 
 
-async def _export(api: RestApi, account: str) -> list[JsonObject]:
+async def test_entries_in_a_time_range_a_page_at_a_time(rest_api: RestApi) -> None:
+    ledger = await _books(rest_api)
+    for minute in range(4):  # alice's entries 1..4, a minute apart, then 5 and 6 at minute 3
+        await ledger.posted(pay(f"fund-{minute}", "bank", "alice", 10 + minute))
+        if minute < 3:
+            rest_api.clock.advance(timedelta(minutes=1))
+    await ledger.posted(transfer_input("two", leg("bank", "alice", 1), leg("bank", "alice", 2)))
+
+    async def window(**params: str | int) -> list[list[str]]:
+        pages = await ledger.pages("/accounts/alice/entries", "entries", dict(params))
+        return [[entry["sequence"] for entry in page] for page in pages]
+
+    since = (EPOCH + timedelta(minutes=1)).astimezone(PLUS_TWO).isoformat()
+    assert await window(start_time=since) == [["2", "3", "4", "5", "6"]]
+    assert await window(start_time=since, end_time=_at(timedelta(minutes=3))) == [["2", "3"]]
+    assert await window(end_time=_at(timedelta(minutes=1))) == [["1"]]
+    # Pages of a window follow the account sequence, in a range of one instant too.
+    assert await window(start_time=_at(timedelta(minutes=3)), page_size=1) == [["4"], ["5"], ["6"]]
+    assert await window(start_time=_at(timedelta(minutes=9))) == [[]]
+    swapped = await rest_api.client.get(
+        f"/v1/ledgers/{L}/accounts/alice/entries",
+        params={"start_time": _at(timedelta(minutes=2)), "end_time": _at(timedelta(minutes=1))},
+    )
+    refusal = problem(swapped, 400, "VALIDATION_FAILED")
+    assert refusal["details"] == {"field": "end_time"}
+    assert "must not be before start_time" in refusal["message"]
+
+
+async def _export(
+    api: RestApi, account: str, after_sequence: int | None = None
+) -> list[JsonObject]:
     """The statement export: NDJSON, every line one JSON Entry."""
-    response = await api.client.get(f"/v1/ledgers/{L}/accounts/{account}/statement:export")
+    query = "" if after_sequence is None else f"?after_sequence={after_sequence}"
+    response = await api.client.get(f"/v1/ledgers/{L}/accounts/{account}/statement:export{query}")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == NDJSON_TYPE
     assert response.headers["x-request-id"]
@@ -552,6 +622,48 @@ async def test_statement_export_of_more_entries_than_a_page(rest_api: RestApi) -
     assert exported == await ledger.entries("alice")
     total = LEG_BATCHES * sum(range(1, LEGS + 1))
     assert exported[-1]["balance_after"] == balance(posted_credits=total, available=total)
+
+
+async def test_a_cut_statement_export_resumes_after_the_last_line_received(
+    rest_api: RestApi,
+) -> None:
+    ledger = await _books(rest_api)
+    legs = [leg("bank", "alice", 1 + index) for index in range(LEGS)]
+    await ledger.batch(
+        [transfer_input(f"many-{batch}", *legs) for batch in range(LEG_BATCHES)], atomic=True
+    )
+    whole = await ledger.entries("alice")
+    path = f"/v1/ledgers/{L}/accounts/alice/statement:export"
+    # A cut past the server's first page of 1000, so the rest starts inside its second.
+    cut_at = 1003
+    received: list[JsonObject] = []
+    async with rest_api.client.stream("GET", path) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            received.append(json.loads(line))
+            if len(received) == cut_at:
+                break  # the connection is dropped with the rest unread
+
+    resumed = await _export(rest_api, "alice", after_sequence=int(received[-1]["sequence"]))
+
+    assert len(resumed) == len(whole) - cut_at
+    assert received + resumed == whole  # nothing missed, nothing twice
+
+
+async def test_statement_export_after_a_sequence(rest_api: RestApi) -> None:
+    ledger = await _books(rest_api)
+    for n in range(3):
+        await ledger.posted(pay(f"fund-{n}", "bank", "alice", 10 + n))
+    whole = await _export(rest_api, "alice")
+
+    assert await _export(rest_api, "alice", after_sequence=0) == whole
+    assert await _export(rest_api, "alice", after_sequence=2) == whole[2:]
+    assert await _export(rest_api, "alice", after_sequence=3) == []  # beyond the last: empty
+    assert await _export(rest_api, "alice", after_sequence=2**63 - 1) == []
+    negative = await rest_api.client.get(
+        f"/v1/ledgers/{L}/accounts/alice/statement:export?after_sequence=-1"
+    )
+    assert problem(negative, 400, "VALIDATION_FAILED")["details"] == {"field": "after_sequence"}
 
 
 async def test_freeze_unfreeze_close(rest_api: RestApi) -> None:

@@ -102,6 +102,16 @@ PROSE_RULES = (
         re.compile("must not be before start_time"),
     ),
     ProseRule(
+        "a metadata key is set or removed, not both",
+        re.compile(r"remove_keys\[\d+\]"),
+        re.compile("is also in metadata"),
+    ),
+    ProseRule(
+        "an account's metadata holds at most 64 entries after a change as at creation",
+        re.compile("metadata"),
+        re.compile("the account would hold"),
+    ),
+    ProseRule(
         "a page token is one this API returned",
         re.compile("cursor"),
         re.compile("not a cursor returned by this API"),
@@ -151,6 +161,7 @@ _NOT_FOUND_CODE = {
     "FreezeAccount": "ACCOUNT_NOT_FOUND",
     "UnfreezeAccount": "ACCOUNT_NOT_FOUND",
     "CloseAccount": "ACCOUNT_NOT_FOUND",
+    "UpdateAccountMetadata": "ACCOUNT_NOT_FOUND",
     "PostTransfer": "TRANSFER_NOT_FOUND",
     "PostTransfers": "TRANSFER_NOT_FOUND",
     "CapturePending": "TRANSFER_NOT_FOUND",
@@ -300,7 +311,13 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
         },
         "ListTransfers": {
             "path_parameters": {"ledger": L},
-            "query": {"account": "ex-b", "start_time": "2000-01-01T00:00:00Z", "page_size": 2},
+            "query": {
+                "account": "ex-b",
+                "start_time": "2000-01-01T00:00:00Z",
+                "kind": "POSTING",
+                "status": "POSTED",
+                "page_size": 2,
+            },
         },
         "CapturePending": {
             "path_parameters": {"ledger": L, "transfer": ids["ex-to-capture"]},
@@ -320,9 +337,20 @@ def _examples(seeded: Seeded) -> dict[str, dict[str, Any]]:
         },
         "ListEntries": {
             "path_parameters": {"ledger": L, "account": "ex-b"},
-            "query": {"page_size": 2},
+            "query": {"start_time": "2000-01-01T00:00:00Z", "page_size": 2},
         },
-        "ExportStatement": {"path_parameters": {"ledger": L, "account": "ex-b"}},
+        "ExportStatement": {
+            "path_parameters": {"ledger": L, "account": "ex-b"},
+            "query": {"after_sequence": 1},
+        },
+        "BatchGetBalances": {
+            "path_parameters": {"ledger": L},
+            "query": {"accounts": ["ex-b", "ex-a", "ex-b"], "as_of": "2100-01-01T00:00:00Z"},
+        },
+        "UpdateAccountMetadata": {
+            "path_parameters": {"ledger": L, "account": "ex-a"},
+            "body": {"metadata": {"team": "fuzz"}, "remove_keys": ["tier", "absent"]},
+        },
     }
 
 

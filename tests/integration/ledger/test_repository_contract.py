@@ -859,13 +859,22 @@ async def _transfer_pages(  # noqa: PLR0913 - the filters of a transfer listing
     account_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    kind: TransferKind | None = None,
+    status: TransferStatus | None = None,
 ) -> list[list[Transfer]]:
     pages: list[list[Transfer]] = []
     after: int | None = None
     async with kit.uow.begin(read_only=True):
         while True:
             page = await kit.transfers.list_page(
-                ledger_id, account_id=account_id, start=start, end=end, after=after, limit=limit
+                ledger_id,
+                account_id=account_id,
+                start=start,
+                end=end,
+                kind=kind,
+                status=status,
+                after=after,
+                limit=limit,
             )
             pages.append(list(page.items))
             if page.next_cursor is None:
@@ -945,6 +954,62 @@ async def test_transfer_list_page_filters_by_creation_time(kit: RepositoryKit) -
     assert _sequences(combined) == [[2], [4], [7]]
 
 
+async def test_transfer_list_page_filters_by_kind_and_status(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", "b", ledger_id="l2")
+    hold, pending = TransferKind.PENDING, TransferStatus.PENDING
+    # #1 posting, #2 and #3 holds, #4 captures #2, #5 a hold, #6 voids #5, #7 a hold.
+    kinds = {1: TransferKind.POSTING, 4: TransferKind.CAPTURE, 6: TransferKind.VOID}
+    transfers = [
+        _transfer(
+            sequence,
+            kind=kinds.get(sequence, hold),
+            status=TransferStatus.POSTED if sequence in kinds else pending,
+        )
+        for sequence in range(1, 8)
+    ]
+    await _setup(kit, transfers=tuple(transfers))
+    await _setup(kit, transfers=(_hold(1, ledger_id="l2"),))  # an open hold elsewhere
+    async with kit.uow.begin() as tx:
+        await kit.transfers.set_statuses(
+            [(transfers[1], TransferStatus.CAPTURED), (transfers[4], TransferStatus.VOIDED)]
+        )
+        await tx.commit()
+
+    async def listed(
+        limit: int = 100, kind: TransferKind | None = None, status: TransferStatus | None = None
+    ) -> list[list[int]]:
+        return _sequences(await _transfer_pages(kit, limit, kind=kind, status=status))
+
+    # The open holds: the kind says what a transfer is, the status what became of it since.
+    assert await listed(kind=hold, status=pending) == [[3, 7]]
+    assert await listed(1, kind=hold, status=pending) == [[3], [7]]
+    assert await listed(kind=hold) == [[2, 3, 5, 7]]
+    assert await listed(2, kind=hold) == [[2, 3], [5, 7]]
+    assert await listed(status=pending) == [[3, 7]]
+    assert await listed(status=TransferStatus.CAPTURED) == [[2]]
+    assert await listed(status=TransferStatus.POSTED) == [[1, 4, 6]]
+    assert await listed(kind=TransferKind.VOID) == [[6]]
+    assert await listed(kind=TransferKind.REVERSAL) == [[]]
+    assert await listed(kind=TransferKind.POSTING, status=pending) == [[]]
+    assert await listed() == [list(range(1, 8))]
+    open_elsewhere = await _transfer_pages(kit, 100, ledger_id="l2", kind=hold, status=pending)
+    assert open_elsewhere == [[_hold(1, ledger_id="l2")]]
+
+
+async def test_transfer_list_page_combines_kind_with_account_and_time(kit: RepositoryKit) -> None:
+    transfers = await _listed_books(kit)  # all postings
+    at = {transfer.sequence: transfer.created_at for transfer in transfers}
+
+    posted = await _transfer_pages(
+        kit, 1, account_id="a", start=at[2], end=at[8], kind=TransferKind.POSTING
+    )
+    holds = await _transfer_pages(kit, 1, account_id="a", kind=TransferKind.PENDING)
+
+    assert _sequences(posted) == [[2], [4], [7]]
+    assert holds == [[]]
+
+
 # --- journal ---------------------------------------------------------------------------------
 
 
@@ -975,6 +1040,74 @@ async def test_journal_pages_an_account_statement_in_order(kit: RepositoryKit) -
         assert await kit.journal.page("l1", "a", after=7, limit=3) == Page([], None)
     assert sizes == [3, 3, 1]
     assert statement == [entry for entry in entries if entry.account_id == "a"]
+
+
+async def _entry_pages(
+    kit: RepositoryKit,
+    account_id: str,
+    limit: int,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[list[int]]:
+    pages: list[list[int]] = []
+    after: int | None = None
+    async with kit.uow.begin(read_only=True):
+        while True:
+            page = await kit.journal.page(
+                "l1", account_id, after=after, limit=limit, start=start, end=end
+            )
+            pages.append([entry.account_sequence for entry in page.items])
+            if page.next_cursor is None:
+                return pages
+            after = decode_int_cursor(page.next_cursor)
+            assert after == page.items[-1].account_sequence
+
+
+async def test_journal_pages_a_statement_in_a_time_range(kit: RepositoryKit) -> None:
+    await _books(kit, "a", "b")
+    await _books(kit, "a", ledger_id="l2")
+    # Transfers #1..#6 a second apart; #3 gives account a three entries at one instant, and
+    # b's entries interleave with a's (its own sequence, the same instants).
+    transfers = tuple(_transfer(sequence) for sequence in range(1, 7))
+    legs_on_a = {1: 1, 2: 1, 3: 3, 4: 1, 5: 1, 6: 1}
+    entries: list[Entry] = []
+    for transfer in transfers:
+        for _ in range(legs_on_a[transfer.sequence]):
+            entries.append(_entry("a", len(entries) + 1, transfer, credits_after=1))
+    on_b = tuple(_entry("b", n, t, credits_after=1) for n, t in enumerate(transfers, start=1))
+    # An entry of another ledger's account a, at #3's instant.
+    elsewhere = _transfer(3, ledger_id="l2")
+    await _setup(kit, transfers=transfers, entries=(*reversed(entries), *on_b))
+    await _setup(kit, transfers=(elsewhere,), entries=(_entry("a", 1, elsewhere, credits_after=1),))
+    at = {transfer.sequence: transfer.created_at for transfer in transfers}
+    tiny = timedelta(microseconds=1)
+    in_tokyo = timezone(timedelta(hours=9))
+
+    async def listed(
+        limit: int = 100, start: datetime | None = None, end: datetime | None = None
+    ) -> list[list[int]]:
+        return await _entry_pages(kit, "a", limit, start=start, end=end)
+
+    # a's entries: 1 (#1), 2 (#2), 3, 4, 5 (#3), 6 (#4), 7 (#5), 8 (#6).
+    assert await listed(start=at[3]) == [[3, 4, 5, 6, 7, 8]]
+    assert await listed(start=at[3] + tiny) == [[6, 7, 8]]
+    assert await listed(end=at[3]) == [[1, 2]]
+    assert await listed(end=at[3] + tiny) == [[1, 2, 3, 4, 5]]
+    assert await listed(start=at[2], end=at[5]) == [[2, 3, 4, 5, 6]]
+    assert await listed(start=at[4], end=at[4]) == [[]]
+    assert await listed(start=at[6] + tiny) == [[]]
+    assert await listed(end=at[1]) == [[]]
+    assert await listed(start=at[3].astimezone(in_tokyo), end=at[4].astimezone(in_tokyo)) == [
+        [3, 4, 5]
+    ]
+    # Pages are cut after the range, and a cursor inside a range of one instant holds.
+    assert await listed(2, start=at[2], end=at[5]) == [[2, 3], [4, 5], [6]]
+    assert await listed(1, start=at[3], end=at[4]) == [[3], [4], [5]]
+    assert await _entry_pages(kit, "b", 2, start=at[3], end=at[5]) == [[3, 4]]
+    async with kit.uow.begin(read_only=True):
+        after_the_range = await kit.journal.page("l1", "a", after=5, limit=5, end=at[4])
+    assert after_the_range == Page([], None)
 
 
 async def test_balances_as_of_an_instant(kit: RepositoryKit) -> None:

@@ -13,6 +13,7 @@ from ledgerd.ledger.application.change_account_status import ChangeAccountStatus
 from ledgerd.ledger.application.create_ledger import CreateLedger
 from ledgerd.ledger.application.expire_pending import ExpirePending
 from ledgerd.ledger.application.open_account import OpenAccount
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadata
 from ledgerd.ledger.domain.model import AccountFlags, AccountStatus
 from ledgerd.ledger.domain.requests import (
     CaptureRequest,
@@ -43,6 +44,7 @@ EVERY_CHANGE = [
     "ledgerd.v1.PendingCreated",
     "ledgerd.v1.PendingExpired",
     "ledgerd.v1.TransferReversed",
+    "ledgerd.v1.AccountMetadataChanged",
     "ledgerd.v1.AccountFrozen",
     "ledgerd.v1.AccountUnfrozen",
     "ledgerd.v1.AccountClosed",
@@ -81,6 +83,7 @@ async def make_every_change(app: LedgerApp, ledger: str) -> None:
     app.clock.advance(timedelta(seconds=6))
     assert await app.expire(ExpirePending()) == 1
     await app.post.post_one(ledger, ReversalRequest(posted.transfer.id))
+    await app.update_metadata(UpdateAccountMetadata(ledger, "alice", {"tier": "gold"}))
     for status in (AccountStatus.FROZEN, AccountStatus.OPEN, AccountStatus.CLOSED):
         await app.change_status(ChangeAccountStatus(ledger, "alice", status))
 

@@ -27,6 +27,7 @@ LEDGER_TABLES = {
     "outbox_events",
     "outbox_cursors",
     "outbox_dead_letters",
+    "outbox_relays",
     "inbox",
 }
 # Registered on the shared metadata by importing the table modules (as env.py does).

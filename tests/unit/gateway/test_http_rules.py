@@ -12,6 +12,12 @@ LEDGER_BINDINGS = [
     ("CreateAccount", "POST", "/v1/ledgers/{ledger}/accounts", "*"),
     ("GetAccount", "GET", "/v1/ledgers/{ledger}/accounts/{account}", None),
     ("ListAccounts", "GET", "/v1/ledgers/{ledger}/accounts", None),
+    (
+        "UpdateAccountMetadata",
+        "POST",
+        "/v1/ledgers/{ledger}/accounts/{account}:updateMetadata",
+        "*",
+    ),
     ("FreezeAccount", "POST", "/v1/ledgers/{ledger}/accounts/{account}:freeze", "*"),
     ("UnfreezeAccount", "POST", "/v1/ledgers/{ledger}/accounts/{account}:unfreeze", "*"),
     ("CloseAccount", "POST", "/v1/ledgers/{ledger}/accounts/{account}:close", "*"),
@@ -24,6 +30,7 @@ LEDGER_BINDINGS = [
     ("VoidPending", "POST", "/v1/ledgers/{ledger}/transfers/{transfer}:void", "*"),
     ("ReverseTransfer", "POST", "/v1/ledgers/{ledger}/transfers/{transfer}:reverse", "*"),
     ("GetBalance", "GET", "/v1/ledgers/{ledger}/accounts/{account}/balance", None),
+    ("BatchGetBalances", "GET", "/v1/ledgers/{ledger}/balances:batchGet", None),
     ("ListEntries", "GET", "/v1/ledgers/{ledger}/accounts/{account}/entries", None),
     ("ExportStatement", "GET", "/v1/ledgers/{ledger}/accounts/{account}/statement:export", None),
 ]
@@ -80,6 +87,8 @@ def test_query_parameters_are_the_fields_neither_path_nor_body_carries(
         "end_time",
         "page_size",
         "page_token",
+        "kind",
+        "status",
     ]
     assert names("GetBalance") == ["as_of"]
     assert names("GetLedger") == []

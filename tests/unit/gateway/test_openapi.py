@@ -191,7 +191,15 @@ def test_query_parameters_for_every_field_not_in_path_or_body(ledger_document: J
     _, _, list_transfers = _operations(ledger_document)["ListTransfers"]
     query = {p["name"]: p for p in list_transfers["parameters"] if p["in"] == "query"}
 
-    assert list(query) == ["account", "start_time", "end_time", "page_size", "page_token"]
+    assert list(query) == [
+        "account",
+        "start_time",
+        "end_time",
+        "page_size",
+        "page_token",
+        "kind",
+        "status",
+    ]
     assert query["start_time"]["schema"] == {
         "type": "string",
         "format": "date-time",

@@ -489,11 +489,17 @@ class SqlTransferRepository:
         end: datetime | None,
         after: int | None,
         limit: int,
+        kind: TransferKind | None = None,
+        status: TransferStatus | None = None,
     ) -> Page[Transfer]:
         columns = tables.transfers.c
         query = select(tables.transfers).where(columns.ledger_id == ledger_id)
         if after is not None:
             query = query.where(columns.sequence > after)
+        if kind is not None:
+            query = query.where(columns.kind == kind.value)
+        if status is not None:
+            query = query.where(columns.status == status.value)
         # Creation times follow the chain (LedgerHead.next_creation_time), so a time range is
         # a range of sequences: its two ends are read from ix_transfers_ledger_time, then the
         # page is a range of the sequence index. Filtering the sequence walk by time instead
@@ -619,15 +625,42 @@ class SqlJournalRepository:
     async def append(self, entries: Sequence[Entry]) -> None:
         await insert_rows(_INSERT_ENTRIES, [_entry_row(entry) for entry in entries])
 
-    async def page(
-        self, ledger_id: str, account_id: str, *, after: int | None, limit: int
+    async def page(  # noqa: PLR0913 - the filters of a statement
+        self,
+        ledger_id: str,
+        account_id: str,
+        *,
+        after: int | None,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> Page[Entry]:
         columns = tables.entries.c
-        query = select(tables.entries).where(
-            columns.ledger_id == ledger_id, columns.account_id == account_id
-        )
+        mine = (columns.ledger_id == ledger_id, columns.account_id == account_id)
+        query = select(tables.entries).where(*mine)
         if after is not None:
             query = query.where(columns.account_sequence > after)
+        # As for transfers: an account's entries are created in the order of its sequence, so
+        # a time range is a range of account sequences. Its two ends are read from
+        # ix_entries_account_time (ties on an instant are one transfer's few entries), and the
+        # page is then a range of the primary key, not a walk of every entry before the range
+        # (the plan PostgreSQL 15 picks for a bare time filter): ~0.4 ms against ~200 ms for a
+        # page 180,000 entries into an account of 300,000.
+        in_account = select(columns.account_sequence).where(*mine).limit(1)
+        if start is not None:
+            first = in_account.where(columns.created_at >= start).order_by(
+                columns.created_at, columns.account_sequence
+            )
+            query = query.where(
+                columns.account_sequence >= first.scalar_subquery(), columns.created_at >= start
+            )
+        if end is not None:
+            last = in_account.where(columns.created_at < end).order_by(
+                columns.created_at.desc(), columns.account_sequence.desc()
+            )
+            query = query.where(
+                columns.account_sequence <= last.scalar_subquery(), columns.created_at < end
+            )
         query = query.order_by(columns.account_sequence).limit(limit + 1)
         rows = list((await current_connection().execute(query)).mappings())
         items = [_entry(row) for row in rows[:limit]]

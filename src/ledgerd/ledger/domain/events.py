@@ -26,6 +26,11 @@ class AccountCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountMetadataChanged:
+    account: Account  # after the change: it carries all of its metadata
+
+
+@dataclass(frozen=True, slots=True)
 class AccountFrozen:
     account: Account
 
@@ -82,7 +87,9 @@ class TransferReversed:
     normal_sides: Mapping[str, Side]  # of the accounts it moved: what "available" means
 
 
-AccountEvent = AccountCreated | AccountFrozen | AccountUnfrozen | AccountClosed
+AccountEvent = (
+    AccountCreated | AccountMetadataChanged | AccountFrozen | AccountUnfrozen | AccountClosed
+)
 TransferEvent = (
     TransferPosted
     | PendingCreated
@@ -117,6 +124,7 @@ def ledger_of(event: LedgerEvent) -> str:
             return ledger.id
         case (
             AccountCreated(account)
+            | AccountMetadataChanged(account)
             | AccountFrozen(account)
             | AccountUnfrozen(account)
             | (AccountClosed(account))

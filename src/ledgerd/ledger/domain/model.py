@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
-from ledgerd.kernel.metadata import EMPTY_METADATA, Metadata
+from ledgerd.kernel.metadata import (
+    EMPTY_METADATA,
+    MAX_METADATA_ENTRIES,
+    Metadata,
+    check_metadata,
+)
 from ledgerd.kernel.money import MAX_AMOUNT, Asset
 
 
@@ -239,6 +245,27 @@ class Account:
             raise LedgerdError(
                 ErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
             )
+
+    def with_metadata_changed(self, set_keys: Metadata, remove_keys: Collection[str]) -> Account:
+        """A copy with ``set_keys`` set and ``remove_keys`` removed (absent ones are ignored).
+
+        The result is held to the limits metadata is created under (VALIDATION_FAILED). A
+        closed account's metadata is final, like the rest of it (ACCOUNT_CLOSED); a frozen
+        one's may still change: freezing stops money moving, not the bookkeeping about it.
+        """
+        if self.status is AccountStatus.CLOSED:
+            raise LedgerdError(
+                ErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
+            )
+        merged = {key: value for key, value in self.metadata.items() if key not in remove_keys}
+        merged.update(set_keys)
+        if len(merged) > MAX_METADATA_ENTRIES:
+            raise validation_error(
+                "metadata",
+                f"the account would hold {len(merged)} entries; it may hold at most "
+                f"{MAX_METADATA_ENTRIES}",
+            )
+        return dataclasses.replace(self, metadata=check_metadata(merged))
 
     def with_status(self, status: AccountStatus) -> Account:
         if self.status is AccountStatus.CLOSED:

@@ -19,6 +19,7 @@ from ledgerd.ledger.domain.model import (
     Ledger,
     LedgerHead,
     Transfer,
+    TransferKind,
     TransferStatus,
 )
 
@@ -116,11 +117,13 @@ class TransferRepository(Repository[Transfer, TransferKey], Protocol):
         end: datetime | None,
         after: int | None,
         limit: int,
+        kind: TransferKind | None = None,
+        status: TransferStatus | None = None,
     ) -> Page[Transfer]:
         """Transfers in sequence order, after sequence ``after``.
 
-        Only those that moved ``account_id`` and were created in ``[start, end)``, for the
-        filters that are given.
+        Only those that moved ``account_id``, were created in ``[start, end)``, are of
+        ``kind`` and are now in ``status``, for the filters that are given.
         """
         ...
 
@@ -151,10 +154,20 @@ class JournalRepository(Protocol):
         """Insert ``entries``; the round trips to the database do not grow with their number."""
         ...
 
-    async def page(
-        self, ledger_id: str, account_id: str, *, after: int | None, limit: int
+    async def page(  # noqa: PLR0913 - the filters of a statement
+        self,
+        ledger_id: str,
+        account_id: str,
+        *,
+        after: int | None,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> Page[Entry]:
-        """An account's entries in order, after account sequence ``after``."""
+        """An account's entries in order, after account sequence ``after``.
+
+        Only those created in ``[start, end)``, for the bounds that are given.
+        """
         ...
 
     async def balances_as_of(self, ledger_id: str, account_id: str, instant: datetime) -> Balances:

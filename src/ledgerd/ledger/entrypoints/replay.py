@@ -104,6 +104,7 @@ def _apply(model: _ReadModel, sequence: int, message: object, report: ReplayRepo
         if message.account.id in model.balances:
             report.problems.append(f"event {sequence}: account {message.account.id} created twice")
         model.balances[message.account.id] = [0, 0, 0, 0]
+    # Status and metadata changes move no money: they need only name an account created before.
     elif isinstance(message, ACCOUNT_MESSAGES) and message.account.id not in model.balances:
         report.problems.append(f"event {sequence}: account {message.account.id} never created")
     elif isinstance(message, TRANSFER_MESSAGES):

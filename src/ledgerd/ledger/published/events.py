@@ -3,7 +3,7 @@
 An event's CloudEvents ``type`` is its message's full name (``ledgerd.v1.TransferPosted``),
 its ``subject`` the resource that changed (``ledgers/{id}``, ``accounts/{id}``,
 ``transfers/{id}``), its ``time`` when that happened where the domain knows it (creation
-times; a status change happens when it is recorded).
+times; a status or metadata change happens when it is recorded).
 
 The payload is the message's protobuf encoding as written to the outbox; a publisher may send
 it in protobuf's JSON mapping instead (``with_json_payload``, ``json_payloads``), and
@@ -24,6 +24,7 @@ from ledgerd.ledger.domain.events import (
     AccountClosed,
     AccountCreated,
     AccountFrozen,
+    AccountMetadataChanged,
     AccountUnfrozen,
     LedgerCreated,
     LedgerEvent,
@@ -44,6 +45,7 @@ from ledgerd.v1 import events_pb2 as events_pb
 # entries; readers tell the two shapes apart by these (literal tuples: type checkers narrow).
 ACCOUNT_MESSAGES = (
     events_pb.AccountCreated,
+    events_pb.AccountMetadataChanged,
     events_pb.AccountFrozen,
     events_pb.AccountUnfrozen,
     events_pb.AccountClosed,
@@ -59,7 +61,7 @@ TRANSFER_MESSAGES = (
 # Domain event -> its message, in the same order as the tuples above.
 _ACCOUNT_EVENTS: dict[type, Callable[..., Message]] = dict(
     zip(
-        (AccountCreated, AccountFrozen, AccountUnfrozen, AccountClosed),
+        (AccountCreated, AccountMetadataChanged, AccountFrozen, AccountUnfrozen, AccountClosed),
         ACCOUNT_MESSAGES,
         strict=True,
     )
@@ -93,7 +95,13 @@ def message_of(event: LedgerEvent) -> Message:
     match event:
         case LedgerCreated(ledger=ledger):
             return events_pb.LedgerCreated(ledger=render.ledger(ledger))
-        case AccountCreated() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
+        case (
+            AccountCreated()
+            | AccountMetadataChanged()
+            | AccountFrozen()
+            | AccountUnfrozen()
+            | AccountClosed()
+        ):
             return _ACCOUNT_EVENTS[type(event)](account=render.account(event.account))
         case _:
             return _TRANSFER_EVENTS[type(event)](**_transfer_fields(event))
@@ -112,20 +120,26 @@ def subject_of(event: LedgerEvent) -> str:
     match event:
         case LedgerCreated(ledger=ledger):
             return f"ledgers/{ledger.id}"
-        case AccountCreated() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
+        case (
+            AccountCreated()
+            | AccountMetadataChanged()
+            | AccountFrozen()
+            | AccountUnfrozen()
+            | AccountClosed()
+        ):
             return f"accounts/{event.account.id}"
         case _:
             return f"transfers/{event.transfer.id}"
 
 
 def time_of(event: LedgerEvent) -> datetime | None:
-    """When it happened, if the event itself says: creations do; status changes do not."""
+    """When it happened, if the event itself says: creations do; later changes do not."""
     match event:
         case LedgerCreated(ledger=ledger):
             return ledger.created_at
         case AccountCreated(account=account):
             return account.created_at
-        case AccountFrozen() | AccountUnfrozen() | AccountClosed():
+        case AccountMetadataChanged() | AccountFrozen() | AccountUnfrozen() | AccountClosed():
             return None
         case _:
             return event.transfer.created_at

@@ -46,6 +46,9 @@ _TRANSFER_STATUS = {
     TransferStatus.EXPIRED: pb.Transfer.EXPIRED,
     TransferStatus.REVERSED: pb.Transfer.REVERSED,
 }
+# The same tables read backwards, for the API's filters (ListTransfers' kind and status).
+TRANSFER_KIND_OF = {value: kind for kind, value in _TRANSFER_KIND.items()}
+TRANSFER_STATUS_OF = {value: status for status, value in _TRANSFER_STATUS.items()}
 _SIDE = {Side.DEBIT: pb.Entry.DEBIT, Side.CREDIT: pb.Entry.CREDIT}
 _LAYER = {Layer.POSTED: pb.Entry.POSTED, Layer.PENDING: pb.Entry.PENDING}
 

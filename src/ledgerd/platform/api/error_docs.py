@@ -51,7 +51,10 @@ MEANINGS: dict[ErrorCode, str] = {
     " was not posted either. It comes as a per-item error: the call itself answers gRPC OK"
     " (HTTP 200), the failing items carry their own codes and every other item this one.",
     ErrorCode.CONCURRENCY_CONFLICT: "A concurrent writer won a race the server could not retry"
-    " away; sending the same request again may succeed.",
+    " away; sending the same request again may succeed. But from UpdateAccountMetadata with"
+    " `expected_version` it means the account is at another version now"
+    " (`details.expected_version`, `details.actual_version`): the same request fails the same"
+    " way, so read the account again and decide anew.",
     ErrorCode.DEADLINE_EXCEEDED: "The request's deadline passed before the work was done.",
     ErrorCode.OVERLOADED: "Too much work is queued; the request was refused unread (see"
     " [overload](#overload))." + _RETRY_HINT,

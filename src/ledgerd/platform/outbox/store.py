@@ -20,23 +20,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, func, insert, or_, select, update
+from sqlalchemy import Row, Select, delete, func, insert, or_, select, update
 
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
+from ledgerd.platform.messaging.addresses import without_credentials
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.outbox.tables import (
+    DESTINATION,
     REASON,
     outbox_cursors,
     outbox_dead_letters,
     outbox_events,
+    outbox_relays,
     outbox_streams,
 )
 from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
 
 _REASON_LENGTH = REASON.length or 1000
+_DESTINATION_LENGTH = DESTINATION.length or 500
 
 
 def _utc_now() -> datetime:
@@ -74,6 +78,27 @@ class DeadLetter:
     id: str
     reason: str
     dead_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RelayIdentity:
+    """A running relay as others see it: which process, publishing with what, and where to."""
+
+    id: str  # unique per relay process
+    publisher: str
+    destination: str  # stored without credentials, whatever is given here
+    host: str
+    pid: int
+    command: str
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySeen:
+    """A relay's row in ``outbox_relays``: who it is, and when it last said it was alive."""
+
+    relay: RelayIdentity
+    last_seen_at: datetime
 
 
 class OutboxStore:
@@ -270,6 +295,69 @@ class OutboxStore:
                 ).order_by(outbox_dead_letters.c.dead_at, outbox_dead_letters.c.stream)
             )
             return [DeadLetter(*row) for row in rows]
+
+    async def relay_alive(self, relay: RelayIdentity, *, forget_after: timedelta) -> None:
+        """Record that ``relay`` is alive now; forget relays silent for over ``forget_after``.
+
+        The relay's row is made if missing (its first time, or forgotten while it could not
+        reach the database), so there is no separate registration to get right.
+        """
+        now = self._now()
+        async with self._uow.begin() as transaction:
+            connection = current_connection()
+            refreshed = await connection.execute(
+                update(outbox_relays).where(outbox_relays.c.id == relay.id).values(last_seen_at=now)
+            )
+            if not refreshed.rowcount:
+                destination = without_credentials(relay.destination)[:_DESTINATION_LENGTH]
+                await connection.execute(
+                    insert(outbox_relays).values(
+                        id=relay.id,
+                        publisher=relay.publisher,
+                        destination=destination,
+                        host=relay.host,
+                        pid=relay.pid,
+                        command=relay.command,
+                        started_at=relay.started_at,
+                        last_seen_at=now,
+                    )
+                )
+            await connection.execute(
+                delete(outbox_relays).where(outbox_relays.c.last_seen_at < now - forget_after)
+            )
+            await transaction.commit()
+
+    async def relay_stopped(self, relay_id: str) -> None:
+        """The relay stopped cleanly: it is no longer listed."""
+        async with self._uow.begin() as transaction:
+            await current_connection().execute(
+                delete(outbox_relays).where(outbox_relays.c.id == relay_id)
+            )
+            await transaction.commit()
+
+    async def relays(self) -> list[RelaySeen]:
+        """The relays recorded, the most recently seen first."""
+        async with self._uow.begin(read_only=True):
+            rows = await current_connection().execute(
+                select(outbox_relays).order_by(
+                    outbox_relays.c.last_seen_at.desc(), outbox_relays.c.id
+                )
+            )
+            return [
+                RelaySeen(
+                    RelayIdentity(
+                        id=row.id,
+                        publisher=row.publisher,
+                        destination=row.destination,
+                        host=row.host,
+                        pid=row.pid,
+                        command=row.command,
+                        started_at=row.started_at,
+                    ),
+                    row.last_seen_at,
+                )
+                for row in rows
+            ]
 
 
 class Claim:

@@ -11,6 +11,9 @@
   ``outbox_streams`` so that publishing never blocks a transaction appending events.
 - ``outbox_dead_letters``: events a broker refused too many times, with the reason; the relay
   steps past them (the event itself stays in the log).
+- ``outbox_relays``: the relays running now, one row per relay process, so that anyone can
+  see who publishes, and where to: each refreshes its row every few seconds and removes it on
+  a clean stop (see ``presence``). Where it publishes is kept without credentials.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ledgerd.platform.db.types import UtcDateTime
 STREAM = String(128)
 EVENT_ID = String(64)
 REASON = String(1000)
+DESTINATION = String(500)
 
 outbox_streams = Table(
     "outbox_streams",
@@ -79,4 +83,17 @@ outbox_dead_letters = Table(
     ForeignKeyConstraint(
         ["stream", "sequence"], ["outbox_events.stream", "outbox_events.sequence"]
     ),
+)
+
+outbox_relays = Table(
+    "outbox_relays",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("publisher", String(100), nullable=False),
+    Column("destination", DESTINATION, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""``LedgerQueries.list_transfers`` and ``LedgerQueries.export_entries`` on the fakes."""
+"""``LedgerQueries``' listings (transfers, entries) and ``export_entries`` on the fakes."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,8 +9,8 @@ import pytest
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import MAX_PAGE_SIZE, decode_int_cursor, encode_cursor
 from ledgerd.ledger.application.post_transfers import PostTransfers
-from ledgerd.ledger.domain.model import Entry, Transfer
-from ledgerd.ledger.domain.requests import TransferRequest, VoidRequest
+from ledgerd.ledger.domain.model import Entry, Transfer, TransferKind, TransferStatus
+from ledgerd.ledger.domain.requests import CaptureRequest, TransferRequest, VoidRequest
 from tests.fakes.clock import START
 from tests.fakes.ledger_app import LedgerApp
 from tests.unit.ledger.application.scenario import LEDGER, create_ledger, ok, open_account, pay
@@ -224,3 +224,176 @@ async def test_export_checks_its_account_before_yielding(app: LedgerApp) -> None
     assert await _error(first(unknown_account)) is ErrorCode.ACCOUNT_NOT_FOUND
     assert await _error(first(unknown_ledger)) is ErrorCode.LEDGER_NOT_FOUND
     assert await _error(first(malformed)) is ErrorCode.VALIDATION_FAILED
+
+
+async def _of(
+    app: LedgerApp,
+    limit: int | None = None,
+    *,
+    kind: TransferKind | None = None,
+    status: TransferStatus | None = None,
+    account_id: str | None = None,
+) -> list[list[int]]:
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:
+        page = await app.queries.list_transfers(
+            LEDGER, account_id=account_id, kind=kind, status=status, cursor=cursor, limit=limit
+        )
+        pages.append([transfer.sequence for transfer in page.items])
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+async def test_list_transfers_filters_by_kind_and_status(
+    app: LedgerApp, timeline: list[Transfer]
+) -> None:
+    post = app.post_transfers.post_one
+    open_hold = (await post(LEDGER, pay("k7", ("alice", "bob", 5), pending=True))).transfer
+    captured = (await post(LEDGER, pay("k8", ("bank", "bob", 9), pending=True))).transfer
+    await post(LEDGER, CaptureRequest(captured.id))  # #9
+    hold, pending = TransferKind.PENDING, TransferStatus.PENDING
+
+    # The open holds: of kind hold, still pending (#4 was voided by #6, #8 captured by #9).
+    assert await _of(app, kind=hold, status=pending) == [[open_hold.sequence]]
+    assert await _of(app, kind=hold) == [[4, 7, 8]]
+    assert await _of(app, 1, kind=hold) == [[4], [7], [8]]
+    assert await _of(app, status=pending) == [[7]]
+    assert await _of(app, status=TransferStatus.VOIDED) == [[4]]
+    assert await _of(app, status=TransferStatus.CAPTURED) == [[8]]
+    assert await _of(app, kind=TransferKind.VOID) == [[6]]
+    assert await _of(app, kind=TransferKind.CAPTURE) == [[9]]
+    assert await _of(app, 2, status=TransferStatus.POSTED) == [[1, 2], [3, 5], [6, 9]]
+    assert await _of(app, kind=TransferKind.POSTING, status=TransferStatus.VOIDED) == [[]]
+    assert await _of(app, kind=hold, account_id="bank") == [[8]]
+    # The status is the current one: once voided, a hold is no longer open.
+    await post(LEDGER, VoidRequest(open_hold.id))
+    assert await _of(app, kind=hold, status=pending) == [[]]
+    assert len(timeline) == 6
+
+
+# --- list_entries in a time range ------------------------------------------------------------
+
+
+async def _entry_pages(
+    app: LedgerApp,
+    account_id: str,
+    limit: int | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[list[int]]:
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:
+        page = await app.queries.list_entries(
+            LEDGER, account_id, start=start, end=end, cursor=cursor, limit=limit
+        )
+        pages.append([entry.account_sequence for entry in page.items])
+        if page.next_cursor is None:
+            return pages
+        assert decode_int_cursor(page.next_cursor) == page.items[-1].account_sequence
+        cursor = page.next_cursor
+
+
+async def test_list_entries_in_a_time_range(app: LedgerApp, timeline: list[Transfer]) -> None:
+    statement = await _statement(app, "alice")
+    t0, t1, t2, t3 = (START + timedelta(minutes=n) for n in range(4))
+    tiny = timedelta(microseconds=1)
+
+    def created_in(start: datetime, end: datetime) -> list[int]:
+        return [e.account_sequence for e in statement if start <= e.created_at < end]
+
+    # alice: #1 at t0; #3 and the hold #4 at t1; the void #6 at t3.
+    assert [e.created_at for e in statement] == [t0, t1, t1, t3]
+    assert await _entry_pages(app, "alice", start=t1) == [[2, 3, 4]]
+    assert await _entry_pages(app, "alice", start=t1 + tiny) == [[4]]
+    assert await _entry_pages(app, "alice", end=t1) == [[1]]
+    assert await _entry_pages(app, "alice", end=t1 + tiny) == [[1, 2, 3]]
+    assert await _entry_pages(app, "alice", start=t1, end=t3) == [created_in(t1, t3)]
+    assert await _entry_pages(app, "alice", start=t2, end=t2) == [[]]  # an empty window
+    assert await _entry_pages(app, "alice", start=t3 + tiny) == [[]]
+    # Pages of a window are cut after the window: none is skipped or repeated.
+    assert await _entry_pages(app, "alice", 1, start=t1) == [[2], [3], [4]]
+    assert await _entry_pages(app, "alice", 2, start=t0 + tiny, end=t3) == [[2, 3]]
+    assert len(timeline) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"start": START + timedelta(minutes=2), "end": START}, "end_time"),
+        ({"start": START.replace(tzinfo=None)}, "start_time"),
+        ({"end": START.replace(tzinfo=None)}, "end_time"),
+    ],
+    ids=["swapped", "naive start", "naive end"],
+)
+async def test_list_entries_refuses_a_bad_window(
+    app: LedgerApp, kwargs: dict[str, datetime], field: str
+) -> None:
+    # Before looking the account up: the request is wrong whatever the account.
+    for account_id in ("alice", "nobody"):
+        with pytest.raises(LedgerdError) as caught:
+            await app.queries.list_entries(LEDGER, account_id, **kwargs)  # type: ignore[arg-type]
+        assert caught.value.code is ErrorCode.VALIDATION_FAILED
+        assert caught.value.details == {"field": field}
+
+
+# --- export_entries after a sequence ---------------------------------------------------------
+
+
+async def _export_after(app: LedgerApp, account_id: str, after_sequence: int) -> list[Entry]:
+    entries = app.queries.export_entries(LEDGER, account_id, after_sequence=after_sequence)
+    return [entry async for entry in entries]
+
+
+@pytest.mark.parametrize(
+    "after_sequence",
+    [0, 1, MAX_PAGE_SIZE - 1, MAX_PAGE_SIZE, MORE_THAN_A_PAGE - 1, MORE_THAN_A_PAGE],
+)
+async def test_export_after_a_sequence_is_the_rest_of_the_statement(
+    app: LedgerApp, after_sequence: int
+) -> None:
+    await _post_many(
+        app, [pay(f"k{n}", ("bank", "alice", n)) for n in range(1, MORE_THAN_A_PAGE + 1)]
+    )
+    statement = await _statement(app, "alice")
+
+    rest = await _export_after(app, "alice", after_sequence)
+
+    assert rest == statement[after_sequence:]
+
+
+async def test_export_beyond_the_last_entry_is_empty(app: LedgerApp) -> None:
+    await _post_many(app, [pay(f"k{n}", ("bank", "alice", 1)) for n in range(3)])
+
+    assert await _export_after(app, "alice", 3) == []
+    assert await _export_after(app, "alice", 4) == []
+    assert await _export_after(app, "alice", 2**63 - 1) == []
+    assert await _export_after(app, "bob", 1) == []  # no entries at all
+
+
+async def test_a_cut_export_resumes_after_the_last_entry_received(app: LedgerApp) -> None:
+    await _post_many(
+        app, [pay(f"k{n}", ("bank", "alice", n)) for n in range(1, MORE_THAN_A_PAGE + 1)]
+    )
+    received: list[Entry] = []
+    first = app.queries.export_entries(LEDGER, "alice")
+    async for entry in first:
+        received.append(entry)
+        if len(received) == MAX_PAGE_SIZE + 3:
+            break  # the client went away mid-page
+    await first.aclose()
+
+    resumed = await _export_after(app, "alice", received[-1].account_sequence)
+
+    assert received + resumed == await _statement(app, "alice")
+
+
+async def test_export_refuses_a_negative_after_sequence(app: LedgerApp) -> None:
+    for account_id in ("alice", "nobody"):  # whatever the account
+        with pytest.raises(LedgerdError) as caught:
+            await _export_after(app, account_id, -1)
+        assert caught.value.code is ErrorCode.VALIDATION_FAILED
+        assert caught.value.details == {"field": "after_sequence"}

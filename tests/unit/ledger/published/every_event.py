@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatus
 from ledgerd.ledger.application.expire_pending import ExpirePending
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadata
 from ledgerd.ledger.domain.events import LedgerEvent
 from ledgerd.ledger.domain.model import AccountStatus
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
@@ -38,6 +39,9 @@ async def every_event() -> list[LedgerEvent]:
     app.clock.advance(timedelta(seconds=6))
     assert await app.expire_pending(ExpirePending()) == 1
     await app.post_transfers.post_one(LEDGER, ReversalRequest(posted.transfer.id))
+    await app.update_account_metadata(
+        UpdateAccountMetadata(LEDGER, "bank", {"zone": "us", "desk": "Trésorerie"}, ("name",))
+    )
     for status in (AccountStatus.FROZEN, AccountStatus.OPEN, AccountStatus.CLOSED):
         await app.change_account_status(ChangeAccountStatus(LEDGER, "alice", status))
     return list(app.tables.events[LEDGER])

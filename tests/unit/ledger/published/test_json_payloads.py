@@ -47,6 +47,10 @@ async def test_every_kind_of_event_decodes_from_json_to_its_protobuf_message() -
     assert isinstance(bank, events_pb.AccountCreated)
     assert bank.account.id == "bank"
     assert dict(bank.account.metadata) == {"zone": "eu", "name": "Banque Crédit"}
+    (changed,) = decoded["ledgerd.v1.AccountMetadataChanged"]
+    assert isinstance(changed, events_pb.AccountMetadataChanged)
+    assert changed.account.id == "bank"
+    assert dict(changed.account.metadata) == {"zone": "us", "desk": "Trésorerie"}
 
 
 async def test_the_json_uses_the_proto_names_int64_strings_and_enum_names() -> None:

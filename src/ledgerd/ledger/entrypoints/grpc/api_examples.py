@@ -229,7 +229,7 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
     ),
     "ListTransfers": ApiExample(
         method="GET",
-        path="/v1/ledgers/shop/transfers?account=bob&page_size=10",
+        path="/v1/ledgers/shop/transfers?account=bob&kind=POSTING&page_size=10",
         request=None,
         response={
             "transfers": [
@@ -705,6 +705,69 @@ LEDGER_API_EXAMPLES: dict[str, ApiExample] = {
                 "leg_index": 0,
             },
         ],
+    ),
+    "BatchGetBalances": ApiExample(
+        method="GET",
+        path="/v1/ledgers/shop/balances:batchGet?accounts=alice&accounts=bank",
+        request=None,
+        response={
+            "balances": [
+                {
+                    "ledger": "shop",
+                    "account": "alice",
+                    "asset": "USD/2",
+                    "balance": {
+                        "posted_debits": "600",
+                        "posted_credits": "2600",
+                        "available": "2000",
+                        "pending_debits": "0",
+                        "pending_credits": "0",
+                    },
+                },
+                {
+                    "ledger": "shop",
+                    "account": "bank",
+                    "asset": "USD/2",
+                    "balance": {
+                        "posted_debits": "2500",
+                        "posted_credits": "0",
+                        "available": "-2500",
+                        "pending_debits": "0",
+                        "pending_credits": "0",
+                    },
+                },
+            ]
+        },
+    ),
+    "UpdateAccountMetadata": ApiExample(
+        method="POST",
+        path="/v1/ledgers/shop/accounts/bank:updateMetadata",
+        request={
+            "metadata": {"kind": "float", "owner": "treasury"},
+            "remove_keys": ["note"],
+            "expected_version": "1",
+        },
+        response={
+            "id": "bank",
+            "ledger": "shop",
+            "asset": "USD/2",
+            "flags": {
+                "debits_must_not_exceed_credits": False,
+                "credits_must_not_exceed_debits": False,
+                "overdraft_limit": "0",
+            },
+            "status": "OPEN",
+            "metadata": {"kind": "float", "owner": "treasury"},
+            "balance": {
+                "posted_debits": "2500",
+                "posted_credits": "0",
+                "available": "-2500",
+                "pending_debits": "0",
+                "pending_credits": "0",
+            },
+            "created_at": "2030-01-02T03:04:05.123456Z",
+            "version": "2",
+        },
     ),
     "ListLedgers": ApiExample(
         method="GET",

@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ledgerd.kernel.ids import ID_RULE
-from ledgerd.kernel.metadata import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE, METADATA_KEY
+from ledgerd.kernel.metadata import (
+    MAX_METADATA_ENTRIES,
+    MAX_METADATA_VALUE,
+    METADATA_KEY,
+    METADATA_KEY_PATTERN,
+)
 from ledgerd.kernel.metadata import METADATA_RULE as METADATA
 from ledgerd.kernel.money import AMOUNT_RULE, ASSET_RULE, MAX_AMOUNT
 from ledgerd.kernel.paging import PAGE_SIZE_RULE
@@ -34,6 +39,8 @@ from ledgerd.kernel.rules import (
 from ledgerd.kernel.text import TEXT_CHARACTER, text_rule
 from ledgerd.ledger.application.create_ledger import MAX_NAME_LENGTH
 from ledgerd.ledger.application.post_transfers import MAX_BATCH
+from ledgerd.ledger.application.queries import AFTER_SEQUENCE_RULE, MAX_BALANCES_PER_BATCH
+from ledgerd.ledger.application.update_account_metadata import MAX_REMOVE_KEYS, MAX_VERSION
 from ledgerd.ledger.domain.requests import KEY_RULE, MAX_LEGS, MAX_PENDING_TIMEOUT_SECONDS
 
 PACKAGE = "ledgerd.v1"
@@ -52,6 +59,15 @@ _BY_MESSAGE: dict[str, dict[str, FieldRule]] = {
     "CreateAccountRequest": {"ledger": ID, "id": ID, "asset": ASSET_RULE, "metadata": METADATA},
     "GetAccountRequest": {"ledger": ID, "account": ID},
     "ListAccountsRequest": {"ledger": ID, "page_size": PAGE_SIZE_RULE, "metadata": _FILTER},
+    "UpdateAccountMetadataRequest": {
+        "ledger": ID,
+        "account": ID,
+        "metadata": METADATA,
+        "remove_keys": ListRule(
+            max_items=MAX_REMOVE_KEYS, items=TextRule(pattern=METADATA_KEY_PATTERN.pattern)
+        ),
+        "expected_version": IntegerRule(0, MAX_VERSION),
+    },
     "AccountStatusRequest": {"ledger": ID, "account": ID},
     "Leg": {
         "debit_account": ID,
@@ -90,12 +106,20 @@ _BY_MESSAGE: dict[str, dict[str, FieldRule]] = {
         "metadata": METADATA,
     },
     "GetBalanceRequest": {"ledger": ID, "account": ID},
+    "BatchGetBalancesRequest": {
+        "ledger": ID,
+        "accounts": ListRule(1, MAX_BALANCES_PER_BATCH, items=ID),
+    },
     "ListEntriesRequest": {"ledger": ID, "account": ID, "page_size": PAGE_SIZE_RULE},
-    "ExportStatementRequest": {"ledger": ID, "account": ID},
+    "ExportStatementRequest": {
+        "ledger": ID,
+        "account": ID,
+        "after_sequence": AFTER_SEQUENCE_RULE,
+    },
 }
 
-# Request fields whose protobuf type says all there is to say (booleans, messages, instants),
-# or whose rule no pattern can state (opaque page tokens).
+# Request fields whose protobuf type says all there is to say (booleans, enums, messages,
+# instants), or whose rule no pattern can state (opaque page tokens).
 UNRULED = frozenset(
     f"{PACKAGE}.{name}"
     for name in (
@@ -110,7 +134,12 @@ UNRULED = frozenset(
         "ListTransfersRequest.start_time",
         "ListTransfersRequest.end_time",
         "ListTransfersRequest.page_token",
+        "ListTransfersRequest.kind",
+        "ListTransfersRequest.status",
         "GetBalanceRequest.as_of",
+        "BatchGetBalancesRequest.as_of",
+        "ListEntriesRequest.start_time",
+        "ListEntriesRequest.end_time",
         "ListEntriesRequest.page_token",
     )
 )

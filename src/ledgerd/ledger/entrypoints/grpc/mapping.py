@@ -15,11 +15,11 @@ from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.money import Asset
 from ledgerd.ledger.application.post_transfers import Malformed
 from ledgerd.ledger.application.queries import AccountBalance
-from ledgerd.ledger.domain.model import (
-    AccountFlags,
-)
+from ledgerd.ledger.domain.model import AccountFlags, TransferKind, TransferStatus
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.ledger.published.protobuf import (
+    TRANSFER_KIND_OF,
+    TRANSFER_STATUS_OF,
     account,
     balance,
     entry,
@@ -61,13 +61,15 @@ def _rounded_up(value: Timestamp, field: str) -> datetime | None:
         return None  # within the last microsecond of year 9999
 
 
-def creation_range(request: pb.ListTransfersRequest) -> tuple[datetime | None, datetime | None]:
+def creation_range(
+    request: pb.ListTransfersRequest | pb.ListEntriesRequest,
+) -> tuple[datetime | None, datetime | None]:
     """The ``[start_time, end_time)`` filter of a listing in whole microseconds, kept exact.
 
     Creation times are whole microseconds, so for any of them ``c``: ``t <= c`` iff
     ``up(t) <= c``, and ``c < t`` iff ``c < up(t)``, where ``up`` rounds up to a microsecond.
-    Both bounds therefore round up; truncating them would admit a transfer created in
-    ``start_time``'s microsecond but before it, and drop one created in ``end_time``'s
+    Both bounds therefore round up; truncating them would admit a transfer (or entry) created
+    in ``start_time``'s microsecond but before it, and drop one created in ``end_time``'s
     microsecond but before it.
     """
     end = _rounded_up(request.end_time, "end_time") if request.HasField("end_time") else None
@@ -79,6 +81,24 @@ def creation_range(request: pb.ListTransfersRequest) -> tuple[datetime | None, d
         # Nothing can be created at or after it; [last, last) is empty on every database.
         return _LAST_INSTANT, _LAST_INSTANT
     return start, end
+
+
+def transfer_kind(value: pb.Transfer.Kind.ValueType) -> TransferKind | None:
+    """ListTransfers' ``kind`` filter; None (every kind) when unset."""
+    if value == pb.Transfer.KIND_UNSPECIFIED:
+        return None
+    if value not in TRANSFER_KIND_OF:  # a number a newer client may send (proto3 enums are open)
+        raise validation_error("kind", f"{value} is not a Transfer.Kind")
+    return TRANSFER_KIND_OF[value]
+
+
+def transfer_status(value: pb.Transfer.Status.ValueType) -> TransferStatus | None:
+    """ListTransfers' ``status`` filter; None (every status) when unset."""
+    if value == pb.Transfer.STATUS_UNSPECIFIED:
+        return None
+    if value not in TRANSFER_STATUS_OF:
+        raise validation_error("status", f"{value} is not a Transfer.Status")
+    return TRANSFER_STATUS_OF[value]
 
 
 def account_balance(value: AccountBalance, as_of: Timestamp | None) -> pb.AccountBalance:

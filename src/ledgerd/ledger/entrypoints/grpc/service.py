@@ -27,7 +27,11 @@ from ledgerd.ledger.application.post_transfers import (
     TransferPoster,
 )
 from ledgerd.ledger.application.queries import LedgerQueries
-from ledgerd.ledger.domain.model import AccountStatus
+from ledgerd.ledger.application.update_account_metadata import (
+    UpdateAccountMetadata,
+    UpdateAccountMetadataHandler,
+)
+from ledgerd.ledger.domain.model import AccountStatus, Side
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
 from ledgerd.ledger.entrypoints.grpc import mapping
 from ledgerd.v1 import ledger_pb2 as pb
@@ -41,6 +45,7 @@ class LedgerUseCases:
     create_ledger: CreateLedgerHandler
     open_account: OpenAccountHandler
     change_status: ChangeAccountStatusHandler
+    update_metadata: UpdateAccountMetadataHandler
     post: TransferPoster
     queries: LedgerQueries
 
@@ -128,6 +133,20 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
             next_page_token=page.next_cursor or "",
         )
 
+    async def UpdateAccountMetadata(
+        self, request: pb.UpdateAccountMetadataRequest, context: Context
+    ) -> pb.Account:
+        account = await self._u.update_metadata(
+            UpdateAccountMetadata(
+                request.ledger,
+                request.account,
+                dict(request.metadata),
+                tuple(request.remove_keys),
+                request.expected_version if request.HasField("expected_version") else None,
+            )
+        )
+        return mapping.account(account)
+
     async def _set_status(
         self, request: pb.AccountStatusRequest, status: AccountStatus
     ) -> pb.Account:
@@ -186,6 +205,8 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
             account_id=request.account or None,
             start=start,
             end=end,
+            kind=mapping.transfer_kind(request.kind),
+            status=mapping.transfer_status(request.status),
             cursor=request.page_token or None,
             limit=request.page_size or None,
         )
@@ -231,16 +252,30 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
         found = await self._u.queries.get_balance(request.ledger, request.account, as_of)
         return mapping.account_balance(found, stamp)
 
+    async def BatchGetBalances(
+        self, request: pb.BatchGetBalancesRequest, context: Context
+    ) -> pb.BatchGetBalancesResponse:
+        stamp = request.as_of if request.HasField("as_of") else None
+        as_of = None if stamp is None else mapping.instant(stamp, "as_of")
+        found = await self._u.queries.get_balances(request.ledger, list(request.accounts), as_of)
+        return pb.BatchGetBalancesResponse(
+            balances=[mapping.account_balance(one, stamp) for one in found]
+        )
+
     async def ListEntries(
         self, request: pb.ListEntriesRequest, context: Context
     ) -> pb.ListEntriesResponse:
-        account = await self._u.queries.get_account(request.ledger, request.account)
+        start, end = mapping.creation_range(request)
         page = await self._u.queries.list_entries(
             request.ledger,
             request.account,
+            start=start,
+            end=end,
             cursor=request.page_token or None,
             limit=request.page_size or None,
         )
+        # After the listing, which checks the request first: a bad one gets its own error.
+        account = await self._u.queries.get_account(request.ledger, request.account)
         return pb.ListEntriesResponse(
             entries=[mapping.entry(entry, account.normal_side) for entry in page.items],
             next_page_token=page.next_cursor or "",
@@ -249,6 +284,14 @@ class LedgerService(ledger_pb2_grpc.LedgerServiceServicer):
     async def ExportStatement(
         self, request: pb.ExportStatementRequest, context: Context
     ) -> AsyncIterator[pb.Entry]:
-        account = await self._u.queries.get_account(request.ledger, request.account)
-        async for entry in self._u.queries.export_entries(request.ledger, request.account):
-            yield mapping.entry(entry, account.normal_side)
+        entries = self._u.queries.export_entries(
+            request.ledger, request.account, after_sequence=request.after_sequence
+        )
+        normal_side: Side | None = None
+        async for entry in entries:
+            if normal_side is None:
+                # Read once the export has checked the whole request (after_sequence too) and
+                # found the account, so that a bad request gets its own error first.
+                account = await self._u.queries.get_account(request.ledger, request.account)
+                normal_side = account.normal_side
+            yield mapping.entry(entry, normal_side)
