@@ -78,24 +78,13 @@ class PipelineInterceptor(DecoratingInterceptor):
 
         return call
 
-    def _streaming(
-        self, method: str, behaviour: Streaming | Writing
-    ) -> Callable[[Any, Context], Awaitable[None]]:
-        # A coroutine that writes the messages itself, which grpc.aio takes for a streaming
-        # method as it takes an async generator: so the whole stream runs inside the pipeline.
-        if inspect.iscoroutinefunction(behaviour):
-            writing = cast("Writing", behaviour)  # writes itself already (health's Watch)
+    def _streaming(self, method: str, behaviour: Streaming | Writing) -> Writing:
+        writes = _writer(behaviour)
 
-            async def call(request: Any, context: Context) -> None:  # noqa: ANN401 - any message type
-                await self._run(method, context, lambda: writing(request, context))
+        async def call(request: Any, context: Context) -> None:  # noqa: ANN401 - any message type
+            await self._run(method, context, lambda: writes(request, context))
 
-            return call
-        generating = cast("Streaming", behaviour)
-
-        async def write(request: Any, context: Context) -> None:  # noqa: ANN401 - any message type
-            await self._run(method, context, lambda: _write(generating(request, context), context))
-
-        return write
+        return call
 
     async def _run(
         self, method: str, context: Context, respond: Callable[[], Awaitable[Any]]
@@ -116,10 +105,24 @@ class PipelineInterceptor(DecoratingInterceptor):
             await _fail(context, error, info)
 
 
-async def _write(items: AsyncGenerator[Any, None], context: Context) -> None:
-    async with contextlib.aclosing(items):
-        async for item in items:
-            await context.write(item)
+def _writer(behaviour: Streaming | Writing) -> Writing:
+    """``behaviour`` as a coroutine that writes its messages itself.
+
+    grpc.aio takes that for a streaming method as it takes an async generator; run so, the
+    whole stream, its sending included, happens inside the pipeline. A behaviour that writes
+    itself already (the health service's Watch) is taken as it is.
+    """
+    if inspect.iscoroutinefunction(behaviour):
+        return cast("Writing", behaviour)
+    generating = cast("Streaming", behaviour)
+
+    async def write(request: Any, context: Context) -> None:  # noqa: ANN401 - any message type
+        items = generating(request, context)
+        async with contextlib.aclosing(items):
+            async for item in items:
+                await context.write(item)
+
+    return write
 
 
 def _begin(method: str, context: Context) -> CallInfo:
