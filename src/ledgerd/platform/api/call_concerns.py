@@ -94,6 +94,8 @@ async def deadline(call: CallInfo, proceed: Callable[[], Awaitable[T]]) -> T:
     Past it the call is cancelled at its next await and ends with ``DEADLINE_EXCEEDED``; the
     database bounds its statements by what is left.
     """
+    if call.timeout_s is None:
+        return await proceed()  # no scope to open: an enclosing deadline, if any, still holds
     async with deadline_scope(call.timeout_s):
         return await proceed()
 
