@@ -47,7 +47,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-REQUEST_ID_HEADER = REQUEST_ID_KEY
 TIMEOUT_HEADER = "x-request-timeout"
 GRPC_TIMEOUT_HEADER = "grpc-timeout"
 MAX_TIMEOUT_S = 3600.0
@@ -106,7 +105,7 @@ class RestGateway:
 
     async def _serve(self, request: Request, request_id: str, send: Send) -> int:
         """Answer the request; returns the HTTP status sent (499: the client left first)."""
-        headers = {REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_KEY: request_id}
         tracker = ResponseTracker(send)
         try:
             raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
@@ -114,7 +113,7 @@ class RestGateway:
             match = self._router.match(method, raw_path.decode("latin-1"))
             options = CallOptions(
                 timeout_s=request_timeout(request.headers),
-                metadata=((REQUEST_ID_HEADER, request_id),),
+                metadata=((REQUEST_ID_KEY, request_id),),
             )
             body = await read_body(
                 request.receive, MAX_BODY_BYTES, request.headers.get("content-length")
