@@ -11,6 +11,7 @@ covered without touching this test.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from ledgerd.gateway.http_rules import HttpRoute, http_routes
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
-from ledgerd.main.call_pipeline import build_call_pipeline
+from ledgerd.main.call_pipeline import ACCESS_LOG, build_call_pipeline
 from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.platform.api.admission import Admission
@@ -225,3 +226,29 @@ async def test_both_transports_keep_and_refuse_the_same_request_ids(served: Serv
         assert [rid == sent for rid, sent in zip(ids, REQUEST_IDS, strict=True)] == [
             sent in WELL_FORMED for sent in REQUEST_IDS
         ]
+
+
+async def test_both_transports_log_a_call_alike(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOG)
+    get_ledger: grpc.aio.UnaryUnaryMultiCallable[Message, bytes] = served.channel.unary_unary(
+        GET, request_serializer=_serialized
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await get_ledger(
+            pb.GetLedgerRequest(ledger="nope"),
+            metadata=((REQUEST_ID, "log-1"),),
+            timeout=CALL_TIMEOUT_S,
+        )
+    await served.http.get("/v1/ledgers/nope", headers={REQUEST_ID: "log-2"})
+
+    lines = [r.getMessage().split(" ") for r in caplog.records if r.name == ACCESS_LOG]
+    calls = [line[:3] + line[4:] for line in lines if line[1] == GET]
+    assert calls == [
+        [GRPC, GET, "LEDGER_NOT_FOUND", "request_id=log-1"],
+        [REST, GET, "LEDGER_NOT_FOUND", "request_id=log-2"],
+    ]
+    # The HTTP exchange has its own line too, as any request the gateway answers.
+    exchanges = [line[:4] + line[5:] for line in lines if line[0] == "http"]
+    assert exchanges == [["http", "GET", "/v1/ledgers/nope", "404", "request_id=log-2"]]
