@@ -4,7 +4,7 @@ Only the clock is replaced (through a dishka override, the way the composition r
 so tests decide what "now" is instead of sleeping.
 """
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,22 +74,25 @@ class LedgerApp:
 
 
 @asynccontextmanager
-async def open_ledger_app(
+async def open_ledger_app(  # noqa: PLR0913 - keyword-only options, each with a default
     url: str,
     *,
     pool_size: int = 10,
     clock: ManualClock | None = None,
     migrate: bool = True,
     settings: Mapping[str, Any] | None = None,
+    overrides: Sequence[Provider] = (),
 ) -> AsyncIterator[LedgerApp]:
     """Build the container for ``url`` (migrated to head unless told not to) and close it after.
 
-    ``settings`` are further Settings fields (e.g. the batcher's) for the container.
+    ``settings`` are further Settings fields (e.g. the batcher's) for the container;
+    ``overrides`` further registrations replaced, as the clock is.
     """
     clock = clock or ManualClock(EPOCH)
     container = build_container(
         Settings(database_url=url, database_pool_size=pool_size, **(settings or {})),
         ClockOverride(clock),
+        *overrides,
     )
     try:
         # The override must have replaced the system clock everywhere, or no test controls time.

@@ -2,6 +2,13 @@
 
 Nothing in here names a ledger RPC: routes come from the `google.api.http` rules and the
 messages from the descriptors, so a new RPC with an annotation is served without new code.
+
+The HTTP edge of the call pipeline (:mod:`ledgerd.platform.api.pipeline`): it settles the
+request id by the pipeline's rule as soon as a request arrives (answers that never become a
+call carry it too), reads the client's deadline from its headers, and passes both on with the
+call; the invoker runs the call through the pipeline. Each HTTP exchange gets a line of its own
+in the access log (``http GET /v1/… 200 …``), whether or not it became a call: routing and
+transcoding refusals, a client gone (499). The call, if any, has its line from the pipeline.
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from ledgerd.gateway.router import (
 )
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import validation_error
-from ledgerd.kernel.ids import random_id
 from ledgerd.kernel.rules import ApiRules
+from ledgerd.platform.api.pipeline import REQUEST_ID_KEY, request_id_of
 from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
@@ -40,13 +47,11 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-REQUEST_ID_HEADER = "x-request-id"
 TIMEOUT_HEADER = "x-request-timeout"
 GRPC_TIMEOUT_HEADER = "grpc-timeout"
 MAX_TIMEOUT_S = 3600.0
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _GRPC_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # nginx's convention for "the client closed the connection before the answer": logged only.
 CLIENT_CLOSED_REQUEST = 499
 
@@ -83,8 +88,7 @@ class RestGateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        supplied = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else random_id()
+        request_id = request_id_of(request.headers)
         if request.method == "HEAD":
             send = _headers_only(send)  # HEAD is GET without the body (RFC 9110, 9.3.2)
         started = time.perf_counter()
@@ -101,7 +105,7 @@ class RestGateway:
 
     async def _serve(self, request: Request, request_id: str, send: Send) -> int:
         """Answer the request; returns the HTTP status sent (499: the client left first)."""
-        headers = {REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_KEY: request_id}
         tracker = ResponseTracker(send)
         try:
             raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
@@ -109,7 +113,7 @@ class RestGateway:
             match = self._router.match(method, raw_path.decode("latin-1"))
             options = CallOptions(
                 timeout_s=request_timeout(request.headers),
-                metadata=((REQUEST_ID_HEADER, request_id),),
+                metadata=((REQUEST_ID_KEY, request_id),),
             )
             body = await read_body(
                 request.receive, MAX_BODY_BYTES, request.headers.get("content-length")

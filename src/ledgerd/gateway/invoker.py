@@ -1,13 +1,21 @@
 """How the gateway reaches a gRPC method: in-process (the default) or over a channel.
 
 In-process, the gateway calls the very servicer object the gRPC server serves, skipping
-serialisation; over a channel it forwards to a remote ledgerd (the classic gateway
-deployment). Either way a domain error comes back as the same ``LedgerdError``.
+serialisation, inside the very call pipeline the gRPC server runs each call through
+(:mod:`ledgerd.platform.api.pipeline`): request id, deadline, admission, access log and error
+classification are the server's, applied once. Over a channel it forwards to a remote ledgerd
+(the classic gateway deployment) as a gRPC client, and the remote server's pipeline applies.
+Either way a domain error comes back as the same ``LedgerdError``.
+
+A streamed answer is pushed: ``stream`` hands each message to ``sink`` (which writes it to the
+HTTP client) and returns once the last one is sent, so what holds for the call (its deadline,
+its admission permit) holds for the writing too.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -19,6 +27,9 @@ from grpc_status import rpc_status
 
 from ledgerd.kernel.deadline import deadline_scope, remaining
 from ledgerd.platform.api.grpc_errors import error_of
+from ledgerd.platform.api.pipeline import REST, CallInfo, CallPipeline, request_id_of
+
+Sink = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +52,9 @@ class Invoker(Protocol):
         self, method: MethodDescriptor, request: Message, options: CallOptions
     ) -> Message: ...
 
-    def stream(
-        self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncGenerator[Message, None]: ...
+    async def stream(
+        self, method: MethodDescriptor, request: Message, options: CallOptions, sink: Sink
+    ) -> None: ...
 
 
 class _LocalContext:
@@ -63,10 +74,14 @@ class _LocalContext:
 
 
 class InProcessInvoker:
-    """Calls servicer methods directly; ``servicers`` maps service full names to servicers."""
+    """Calls servicer methods directly, each inside ``pipeline``.
 
-    def __init__(self, servicers: Mapping[str, object]) -> None:
+    ``servicers`` maps service full names to servicers.
+    """
+
+    def __init__(self, servicers: Mapping[str, object], pipeline: CallPipeline) -> None:
         self._servicers = dict(servicers)
+        self._pipeline = pipeline
 
     def _behaviour(self, method: MethodDescriptor) -> Callable[[Message, Any], Any]:
         servicer = self._servicers[method.containing_service.full_name]
@@ -76,18 +91,38 @@ class InProcessInvoker:
         self, method: MethodDescriptor, request: Message, options: CallOptions
     ) -> Message:
         behaviour = cast("Callable[[Message, Any], Awaitable[Message]]", self._behaviour(method))
-        async with deadline_scope(options.timeout_s):
-            return await behaviour(request, _LocalContext(options))
+        context = _LocalContext(options)
+        return await self._pipeline.run(
+            _call_info(method, options), lambda: behaviour(request, context)
+        )
 
     async def stream(
-        self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncGenerator[Message, None]:
+        self, method: MethodDescriptor, request: Message, options: CallOptions, sink: Sink
+    ) -> None:
         behaviour = cast(
-            "Callable[[Message, Any], AsyncIterator[Message]]", self._behaviour(method)
+            "Callable[[Message, Any], AsyncGenerator[Message, None]]", self._behaviour(method)
         )
-        async with deadline_scope(options.timeout_s):
-            async for item in behaviour(request, _LocalContext(options)):
-                yield item
+        context = _LocalContext(options)
+        await self._pipeline.run(
+            _call_info(method, options), lambda: _drain(behaviour(request, context), sink)
+        )
+
+
+def _call_info(method: MethodDescriptor, options: CallOptions) -> CallInfo:
+    metadata = dict(options.metadata)
+    return CallInfo(
+        method=f"/{method.containing_service.full_name}/{method.name}",
+        transport=REST,
+        metadata=metadata,
+        request_id=request_id_of(metadata),
+        timeout_s=options.timeout_s,
+    )
+
+
+async def _drain(items: AsyncGenerator[Message, None], sink: Sink) -> None:
+    async with contextlib.aclosing(items):
+        async for item in items:
+            await sink(item)
 
 
 def _raise_as_domain_error(error: grpc.aio.AioRpcError) -> None:
@@ -123,17 +158,22 @@ class ChannelInvoker:
             raise
 
     async def stream(
-        self, method: MethodDescriptor, request: Message, options: CallOptions
-    ) -> AsyncGenerator[Message, None]:
+        self, method: MethodDescriptor, request: Message, options: CallOptions, sink: Sink
+    ) -> None:
         response_type = GetMessageClass(method.output_type)
         call: grpc.aio.UnaryStreamMultiCallable[Message, Message] = self._channel.unary_stream(
             self._path(method),
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=response_type.FromString,
         )
-        try:
-            async for item in call(request, timeout=options.timeout_s, metadata=options.metadata):
-                yield item
-        except grpc.aio.AioRpcError as error:
-            _raise_as_domain_error(error)
-            raise
+        # The remote server bounds its side by the timeout; this bounds the writing to the HTTP
+        # client too, so a client that reads slowly cannot hold the call open past its deadline.
+        async with deadline_scope(options.timeout_s):
+            try:
+                async for item in call(
+                    request, timeout=options.timeout_s, metadata=options.metadata
+                ):
+                    await sink(item)
+            except grpc.aio.AioRpcError as error:
+                _raise_as_domain_error(error)
+                raise

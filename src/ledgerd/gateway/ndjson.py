@@ -6,16 +6,14 @@ stream: its last line is then ``{"error": {"code", "message", "details"}}`` and 
 body is still terminated properly, so a client can tell a complete stream from a cut one.
 
 The request's deadline covers the whole answer, the writes to the client included: a client
-that reads slowly cannot hold the call open past it. The deadline is applied here, around the
-sending, and not only inside the invoker's generator: a generator suspended at ``yield`` is not
-running, so a timeout inside it would fire while this code waits on ``send`` and escape as a
-bare cancellation.
+that reads slowly cannot hold the call open past it. The invoker sees to that: it runs the
+writing (``_line``, the sink it is given) inside the call's deadline — in-process, inside the
+call pipeline; forwarding, inside a deadline of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING
 from ledgerd.gateway.invoker import CallOptions, Invoker
 from ledgerd.gateway.problems import problem_of
 from ledgerd.gateway.transcoding import render
-from ledgerd.kernel.deadline import deadline_scope
+from ledgerd.platform.api.pipeline import REQUEST_ID_KEY
 from ledgerd.platform.throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
@@ -68,15 +66,9 @@ class NdjsonStream:
 
         A failure before the first line is raised, for the caller to answer with a problem.
         """
-        request_id = dict(self._options.metadata).get("x-request-id", "")
+        request_id = dict(self._options.metadata).get(REQUEST_ID_KEY, "")
         try:
-            # Order matters: the generator is closed (its own deadline scope unwound) before
-            # the outer deadline scope resets the deadline it set.
-            async with deadline_scope(self._options.timeout_s):
-                items = self._invoker.stream(self._route.method, message, self._options)
-                async with contextlib.aclosing(items):
-                    async for item in items:
-                        await self._line(render(item))
+            await self._invoker.stream(self._route.method, message, self._options, self._item)
         except Exception as error:
             if not self._started:
                 raise  # nothing sent yet: the caller answers with a problem and its status
@@ -100,6 +92,9 @@ class NdjsonStream:
                 ],
             }
         )
+
+    async def _item(self, item: Message) -> None:
+        await self._line(render(item))
 
     async def _line(self, document: object) -> None:
         await self._start()

@@ -17,6 +17,7 @@ from ledgerd.gateway.invoker import RemoteCallError
 from ledgerd.gateway.router import BadPathError, MethodNotAllowedError, RouteNotFoundError
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc, retry_after_seconds
+from ledgerd.platform.api.pipeline import UnexpectedError
 from ledgerd.platform.throttled_log import ThrottledLog
 
 log = logging.getLogger("ledgerd.access")
@@ -41,8 +42,11 @@ class Problem:
 def problem_of(error: Exception, request_id: str, unexpected: ThrottledLog) -> Problem:
     """The problem ``error`` is for the client; an unexpected one is logged, not shown.
 
-    ``unexpected`` logs the first unexpected error of each kind per interval in full and
-    counts the rest: a failure that hits every request must not flood the log.
+    A call's own failures were classified by the call pipeline (a bug there is an
+    :class:`UnexpectedError`, logged already). What is left to log here is a bug in the
+    gateway's own work around the call (routing, transcoding, rendering): ``unexpected`` logs
+    the first of each kind per interval in full and counts the rest, so a failure that hits
+    every request cannot flood the log.
     """
     if isinstance(error, LedgerdError):
         headers = {}
@@ -60,5 +64,7 @@ def problem_of(error: Exception, request_id: str, unexpected: ThrottledLog) -> P
         return Problem(400, str(ErrorCode.VALIDATION_FAILED), str(error))
     if isinstance(error, RemoteCallError):
         return Problem(http_status_of_grpc(error.code), error.code.name, error.message)
-    unexpected.unexpected(error, request_id)
-    return Problem(500, "INTERNAL", f"internal error; request id {request_id}")
+    if not isinstance(error, UnexpectedError):
+        unexpected.unexpected(error, request_id)
+        error = UnexpectedError(request_id)
+    return Problem(500, "INTERNAL", error.message)

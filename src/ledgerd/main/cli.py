@@ -56,7 +56,7 @@ from ledgerd.main.relay_report import relay_lines
 from ledgerd.main.relaying import relay_in_serve, relaying
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
-from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.file_limit import raise_file_limit
@@ -390,7 +390,7 @@ def serve(
         invoker, channel = build_invoker(
             await container.get(LedgerService),
             settings.gateway_forward_to,
-            await container.get(Admission),
+            await container.get(CallPipeline),
         )
         app = build_http_app(await container.get(AsyncEngine), invoker)
         try:

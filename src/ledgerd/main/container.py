@@ -41,9 +41,11 @@ from ledgerd.ledger.domain.repositories import (
 )
 from ledgerd.ledger.entrypoints.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
+from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import create_engine, is_sqlite
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -92,6 +94,11 @@ class InfrastructureProvider(Provider):
     def admission(self, settings: Settings) -> Admission:
         """The one bound on calls in the process: the gRPC server and the gateway share it."""
         return Admission(settings.max_concurrent_calls, retry_after_s=OVERLOAD_RETRY_AFTER_S)
+
+    @provide
+    def call_pipeline(self, admission: Admission) -> CallPipeline:
+        """What every call passes through, gRPC or REST: one object both transports run."""
+        return build_call_pipeline(admission)
 
 
 class OutboxProvider(Provider):

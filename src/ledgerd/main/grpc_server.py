@@ -10,17 +10,13 @@ from dishka import AsyncContainer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
-from ledgerd.platform.api.admission import Admission
-from ledgerd.platform.api.grpc_admission import AdmissionInterceptor
-from ledgerd.platform.api.grpc_interceptors import ErrorMappingInterceptor
-from ledgerd.platform.api.grpc_reflection import SERVICE_NAMES as REFLECTION_SERVICES
+from ledgerd.platform.api.grpc_pipeline import PipelineInterceptor
 from ledgerd.platform.api.grpc_reflection import enable_reflection
+from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.listening import CannotListenError, probe_bind, why_not
 from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
-# Probes must be answered when the server is full: these take no admission permit.
-UNADMITTED_SERVICES = (health.SERVICE_NAME, *REFLECTION_SERVICES)
 
 # grpc's core keeps the calls that have arrived but that the Python server has not picked up
 # yet in a backlog (grpc.aio picks them up one at a time, a turn of the event loop each). Past
@@ -79,13 +75,9 @@ async def start_grpc_server(
     except OSError as error:
         # grpc's own failure names neither the cause nor the setting: ask before it binds.
         raise _refusal(address, error) from None
-    admission = await container.get(Admission)
     server = grpc.aio.server(
-        # The first is the outermost: a refusal by admission is mapped and logged like any error.
-        interceptors=[
-            ErrorMappingInterceptor(),
-            AdmissionInterceptor(admission, exempt_services=UNADMITTED_SERVICES),
-        ],
+        # Every call passes the call pipeline, the one the REST gateway's calls pass too.
+        interceptors=[PipelineInterceptor(await container.get(CallPipeline))],
         options=(*_OPTIONS, ("grpc.so_reuseport", int(reuse_port))),
     )
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(await container.get(LedgerService), server)

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from ledgerd.gateway.admission import AdmittingInvoker
 from ledgerd.gateway.asgi import Receive, RestGateway, Scope, Send
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.framing import framing_refusal
@@ -22,23 +21,24 @@ from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.grpc_server import LEDGER_SERVICE
 from ledgerd.main.health import PROBE_TIMEOUT_S
-from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.db.health import probe_writes
 from ledgerd.v1 import ledger_pb2
 
 
 def build_invoker(
-    servicer: LedgerService, forward_to: str | None, admission: Admission
+    servicer: LedgerService, forward_to: str | None, pipeline: CallPipeline
 ) -> tuple[Invoker, grpc.aio.Channel | None]:
     """In-process by default; with ``forward_to`` (HOST:PORT) a gateway to a remote ledgerd.
 
-    In-process calls take their permits from ``admission``, the gRPC server's: one limit for
-    both transports. Forwarded calls are admitted (or refused) by the server they reach.
+    In-process calls pass through ``pipeline``, the gRPC server's: the same request ids,
+    deadlines, admission, access log and error classification for both transports. Forwarded
+    calls pass through the pipeline of the server they reach.
     """
     if forward_to:
         channel = grpc.aio.insecure_channel(forward_to)
         return ChannelInvoker(channel), channel
-    return AdmittingInvoker(InProcessInvoker({LEDGER_SERVICE: servicer}), admission), None
+    return InProcessInvoker({LEDGER_SERVICE: servicer}, pipeline), None
 
 
 def build_http_app(engine: AsyncEngine, invoker: Invoker) -> HttpApp:

@@ -29,7 +29,7 @@ from ledgerd.main.grpc_server import RunningGrpcServer, start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker
 from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
 from ledgerd.main.settings import Settings
-from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.pipeline import CallPipeline
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp, open_ledger_app
 
@@ -86,10 +86,10 @@ async def serve_rest(
         grpc_server = await start_grpc_server(app.container, "127.0.0.1:0")
         stack.push_async_callback(grpc_server.stop, STOP_GRACE_S)
         servicer = await app.container.get(LedgerService)
-        admission = await app.container.get(Admission)
+        pipeline = await app.container.get(CallPipeline)
 
         async def start_gateway(forward_to: str | None) -> RunningHttpServer:
-            invoker, channel = build_invoker(servicer, forward_to, admission)
+            invoker, channel = build_invoker(servicer, forward_to, pipeline)
             if channel is not None:
                 stack.push_async_callback(_close_channel, channel)
             http_app = build_http_app(app.engine, invoker)

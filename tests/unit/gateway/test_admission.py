@@ -1,7 +1,8 @@
 """REST calls take their permits from the same admission as gRPC: 429 OVERLOADED beyond it.
 
 The gateway calls a fake Library servicer (the outermost edge) whose methods wait on events the
-test sets; everything from HTTP down to it is the real gateway, driven over ASGI by httpx.
+test sets; everything from HTTP down to it is the real gateway, driven over ASGI by httpx, and
+the call pipeline ``ledgerd serve`` builds.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from ledgerd.gateway.admission import AdmittingInvoker
 from ledgerd.gateway.asgi import RestGateway
 from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import InProcessInvoker
 from ledgerd.gateway.router import Router
+from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.platform.api.admission import Admission
 from tests.unit.platform.api.support import Gauge
 
@@ -68,7 +69,7 @@ class Gateway:
 async def gateway(library_service: ServiceDescriptor) -> AsyncIterator[Gateway]:
     library = FakeHeldLibrary(library_service)
     admission = Admission(1, retry_after_s=RETRY_AFTER_S)
-    invoker = AdmittingInvoker(InProcessInvoker({library_service.full_name: library}), admission)
+    invoker = InProcessInvoker({library_service.full_name: library}, build_call_pipeline(admission))
     app = RestGateway(Router(http_routes(library_service)), invoker)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -1,7 +1,8 @@
 """How a streamed answer ends, whatever ends it: the gateway over a fake Library servicer.
 
 The servicer is a fake (the outermost edge: it stands for the service behind the gateway);
-everything between HTTP and it is the real gateway, driven over ASGI by httpx.
+everything between HTTP and it is the real gateway, driven over ASGI by httpx. A forwarding
+gateway's remote server is a fake invoker (the same edge, reached over a channel).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from google.protobuf.message_factory import GetMessageClass
 
 from ledgerd.gateway.asgi import RestGateway
 from ledgerd.gateway.http_rules import http_routes
-from ledgerd.gateway.invoker import InProcessInvoker, RemoteCallError
+from ledgerd.gateway.invoker import CallOptions, InProcessInvoker, RemoteCallError, Sink
 from ledgerd.gateway.router import Router
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.main.call_pipeline import build_call_pipeline
+from ledgerd.platform.api.admission import Admission
 
 
 class FakeLibrary:
@@ -36,19 +39,45 @@ class FakeLibrary:
             raise LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "no such file", {"path": name})
         for part in (b"one", b"two"):
             yield self._chunk(data=part)
-        if name == "remote":
-            raise RemoteCallError(grpc.StatusCode.UNAVAILABLE, "the backend went away")
         if name == "broken":
             raise RuntimeError("a bug")
         if name == "refused":
             raise LedgerdError(ErrorCode.ACCOUNT_FROZEN, "frozen mid-way", {"path": name})
 
 
+class FakeDroppingBackend:
+    """A forwarding invoker whose remote server sends two chunks, then goes away."""
+
+    def __init__(self, service: ServiceDescriptor) -> None:
+        self._chunk = GetMessageClass(service.methods_by_name["ReadFile"].output_type)
+
+    async def unary(self, _method: object, _request: Message, _options: CallOptions) -> Message:
+        raise RemoteCallError(grpc.StatusCode.UNAVAILABLE, "the backend went away")
+
+    async def stream(
+        self, _method: object, _request: Message, _options: CallOptions, sink: Sink
+    ) -> None:
+        for part in (b"one", b"two"):
+            await sink(self._chunk(data=part))
+        raise RemoteCallError(grpc.StatusCode.UNAVAILABLE, "the backend went away")
+
+
+@pytest.fixture
+def forwarding_client(library_service: ServiceDescriptor) -> httpx.AsyncClient:
+    gateway = RestGateway(
+        Router(http_routes(library_service)), FakeDroppingBackend(library_service)
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://t")
+
+
 @pytest.fixture
 def client(library_service: ServiceDescriptor) -> httpx.AsyncClient:
     gateway = RestGateway(
         Router(http_routes(library_service)),
-        InProcessInvoker({library_service.full_name: FakeLibrary(library_service)}),
+        InProcessInvoker(
+            {library_service.full_name: FakeLibrary(library_service)},
+            build_call_pipeline(Admission(1, retry_after_s=1.0)),
+        ),
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://t")
 
@@ -74,14 +103,25 @@ async def test_an_error_before_the_first_item_keeps_its_status(client: httpx.Asy
     ("name", "code", "message"),
     [
         ("refused", "ACCOUNT_FROZEN", "frozen mid-way"),
-        ("remote", "UNAVAILABLE", "the backend went away"),
         ("broken", "INTERNAL", "internal error; request id "),
     ],
 )
 async def test_an_error_mid_stream_is_the_last_line(
     client: httpx.AsyncClient, name: str, code: str, message: str
 ) -> None:
-    status, lines = await _lines(client, name)
+    _assert_ends_with_error(*await _lines(client, name), code, message)
+
+
+async def test_a_remote_failure_mid_stream_is_the_last_line(
+    forwarding_client: httpx.AsyncClient,
+) -> None:
+    lines = await _lines(forwarding_client, "remote")
+    _assert_ends_with_error(*lines, "UNAVAILABLE", "the backend went away")
+
+
+def _assert_ends_with_error(
+    status: int, lines: list[dict[str, Any]], code: str, message: str
+) -> None:
     assert status == 200
     assert lines[:2] == [{"data": "b25l"}, {"data": "dHdv"}]
     (last,) = lines[2:]

@@ -1,4 +1,4 @@
-"""The shape both of ledgerd's gRPC interceptors share: decorate each method's handler, once.
+"""An interceptor that decorates each method's handler once (the call pipeline's is one).
 
 The services are registered before the server starts, so a method's handler never changes
 once it serves; decorating it on every call cost a namedtuple and two closures per call, on

@@ -2,7 +2,7 @@
 
 The methods are fakes (the outermost edge: they stand for the services) that wait on events the
 test sets, so a call is in flight for exactly as long as the test decides. Everything between
-the client and them — grpc.aio, the error-mapping and admission interceptors — is real.
+the client and them — grpc.aio, the call pipeline and its interceptor — is real.
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.platform.api.admission import Admission
-from ledgerd.platform.api.grpc_admission import AdmissionInterceptor
-from ledgerd.platform.api.grpc_interceptors import ErrorMappingInterceptor
+from ledgerd.platform.api.grpc_pipeline import PipelineInterceptor
 from tests.unit.platform.api.support import Gauge
 
 SERVICE = "test.Held"
 LIMIT = 2
 RETRY_AFTER_S = 0.25
 FLOOD_ITEM_BYTES = 256 * 1024
+HEALTH_CODECS: dict[str, Any] = {
+    "request_serializer": health_pb2.HealthCheckRequest.SerializeToString,
+    "response_deserializer": health_pb2.HealthCheckResponse.FromString,
+}
 # Bounds, so that a broken server fails the test instead of hanging it; never measurements.
 CALL_TIMEOUT_S = 10.0
 
@@ -100,25 +104,22 @@ class Running:
     async def health(self) -> int:
         check: grpc.aio.UnaryUnaryMultiCallable[
             health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
-        ] = self.channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
+        ] = self.channel.unary_unary("/grpc.health.v1.Health/Check", **HEALTH_CODECS)
         response = await check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
         return response.status
+
+    def watch(self) -> grpc.aio.UnaryStreamCall[Any, health_pb2.HealthCheckResponse]:
+        watch: grpc.aio.UnaryStreamMultiCallable[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ] = self.channel.unary_stream("/grpc.health.v1.Health/Watch", **HEALTH_CODECS)
+        return watch(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
 
 
 @asynccontextmanager
 async def _serving() -> AsyncIterator[Running]:
     admission = Admission(LIMIT, retry_after_s=RETRY_AFTER_S)
     service = FakeHeldService()
-    server = grpc.aio.server(
-        interceptors=[
-            ErrorMappingInterceptor(),
-            AdmissionInterceptor(admission, exempt_services={health.SERVICE_NAME}),
-        ]
-    )
+    server = grpc.aio.server(interceptors=[PipelineInterceptor(build_call_pipeline(admission))])
     server.add_generic_rpc_handlers((service.handler(),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
@@ -221,3 +222,13 @@ async def test_a_stream_cancelled_while_its_client_is_not_reading_gives_its_perm
     stream.cancel()
     await running.service.running.reaches(0)
     assert running.admission.in_flight == 0
+
+
+async def test_a_health_watch_streams_its_status_through_the_pipeline(running: Running) -> None:
+    """The health service's Watch writes its messages itself: a coroutine, not a generator."""
+    call = running.watch()
+    first = await call.read()
+    assert isinstance(first, health_pb2.HealthCheckResponse)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    assert running.admission.in_flight == 0  # a probe: no permit, even while it stays open
+    call.cancel()
