@@ -1,7 +1,7 @@
 """The gRPC servicer of ``ledgerd.v1.LedgerService``: decode, call the use case, encode.
 
-It raises domain errors as they come; the server's interceptor maps them to statuses once,
-for every method, so nothing here knows about status codes.
+It raises domain errors as they come; each transport maps them to its statuses once, at the
+edge of the request pipeline (platform/api/pipeline.py), so nothing here knows about them.
 """
 
 from __future__ import annotations
