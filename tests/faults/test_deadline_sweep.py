@@ -61,6 +61,7 @@ async def _serving(database_url: str) -> AsyncIterator[tuple[Served, str]]:
         line = await served.read_until(lambda text: REST.match(text) is not None)
         match = REST.match(line)
         assert match is not None
+        served.drain()  # the load's access-log lines would fill the pipe
         yield served, match.group(1)
 
 

@@ -67,6 +67,23 @@ class Served:
     process: asyncio.subprocess.Process
     port: int
     output: list[str]
+    # Set by drain(): the task reading the rest of the output.
+    draining: asyncio.Task[None] | None = None
+
+    def drain(self) -> None:
+        """Read the output into ``output`` from now on, line by line, in the background.
+
+        A test whose load makes the server log more than a pipe holds (64 KiB of access-log
+        lines) must: a server whose output nobody reads blocks on its next log line, as any
+        program writing to a full pipe does. ``read_until`` cannot be used after this.
+        """
+        assert self.draining is None
+        self.draining = asyncio.create_task(self._read_to_the_end())
+
+    async def _read_to_the_end(self) -> None:
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            self.output.append(raw.decode().rstrip("\n"))
 
     async def read_until(self, wanted: Callable[[str], bool]) -> str:
         """The next output line ``wanted`` accepts (all lines read are kept in ``output``)."""
@@ -83,8 +100,11 @@ class Served:
     async def wait_for_exit(self) -> int:
         assert self.process.stdout is not None
         async with asyncio.timeout(STOP_WAIT_S):
-            rest = await self.process.stdout.read()
-            self.output.extend(rest.decode().splitlines())
+            if self.draining is None:
+                rest = await self.process.stdout.read()
+                self.output.extend(rest.decode().splitlines())
+            else:
+                await self.draining
             return await self.process.wait()
 
     @property
