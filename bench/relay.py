@@ -669,7 +669,9 @@ async def lag_side(spec: dict[str, Any]) -> int:
 
     consuming = asyncio.create_task(receive(subscriber, by_subject, seen, note))
     try:
-        async with relaying(container, settings, "bench") as relay:
+        # The relay the block runs: the container's one (the block yields its watch).
+        relay = await container.get(OutboxRelay)
+        async with relaying(container, settings, "bench"):
             await _listening(await container.get(AsyncEngine))
             _say({"ready": True})
             while line := await asyncio.to_thread(sys.stdin.readline):

@@ -30,10 +30,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from ledgerd.gateway.http_rules import HttpRoute, http_routes
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.call_pipeline import ACCESS_LOG, build_call_pipeline
 from ledgerd.main.grpc_server import start_grpc_server
-from ledgerd.main.http_app import build_http_app, build_invoker
+from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.pipeline import GRPC, REST, CallInfo, CallPipeline
 from ledgerd.v1 import ledger_pb2 as pb
@@ -93,7 +92,7 @@ async def served(sqlite_url: str) -> AsyncIterator[Served]:
         server = await start_grpc_server(app.container, "127.0.0.1:0")
         stack.push_async_callback(server.stop, STOP_GRACE_S)
         pipeline = await app.container.get(CallPipeline)
-        invoker, _ = build_invoker(await app.container.get(LedgerService), None, pipeline)
+        invoker, _ = build_invoker(await resolve_servicers(app.container), None, pipeline)
         gateway = build_http_app(app.engine, invoker)
         http = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://t")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -24,10 +23,8 @@ from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendi
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.ledger.entrypoints.replay import replay_ledger
 from ledgerd.ledger.entrypoints.report import verification_summary
-from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.loadgen.bench import BenchOptions
 from ledgerd.loadgen.bench import bench as run_bench
 from ledgerd.loadgen.config import (
@@ -39,21 +36,24 @@ from ledgerd.loadgen.config import (
     parse_target,
 )
 from ledgerd.main import client_commands, database_checks
+from ledgerd.main.background import supervised, workers_for
+from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.container import build_container
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.database_checks import (
     DatabaseProblemError,
     DatabaseUnreachableError,
     SchemaNotCurrentError,
 )
 from ledgerd.main.downgrade_guard import count_holdings
-from ledgerd.main.grpc_server import LEDGER_SERVICE, start_grpc_server
+from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.health import watch_database_health
-from ledgerd.main.http_app import build_http_app, build_invoker
+from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.logs import configure_logging
 from ledgerd.main.relay_report import relay_lines
-from ledgerd.main.relaying import relay_in_serve, relaying
+from ledgerd.main.relaying import relay_in_serve, relays_in_worker
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -388,7 +388,7 @@ def serve(
             container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
         )
         invoker, channel = build_invoker(
-            await container.get(LedgerService),
+            await resolve_servicers(container),
             settings.gateway_forward_to,
             await container.get(CallPipeline),
         )
@@ -413,7 +413,7 @@ def serve(
         pauses = GcPauses()
         pauses.start()
         typer.echo(
-            f"gRPC  {grpc_host}:{server.port}  (ledgerd.v1.LedgerService, health, reflection)"
+            f"gRPC  {grpc_host}:{server.port}  ({', '.join(server.services)}, health, reflection)"
         )
         typer.echo(f"REST  {http_base}/v1/ledgers")
         typer.echo(f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)")
@@ -421,21 +421,18 @@ def serve(
             watch_database_health(
                 await container.get(AsyncEngine),
                 server.health,
-                ("", LEDGER_SERVICE),
+                ("", *server.services),
                 interval_s=settings.health_interval_seconds,
                 stop=stop,
             )
         )
-        expiry = asyncio.create_task(
-            run_expiry_loop(
-                await container.get(ExpirePendingHandler),
-                stop,
-                interval_s=settings.expiry_interval_seconds,
-            )
-        )
-        async with contextlib.AsyncExitStack() as background:
+        # The background workers (the relay, the contexts' sweeps) start now and drain after
+        # the servers: the relay, started first, stops last, so what the final calls committed
+        # goes out.
+        async with supervised(
+            workers_for("serve", settings), container, settings, "serve", stop
+        ) as supervision:
             if relay_in_serve(settings):
-                await background.enter_async_context(relaying(container, settings, "serve"))
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:
                 log.info(NO_RELAY_IN_SERVE)
@@ -445,13 +442,11 @@ def serve(
             await server.stop(settings.shutdown_grace_seconds)
             if channel is not None:
                 await channel.close()
-            await expiry
             await health_watch
-            # Leaving the stack stops the relay last: what the final calls committed goes out.
         pauses.stop()
         log.debug("%s", pauses.summary())  # for bench/gc_tuning.py and the curious
         log.info("ledgerd stopped")
-        return 0
+        return 0 if supervision.ok else EXIT_PROBLEMS
 
     _run(work, creates_database=True)
 
@@ -467,13 +462,14 @@ def worker(
     async def work(container: AsyncContainer, settings: Settings) -> int:
         raise_file_limit()  # every broker and database connection holds a file
         await _ensure_schema(container, settings)
-        handler = await container.get(ExpirePendingHandler)
         stop = _stop_on_signals()
-        every = interval if interval is not None else settings.expiry_interval_seconds
-        # The hub is in-process: relaying to it here would mark events published that no
-        # subscriber (they live in `serve`) could ever see. They stay in the outbox instead.
-        relays = settings.events_publisher != "hub"
-        async with relaying(container, settings, "worker") if relays else contextlib.nullcontext():
+        if interval is not None:
+            settings = settings.model_copy(update={"expiry_interval_seconds": interval})
+        every = settings.expiry_interval_seconds
+        relays = relays_in_worker(settings)
+        async with supervised(
+            workers_for("worker", settings), container, settings, "worker", stop
+        ) as supervision:
             relay = (
                 f"outbox relay to {settings.events_publisher}"
                 if relays
@@ -483,9 +479,9 @@ def worker(
                 f"worker running: {relay}, expiry sweep every {every} s; "
                 "stop with SIGTERM or Ctrl-C"
             )
-            await run_expiry_loop(handler, stop, interval_s=every)
+            await stop.wait()
         log.info("worker stopped")
-        return 0
+        return 0 if supervision.ok else EXIT_PROBLEMS
 
     _run(work, creates_database=True)
 
@@ -591,5 +587,15 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
     raise typer.Exit(status)
 
 
+def register_context_commands(
+    cli: typer.Typer, contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS
+) -> None:
+    """Add the commands each context declares (the ledger's are still defined above)."""
+    for context in contexts:
+        if context.commands is not None:
+            context.commands(cli)
+
+
+register_context_commands(app)
 # Last, so that `ledgerd -h` lists them after the commands that work on the database.
 client_commands.register(app)

@@ -6,7 +6,7 @@ app-scoped singletons; the engine is the one resource with a lifetime, closed by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,40 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledgerd.kernel.clock import Clock, SystemClock
 from ledgerd.kernel.ids import IdGenerator, random_id
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
-from ledgerd.ledger.adapters.sql_repositories import (
-    SqlAccountRepository,
-    SqlJournalRepository,
-    SqlLedgerRepository,
-    SqlTransferRepository,
-)
-from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
-from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
-from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
-from ledgerd.ledger.application.event_log import EventLog
-from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
-from ledgerd.ledger.application.open_account import OpenAccountHandler
-from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
-from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
-from ledgerd.ledger.application.queries import LedgerQueries
-from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
-from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
-from ledgerd.ledger.domain.repositories import (
-    AccountRepository,
-    EventOutbox,
-    JournalRepository,
-    LedgerRepository,
-    TransferRepository,
-)
-from ledgerd.ledger.entrypoints.demo import DemoHandlers
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
+from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.call_pipeline import build_call_pipeline
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.publishers import build_publisher
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.concurrency import Notifier
-from ledgerd.platform.db.engine import create_engine, is_sqlite
+from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.ports import Publisher
@@ -134,10 +109,6 @@ class OutboxProvider(Provider):
         return OutboxStore(SqlAlchemyUnitOfWork(engine))
 
     @provide
-    def event_log(self, store: OutboxStore) -> EventLog:
-        return store
-
-    @provide
     def relay(
         self, store: OutboxStore, publisher: Publisher, wakeups: Notifier, settings: Settings
     ) -> OutboxRelay:
@@ -149,68 +120,12 @@ class OutboxProvider(Provider):
         return OutboxRelay(store, publisher, wakeups=wakeups, options=options)
 
 
-class LedgerProvider(Provider):
-    scope = Scope.APP
-
-    ledgers = provide(SqlLedgerRepository, provides=LedgerRepository)
-    accounts = provide(SqlAccountRepository, provides=AccountRepository)
-    transfers = provide(SqlTransferRepository, provides=TransferRepository)
-    journal = provide(SqlJournalRepository, provides=JournalRepository)
-    events = provide(SqlEventOutbox, provides=EventOutbox)
-
-    create_ledger = provide(CreateLedgerHandler)
-    open_account = provide(OpenAccountHandler)
-    change_account_status = provide(ChangeAccountStatusHandler)
-    update_account_metadata = provide(UpdateAccountMetadataHandler)
-    post_transfers = provide(PostTransfersHandler)
-
-    @provide
-    def commit_grace(self, settings: Settings) -> CommitGrace:
-        return CommitGrace(settings.commit_grace_seconds)
-
-    @provide
-    async def transfer_poster(
-        self, handler: PostTransfersHandler, grace: CommitGrace, settings: Settings
-    ) -> AsyncIterator[TransferPoster]:
-        """The batcher in front of the handler (closed, and drained, with the container)."""
-        if not settings.batching:
-            yield UnbatchedPoster(handler, grace)
-            return
-        options = BatchingOptions(
-            max_batch=settings.batch_max_calls,
-            max_wait_s=settings.batch_max_wait_ms / 1000,
-            queue_capacity=settings.batch_queue_capacity,
-            workers=posting_workers(settings),
-            group_transfers=settings.batch_group_transfers,
-            grace=grace,
-        )
-        async with PostingBatcher(handler, options) as batcher:
-            yield batcher
-
-    expire_pending = provide(ExpirePendingHandler)
-    queries = provide(LedgerQueries)
-    verify_ledger = provide(VerifyLedgerHandler)
-
-    demo_handlers = provide(DemoHandlers)
-    use_cases = provide(LedgerUseCases)
-    grpc_service = provide(LedgerService)
-
-
-def posting_workers(settings: Settings) -> int:
-    """How many posting groups may be in flight: ``LEDGERD_BATCH_WORKERS``, or its default.
-
-    SQLite takes one writer at a time, so on it more groups only wait on its lock, polling
-    (its busy handler sleeps up to 100 ms between tries). ``bench/run.py --sqlite``, five
-    runs each (docs/benchmarks.md): 64 clients of single transfers, median 454 transfers/s
-    with one worker, 354 with four, p99 177 ms against 1,417 ms.
-    """
-    if settings.batch_workers is not None:
-        return settings.batch_workers
-    return 1 if is_sqlite(settings.database_url) else 4
-
-
-def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
-    """The application container.
+def build_container(
+    settings: Settings,
+    *overrides: Provider,
+    contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS,
+) -> AsyncContainer:
+    """The application container: the shared infrastructure and every context's providers.
 
     ``overrides`` (e.g. a fixed clock in tests) win over the defaults: later providers
     replace earlier registrations.
@@ -218,7 +133,7 @@ def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
     return make_async_container(
         InfrastructureProvider(),
         OutboxProvider(),
-        LedgerProvider(),
+        *(provider for context in contexts for provider in context.providers()),
         *overrides,
         context={Settings: settings},
     )

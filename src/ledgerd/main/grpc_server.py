@@ -1,22 +1,21 @@
-"""Build and start the gRPC server: the ledger service, health checking and reflection."""
+"""Build and start the gRPC server: the enabled contexts' services, health and reflection."""
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from dishka import AsyncContainer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService
+from ledgerd.main.bounded_context import GrpcService, services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.platform.api.grpc_pipeline import PipelineInterceptor
 from ledgerd.platform.api.grpc_reflection import enable_reflection
 from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.listening import CannotListenError, probe_bind, why_not
-from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
-
-LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 # grpc's core keeps the calls that have arrived but that the Python server has not picked up
 # yet in a backlog (grpc.aio picks them up one at a time, a turn of the event loop each). Past
@@ -48,6 +47,8 @@ class RunningGrpcServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
+    # The full names of the services it serves (health checking reports each).
+    services: tuple[str, ...] = ()
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let calls in flight finish for up to ``grace_s``, then cancel."""
@@ -62,9 +63,16 @@ def _refusal(address: str, error: OSError) -> CannotListenError:
 
 
 async def start_grpc_server(
-    container: AsyncContainer, address: str, *, reuse_port: bool = False
+    container: AsyncContainer,
+    address: str,
+    *,
+    reuse_port: bool = False,
+    services: Sequence[GrpcService] | None = None,
 ) -> RunningGrpcServer:
     """The server, listening on ``address``; ``CannotListenError`` if it cannot.
+
+    It serves ``services`` (by default every service of the enabled contexts), each with its
+    servicer from the container, beside health checking and reflection.
 
     grpc shares a port with any other process that asks (``SO_REUSEPORT``) unless told not
     to: two servers on one port, each with its own database, would each answer some of the
@@ -80,10 +88,13 @@ async def start_grpc_server(
         interceptors=[PipelineInterceptor(await container.get(CallPipeline))],
         options=(*_OPTIONS, ("grpc.so_reuseport", int(reuse_port))),
     )
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(await container.get(LedgerService), server)
+    served = services_of(ENABLED_CONTEXTS) if services is None else tuple(services)
+    for service in served:
+        service.add_to_server(await container.get(service.servicer), server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    enable_reflection(server, (LEDGER_SERVICE, health.SERVICE_NAME))
+    names = tuple(service.name for service in served)
+    enable_reflection(server, (*names, health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:
@@ -91,6 +102,6 @@ async def start_grpc_server(
         await server.stop(None)  # else its finaliser tries to, once the event loop is closed
         raise CannotListenError(ADDRESS_SETTING, address, "grpc could not bind it") from None
     await server.start()
-    for service in ("", LEDGER_SERVICE):
-        await checker.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return RunningGrpcServer(server, port, checker)
+    for name in ("", *names):
+        await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningGrpcServer(server, port, checker, names)

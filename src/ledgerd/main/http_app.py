@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import grpc
+from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -16,18 +17,27 @@ from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
-from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.api_docs import ledgerd_openapi
-from ledgerd.main.grpc_server import LEDGER_SERVICE
+from ledgerd.main.bounded_context import GrpcService, merged_rules, services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.health import PROBE_TIMEOUT_S
 from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.db.health import probe_writes
-from ledgerd.v1 import ledger_pb2
+
+
+def _served(services: Sequence[GrpcService] | None) -> tuple[GrpcService, ...]:
+    return services_of(ENABLED_CONTEXTS) if services is None else tuple(services)
+
+
+async def resolve_servicers(
+    container: AsyncContainer, services: Sequence[GrpcService] | None = None
+) -> dict[str, object]:
+    """Each service's servicer, by service full name (default: the enabled contexts')."""
+    return {service.name: await container.get(service.servicer) for service in _served(services)}
 
 
 def build_invoker(
-    servicer: LedgerService, forward_to: str | None, pipeline: CallPipeline
+    servicers: Mapping[str, object], forward_to: str | None, pipeline: CallPipeline
 ) -> tuple[Invoker, grpc.aio.Channel | None]:
     """In-process by default; with ``forward_to`` (HOST:PORT) a gateway to a remote ledgerd.
 
@@ -38,14 +48,22 @@ def build_invoker(
     if forward_to:
         channel = grpc.aio.insecure_channel(forward_to)
         return ChannelInvoker(channel), channel
-    return InProcessInvoker({LEDGER_SERVICE: servicer}, pipeline), None
+    return InProcessInvoker(servicers, pipeline), None
 
 
-def build_http_app(engine: AsyncEngine, invoker: Invoker) -> HttpApp:
+def build_http_app(
+    engine: AsyncEngine, invoker: Invoker, services: Sequence[GrpcService] | None = None
+) -> HttpApp:
+    """The REST gateway, health probes and the API's reference, on one HTTP app.
+
+    The gateway routes every HTTP-annotated method of ``services`` (default: the enabled
+    contexts').
+    """
     # Routing and transcoding use the generated modules' descriptors; the OpenAPI document and
     # the docs page come from the shipped descriptor set, which also holds the .proto comments.
-    service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
-    gateway = RestGateway(Router(http_routes(service)), invoker, LEDGER_API_RULES)
+    served = _served(services)
+    routes = tuple(route for service in served for route in http_routes(service.descriptor))
+    gateway = RestGateway(Router(routes), invoker, merged_rules(served))
     # The very document `make generate` writes to docs/openapi.yaml.
     document = ledgerd_openapi()
     spec_yaml = openapi_yaml(document)

@@ -1,4 +1,8 @@
-"""Running the outbox relay beside other work: in ``ledgerd worker``, and in ``serve``."""
+"""The outbox relay, a background worker of ``ledgerd worker`` and of ``serve``.
+
+The outbox is shared by every context that publishes events, so its one relay is declared
+here, beside the contexts' own workers, not by any of them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from datetime import UTC, datetime
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.main.bounded_context import BackgroundWorker, first_ended
 from ledgerd.main.publishers import destination
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import is_sqlite
@@ -32,8 +37,11 @@ def relay_in_serve(settings: Settings) -> bool:
 @contextlib.asynccontextmanager
 async def relaying(
     container: AsyncContainer, settings: Settings, command: str
-) -> AsyncIterator[OutboxRelay]:
+) -> AsyncIterator[asyncio.Future[None]]:
     """The relay (and, on PostgreSQL, its NOTIFY listener) runs while the block does.
+
+    The block gets a future done if any of them ends before it is told to (the supervisor's
+    watch: see ledgerd.main.background).
 
     ``command`` (the ``ledgerd`` command running it) is recorded with the relay in the
     database, for ``ledgerd outbox`` to show, from the relay's start to its clean stop.
@@ -60,7 +68,7 @@ async def relaying(
             )
         )
     try:
-        yield relay
+        yield first_ended(tasks)
     finally:
         stop.set()
         try:
@@ -76,3 +84,20 @@ async def relaying(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await presence.withdraw()
+
+
+def relays_in_worker(settings: Settings) -> bool:
+    """Whether ``ledgerd worker`` relays: not to the hub.
+
+    The hub is in-process: relaying to it in the worker would mark events published that no
+    subscriber (they live in ``serve``) could ever see. They stay in the outbox instead.
+    """
+    return settings.events_publisher != "hub"
+
+
+OUTBOX_RELAY = BackgroundWorker(
+    name="outbox relay",
+    run=relaying,
+    in_serve=relay_in_serve,
+    in_worker=relays_in_worker,
+)

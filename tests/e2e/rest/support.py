@@ -24,9 +24,8 @@ import grpc
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.main.grpc_server import RunningGrpcServer, start_grpc_server
-from ledgerd.main.http_app import build_http_app, build_invoker
+from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
 from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -85,11 +84,11 @@ async def serve_rest(
         )
         grpc_server = await start_grpc_server(app.container, "127.0.0.1:0")
         stack.push_async_callback(grpc_server.stop, STOP_GRACE_S)
-        servicer = await app.container.get(LedgerService)
+        servicers = await resolve_servicers(app.container)
         pipeline = await app.container.get(CallPipeline)
 
         async def start_gateway(forward_to: str | None) -> RunningHttpServer:
-            invoker, channel = build_invoker(servicer, forward_to, pipeline)
+            invoker, channel = build_invoker(servicers, forward_to, pipeline)
             if channel is not None:
                 stack.push_async_callback(_close_channel, channel)
             http_app = build_http_app(app.engine, invoker)

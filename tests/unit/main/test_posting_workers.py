@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledgerd.main.container import posting_workers
+from ledgerd.main.contexts.ledger import posting_workers
 from ledgerd.main.settings import Settings
 
 SQLITE = "sqlite+aiosqlite:///ledgerd.db"

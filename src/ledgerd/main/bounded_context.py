@@ -1,0 +1,124 @@
+"""What a bounded context hands the composition root: one description ``main/`` composes.
+
+A context declares its parts here once — DI providers, gRPC services (REST follows from each
+service's ``google.api.http`` annotations), background workers, CLI commands, error codes,
+— and the shared wiring (container, gRPC server, REST gateway, ``serve`` and
+``worker``) takes them from the list of enabled contexts (``ledgerd.main.contexts``). Adding a
+context is writing its package, its description module, and one line in that list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import typer
+from dishka import AsyncContainer, Provider
+from google.protobuf.descriptor import ServiceDescriptor
+
+from ledgerd.kernel.errors import ErrorCode
+from ledgerd.kernel.rules import ApiRules
+from ledgerd.main.settings import Settings
+
+# A gRPC service's registration: ``ledger_pb2_grpc.add_LedgerServiceServicer_to_server``.
+AddToServer = Callable[[Any, grpc.aio.Server], None]
+
+# A background worker runs while its block does: entering starts it, leaving drains it (the
+# work in progress finishes). What it yields completes if the worker ends on its own, which a
+# worker should never do: the supervisor then stops the process (see ledgerd.main.background).
+# The string is the ``ledgerd`` command running it (``serve`` or ``worker``).
+RunWorker = Callable[
+    [AsyncContainer, Settings, str], AbstractAsyncContextManager[asyncio.Future[None]]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcService:
+    """One gRPC service of a context, served over gRPC and, by its annotations, over REST."""
+
+    descriptor: ServiceDescriptor
+    # The servicer's type, resolved from the container (a context's provider provides it).
+    servicer: type[object]
+    add_to_server: AddToServer
+    # The request fields' rules: the REST gateway checks them, the OpenAPI document shows them.
+    rules: ApiRules = field(default_factory=ApiRules)
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.full_name
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundWorker:
+    """Work a context runs beside the API (``serve``) or in ``ledgerd worker``."""
+
+    name: str
+    run: RunWorker
+    # Whether this process runs it, per command: settings may move a worker out of ``serve``.
+    in_serve: Callable[[Settings], bool] = lambda _settings: True
+    in_worker: Callable[[Settings], bool] = lambda _settings: True
+
+
+@dataclass(frozen=True, slots=True)
+class BoundedContext:
+    """Everything ``main/`` needs of one bounded context."""
+
+    name: str
+    # Made per container: dishka providers hold the registrations of one container.
+    providers: Callable[[], Sequence[Provider]]
+    services: tuple[GrpcService, ...] = ()
+    workers: tuple[BackgroundWorker, ...] = ()
+    # Adds the context's commands to the ``ledgerd`` command line.
+    commands: Callable[[typer.Typer], None] | None = None
+    # The stable error codes the context answers with (transport mapping: platform.api.errors).
+    error_codes: tuple[ErrorCode, ...] = ()
+
+
+def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:
+    """Every gRPC service the contexts declare; a name declared twice is a wiring mistake."""
+    services = tuple(service for context in contexts for service in context.services)
+    names = [service.name for service in services]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        msg = f"gRPC services declared by more than one context: {', '.join(duplicated)}"
+        raise ValueError(msg)
+    return services
+
+
+def merged_rules(services: Sequence[GrpcService]) -> ApiRules:
+    """The rules of every service, for a gateway that serves them all."""
+    fields: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for service in services:
+        fields.update(service.rules.fields)
+        messages.update(service.rules.messages)
+    return ApiRules(fields=fields, messages=messages)
+
+
+def first_ended(tasks: Sequence[asyncio.Task[None]]) -> asyncio.Future[None]:
+    """A future done as soon as any of ``tasks`` is, with its outcome (for a worker's tasks)."""
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(task: asyncio.Task[None]) -> None:
+        if ended.done():
+            return
+        if task.cancelled():
+            ended.cancel()
+        elif (error := task.exception()) is not None:
+            ended.set_exception(error)
+        else:
+            ended.set_result(None)
+
+    for task in tasks:
+        task.add_done_callback(settle)
+    return ended
+
+
+def forget(ended: asyncio.Future[None]) -> None:
+    """Mark an outcome seen, once the supervisor no longer watches (a failure while draining)."""
+    if ended.done() and not ended.cancelled():
+        ended.exception()

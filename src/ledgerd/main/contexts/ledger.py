@@ -1,0 +1,182 @@
+"""The ledger context, as the composition root composes it: one module, one description.
+
+Its providers (repositories, use cases, the posting batcher, the servicer), its gRPC service
+(REST follows from the proto's annotations), its background worker (the expiry sweep) and its
+error codes. The shared wiring takes them from ``LEDGER`` in ``ledgerd.main.contexts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from dishka import AsyncContainer, Provider, Scope, provide
+
+from ledgerd.kernel.errors import ErrorCode
+from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
+from ledgerd.ledger.adapters.sql_repositories import (
+    SqlAccountRepository,
+    SqlJournalRepository,
+    SqlLedgerRepository,
+    SqlTransferRepository,
+)
+from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
+from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
+from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.event_log import EventLog
+from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
+from ledgerd.ledger.application.open_account import OpenAccountHandler
+from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
+from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
+from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
+from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
+from ledgerd.ledger.domain.repositories import (
+    AccountRepository,
+    EventOutbox,
+    JournalRepository,
+    LedgerRepository,
+    TransferRepository,
+)
+from ledgerd.ledger.entrypoints.demo import DemoHandlers
+from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
+from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
+from ledgerd.ledger.entrypoints.worker import run_expiry_loop
+from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService
+from ledgerd.main.settings import Settings
+from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.outbox.store import OutboxStore
+from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
+
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+class LedgerProvider(Provider):
+    scope = Scope.APP
+
+    ledgers = provide(SqlLedgerRepository, provides=LedgerRepository)
+    accounts = provide(SqlAccountRepository, provides=AccountRepository)
+    transfers = provide(SqlTransferRepository, provides=TransferRepository)
+    journal = provide(SqlJournalRepository, provides=JournalRepository)
+    events = provide(SqlEventOutbox, provides=EventOutbox)
+
+    create_ledger = provide(CreateLedgerHandler)
+    open_account = provide(OpenAccountHandler)
+    change_account_status = provide(ChangeAccountStatusHandler)
+    update_account_metadata = provide(UpdateAccountMetadataHandler)
+    post_transfers = provide(PostTransfersHandler)
+
+    @provide
+    def commit_grace(self, settings: Settings) -> CommitGrace:
+        return CommitGrace(settings.commit_grace_seconds)
+
+    @provide
+    async def transfer_poster(
+        self, handler: PostTransfersHandler, grace: CommitGrace, settings: Settings
+    ) -> AsyncIterator[TransferPoster]:
+        """The batcher in front of the handler (closed, and drained, with the container)."""
+        if not settings.batching:
+            yield UnbatchedPoster(handler, grace)
+            return
+        options = BatchingOptions(
+            max_batch=settings.batch_max_calls,
+            max_wait_s=settings.batch_max_wait_ms / 1000,
+            queue_capacity=settings.batch_queue_capacity,
+            workers=posting_workers(settings),
+            group_transfers=settings.batch_group_transfers,
+            grace=grace,
+        )
+        async with PostingBatcher(handler, options) as batcher:
+            yield batcher
+
+    @provide
+    def event_log(self, store: OutboxStore) -> EventLog:
+        """The ledger reads its own events back (replay) from the shared outbox."""
+        return store
+
+    expire_pending = provide(ExpirePendingHandler)
+    queries = provide(LedgerQueries)
+    verify_ledger = provide(VerifyLedgerHandler)
+
+    demo_handlers = provide(DemoHandlers)
+    use_cases = provide(LedgerUseCases)
+    grpc_service = provide(LedgerService)
+
+
+def posting_workers(settings: Settings) -> int:
+    """How many posting groups may be in flight: ``LEDGERD_BATCH_WORKERS``, or its default.
+
+    SQLite takes one writer at a time, so on it more groups only wait on its lock, polling
+    (its busy handler sleeps up to 100 ms between tries). ``bench/run.py --sqlite``, five
+    runs each (docs/benchmarks.md): 64 clients of single transfers, median 454 transfers/s
+    with one worker, 354 with four, p99 177 ms against 1,417 ms.
+    """
+    if settings.batch_workers is not None:
+        return settings.batch_workers
+    return 1 if is_sqlite(settings.database_url) else 4
+
+
+@contextlib.asynccontextmanager
+async def expiry_sweep(
+    container: AsyncContainer, settings: Settings, _command: str
+) -> AsyncIterator[asyncio.Future[None]]:
+    """Expire overdue holds every ``LEDGERD_EXPIRY_INTERVAL_SECONDS`` while the block runs.
+
+    Leaving it lets the sweep in progress finish.
+    """
+    handler = await container.get(ExpirePendingHandler)
+    stop = asyncio.Event()
+    sweeping = asyncio.create_task(
+        run_expiry_loop(handler, stop, interval_s=settings.expiry_interval_seconds),
+        name="expiry-sweep",
+    )
+    try:
+        yield sweeping
+    finally:
+        stop.set()
+        await asyncio.gather(sweeping, return_exceptions=True)
+
+
+def _providers() -> Sequence[Provider]:
+    return (LedgerProvider(),)
+
+
+# The codes only the ledger answers with; the generic ones (VALIDATION_FAILED, OVERLOADED,
+# DEADLINE_EXCEEDED, UNAVAILABLE, OUTCOME_UNKNOWN, CONCURRENCY_CONFLICT) belong to the kernel.
+LEDGER_ERROR_CODES = (
+    ErrorCode.LEDGER_NOT_FOUND,
+    ErrorCode.LEDGER_ALREADY_EXISTS,
+    ErrorCode.ACCOUNT_NOT_FOUND,
+    ErrorCode.ACCOUNT_ALREADY_EXISTS,
+    ErrorCode.ACCOUNT_FROZEN,
+    ErrorCode.ACCOUNT_CLOSED,
+    ErrorCode.ACCOUNT_HAS_PENDING,
+    ErrorCode.ASSET_MISMATCH,
+    ErrorCode.INSUFFICIENT_FUNDS,
+    ErrorCode.CREDIT_LIMIT_EXCEEDED,
+    ErrorCode.BALANCE_OVERFLOW,
+    ErrorCode.IDEMPOTENCY_CONFLICT,
+    ErrorCode.TRANSFER_NOT_FOUND,
+    ErrorCode.TRANSFER_NOT_PENDING,
+    ErrorCode.PENDING_EXPIRED,
+    ErrorCode.CAPTURE_EXCEEDS_PENDING,
+    ErrorCode.TRANSFER_NOT_REVERSIBLE,
+    ErrorCode.TRANSFER_ALREADY_REVERSED,
+    ErrorCode.BATCH_ABORTED,
+)
+
+LEDGER = BoundedContext(
+    name="ledger",
+    providers=_providers,
+    services=(
+        GrpcService(
+            descriptor=ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"],
+            servicer=LedgerService,
+            add_to_server=ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
+            rules=LEDGER_API_RULES,
+        ),
+    ),
+    workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
+    error_codes=LEDGER_ERROR_CODES,
+)
