@@ -1,10 +1,11 @@
 """Admission: at most ``limit`` calls run at once; the next is refused at once, OVERLOADED.
 
 One instance bounds a whole process, whatever transport a call came in on: the request
-pipeline's admission concern, which gRPC and the REST gateway both run, takes its permits here. A call over
-the limit is not queued (its client's deadline would pass in the queue, and the queue itself is
-what overload grows): it is refused with a retry hint, which both transports pass on (gRPC
-RetryInfo, HTTP Retry-After), so clients back off instead of timing out.
+pipeline's admission concern, which gRPC and the REST gateway both run, takes its permits
+here. A call over the limit is not queued (its client's deadline would pass in the queue, and
+the queue itself is what overload grows): it is refused with a retry hint, which both
+transports pass on (gRPC RetryInfo, HTTP Retry-After), so clients back off instead of timing
+out.
 
 Taking and returning a permit never awaits, so on one event loop — where every call of a
 process runs — no lock is needed and no permit can be lost between check and count.
