@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.ids import check_id, check_id_shape
 from ledgerd.kernel.metadata import EMPTY_METADATA, Metadata, check_metadata
 from ledgerd.kernel.paging import (
@@ -23,6 +23,7 @@ from ledgerd.ledger.application._lookups import (
     require_account,
     require_ledger,
 )
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import (
     Account,
     Balances,
@@ -173,7 +174,7 @@ class LedgerQueries:
             if transfer is None:
                 await require_ledger(self._ledgers, ledger_id)
                 raise LedgerdError(
-                    ErrorCode.TRANSFER_NOT_FOUND,
+                    LedgerErrorCode.TRANSFER_NOT_FOUND,
                     f"transfer {transfer_id} does not exist",
                     {"transfer": transfer_id},
                 )
@@ -188,7 +189,7 @@ class LedgerQueries:
             if key not in found:
                 await require_ledger(self._ledgers, ledger_id)
                 raise LedgerdError(
-                    ErrorCode.TRANSFER_NOT_FOUND,
+                    LedgerErrorCode.TRANSFER_NOT_FOUND,
                     f"no transfer has the idempotency key {key}",
                     {"idempotency_key": key},
                 )
