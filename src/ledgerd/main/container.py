@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.kernel.clock import Clock, SystemClock
@@ -29,7 +29,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
 from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
-from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.queries import QUERY_TYPES, LedgerQueries
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
@@ -188,7 +188,7 @@ class LedgerProvider(Provider):
             yield batcher
 
     expire_pending = provide(ExpirePendingHandler)
-    queries = provide(LedgerQueries)
+    queries = provide_all(*QUERY_TYPES, LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)
 
     demo_handlers = provide(DemoHandlers)

@@ -1,4 +1,4 @@
-"""BatchGetBalances (``LedgerQueries.get_balances``): many balances, in order, all or none."""
+"""BatchGetBalances (``GetBalancesQuery``): many balances, in order, all or none."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
-from ledgerd.ledger.application.queries import MAX_BALANCES_PER_BATCH, AccountBalance
+from ledgerd.ledger.application.queries.balances import AccountBalance
+from ledgerd.ledger.application.queries.get_balances import MAX_BALANCES_PER_BATCH
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Balances
 from tests.fakes.clock import START

@@ -1,4 +1,4 @@
-"""``LedgerQueries``' listings (transfers, entries) and ``export_entries`` on the fakes."""
+"""The listing queries (transfers, entries) and the statement export on the fakes."""
 
 import asyncio
 from collections.abc import AsyncIterator
