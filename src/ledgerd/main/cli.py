@@ -24,10 +24,10 @@ from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendi
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.domain.errors import LedgerErrorCode
-from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
+from ledgerd.ledger.entrypoints.cli.demo import Demo, DemoHandlers
+from ledgerd.ledger.entrypoints.cli.report import verification_summary
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService
 from ledgerd.ledger.entrypoints.replay import replay_ledger
-from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.loadgen.bench import BenchOptions
 from ledgerd.loadgen.bench import bench as run_bench

@@ -39,7 +39,7 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
-from ledgerd.ledger.entrypoints.demo import DemoHandlers
+from ledgerd.ledger.entrypoints.cli.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.main.publishers import build_publisher
