@@ -8,7 +8,7 @@ What it writes (paths from the repository root):
 - src/ledgerd/v1/descriptor_set.binpb: a FileDescriptorSet of every file under proto/ and its
   imports, with the comments (source info) of our own files, which the gateway reads;
 - docs/openapi.yaml: the REST API's OpenAPI 3.1 document, built from that descriptor set;
-- docs/api.md's error table (between its markers), from the transports' error table.
+- docs/api.md's error table (between its markers), from the transports' error catalogue.
 
 The generated files are committed, so using ledgerd never needs protoc; `make lint` runs the
 check so they cannot drift from the .proto files. Everything here is deterministic: the same
@@ -31,6 +31,7 @@ from grpc_tools import protoc
 
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.main.api_docs import ledgerd_openapi
+from ledgerd.main.error_codes import ERROR_CODES
 from ledgerd.platform.api.error_docs import with_error_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +87,7 @@ def _write_error_table(into: Path) -> None:
     """docs/api.md as committed, its error table regenerated; not derived from proto/."""
     page = (ROOT / API_PAGE).read_text(encoding="utf-8")
     (into / API_PAGE).parent.mkdir(parents=True, exist_ok=True)
-    (into / API_PAGE).write_text(with_error_table(page), encoding="utf-8")
+    (into / API_PAGE).write_text(with_error_table(page, ERROR_CODES), encoding="utf-8")
 
 
 def _generate(into: Path) -> list[Path]:

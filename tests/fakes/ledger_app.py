@@ -9,7 +9,20 @@ from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler
-from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.queries import (
+    ExportEntriesQuery,
+    GetAccountQuery,
+    GetBalanceQuery,
+    GetBalancesQuery,
+    GetLedgerQuery,
+    GetTransferByKeyQuery,
+    GetTransferQuery,
+    LedgerQueries,
+    ListAccountsQuery,
+    ListEntriesQuery,
+    ListLedgersQuery,
+    ListTransfersQuery,
+)
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from tests.fakes.clock import ManualClock
@@ -92,10 +105,32 @@ def make_ledger_app(
         ),
         post_transfers=post,
         expire_pending=ExpirePendingHandler(uow=uow, transfers=transfers, post=post, clock=clock),
-        queries=LedgerQueries(
-            uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
-        ),
+        queries=_queries(uow, ledgers, accounts, transfers, journal),
         verify_ledger=VerifyLedgerHandler(
             uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
         ),
+    )
+
+
+def _queries(
+    uow: FakeUnitOfWork,
+    ledgers: FakeLedgerRepository,
+    accounts: FakeAccountRepository,
+    transfers: FakeTransferRepository,
+    journal: FakeJournalRepository,
+) -> LedgerQueries:
+    """Each read on just the ports it needs, as the composition root builds them."""
+    get_account = GetAccountQuery(uow, ledgers, accounts)
+    return LedgerQueries(
+        get_ledger=GetLedgerQuery(uow, ledgers),
+        list_ledgers=ListLedgersQuery(uow, ledgers),
+        get_account=get_account,
+        list_accounts=ListAccountsQuery(uow, ledgers, accounts),
+        get_balance=GetBalanceQuery(uow, ledgers, accounts, journal),
+        get_balances=GetBalancesQuery(uow, ledgers, accounts, journal),
+        get_transfer=GetTransferQuery(uow, ledgers, transfers),
+        get_transfer_by_key=GetTransferByKeyQuery(uow, ledgers, transfers),
+        list_transfers=ListTransfersQuery(uow, ledgers, accounts, transfers),
+        list_entries=ListEntriesQuery(uow, ledgers, accounts, journal),
+        export_entries=ExportEntriesQuery(uow, get_account, journal),
     )

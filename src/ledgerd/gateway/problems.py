@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from ledgerd.gateway.invoker import RemoteCallError
 from ledgerd.gateway.router import BadPathError, MethodNotAllowedError, RouteNotFoundError
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
-from ledgerd.platform.api.errors import TRANSPORT, http_status_of_grpc, retry_after_seconds
+from ledgerd.platform.api.errors import ERROR_CODES, http_status_of_grpc, retry_after_seconds
 from ledgerd.platform.api.pipeline import UnexpectedError
 from ledgerd.platform.throttled_log import ThrottledLog
 
@@ -54,7 +54,7 @@ def problem_of(error: Exception, request_id: str, unexpected: ThrottledLog) -> P
         if retry_after is not None:
             # Retry-After takes whole seconds (RFC 9110, 10.2.3); the exact hint is in details.
             headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-        status = TRANSPORT[error.code].http
+        status = ERROR_CODES.transport(error.code).http
         return Problem(status, str(error.code), error.message, dict(error.details), headers)
     if isinstance(error, RouteNotFoundError):
         return Problem(404, "ROUTE_NOT_FOUND", str(error))

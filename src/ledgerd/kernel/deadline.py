@@ -4,6 +4,11 @@ An entry point opens ``deadline_scope(seconds)`` around a request. Everything th
 sees the same instant through ``remaining()`` (a contextvar, so it follows the task and any
 task it starts), the database turns it into a statement timeout, and when it passes the
 request's task is cancelled at its next await and ends with ``DeadlineExceededError``.
+
+The contextvar here is the one record of the deadline in force: the platform's cancellation
+contexts (``ledgerd.platform.concurrency.Context``) read it when derived and set it through
+``deadline_scope`` when their scope is entered; they keep no deadline of the running code
+beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ _deadline: ContextVar[float | None] = ContextVar("ledgerd_deadline", default=Non
 class DeadlineExceededError(LedgerdError):
     def __init__(self) -> None:
         super().__init__(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
+
+
+def deadline_at() -> float | None:
+    """The deadline in force, in ``time.monotonic()`` seconds, or None without one."""
+    return _deadline.get()
 
 
 def remaining() -> float | None:

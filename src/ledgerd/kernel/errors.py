@@ -1,4 +1,4 @@
-"""Stable error codes shared by every context and mapped once per transport."""
+"""Stable error codes shared by every context, and the error every context raises."""
 
 from __future__ import annotations
 
@@ -8,28 +8,14 @@ from types import MappingProxyType
 
 
 class ErrorCode(StrEnum):
-    """The codes clients can rely on; their spelling is part of the API."""
+    """The codes every context shares; their spelling is part of the API.
+
+    A context's own codes (what its rules refuse) live in that context, as a StrEnum of its
+    own, and reach the transports through the table the context registers with them.
+    """
 
     VALIDATION_FAILED = "VALIDATION_FAILED"
-    LEDGER_NOT_FOUND = "LEDGER_NOT_FOUND"
-    LEDGER_ALREADY_EXISTS = "LEDGER_ALREADY_EXISTS"
-    ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
-    ACCOUNT_ALREADY_EXISTS = "ACCOUNT_ALREADY_EXISTS"
-    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
-    ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
-    ACCOUNT_HAS_PENDING = "ACCOUNT_HAS_PENDING"
-    ASSET_MISMATCH = "ASSET_MISMATCH"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
-    BALANCE_OVERFLOW = "BALANCE_OVERFLOW"
-    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
-    TRANSFER_NOT_FOUND = "TRANSFER_NOT_FOUND"
-    TRANSFER_NOT_PENDING = "TRANSFER_NOT_PENDING"
-    PENDING_EXPIRED = "PENDING_EXPIRED"
-    CAPTURE_EXCEEDS_PENDING = "CAPTURE_EXCEEDS_PENDING"
-    TRANSFER_NOT_REVERSIBLE = "TRANSFER_NOT_REVERSIBLE"
-    TRANSFER_ALREADY_REVERSED = "TRANSFER_ALREADY_REVERSED"
-    BATCH_ABORTED = "BATCH_ABORTED"
+    # A concurrent writer won; raised by the unit of work, which every context writes through.
     CONCURRENCY_CONFLICT = "CONCURRENCY_CONFLICT"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     OVERLOADED = "OVERLOADED"
@@ -50,10 +36,13 @@ OUTAGE_RETRY_AFTER_S = 1.0
 
 
 class LedgerdError(Exception):
-    """A domain error: a stable code, a human message and string details."""
+    """A domain error: a stable code, a human message and string details.
+
+    ``code`` is a member of the kernel's `ErrorCode` or of a context's own code enum.
+    """
 
     def __init__(
-        self, code: ErrorCode, message: str, details: Mapping[str, str] | None = None
+        self, code: StrEnum, message: str, details: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code

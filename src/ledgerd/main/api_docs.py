@@ -21,12 +21,12 @@ from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
 from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
-from ledgerd.platform.api.errors import TRANSPORT
+from ledgerd.main.error_codes import ERROR_CODES
 
 
 def error_statuses() -> dict[str, int]:
     """Each stable error code with the HTTP status the REST API answers it with."""
-    return {str(code): int(transport.http) for code, transport in TRANSPORT.items()}
+    return {str(code): int(spec.transport.http) for code, spec in ERROR_CODES}
 
 
 def ledgerd_openapi(

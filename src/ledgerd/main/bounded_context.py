@@ -20,9 +20,9 @@ import typer
 from dishka import AsyncContainer, Provider
 from google.protobuf.descriptor import ServiceDescriptor
 
-from ledgerd.kernel.errors import ErrorCode
 from ledgerd.kernel.rules import ApiRules
 from ledgerd.main.settings import Settings
+from ledgerd.platform.api.errors import ErrorTable
 
 # A gRPC service's registration: ``ledger_pb2_grpc.add_LedgerServiceServicer_to_server``.
 AddToServer = Callable[[Any, grpc.aio.Server], None]
@@ -74,8 +74,9 @@ class BoundedContext:
     workers: tuple[BackgroundWorker, ...] = ()
     # Adds the context's commands to the ``ledgerd`` command line.
     commands: Callable[[typer.Typer], None] | None = None
-    # The stable error codes the context answers with (transport mapping: platform.api.errors).
-    error_codes: tuple[ErrorCode, ...] = ()
+    # The stable error codes the context answers with, each with its gRPC and HTTP status and
+    # its meaning: registered with the transports' catalogue (ledgerd.main.error_codes).
+    error_codes: ErrorTable = field(default_factory=dict)
 
 
 def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:

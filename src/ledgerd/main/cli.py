@@ -17,14 +17,15 @@ import typer
 from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
 from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
 from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
-from ledgerd.ledger.entrypoints.demo import Demo, DemoHandlers
+from ledgerd.ledger.domain.errors import LedgerErrorCode
+from ledgerd.ledger.entrypoints.cli.demo import Demo, DemoHandlers
+from ledgerd.ledger.entrypoints.cli.report import verification_summary
 from ledgerd.ledger.entrypoints.replay import replay_ledger
-from ledgerd.ledger.entrypoints.report import verification_summary
 from ledgerd.loadgen.bench import BenchOptions
 from ledgerd.loadgen.bench import bench as run_bench
 from ledgerd.loadgen.config import (
@@ -362,7 +363,7 @@ async def _seed_demo(container: AsyncContainer) -> None:
     try:
         await queries.get_ledger(DEMO_LEDGER)
     except LedgerdError as error:
-        if error.code is not ErrorCode.LEDGER_NOT_FOUND:
+        if error.code is not LedgerErrorCode.LEDGER_NOT_FOUND:
             raise
         report = await Demo(await container.get(DemoHandlers), DEMO_LEDGER, lambda _: None).run()
         typer.echo(f"demo  ledger '{DEMO_LEDGER}' created: {report.transfers} transfers")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import grpc
@@ -19,7 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerd.kernel.errors import ErrorCode
 from ledgerd.kernel.money import MAX_AMOUNT
 from ledgerd.kernel.paging import encode_cursor
-from ledgerd.platform.api.errors import TRANSPORT
+from ledgerd.ledger.domain.errors import LedgerErrorCode
+from ledgerd.main.error_codes import ERROR_CODES
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.conftest import GrpcApi
 from tests.e2e.grpc.support import (
@@ -49,24 +51,24 @@ REFUSED = grpc.StatusCode.FAILED_PRECONDITION
 # What each code must arrive as: the API's promise, written out rather than read from src.
 EXPECTED_STATUS = {
     ErrorCode.VALIDATION_FAILED: INVALID,
-    ErrorCode.LEDGER_NOT_FOUND: NOT_FOUND,
-    ErrorCode.ACCOUNT_NOT_FOUND: NOT_FOUND,
-    ErrorCode.TRANSFER_NOT_FOUND: NOT_FOUND,
-    ErrorCode.LEDGER_ALREADY_EXISTS: EXISTS,
-    ErrorCode.ACCOUNT_ALREADY_EXISTS: EXISTS,
-    ErrorCode.IDEMPOTENCY_CONFLICT: EXISTS,
-    ErrorCode.ASSET_MISMATCH: REFUSED,
-    ErrorCode.INSUFFICIENT_FUNDS: REFUSED,
-    ErrorCode.CREDIT_LIMIT_EXCEEDED: REFUSED,
-    ErrorCode.BALANCE_OVERFLOW: REFUSED,
-    ErrorCode.ACCOUNT_FROZEN: REFUSED,
-    ErrorCode.ACCOUNT_CLOSED: REFUSED,
-    ErrorCode.ACCOUNT_HAS_PENDING: REFUSED,
-    ErrorCode.TRANSFER_NOT_PENDING: REFUSED,
-    ErrorCode.PENDING_EXPIRED: REFUSED,
-    ErrorCode.CAPTURE_EXCEEDS_PENDING: REFUSED,
-    ErrorCode.TRANSFER_NOT_REVERSIBLE: REFUSED,
-    ErrorCode.TRANSFER_ALREADY_REVERSED: REFUSED,
+    LedgerErrorCode.LEDGER_NOT_FOUND: NOT_FOUND,
+    LedgerErrorCode.ACCOUNT_NOT_FOUND: NOT_FOUND,
+    LedgerErrorCode.TRANSFER_NOT_FOUND: NOT_FOUND,
+    LedgerErrorCode.LEDGER_ALREADY_EXISTS: EXISTS,
+    LedgerErrorCode.ACCOUNT_ALREADY_EXISTS: EXISTS,
+    LedgerErrorCode.IDEMPOTENCY_CONFLICT: EXISTS,
+    LedgerErrorCode.ASSET_MISMATCH: REFUSED,
+    LedgerErrorCode.INSUFFICIENT_FUNDS: REFUSED,
+    LedgerErrorCode.CREDIT_LIMIT_EXCEEDED: REFUSED,
+    LedgerErrorCode.BALANCE_OVERFLOW: REFUSED,
+    LedgerErrorCode.ACCOUNT_FROZEN: REFUSED,
+    LedgerErrorCode.ACCOUNT_CLOSED: REFUSED,
+    LedgerErrorCode.ACCOUNT_HAS_PENDING: REFUSED,
+    LedgerErrorCode.TRANSFER_NOT_PENDING: REFUSED,
+    LedgerErrorCode.PENDING_EXPIRED: REFUSED,
+    LedgerErrorCode.CAPTURE_EXCEEDS_PENDING: REFUSED,
+    LedgerErrorCode.TRANSFER_NOT_REVERSIBLE: REFUSED,
+    LedgerErrorCode.TRANSFER_ALREADY_REVERSED: REFUSED,
     ErrorCode.CONCURRENCY_CONFLICT: grpc.StatusCode.ABORTED,
 }
 # Codes no single request can be answered with: BATCH_ABORTED is a per-item result inside
@@ -76,7 +78,7 @@ EXPECTED_STATUS = {
 # tests/faults/). CONCURRENCY_CONFLICT from a lost race is retried inside the server, but a
 # stale expected_version answers it.
 NOT_A_CALL_STATUS = {
-    ErrorCode.BATCH_ABORTED,
+    LedgerErrorCode.BATCH_ABORTED,
     ErrorCode.DEADLINE_EXCEEDED,
     ErrorCode.OVERLOADED,
     ErrorCode.UNAVAILABLE,
@@ -207,7 +209,7 @@ def _far_future() -> Timestamp:
 
 
 V = ErrorCode.VALIDATION_FAILED
-CASES: list[tuple[str, ErrorCode, Call]] = [
+CASES: list[tuple[str, StrEnum, Call]] = [
     # malformed input
     ("malformed ledger id", V, lambda b: b.stub.GetLedger(pb.GetLedgerRequest(ledger="no such"))),
     ("empty ledger id", V, lambda b: b.stub.CreateLedger(pb.CreateLedgerRequest(id=""))),
@@ -370,107 +372,131 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
     # unknown ids
     (
         "unknown ledger",
-        ErrorCode.LEDGER_NOT_FOUND,
+        LedgerErrorCode.LEDGER_NOT_FOUND,
         lambda b: b.stub.GetLedger(pb.GetLedgerRequest(ledger="nope")),
     ),
     (
         "posting to an unknown ledger",
-        ErrorCode.LEDGER_NOT_FOUND,
+        LedgerErrorCode.LEDGER_NOT_FOUND,
         lambda b: b.stub.PostTransfer(
             pb.PostTransferRequest(ledger="nope", transfer=pay("k", "bank", "alice", 1))
         ),
     ),
     (
         "opening an account in an unknown ledger",
-        ErrorCode.LEDGER_NOT_FOUND,
+        LedgerErrorCode.LEDGER_NOT_FOUND,
         lambda b: b.stub.CreateAccount(pb.CreateAccountRequest(ledger="nope", id="a", asset=USD)),
     ),
     (
         "listing transfers of an unknown ledger",
-        ErrorCode.LEDGER_NOT_FOUND,
+        LedgerErrorCode.LEDGER_NOT_FOUND,
         lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger="nope")),
     ),
-    ("exporting from an unknown ledger", ErrorCode.LEDGER_NOT_FOUND, _export("nope", "alice")),
+    (
+        "exporting from an unknown ledger",
+        LedgerErrorCode.LEDGER_NOT_FOUND,
+        _export("nope", "alice"),
+    ),
     (
         "unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         lambda b: b.stub.GetAccount(pb.GetAccountRequest(ledger=L, account="nope")),
     ),
-    ("posting to an unknown account", ErrorCode.ACCOUNT_NOT_FOUND, _post(pay("k", "bank", "x", 1))),
+    (
+        "posting to an unknown account",
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
+        _post(pay("k", "bank", "x", 1)),
+    ),
     (
         "balance of an unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         lambda b: b.stub.GetBalance(pb.GetBalanceRequest(ledger=L, account="nope")),
     ),
     (
         "freezing an unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         lambda b: b.stub.FreezeAccount(pb.AccountStatusRequest(ledger=L, account="nope")),
     ),
-    ("exporting an unknown account", ErrorCode.ACCOUNT_NOT_FOUND, _export(L, "nope")),
+    ("exporting an unknown account", LedgerErrorCode.ACCOUNT_NOT_FOUND, _export(L, "nope")),
     (
         "a batch of balances with an unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         _batch_balances("alice", "nope"),
     ),
     (
         "a batch of balances in an unknown ledger",
-        ErrorCode.LEDGER_NOT_FOUND,
+        LedgerErrorCode.LEDGER_NOT_FOUND,
         _batch_balances("alice", ledger="nope"),
     ),
     (
         "metadata of an unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         _update_metadata("nope", {"t": "x"}),
     ),
     (
         "listing transfers of an unknown account",
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         lambda b: b.stub.ListTransfers(pb.ListTransfersRequest(ledger=L, account="nope")),
     ),
     (
         "unknown transfer",
-        ErrorCode.TRANSFER_NOT_FOUND,
+        LedgerErrorCode.TRANSFER_NOT_FOUND,
         lambda b: b.stub.GetTransfer(pb.GetTransferRequest(ledger=L, transfer="f" * 32)),
     ),
-    ("capturing an unknown transfer", ErrorCode.TRANSFER_NOT_FOUND, _capture(lambda _: "nope")),
-    ("reversing an unknown transfer", ErrorCode.TRANSFER_NOT_FOUND, _reverse(lambda _: "nope")),
+    (
+        "capturing an unknown transfer",
+        LedgerErrorCode.TRANSFER_NOT_FOUND,
+        _capture(lambda _: "nope"),
+    ),
+    (
+        "reversing an unknown transfer",
+        LedgerErrorCode.TRANSFER_NOT_FOUND,
+        _reverse(lambda _: "nope"),
+    ),
     # taken ids
     (
         "ledger id taken",
-        ErrorCode.LEDGER_ALREADY_EXISTS,
+        LedgerErrorCode.LEDGER_ALREADY_EXISTS,
         lambda b: b.stub.CreateLedger(pb.CreateLedgerRequest(id=L, name="Other")),
     ),
-    ("account id taken", ErrorCode.ACCOUNT_ALREADY_EXISTS, _open("alice")),
+    ("account id taken", LedgerErrorCode.ACCOUNT_ALREADY_EXISTS, _open("alice")),
     # the state refuses
-    ("leg across assets", ErrorCode.ASSET_MISMATCH, _post(pay("k", "bank", "eur", 1))),
+    ("leg across assets", LedgerErrorCode.ASSET_MISMATCH, _post(pay("k", "bank", "eur", 1))),
     (
         "leg naming another asset",
-        ErrorCode.ASSET_MISMATCH,
+        LedgerErrorCode.ASSET_MISMATCH,
         _post(transfer("k", leg("bank", "alice", 1, "EUR/2"))),
     ),
-    ("overspending", ErrorCode.INSUFFICIENT_FUNDS, _post(pay("k", "alice", "bob", 901))),
+    ("overspending", LedgerErrorCode.INSUFFICIENT_FUNDS, _post(pay("k", "alice", "bob", 901))),
     (
         "holding more than there is",
-        ErrorCode.INSUFFICIENT_FUNDS,
+        LedgerErrorCode.INSUFFICIENT_FUNDS,
         _post(transfer("k", leg("alice", "bob", 901), hold=True)),
     ),
-    ("over the credit limit", ErrorCode.CREDIT_LIMIT_EXCEEDED, _post(pay("k", "bank", "card", 1))),
-    ("past 2**63-1", ErrorCode.BALANCE_OVERFLOW, _post(pay("k", "mint", "whale", 1))),
+    (
+        "over the credit limit",
+        LedgerErrorCode.CREDIT_LIMIT_EXCEEDED,
+        _post(pay("k", "bank", "card", 1)),
+    ),
+    ("past 2**63-1", LedgerErrorCode.BALANCE_OVERFLOW, _post(pay("k", "mint", "whale", 1))),
     (
         # mint has posted_debits = 2**63-1: two more on hold would make available -2**63-1.
         "available below -2**63",
-        ErrorCode.BALANCE_OVERFLOW,
+        LedgerErrorCode.BALANCE_OVERFLOW,
         _post(transfer("k", leg("mint", "bank", 2), hold=True)),
     ),
-    ("to a frozen account", ErrorCode.ACCOUNT_FROZEN, _post(pay("k", "bank", "frozen", 1))),
-    ("from a closed account", ErrorCode.ACCOUNT_CLOSED, _post(pay("k", "closed", "bank", 1))),
+    ("to a frozen account", LedgerErrorCode.ACCOUNT_FROZEN, _post(pay("k", "bank", "frozen", 1))),
+    ("from a closed account", LedgerErrorCode.ACCOUNT_CLOSED, _post(pay("k", "closed", "bank", 1))),
     (
         "unfreezing a closed account",
-        ErrorCode.ACCOUNT_CLOSED,
+        LedgerErrorCode.ACCOUNT_CLOSED,
         lambda b: b.stub.UnfreezeAccount(pb.AccountStatusRequest(ledger=L, account="closed")),
     ),
-    ("metadata of a closed account", ErrorCode.ACCOUNT_CLOSED, _update_metadata("closed", {})),
+    (
+        "metadata of a closed account",
+        LedgerErrorCode.ACCOUNT_CLOSED,
+        _update_metadata("closed", {}),
+    ),
     (
         "metadata at a stale version",
         ErrorCode.CONCURRENCY_CONFLICT,
@@ -478,32 +504,32 @@ CASES: list[tuple[str, ErrorCode, Call]] = [
     ),
     (
         "closing an account with a hold",
-        ErrorCode.ACCOUNT_HAS_PENDING,
+        LedgerErrorCode.ACCOUNT_HAS_PENDING,
         lambda b: b.stub.CloseAccount(pb.AccountStatusRequest(ledger=L, account="alice")),
     ),
-    ("capturing a posting", ErrorCode.TRANSFER_NOT_PENDING, _capture(lambda b: b.payment)),
-    ("voiding a captured hold", ErrorCode.TRANSFER_NOT_PENDING, _void(lambda b: b.captured)),
-    ("capturing a lapsed hold", ErrorCode.PENDING_EXPIRED, _capture(lambda b: b.lapsed)),
-    ("voiding a lapsed hold", ErrorCode.PENDING_EXPIRED, _void(lambda b: b.lapsed)),
+    ("capturing a posting", LedgerErrorCode.TRANSFER_NOT_PENDING, _capture(lambda b: b.payment)),
+    ("voiding a captured hold", LedgerErrorCode.TRANSFER_NOT_PENDING, _void(lambda b: b.captured)),
+    ("capturing a lapsed hold", LedgerErrorCode.PENDING_EXPIRED, _capture(lambda b: b.lapsed)),
+    ("voiding a lapsed hold", LedgerErrorCode.PENDING_EXPIRED, _void(lambda b: b.lapsed)),
     (
         "capturing more than held",
-        ErrorCode.CAPTURE_EXCEEDS_PENDING,
+        LedgerErrorCode.CAPTURE_EXCEEDS_PENDING,
         _capture(lambda b: b.held, amount=101),
     ),
-    ("reversing a hold", ErrorCode.TRANSFER_NOT_REVERSIBLE, _reverse(lambda b: b.held)),
+    ("reversing a hold", LedgerErrorCode.TRANSFER_NOT_REVERSIBLE, _reverse(lambda b: b.held)),
     (
         "reversing a reversed transfer",
-        ErrorCode.TRANSFER_ALREADY_REVERSED,
+        LedgerErrorCode.TRANSFER_ALREADY_REVERSED,
         _reverse(lambda b: b.reversed, key="second-try"),
     ),
     (
         "a key reused with another body",
-        ErrorCode.IDEMPOTENCY_CONFLICT,
+        LedgerErrorCode.IDEMPOTENCY_CONFLICT,
         _post(pay("fund-alice", "bank", "alice", 1_001)),
     ),
     (
         "a capture key reused for another amount",
-        ErrorCode.IDEMPOTENCY_CONFLICT,
+        LedgerErrorCode.IDEMPOTENCY_CONFLICT,
         lambda b: b.stub.CapturePending(
             pb.CapturePendingRequest(ledger=L, transfer=b.captured, amount=1)
         ),
@@ -539,10 +565,10 @@ async def test_every_error_arrives_mapped_and_changes_nothing(
 
 
 def test_every_code_a_call_can_fail_with_is_covered() -> None:
-    assert {code for _, code, _ in CASES} == set(ErrorCode) - NOT_A_CALL_STATUS
-    assert set(EXPECTED_STATUS) == set(ErrorCode) - NOT_A_CALL_STATUS
+    assert {code for _, code, _ in CASES} == {code for code, _ in ERROR_CODES} - NOT_A_CALL_STATUS
+    assert set(EXPECTED_STATUS) == {code for code, _ in ERROR_CODES} - NOT_A_CALL_STATUS
     # The server's table agrees with what clients are promised.
-    assert {code: TRANSPORT[code].grpc for code in EXPECTED_STATUS} == EXPECTED_STATUS
+    assert {code: ERROR_CODES.transport(code).grpc for code in EXPECTED_STATUS} == EXPECTED_STATUS
 
 
 async def test_error_info_carries_the_details(grpc_api: GrpcApi, books: Books) -> None:

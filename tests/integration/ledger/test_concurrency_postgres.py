@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, select
 
-from ledgerd.kernel.errors import ErrorCode
 from ledgerd.kernel.money import Asset
 from ledgerd.kernel.result import Err, Ok
 from ledgerd.ledger.adapters import tables
@@ -24,6 +24,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePending
 from ledgerd.ledger.application.open_account import OpenAccount
 from ledgerd.ledger.application.post_transfers import PostTransfers
 from ledgerd.ledger.application.verify_ledger import VerifyLedger
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import (
     AccountFlags,
     Balances,
@@ -54,8 +55,8 @@ SQLITE_WRITERS = 4
 SQLITE_SECONDS = 1.5
 # Codes a request may legitimately fail with under this workload.
 EXPECTED_FAILURES = {
-    "transfer": {ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.BATCH_ABORTED},
-    "settle": {ErrorCode.PENDING_EXPIRED, ErrorCode.BATCH_ABORTED},
+    "transfer": {LedgerErrorCode.INSUFFICIENT_FUNDS, LedgerErrorCode.BATCH_ABORTED},
+    "settle": {LedgerErrorCode.PENDING_EXPIRED, LedgerErrorCode.BATCH_ABORTED},
 }
 
 
@@ -63,7 +64,7 @@ EXPECTED_FAILURES = {
 class Outcome:
     accepted: list[Transfer] = field(default_factory=list)
     holds: dict[str, Transfer] = field(default_factory=dict)
-    failures: Counter[ErrorCode] = field(default_factory=Counter)
+    failures: Counter[StrEnum] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     replays: int = 0
     expired_by_sweeps: int = 0
@@ -257,7 +258,7 @@ async def _check(app: LedgerApp, outcome: Outcome) -> None:
     assert outcome.unexpected == []
     # The workload did what it is for: real contention, real refusals.
     assert len(outcome.accepted) > 50
-    assert outcome.failures[ErrorCode.INSUFFICIENT_FUNDS] > 0
+    assert outcome.failures[LedgerErrorCode.INSUFFICIENT_FUNDS] > 0
 
     # No lost update: every account holds exactly what the accepted transfers add up to...
     expected = await _expected_balances(app, outcome)

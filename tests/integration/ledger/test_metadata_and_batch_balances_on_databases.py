@@ -10,6 +10,7 @@ from ledgerd.kernel.money import Asset
 from ledgerd.ledger.application.create_ledger import CreateLedger
 from ledgerd.ledger.application.open_account import OpenAccount
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadata
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Account, Balances
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from tests.integration.conftest import LedgerApp, dump_tables
@@ -60,7 +61,7 @@ async def test_a_refused_update_leaves_every_table_as_it_was(ledger_app: LedgerA
         (UpdateAccountMetadata(LEDGER, "alice", {"x": "1"}, ("x",)), INVALID),
         # 63 new keys beside the 2 it has: one more than an account may hold.
         (UpdateAccountMetadata(LEDGER, "alice", {f"k{n}": "v" for n in range(63)}), INVALID),
-        (UpdateAccountMetadata(LEDGER, "ghost", {"x": "1"}), ErrorCode.ACCOUNT_NOT_FOUND),
+        (UpdateAccountMetadata(LEDGER, "ghost", {"x": "1"}), LedgerErrorCode.ACCOUNT_NOT_FOUND),
     ]:
         with pytest.raises(LedgerdError) as caught:
             await app.update_metadata(command)
@@ -136,9 +137,9 @@ async def test_batch_balances_in_order_now_and_as_of(ledger_app: LedgerApp) -> N
     with pytest.raises(LedgerdError) as caught:
         await app.queries.get_balances(LEDGER, ["alice", "ghost", "nobody"])
     assert (caught.value.code, dict(caught.value.details)) == (
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         {"account": "ghost"},
     )
     with pytest.raises(LedgerdError) as caught:
         await app.queries.get_balances("nope", ["alice"])
-    assert caught.value.code is ErrorCode.LEDGER_NOT_FOUND
+    assert caught.value.code is LedgerErrorCode.LEDGER_NOT_FOUND

@@ -22,7 +22,8 @@ from ledgerd.gateway.asgi import RestGateway
 from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import CallOptions, InProcessInvoker, RemoteCallError, Sink
 from ledgerd.gateway.router import Router
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.platform.api.admission import Admission
 
@@ -36,13 +37,13 @@ class FakeLibrary:
     async def ReadFile(self, request: Any, _context: object) -> AsyncIterator[Message]:  # noqa: ANN401, N802
         name = request.path.removeprefix("files/")
         if name == "missing":
-            raise LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "no such file", {"path": name})
+            raise LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "no such file", {"path": name})
         for part in (b"one", b"two"):
             yield self._chunk(data=part)
         if name == "broken":
             raise RuntimeError("a bug")
         if name == "refused":
-            raise LedgerdError(ErrorCode.ACCOUNT_FROZEN, "frozen mid-way", {"path": name})
+            raise LedgerdError(LedgerErrorCode.ACCOUNT_FROZEN, "frozen mid-way", {"path": name})
 
 
 class FakeDroppingBackend:

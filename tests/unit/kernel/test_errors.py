@@ -6,11 +6,12 @@ from ledgerd.kernel.errors import (
     LedgerdError,
     validation_error,
 )
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 
 
 def test_equal_when_code_message_and_details_are() -> None:
-    first = LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"})
-    second = LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"})
+    first = LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"})
+    second = LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"})
 
     assert first == second
     assert hash(first) == hash(second)
@@ -20,14 +21,14 @@ def test_equal_when_code_message_and_details_are() -> None:
 @pytest.mark.parametrize(
     "other",
     [
-        LedgerdError(ErrorCode.ACCOUNT_FROZEN, "account a", {"account": "a"}),
-        LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account b", {"account": "a"}),
-        LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "b"}),
-        LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account a"),
+        LedgerdError(LedgerErrorCode.ACCOUNT_FROZEN, "account a", {"account": "a"}),
+        LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account b", {"account": "a"}),
+        LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "b"}),
+        LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account a"),
     ],
 )
 def test_differs_in_any_part(other: LedgerdError) -> None:
-    assert LedgerdError(ErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"}) != other
+    assert LedgerdError(LedgerErrorCode.ACCOUNT_NOT_FOUND, "account a", {"account": "a"}) != other
 
 
 def test_not_equal_to_other_types() -> None:
@@ -62,7 +63,3 @@ def test_concurrency_conflict_carries_its_code() -> None:
     assert isinstance(error, LedgerdError)
     assert error.code is ErrorCode.CONCURRENCY_CONFLICT
     assert error.details == {}
-
-
-def test_codes_spell_themselves() -> None:
-    assert all(code.value == code.name for code in ErrorCode)

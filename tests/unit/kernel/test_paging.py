@@ -1,4 +1,5 @@
 import base64
+from enum import StrEnum
 
 import pytest
 from hypothesis import given, settings
@@ -82,7 +83,7 @@ def test_int_cursor_rejects_forged_digit_strings(position: str) -> None:
 @settings(deadline=None)
 @given(st.text())
 def test_decoding_any_text_is_a_position_or_a_validation_error(cursor: str) -> None:
-    code: ErrorCode | None = None
+    code: StrEnum | None = None
     try:
         decode_cursor(cursor)
     except LedgerdError as error:

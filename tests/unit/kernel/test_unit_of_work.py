@@ -1,7 +1,8 @@
 import pytest
 
-from ledgerd.kernel.errors import ConcurrencyConflictError, ErrorCode, LedgerdError
+from ledgerd.kernel.errors import ConcurrencyConflictError, LedgerdError
 from ledgerd.kernel.unit_of_work import DEFAULT_ATTEMPTS, retry_on_conflict
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 
 
 class FlakyAttempt:
@@ -47,11 +48,11 @@ async def test_other_errors_are_not_retried() -> None:
     async def failing() -> None:
         nonlocal calls
         calls += 1
-        raise LedgerdError(ErrorCode.INSUFFICIENT_FUNDS, "no")
+        raise LedgerdError(LedgerErrorCode.INSUFFICIENT_FUNDS, "no")
 
     with pytest.raises(LedgerdError) as caught:
         await retry_on_conflict(failing)
-    assert caught.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert caught.value.code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert calls == 1
 
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar, assert_never
 
 from hypothesis import HealthCheck, event, note, settings
@@ -36,6 +37,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePending
 from ledgerd.ledger.application.open_account import OpenAccount
 from ledgerd.ledger.application.post_transfers import PostingResult, PostTransfers
 from ledgerd.ledger.application.verify_ledger import VerifyLedger
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import (
     AccountFlags,
     AccountStatus,
@@ -113,7 +115,7 @@ class ModelTransfer:
 
 @dataclass(frozen=True)
 class Reject:
-    code: ErrorCode
+    code: StrEnum
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class _Plan:
 
 
 class _Rejected(Exception):  # noqa: N818 - control flow inside the model, not an error type
-    def __init__(self, code: ErrorCode) -> None:
+    def __init__(self, code: StrEnum) -> None:
         super().__init__(code)
         self.code = code
 
@@ -213,7 +215,7 @@ class Model:
         if key in self.keys:
             transfer_id, original = self.keys[key]
             if body != original:
-                return Reject(ErrorCode.IDEMPOTENCY_CONFLICT)
+                return Reject(LedgerErrorCode.IDEMPOTENCY_CONFLICT)
             return Replay(transfer_id, self.transfers[transfer_id].status)
         try:
             return self._plan(request, now, key, body)
@@ -223,26 +225,26 @@ class Model:
     def _account(self, account_id: str) -> ModelAccount:
         account = self.accounts.get(account_id)
         if account is None:
-            raise _Rejected(ErrorCode.ACCOUNT_NOT_FOUND)
+            raise _Rejected(LedgerErrorCode.ACCOUNT_NOT_FOUND)
         return account
 
     @staticmethod
     def _movable(account: ModelAccount) -> None:
         if account.status is AccountStatus.FROZEN:
-            raise _Rejected(ErrorCode.ACCOUNT_FROZEN)
+            raise _Rejected(LedgerErrorCode.ACCOUNT_FROZEN)
         if account.status is AccountStatus.CLOSED:
-            raise _Rejected(ErrorCode.ACCOUNT_CLOSED)
+            raise _Rejected(LedgerErrorCode.ACCOUNT_CLOSED)
 
     def _open_hold(self, pending_id: str, now: datetime) -> ModelTransfer:
         target = self.transfers.get(pending_id)
         if target is None:
-            raise _Rejected(ErrorCode.TRANSFER_NOT_FOUND)
+            raise _Rejected(LedgerErrorCode.TRANSFER_NOT_FOUND)
         if target.status is TransferStatus.EXPIRED:
-            raise _Rejected(ErrorCode.PENDING_EXPIRED)
+            raise _Rejected(LedgerErrorCode.PENDING_EXPIRED)
         if target.kind is not TransferKind.PENDING or target.status is not TransferStatus.PENDING:
-            raise _Rejected(ErrorCode.TRANSFER_NOT_PENDING)
+            raise _Rejected(LedgerErrorCode.TRANSFER_NOT_PENDING)
         if target.expires_at is not None and now >= target.expires_at:
-            raise _Rejected(ErrorCode.PENDING_EXPIRED)
+            raise _Rejected(LedgerErrorCode.PENDING_EXPIRED)
         return target
 
     def _plan(self, request: PostingRequest, now: datetime, key: str, body: object) -> Accept:
@@ -300,7 +302,7 @@ class Model:
             debit = self._account(leg.debit_account)
             credit = self._account(leg.credit_account)
             if credit.asset != debit.asset or leg.asset not in (None, debit.asset):
-                raise _Rejected(ErrorCode.ASSET_MISMATCH)
+                raise _Rejected(LedgerErrorCode.ASSET_MISMATCH)
             self._movable(debit)
             self._movable(credit)
             legs.append(Leg(leg.debit_account, leg.credit_account, leg.amount, debit.asset))
@@ -322,7 +324,7 @@ class Model:
         elif len(target.legs) != 1:
             raise _Rejected(ErrorCode.VALIDATION_FAILED)
         elif request.amount > target.legs[0].amount:
-            raise _Rejected(ErrorCode.CAPTURE_EXCEEDS_PENDING)
+            raise _Rejected(LedgerErrorCode.CAPTURE_EXCEEDS_PENDING)
         else:
             legs = (dataclasses.replace(target.legs[0], amount=request.amount),)
         for leg in legs:
@@ -339,12 +341,12 @@ class Model:
     def _plan_reversal(self, request: ReversalRequest) -> _Plan:
         target = self.transfers.get(request.transfer_id)
         if target is None:
-            raise _Rejected(ErrorCode.TRANSFER_NOT_FOUND)
+            raise _Rejected(LedgerErrorCode.TRANSFER_NOT_FOUND)
         if target.status is TransferStatus.REVERSED:
-            raise _Rejected(ErrorCode.TRANSFER_ALREADY_REVERSED)
+            raise _Rejected(LedgerErrorCode.TRANSFER_ALREADY_REVERSED)
         reversible = {TransferKind.POSTING, TransferKind.CAPTURE, TransferKind.REVERSAL}
         if target.kind not in reversible or target.status is not TransferStatus.POSTED:
-            raise _Rejected(ErrorCode.TRANSFER_NOT_REVERSIBLE)
+            raise _Rejected(LedgerErrorCode.TRANSFER_NOT_REVERSIBLE)
         legs = tuple(
             Leg(leg.credit_account, leg.debit_account, leg.amount, leg.asset) for leg in target.legs
         )
@@ -371,11 +373,11 @@ class Model:
             values = [getattr(balances, name) for name in _BALANCE_FIELDS]
             assert min(values) >= 0, "the model released more than was held"
             if max(values) > MAX_AMOUNT:
-                raise _Rejected(ErrorCode.BALANCE_OVERFLOW)
+                raise _Rejected(LedgerErrorCode.BALANCE_OVERFLOW)
         for account_id, balances in after.items():
             available = _available(self.accounts[account_id].flags, balances)
             if not _INT64_MIN <= available <= MAX_AMOUNT:
-                raise _Rejected(ErrorCode.BALANCE_OVERFLOW)
+                raise _Rejected(LedgerErrorCode.BALANCE_OVERFLOW)
         if constrained:
             for account_id, b in after.items():
                 flags = self.accounts[account_id].flags
@@ -384,11 +386,11 @@ class Model:
                 if flags.debits_must_not_exceed_credits and (
                     all_debits > b.posted_credits + flags.overdraft_limit
                 ):
-                    raise _Rejected(ErrorCode.INSUFFICIENT_FUNDS)
+                    raise _Rejected(LedgerErrorCode.INSUFFICIENT_FUNDS)
                 if flags.credits_must_not_exceed_debits and (
                     all_credits > b.posted_debits + flags.overdraft_limit
                 ):
-                    raise _Rejected(ErrorCode.CREDIT_LIMIT_EXCEEDED)
+                    raise _Rejected(LedgerErrorCode.CREDIT_LIMIT_EXCEEDED)
         return after
 
     def commit(self, accepted: Accept, transfer_id: str) -> None:
@@ -403,17 +405,17 @@ class Model:
 
     # -- account status -------------------------------------------------------------------
 
-    def change_status(self, account_id: str, status: AccountStatus) -> ErrorCode | None:
+    def change_status(self, account_id: str, status: AccountStatus) -> StrEnum | None:
         account = self.accounts.get(account_id)
         if account is None:
-            return ErrorCode.ACCOUNT_NOT_FOUND
+            return LedgerErrorCode.ACCOUNT_NOT_FOUND
         if account.status is status:
             return None
         if account.status is AccountStatus.CLOSED:
-            return ErrorCode.ACCOUNT_CLOSED
+            return LedgerErrorCode.ACCOUNT_CLOSED
         held = account.balances.pending_debits or account.balances.pending_credits
         if status is AccountStatus.CLOSED and held:
-            return ErrorCode.ACCOUNT_HAS_PENDING
+            return LedgerErrorCode.ACCOUNT_HAS_PENDING
         account.status = status
         return None
 
@@ -429,7 +431,11 @@ class Model:
 
 # The engine numbers a transfer before its balance checks, so these failures use up an id.
 _DECIDED_AFTER_NUMBERING = frozenset(
-    {ErrorCode.BALANCE_OVERFLOW, ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.CREDIT_LIMIT_EXCEEDED}
+    {
+        LedgerErrorCode.BALANCE_OVERFLOW,
+        LedgerErrorCode.INSUFFICIENT_FUNDS,
+        LedgerErrorCode.CREDIT_LIMIT_EXCEEDED,
+    }
 )
 
 
@@ -613,7 +619,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.error.code is decision.code, (result.error, decision.code)
         elif aborted:
             assert isinstance(result, Err)
-            assert result.error.code is ErrorCode.BATCH_ABORTED
+            assert result.error.code is LedgerErrorCode.BATCH_ABORTED
         elif isinstance(decision, Replay):
             assert isinstance(result, Ok), f"expected a replay, got {result!r}"
             assert result.value.replayed
@@ -636,7 +642,7 @@ class LedgerMachine(RuleBasedStateMachine):
         command = OpenAccount(LEDGER, account_id, asset, flags)
         if existing is not None and (existing.asset, existing.flags) != (asset, flags):
             error = self.expect_error(self.app.open_account(command))
-            assert error.code is ErrorCode.ACCOUNT_ALREADY_EXISTS
+            assert error.code is LedgerErrorCode.ACCOUNT_ALREADY_EXISTS
             assert self.app.uow.commits == commits
             return
         opened = self.run(self.app.open_account(command))
@@ -759,7 +765,7 @@ class LedgerMachine(RuleBasedStateMachine):
         (result,) = self.run(self.app.post_transfers(PostTransfers(LEDGER, [changed])))
 
         assert isinstance(result, Err)
-        assert result.error.code is ErrorCode.IDEMPOTENCY_CONFLICT
+        assert result.error.code is LedgerErrorCode.IDEMPOTENCY_CONFLICT
         assert result.error.details["transfer_id"] == self.model.keys[_key_and_body(original)[0]][0]
         assert self.app.tables == before
 

@@ -7,7 +7,7 @@ import pytest
 from ledgerd.main.bounded_context import services_of
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.contexts.ledger import LEDGER
-from ledgerd.platform.api.errors import TRANSPORT
+from ledgerd.platform.api.errors import ERROR_CODES
 
 
 def test_every_contexts_error_code_has_a_transport_mapping_and_one_owner() -> None:
@@ -15,7 +15,7 @@ def test_every_contexts_error_code_has_a_transport_mapping_and_one_owner() -> No
     for context in ENABLED_CONTEXTS:
         for code in context.error_codes:
             owners.setdefault(str(code), []).append(context.name)
-            assert code in TRANSPORT, f"{context.name}'s {code} has no gRPC/HTTP status"
+            assert ERROR_CODES.code_of(str(code)) is code, f"{context.name}'s {code} unregistered"
     shared = {code: names for code, names in owners.items() if len(names) > 1}
     assert not shared, f"codes claimed by more than one context: {shared}"
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Account, Ledger
 from ledgerd.ledger.domain.repositories import AccountRepository, LedgerRepository
 
 
 def ledger_not_found(ledger_id: str) -> LedgerdError:
     return LedgerdError(
-        ErrorCode.LEDGER_NOT_FOUND, f"ledger {ledger_id} does not exist", {"ledger": ledger_id}
+        LedgerErrorCode.LEDGER_NOT_FOUND,
+        f"ledger {ledger_id} does not exist",
+        {"ledger": ledger_id},
     )
 
 
 def account_not_found(account_id: str) -> LedgerdError:
     return LedgerdError(
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         f"account {account_id} does not exist",
         {"account": account_id},
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.ids import check_id
 from ledgerd.kernel.metadata import Metadata, check_metadata
 from ledgerd.kernel.text import check_text
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.events import LedgerCreated
 from ledgerd.ledger.domain.model import Ledger
 from ledgerd.ledger.domain.repositories import EventOutbox, LedgerRepository
@@ -45,7 +46,7 @@ class CreateLedgerHandler:
                 if (existing.name, dict(existing.metadata)) == (command.name, dict(metadata)):
                     return existing
                 raise LedgerdError(
-                    ErrorCode.LEDGER_ALREADY_EXISTS,
+                    LedgerErrorCode.LEDGER_ALREADY_EXISTS,
                     f"ledger {command.ledger_id} already exists with other attributes",
                     {"ledger": command.ledger_id},
                 )

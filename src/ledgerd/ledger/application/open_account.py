@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.ids import check_id
 from ledgerd.kernel.metadata import Metadata, check_metadata
 from ledgerd.kernel.money import Asset
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 from ledgerd.ledger.application._lookups import require_ledger
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.events import AccountCreated
 from ledgerd.ledger.domain.model import Account, AccountFlags, new_account
 from ledgerd.ledger.domain.repositories import AccountRepository, EventOutbox, LedgerRepository
@@ -58,7 +59,7 @@ class OpenAccountHandler:
                 if same:
                     return existing
                 raise LedgerdError(
-                    ErrorCode.ACCOUNT_ALREADY_EXISTS,
+                    LedgerErrorCode.ACCOUNT_ALREADY_EXISTS,
                     f"account {command.account_id} already exists with other attributes",
                     {"account": command.account_id},
                 )

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.ids import IdGenerator, check_id
 from ledgerd.kernel.result import Err, Ok, Result
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 from ledgerd.ledger.application._lookups import ledger_not_found
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Transfer
 from ledgerd.ledger.domain.posting import Posted, PostingSession, PostingSnapshot
 from ledgerd.ledger.domain.repositories import (
@@ -102,7 +103,8 @@ def check_command(command: PostTransfers) -> None:
 
 def _aborted(results: Outcome) -> Outcome:
     aborted = LedgerdError(
-        ErrorCode.BATCH_ABORTED, "another transfer in this atomic batch failed; nothing was posted"
+        LedgerErrorCode.BATCH_ABORTED,
+        "another transfer in this atomic batch failed; nothing was posted",
     )
     return [result if isinstance(result, Err) else Err(aborted) for result in results]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.metadata import (
     EMPTY_METADATA,
     MAX_METADATA_ENTRIES,
@@ -16,6 +16,7 @@ from ledgerd.kernel.metadata import (
     check_metadata,
 )
 from ledgerd.kernel.money import MAX_AMOUNT, Asset
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 
 
 class AccountStatus(StrEnum):
@@ -124,7 +125,7 @@ class Balances:
         value = getattr(self, field) + amount
         if value > MAX_AMOUNT:
             raise LedgerdError(
-                ErrorCode.BALANCE_OVERFLOW,
+                LedgerErrorCode.BALANCE_OVERFLOW,
                 f"{field.replace('_', ' ')} would exceed {MAX_AMOUNT}",
                 {"balance": field},
             )
@@ -184,7 +185,7 @@ class Account:
             and all_debits > b.posted_credits + flags.overdraft_limit
         ):
             return LedgerdError(
-                ErrorCode.INSUFFICIENT_FUNDS,
+                LedgerErrorCode.INSUFFICIENT_FUNDS,
                 f"account {self.id} has insufficient funds",
                 {"account": self.id},
             )
@@ -193,7 +194,7 @@ class Account:
             and all_credits > b.posted_debits + flags.overdraft_limit
         ):
             return LedgerdError(
-                ErrorCode.CREDIT_LIMIT_EXCEEDED,
+                LedgerErrorCode.CREDIT_LIMIT_EXCEEDED,
                 f"account {self.id} would exceed its credit limit",
                 {"account": self.id},
             )
@@ -215,7 +216,7 @@ class Account:
             return None
         bound = MIN_AVAILABLE if now < MIN_AVAILABLE else MAX_AVAILABLE
         return LedgerdError(
-            ErrorCode.BALANCE_OVERFLOW,
+            LedgerErrorCode.BALANCE_OVERFLOW,
             f"available balance of account {self.id} would pass {bound}",
             {"account": self.id, "balance": "available"},
         )
@@ -239,11 +240,11 @@ class Account:
         """Frozen and closed accounts take no new movements (holds may still be released)."""
         if self.status is AccountStatus.FROZEN:
             raise LedgerdError(
-                ErrorCode.ACCOUNT_FROZEN, f"account {self.id} is frozen", {"account": self.id}
+                LedgerErrorCode.ACCOUNT_FROZEN, f"account {self.id} is frozen", {"account": self.id}
             )
         if self.status is AccountStatus.CLOSED:
             raise LedgerdError(
-                ErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
+                LedgerErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
             )
 
     def with_metadata_changed(self, set_keys: Metadata, remove_keys: Collection[str]) -> Account:
@@ -255,7 +256,7 @@ class Account:
         """
         if self.status is AccountStatus.CLOSED:
             raise LedgerdError(
-                ErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
+                LedgerErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
             )
         merged = {key: value for key, value in self.metadata.items() if key not in remove_keys}
         merged.update(set_keys)
@@ -270,13 +271,13 @@ class Account:
     def with_status(self, status: AccountStatus) -> Account:
         if self.status is AccountStatus.CLOSED:
             raise LedgerdError(
-                ErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
+                LedgerErrorCode.ACCOUNT_CLOSED, f"account {self.id} is closed", {"account": self.id}
             )
         if status is AccountStatus.CLOSED and (
             self.balances.pending_debits or self.balances.pending_credits
         ):
             raise LedgerdError(
-                ErrorCode.ACCOUNT_HAS_PENDING,
+                LedgerErrorCode.ACCOUNT_HAS_PENDING,
                 f"account {self.id} still has pending holds",
                 {"account": self.id},
             )

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import assert_never
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError, validation_error
+from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.metadata import check_metadata
 from ledgerd.ledger.domain.chain import chained_hash
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.events import TransferEvent, transfer_event
 from ledgerd.ledger.domain.model import (
     Account,
@@ -185,7 +186,7 @@ class PostingSession:
         original = self._transfers[transfer_id]
         if original.request_hash != request.fingerprint():
             raise LedgerdError(
-                ErrorCode.IDEMPOTENCY_CONFLICT,
+                LedgerErrorCode.IDEMPOTENCY_CONFLICT,
                 f"idempotency key {request.key!r} was already used with a different request",
                 {"idempotency_key": request.key, "transfer_id": original.id},
             )
@@ -195,7 +196,7 @@ class PostingSession:
         account = self._accounts.get(account_id)
         if account is None:
             raise LedgerdError(
-                ErrorCode.ACCOUNT_NOT_FOUND,
+                LedgerErrorCode.ACCOUNT_NOT_FOUND,
                 f"account {account_id} does not exist",
                 {"account": account_id},
             )
@@ -205,7 +206,7 @@ class PostingSession:
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
             raise LedgerdError(
-                ErrorCode.TRANSFER_NOT_FOUND,
+                LedgerErrorCode.TRANSFER_NOT_FOUND,
                 f"transfer {transfer_id} does not exist",
                 {"transfer": transfer_id},
             )
@@ -218,7 +219,7 @@ class PostingSession:
             for asset in (credit.asset, leg.asset):
                 if asset is not None and asset != debit.asset:
                     raise LedgerdError(
-                        ErrorCode.ASSET_MISMATCH,
+                        LedgerErrorCode.ASSET_MISMATCH,
                         f"legs[{index}]: {debit.id} holds {debit.asset}, not {asset}",
                         {"leg": str(index)},
                     )
@@ -238,7 +239,7 @@ class PostingSession:
     def _pending_target(self, pending_id: str) -> Transfer:
         target = self._transfer(pending_id)
         expired = LedgerdError(
-            ErrorCode.PENDING_EXPIRED,
+            LedgerErrorCode.PENDING_EXPIRED,
             f"pending transfer {pending_id} has expired",
             {"transfer": pending_id},
         )
@@ -246,7 +247,7 @@ class PostingSession:
             if target.status is TransferStatus.EXPIRED:
                 raise expired
             raise LedgerdError(
-                ErrorCode.TRANSFER_NOT_PENDING,
+                LedgerErrorCode.TRANSFER_NOT_PENDING,
                 f"transfer {pending_id} is {target.status}, not pending",
                 {"transfer": pending_id, "status": target.status.value},
             )
@@ -262,7 +263,7 @@ class PostingSession:
             raise validation_error("amount", "a partial capture needs a single-leg hold")
         elif request.amount > target.legs[0].amount:
             raise LedgerdError(
-                ErrorCode.CAPTURE_EXCEEDS_PENDING,
+                LedgerErrorCode.CAPTURE_EXCEEDS_PENDING,
                 f"capture of {request.amount} exceeds the {target.legs[0].amount} held",
                 {"transfer": target.id},
             )
@@ -291,7 +292,7 @@ class PostingSession:
             target = self._transfer(request.pending_id)
             if target.status is not TransferStatus.PENDING:
                 raise LedgerdError(
-                    ErrorCode.TRANSFER_NOT_PENDING,
+                    LedgerErrorCode.TRANSFER_NOT_PENDING,
                     f"transfer {target.id} is {target.status}, not pending",
                     {"transfer": target.id, "status": target.status.value},
                 )
@@ -311,14 +312,14 @@ class PostingSession:
         target = self._transfer(request.transfer_id)
         if target.status is TransferStatus.REVERSED:
             raise LedgerdError(
-                ErrorCode.TRANSFER_ALREADY_REVERSED,
+                LedgerErrorCode.TRANSFER_ALREADY_REVERSED,
                 f"transfer {target.id} was already reversed",
                 {"transfer": target.id},
             )
         reversible = {TransferKind.POSTING, TransferKind.CAPTURE, TransferKind.REVERSAL}
         if target.kind not in reversible or target.status is not TransferStatus.POSTED:
             raise LedgerdError(
-                ErrorCode.TRANSFER_NOT_REVERSIBLE,
+                LedgerErrorCode.TRANSFER_NOT_REVERSIBLE,
                 f"a {target.kind} transfer cannot be reversed",
                 {"transfer": target.id, "kind": target.kind.value},
             )

@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-from dishka import AsyncContainer, Provider, Scope, provide
+from dishka import AsyncContainer, Provider, Scope, provide, provide_all
 
-from ledgerd.kernel.errors import ErrorCode
 from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import (
     SqlAccountRepository,
@@ -29,7 +28,7 @@ from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
 from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
-from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.queries import QUERY_TYPES, LedgerQueries
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
@@ -39,7 +38,8 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
-from ledgerd.ledger.entrypoints.demo import DemoHandlers
+from ledgerd.ledger.entrypoints.cli.demo import DemoHandlers
+from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
@@ -96,7 +96,7 @@ class LedgerProvider(Provider):
         return store
 
     expire_pending = provide(ExpirePendingHandler)
-    queries = provide(LedgerQueries)
+    queries = provide_all(*QUERY_TYPES, LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)
 
     demo_handlers = provide(DemoHandlers)
@@ -144,28 +144,6 @@ def _providers() -> Sequence[Provider]:
 
 # The codes only the ledger answers with; the generic ones (VALIDATION_FAILED, OVERLOADED,
 # DEADLINE_EXCEEDED, UNAVAILABLE, OUTCOME_UNKNOWN, CONCURRENCY_CONFLICT) belong to the kernel.
-LEDGER_ERROR_CODES = (
-    ErrorCode.LEDGER_NOT_FOUND,
-    ErrorCode.LEDGER_ALREADY_EXISTS,
-    ErrorCode.ACCOUNT_NOT_FOUND,
-    ErrorCode.ACCOUNT_ALREADY_EXISTS,
-    ErrorCode.ACCOUNT_FROZEN,
-    ErrorCode.ACCOUNT_CLOSED,
-    ErrorCode.ACCOUNT_HAS_PENDING,
-    ErrorCode.ASSET_MISMATCH,
-    ErrorCode.INSUFFICIENT_FUNDS,
-    ErrorCode.CREDIT_LIMIT_EXCEEDED,
-    ErrorCode.BALANCE_OVERFLOW,
-    ErrorCode.IDEMPOTENCY_CONFLICT,
-    ErrorCode.TRANSFER_NOT_FOUND,
-    ErrorCode.TRANSFER_NOT_PENDING,
-    ErrorCode.PENDING_EXPIRED,
-    ErrorCode.CAPTURE_EXCEEDS_PENDING,
-    ErrorCode.TRANSFER_NOT_REVERSIBLE,
-    ErrorCode.TRANSFER_ALREADY_REVERSED,
-    ErrorCode.BATCH_ABORTED,
-)
-
 LEDGER = BoundedContext(
     name="ledger",
     providers=_providers,
@@ -178,5 +156,5 @@ LEDGER = BoundedContext(
         ),
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
-    error_codes=LEDGER_ERROR_CODES,
+    error_codes=LEDGER_ERRORS,
 )

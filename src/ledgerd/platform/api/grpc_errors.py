@@ -11,8 +11,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
-from ledgerd.platform.api.errors import ERROR_DOMAIN, TRANSPORT, retry_after_seconds
+from ledgerd.kernel.errors import LedgerdError
+from ledgerd.platform.api.errors import ERROR_CODES, ERROR_DOMAIN, retry_after_seconds
 
 
 class _Status(grpc.Status):
@@ -45,7 +45,7 @@ def rpc_status_of(
         hint.Pack(retry)
         details.append(hint)
     status = status_pb2.Status(
-        code=TRANSPORT[error.code].grpc.value[0], message=error.message, details=details
+        code=ERROR_CODES.transport(error.code).grpc.value[0], message=error.message, details=details
     )
     packed = rpc_status.to_status(status)
     return _Status(packed.code, packed.details, (*packed.trailing_metadata, *trailing_metadata))
@@ -56,9 +56,8 @@ def error_of(status: status_pb2.Status) -> LedgerdError | None:
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
-            try:
-                code = ErrorCode(info.reason)
-            except ValueError:
+            code = ERROR_CODES.code_of(info.reason)
+            if code is None:
                 return None
             return LedgerdError(code, status.message, dict(info.metadata))
     return None

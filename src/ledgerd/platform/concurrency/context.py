@@ -13,6 +13,10 @@ a context in one of two ways:
   started from it.
 * ``await ctx.done`` / ``ctx.err`` / ``ctx.check()`` for code that polls or waits, as in Go.
 
+The kernel's deadline is the one record of the deadline in force: a context derived while one
+is in force (a transport's request deadline, or an enclosing scope's) takes it if it is earlier
+than its own, so no context outlives the request it was derived in.
+
 Unlike Go, child contexts need no ``defer cancel()`` to avoid leaking: a parent holds its
 children weakly, and a scope removes its hook from the context when it exits. Cancelling a
 context whose deadline is no longer needed still frees its timer early.
@@ -33,7 +37,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
-from ledgerd.kernel.deadline import DeadlineExceededError, deadline_scope
+from ledgerd.kernel.deadline import DeadlineExceededError, deadline_at, deadline_scope
 
 
 class ContextCancelledError(Exception):
@@ -78,16 +82,18 @@ class Context:
     # --- deriving -------------------------------------------------------------------------------
 
     def with_cancel(self) -> Context:
-        """A child cancelled by its own ``cancel()`` or with this context."""
+        """A child cancelled by its own ``cancel()``, with this context, or by a deadline.
+
+        Its deadline is this context's, or the kernel's deadline in force if that is earlier.
+        """
         return self._child(self._deadline)
 
     def with_deadline(self, seconds: float | None) -> Context:
         """A child that is also cancelled ``seconds`` from now (an earlier deadline here wins).
 
-        ``None`` adds no deadline of its own, as in ``deadline_scope``; so
-        ``current().with_deadline(deadline.remaining())`` carries a request deadline set by
-        a transport into a context. Must be called with an event loop running: the deadline
-        is a timer on it.
+        ``None`` adds no deadline of its own, as in ``deadline_scope``. A request deadline in
+        force (the kernel's) applies too, as in ``with_cancel``. Must be called with an event
+        loop running: the deadline is a timer on it.
         """
         if seconds is None:
             return self.with_cancel()
@@ -97,6 +103,9 @@ class Context:
         return self._child(candidate, timer=True)
 
     def _child(self, deadline: float | None, *, timer: bool = False) -> Context:
+        in_force = deadline_at()  # the kernel's, set by a transport or an enclosing scope
+        if in_force is not None and (deadline is None or in_force < deadline):
+            deadline, timer = in_force, True
         child = Context(self, deadline)
         if self._reason is not None:
             child._cancel(self._reason, expired=self._expired)

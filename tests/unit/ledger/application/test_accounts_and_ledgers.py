@@ -4,6 +4,7 @@ from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatus
 from ledgerd.ledger.application.create_ledger import CreateLedger
 from ledgerd.ledger.application.open_account import OpenAccount
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import GENESIS_HASH, AccountFlags, AccountStatus, LedgerHead
 from ledgerd.ledger.domain.requests import VoidRequest
 from tests.fakes.clock import START
@@ -48,7 +49,7 @@ async def test_create_ledger_under_a_taken_id(command: CreateLedger) -> None:
     with pytest.raises(LedgerdError) as caught:
         await app.create_ledger(command)
 
-    assert caught.value.code is ErrorCode.LEDGER_ALREADY_EXISTS
+    assert caught.value.code is LedgerErrorCode.LEDGER_ALREADY_EXISTS
     assert caught.value.details == {"ledger": "L"}
 
 
@@ -110,7 +111,7 @@ async def test_open_account_under_a_taken_id(app: LedgerApp, command: OpenAccoun
     with pytest.raises(LedgerdError) as caught:
         await app.open_account(command)
 
-    assert caught.value.code is ErrorCode.ACCOUNT_ALREADY_EXISTS
+    assert caught.value.code is LedgerErrorCode.ACCOUNT_ALREADY_EXISTS
     assert caught.value.details == {"account": "alice"}
 
 
@@ -118,7 +119,7 @@ async def test_open_account_in_an_unknown_ledger(app: LedgerApp) -> None:
     with pytest.raises(LedgerdError) as caught:
         await app.open_account(OpenAccount("nope", "x", USD))
 
-    assert caught.value.code is ErrorCode.LEDGER_NOT_FOUND
+    assert caught.value.code is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ async def test_close_with_pending_holds_then_after_the_void(app: LedgerApp) -> N
     for holder in ("alice", "bob"):
         with pytest.raises(LedgerdError) as caught:
             await _status(app, holder, AccountStatus.CLOSED)
-        assert caught.value.code is ErrorCode.ACCOUNT_HAS_PENDING
+        assert caught.value.code is LedgerErrorCode.ACCOUNT_HAS_PENDING
 
     await _status(app, "bob", AccountStatus.FROZEN)
     await app.post_transfers.post_one(LEDGER, VoidRequest(hold.transfer.id))
@@ -182,15 +183,15 @@ async def test_closed_is_final(app: LedgerApp, status: AccountStatus) -> None:
     with pytest.raises(LedgerdError) as caught:
         await _status(app, "alice", status)
 
-    assert caught.value.code is ErrorCode.ACCOUNT_CLOSED
+    assert caught.value.code is LedgerErrorCode.ACCOUNT_CLOSED
     assert account(app, "alice").status is AccountStatus.CLOSED
 
 
 @pytest.mark.parametrize(
     ("ledger_id", "account_id", "code"),
     [
-        ("nope", "alice", ErrorCode.LEDGER_NOT_FOUND),
-        (LEDGER, "nope", ErrorCode.ACCOUNT_NOT_FOUND),
+        ("nope", "alice", LedgerErrorCode.LEDGER_NOT_FOUND),
+        (LEDGER, "nope", LedgerErrorCode.ACCOUNT_NOT_FOUND),
         (LEDGER, "no pe", ErrorCode.VALIDATION_FAILED),
     ],
 )

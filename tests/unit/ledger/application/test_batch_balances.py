@@ -1,4 +1,4 @@
-"""BatchGetBalances (``LedgerQueries.get_balances``): many balances, in order, all or none."""
+"""BatchGetBalances (``GetBalancesQuery``): many balances, in order, all or none."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
-from ledgerd.ledger.application.queries import MAX_BALANCES_PER_BATCH, AccountBalance
+from ledgerd.ledger.application.queries.balances import AccountBalance
+from ledgerd.ledger.application.queries.get_balances import MAX_BALANCES_PER_BATCH
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Balances
 from tests.fakes.clock import START
 from tests.fakes.ledger_app import LedgerApp
@@ -60,7 +62,7 @@ async def test_one_unknown_account_fails_the_call_naming_the_first(app: LedgerAp
     error = await _refused(app, LEDGER, ["alice", "ghost", "bob", "phantom"])
 
     assert (error.code, dict(error.details)) == (
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         {"account": "ghost"},
     )
 
@@ -68,7 +70,7 @@ async def test_one_unknown_account_fails_the_call_naming_the_first(app: LedgerAp
 async def test_an_unknown_ledger(app: LedgerApp) -> None:
     error = await _refused(app, "nope", ["alice"])
 
-    assert error.code is ErrorCode.LEDGER_NOT_FOUND
+    assert error.code is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 @pytest.mark.parametrize(

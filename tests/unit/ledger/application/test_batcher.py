@@ -27,6 +27,7 @@ from ledgerd.ledger.application.post_transfers import (
 )
 from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
 from ledgerd.ledger.application.verify_ledger import VerifyLedger
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Account
 from ledgerd.ledger.domain.posting import PostingSession, PostingSnapshot
 from ledgerd.ledger.domain.requests import TransferRequest
@@ -175,12 +176,12 @@ async def test_a_failing_transfer_does_not_fail_its_neighbours_nor_an_atomic_cal
         too_much, fine, atomic, after = await asyncio.gather(*tasks)
     assert max(handler.groups) > 1  # they really shared a unit of work
     assert isinstance(too_much[0], Err)
-    assert too_much[0].error.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert too_much[0].error.code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert isinstance(fine[0], Ok)
     assert isinstance(after[0], Ok)
     assert [r.error.code for r in atomic if isinstance(r, Err)] == [
-        ErrorCode.BATCH_ABORTED,
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.BATCH_ABORTED,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
     ]
     assert await _balance(app, "bob") == 30  # 10 + 20: nothing of the atomic call stuck
     keys = {t.idempotency_key for t in app.tables.transfers.values()}
@@ -204,7 +205,7 @@ async def test_the_same_key_twice_in_one_batch_is_one_transfer_and_a_replay() ->
     assert ok(a).transfer == ok(b).transfer
     assert [ok(a).replayed, ok(b).replayed] == [False, True]
     assert isinstance(c, Err)
-    assert c.error.code is ErrorCode.IDEMPOTENCY_CONFLICT
+    assert c.error.code is LedgerErrorCode.IDEMPOTENCY_CONFLICT
     assert await _balance(app, "bob") == 7
 
 
@@ -339,7 +340,7 @@ async def test_a_bad_command_is_refused_before_it_is_queued() -> None:
             await batcher(PostTransfers("nowhere", [pay("k", ("bank", "alice", 1))]))
     assert empty.value.code is ErrorCode.VALIDATION_FAILED
     assert bad_id.value.code is ErrorCode.VALIDATION_FAILED
-    assert no_ledger.value.code is ErrorCode.LEDGER_NOT_FOUND
+    assert no_ledger.value.code is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 # --- once a group writes, its callers get the commit's outcome -------------------------------

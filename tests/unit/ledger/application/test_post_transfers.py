@@ -6,6 +6,7 @@ from ledgerd.kernel.errors import ConcurrencyConflictError, ErrorCode, LedgerdEr
 from ledgerd.kernel.result import Err, Ok
 from ledgerd.kernel.unit_of_work import DEFAULT_ATTEMPTS
 from ledgerd.ledger.application.post_transfers import PostTransfers
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Balances, TransferKind, TransferStatus
 from ledgerd.ledger.domain.requests import (
     CaptureRequest,
@@ -61,10 +62,10 @@ async def test_non_atomic_batch_a_bad_request_does_not_fail_its_neighbours(
     )
 
     assert ok(results[0]).transfer.sequence == 1
-    assert err(results[1]).code is ErrorCode.INSUFFICIENT_FUNDS
+    assert err(results[1]).code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert ok(results[2]).transfer.sequence == 2
     assert err(results[3]).code is ErrorCode.VALIDATION_FAILED
-    assert err(results[4]).code is ErrorCode.ACCOUNT_NOT_FOUND
+    assert err(results[4]).code is LedgerErrorCode.ACCOUNT_NOT_FOUND
     assert app.uow.commits == commits + 1
     assert account(app, "alice").balances == Balances(posted_debits=20, posted_credits=50)
     assert account(app, "bob").balances == Balances(posted_credits=20)
@@ -90,10 +91,10 @@ async def test_atomic_batch_fails_as_a_whole_and_writes_nothing(app: LedgerApp) 
     )
 
     assert [err(result).code for result in results] == [
-        ErrorCode.BATCH_ABORTED,
-        ErrorCode.INSUFFICIENT_FUNDS,
-        ErrorCode.BATCH_ABORTED,
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.BATCH_ABORTED,
+        LedgerErrorCode.INSUFFICIENT_FUNDS,
+        LedgerErrorCode.BATCH_ABORTED,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
     ]
     assert app.tables == before
     assert app.uow.commits == commits
@@ -129,7 +130,7 @@ async def test_a_batch_where_everything_fails_commits_nothing(app: LedgerApp) ->
         PostTransfers(LEDGER, [pay("k1", ("alice", "bob", 1)), pay("k2", ("bob", "alice", 1))])
     )
 
-    assert [err(r).code for r in results] == [ErrorCode.INSUFFICIENT_FUNDS] * 2
+    assert [err(r).code for r in results] == [LedgerErrorCode.INSUFFICIENT_FUNDS] * 2
     assert app.tables == before
     assert app.uow.commits == commits
 
@@ -140,7 +141,7 @@ async def test_unknown_ledger(app: LedgerApp) -> None:
     with pytest.raises(LedgerdError) as caught:
         await app.post_transfers(PostTransfers("nope", [pay("k1", ("bank", "alice", 1))]))
 
-    assert caught.value.code is ErrorCode.LEDGER_NOT_FOUND
+    assert caught.value.code is LedgerErrorCode.LEDGER_NOT_FOUND
     assert caught.value.details == {"ledger": "nope"}
     assert app.tables == before
 
@@ -174,7 +175,7 @@ async def test_a_replay_returns_the_original_and_writes_nothing(app: LedgerApp) 
 
     assert replay.replayed
     assert replay.transfer == original.transfer
-    assert err(conflict).code is ErrorCode.IDEMPOTENCY_CONFLICT
+    assert err(conflict).code is LedgerErrorCode.IDEMPOTENCY_CONFLICT
     assert app.tables == before
     assert app.uow.commits == commits
 
@@ -193,7 +194,7 @@ async def test_post_one_raises_the_error(app: LedgerApp) -> None:
     with pytest.raises(LedgerdError) as caught:
         await app.post_transfers.post_one(LEDGER, pay("k1", ("alice", "bob", 1)))
 
-    assert caught.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert caught.value.code is LedgerErrorCode.INSUFFICIENT_FUNDS
 
 
 async def test_settlements_update_the_stored_status(app: LedgerApp) -> None:
@@ -259,7 +260,7 @@ async def test_concurrent_spending_never_overdraws(app: LedgerApp) -> None:
     outcomes = [result for (result,) in results]
     assert sum(isinstance(r, Ok) for r in outcomes) == 3
     assert [err(r).code for r in outcomes if isinstance(r, Err)] == [
-        ErrorCode.INSUFFICIENT_FUNDS
+        LedgerErrorCode.INSUFFICIENT_FUNDS
     ] * 5
     assert account(app, "alice").balances == Balances(posted_debits=90, posted_credits=100)
     assert [
@@ -288,4 +289,4 @@ async def test_ledgers_are_separate_tenants(app: LedgerApp) -> None:
     assert account(app, "alice", "M").balances.posted_credits == 5
     assert account(app, "alice").balances.posted_credits == 5
     (cross,) = await app.post_transfers(PostTransfers("M", [CaptureRequest(in_l.transfer.id)]))
-    assert err(cross).code is ErrorCode.TRANSFER_NOT_FOUND
+    assert err(cross).code is LedgerErrorCode.TRANSFER_NOT_FOUND

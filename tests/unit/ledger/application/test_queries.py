@@ -1,9 +1,11 @@
 from datetime import timedelta
+from enum import StrEnum
 
 import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import encode_cursor
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import AccountFlags, Balances, Entry, Ledger, new_account
 from ledgerd.ledger.domain.requests import CaptureRequest
 from tests.fakes.clock import START
@@ -17,7 +19,7 @@ from tests.unit.ledger.application.scenario import (
 )
 
 
-async def _error(awaitable: object) -> ErrorCode:
+async def _error(awaitable: object) -> StrEnum:
     with pytest.raises(LedgerdError) as caught:
         await awaitable  # type: ignore[misc]
     return caught.value.code
@@ -29,9 +31,13 @@ async def test_get_ledger_and_account(app: LedgerApp) -> None:
 
     assert (ledger.id, ledger.name, ledger.created_at) == (LEDGER, "ledger L", START)
     assert (alice.id, alice.flags.debits_must_not_exceed_credits) == ("alice", True)
-    assert await _error(app.queries.get_ledger("nope")) is ErrorCode.LEDGER_NOT_FOUND
-    assert await _error(app.queries.get_account("nope", "alice")) is ErrorCode.LEDGER_NOT_FOUND
-    assert await _error(app.queries.get_account(LEDGER, "nope")) is ErrorCode.ACCOUNT_NOT_FOUND
+    assert await _error(app.queries.get_ledger("nope")) is LedgerErrorCode.LEDGER_NOT_FOUND
+    assert (
+        await _error(app.queries.get_account("nope", "alice")) is LedgerErrorCode.LEDGER_NOT_FOUND
+    )
+    assert (
+        await _error(app.queries.get_account(LEDGER, "nope")) is LedgerErrorCode.ACCOUNT_NOT_FOUND
+    )
     assert await _error(app.queries.get_account(LEDGER, "no pe")) is ErrorCode.VALIDATION_FAILED
 
 
@@ -39,8 +45,10 @@ async def test_get_transfer(app: LedgerApp) -> None:
     posted = await app.post_transfers.post_one(LEDGER, pay("k1", ("bank", "alice", 5)))
 
     assert await app.queries.get_transfer(LEDGER, posted.transfer.id) == posted.transfer
-    assert await _error(app.queries.get_transfer(LEDGER, "t9")) is ErrorCode.TRANSFER_NOT_FOUND
-    assert await _error(app.queries.get_transfer("nope", "t9")) is ErrorCode.LEDGER_NOT_FOUND
+    assert (
+        await _error(app.queries.get_transfer(LEDGER, "t9")) is LedgerErrorCode.TRANSFER_NOT_FOUND
+    )
+    assert await _error(app.queries.get_transfer("nope", "t9")) is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 async def test_balance_now_and_as_of_past_instants(app: LedgerApp) -> None:
@@ -130,8 +138,12 @@ async def test_list_entries_rejects_bad_paging(
 
 
 async def test_list_entries_of_unknown_things(app: LedgerApp) -> None:
-    assert await _error(app.queries.list_entries(LEDGER, "nope")) is ErrorCode.ACCOUNT_NOT_FOUND
-    assert await _error(app.queries.list_entries("nope", "alice")) is ErrorCode.LEDGER_NOT_FOUND
+    assert (
+        await _error(app.queries.list_entries(LEDGER, "nope")) is LedgerErrorCode.ACCOUNT_NOT_FOUND
+    )
+    assert (
+        await _error(app.queries.list_entries("nope", "alice")) is LedgerErrorCode.LEDGER_NOT_FOUND
+    )
 
 
 async def test_list_accounts_filters_by_metadata_and_pages(app: LedgerApp) -> None:
@@ -189,7 +201,7 @@ async def test_accounts_stored_before_the_dot_rule_still_page(app: LedgerApp) ->
 
 
 async def test_list_accounts_of_an_unknown_ledger(app: LedgerApp) -> None:
-    assert await _error(app.queries.list_accounts("nope")) is ErrorCode.LEDGER_NOT_FOUND
+    assert await _error(app.queries.list_accounts("nope")) is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 async def test_list_ledgers_pages_by_id(app: LedgerApp) -> None:

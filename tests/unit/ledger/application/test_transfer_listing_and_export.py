@@ -1,14 +1,16 @@
-"""``LedgerQueries``' listings (transfers, entries) and ``export_entries`` on the fakes."""
+"""The listing queries (transfers, entries) and the statement export on the fakes."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import MAX_PAGE_SIZE, decode_int_cursor, encode_cursor
 from ledgerd.ledger.application.post_transfers import PostTransfers
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Entry, Transfer, TransferKind, TransferStatus
 from ledgerd.ledger.domain.requests import CaptureRequest, TransferRequest, VoidRequest
 from tests.fakes.clock import START
@@ -20,7 +22,7 @@ MORE_THAN_A_PAGE = MAX_PAGE_SIZE + 205
 WAIT_LIMIT_S = 10
 
 
-async def _error(awaitable: object) -> ErrorCode:
+async def _error(awaitable: object) -> StrEnum:
     with pytest.raises(LedgerdError) as caught:
         await awaitable  # type: ignore[misc]
     return caught.value.code
@@ -121,8 +123,8 @@ async def test_list_transfers_of_an_unknown_account_is_an_error(
     unknown = await _error(app.queries.list_transfers(LEDGER, account_id="nobody"))
     elsewhere = await _error(app.queries.list_transfers("nope", account_id="alice"))
 
-    assert unknown is ErrorCode.ACCOUNT_NOT_FOUND
-    assert elsewhere is ErrorCode.LEDGER_NOT_FOUND
+    assert unknown is LedgerErrorCode.ACCOUNT_NOT_FOUND
+    assert elsewhere is LedgerErrorCode.LEDGER_NOT_FOUND
     assert len(timeline) == 6
 
 
@@ -132,7 +134,7 @@ async def test_list_transfers_of_another_ledger(app: LedgerApp, timeline: list[T
     assert await _pages(app, ledger_id="other") == [[]]
     assert len(timeline) == 6
     code = await _error(app.queries.list_transfers("nope"))
-    assert code is ErrorCode.LEDGER_NOT_FOUND
+    assert code is LedgerErrorCode.LEDGER_NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -221,8 +223,8 @@ async def test_export_checks_its_account_before_yielding(app: LedgerApp) -> None
     unknown_ledger = app.queries.export_entries("nope", "alice")
     malformed = app.queries.export_entries(LEDGER, "no pe")
 
-    assert await _error(first(unknown_account)) is ErrorCode.ACCOUNT_NOT_FOUND
-    assert await _error(first(unknown_ledger)) is ErrorCode.LEDGER_NOT_FOUND
+    assert await _error(first(unknown_account)) is LedgerErrorCode.ACCOUNT_NOT_FOUND
+    assert await _error(first(unknown_ledger)) is LedgerErrorCode.LEDGER_NOT_FOUND
     assert await _error(first(malformed)) is ErrorCode.VALIDATION_FAILED
 
 

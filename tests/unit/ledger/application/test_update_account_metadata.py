@@ -11,6 +11,7 @@ from ledgerd.ledger.application.update_account_metadata import (
     MAX_REMOVE_KEYS,
     UpdateAccountMetadata,
 )
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.events import AccountMetadataChanged
 from ledgerd.ledger.domain.model import Account, AccountStatus
 from tests.fakes.ledger_app import LedgerApp
@@ -186,7 +187,10 @@ async def test_a_frozen_account_takes_new_metadata_a_closed_one_does_not(app: Le
     error = await _refused(app, UpdateAccountMetadata(LEDGER, "carol", {"tier": "gold"}))
 
     assert (frozen.status, dict(frozen.metadata)["tier"]) == (AccountStatus.FROZEN, "silver")
-    assert (error.code, dict(error.details)) == (ErrorCode.ACCOUNT_CLOSED, {"account": "carol"})
+    assert (error.code, dict(error.details)) == (
+        LedgerErrorCode.ACCOUNT_CLOSED,
+        {"account": "carol"},
+    )
 
 
 async def test_unknown_ledger_and_account(app: LedgerApp) -> None:
@@ -194,9 +198,9 @@ async def test_unknown_ledger_and_account(app: LedgerApp) -> None:
     missing_account = await _refused(app, UpdateAccountMetadata(LEDGER, "nobody", {"a": "b"}))
     bad_id = await _refused(app, UpdateAccountMetadata(LEDGER, "no body", {"a": "b"}))
 
-    assert missing_ledger.code is ErrorCode.LEDGER_NOT_FOUND
+    assert missing_ledger.code is LedgerErrorCode.LEDGER_NOT_FOUND
     assert (missing_account.code, dict(missing_account.details)) == (
-        ErrorCode.ACCOUNT_NOT_FOUND,
+        LedgerErrorCode.ACCOUNT_NOT_FOUND,
         {"account": "nobody"},
     )
     assert bad_id.code is ErrorCode.VALIDATION_FAILED

@@ -3,10 +3,11 @@ from datetime import timedelta
 
 import pytest
 
-from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.paging import MAX_PAGE_SIZE
 from ledgerd.ledger.application.expire_pending import ExpirePending
 from ledgerd.ledger.application.verify_ledger import VerifyLedger
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import Balances, new_account
 from ledgerd.ledger.domain.requests import CaptureRequest, ReversalRequest, VoidRequest
 from tests.fakes.clock import START
@@ -77,4 +78,4 @@ async def test_unknown_ledger(app: LedgerApp) -> None:
     with pytest.raises(LedgerdError) as caught:
         await app.verify_ledger(VerifyLedger("nope"))
 
-    assert caught.value.code is ErrorCode.LEDGER_NOT_FOUND
+    assert caught.value.code is LedgerErrorCode.LEDGER_NOT_FOUND

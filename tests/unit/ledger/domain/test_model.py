@@ -5,6 +5,7 @@ import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.money import MAX_AMOUNT, Asset
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import (
     Account,
     AccountFlags,
@@ -64,7 +65,7 @@ def test_moved_past_the_maximum_overflows(side: Side, layer: Layer) -> None:
     with pytest.raises(LedgerdError) as caught:
         full.moved(side, layer, 1)
 
-    assert caught.value.code is ErrorCode.BALANCE_OVERFLOW
+    assert caught.value.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert caught.value.details == {"balance": field}
 
 
@@ -242,7 +243,7 @@ def test_available_overflow(before: Balances, after: Balances, *, overflows: boo
         assert error is None
         return
     assert error is not None
-    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert error.details == {"account": "acct", "balance": "available"}
     assert str(INT64_MIN if account(after).available < 0 else MAX_AMOUNT) in error.message
 
@@ -262,8 +263,8 @@ def test_available_overflow_counts_on_the_accounts_normal_side() -> None:
 def test_open_accounts_move_and_others_do_not() -> None:
     account().ensure_movable()
     for status, code in (
-        (AccountStatus.FROZEN, ErrorCode.ACCOUNT_FROZEN),
-        (AccountStatus.CLOSED, ErrorCode.ACCOUNT_CLOSED),
+        (AccountStatus.FROZEN, LedgerErrorCode.ACCOUNT_FROZEN),
+        (AccountStatus.CLOSED, LedgerErrorCode.ACCOUNT_CLOSED),
     ):
         with pytest.raises(LedgerdError) as caught:
             account(status=status).ensure_movable()
@@ -282,7 +283,7 @@ def test_close_with_pending_holds_is_refused(held: Balances) -> None:
     with pytest.raises(LedgerdError) as caught:
         account(held).with_status(AccountStatus.CLOSED)
 
-    assert caught.value.code is ErrorCode.ACCOUNT_HAS_PENDING
+    assert caught.value.code is LedgerErrorCode.ACCOUNT_HAS_PENDING
 
 
 def test_close_with_posted_balance_is_allowed() -> None:
@@ -298,7 +299,7 @@ def test_closed_is_final(status: AccountStatus) -> None:
     with pytest.raises(LedgerdError) as caught:
         closed.with_status(status)
 
-    assert caught.value.code is ErrorCode.ACCOUNT_CLOSED
+    assert caught.value.code is LedgerErrorCode.ACCOUNT_CLOSED
 
 
 def test_with_status_returns_a_new_account() -> None:

@@ -5,6 +5,7 @@ import pytest
 from ledgerd.kernel.errors import ErrorCode
 from ledgerd.kernel.money import MAX_AMOUNT, Asset
 from ledgerd.ledger.domain.chain import chained_hash
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.domain.model import (
     GENESIS_HASH,
     AccountFlags,
@@ -74,7 +75,7 @@ def test_funds_limit_is_exact() -> None:
 
     book.post(pay("k1", ("alice", "bob", 100)))
 
-    assert book.fail(pay("k2", ("alice", "bob", 1))).code is ErrorCode.INSUFFICIENT_FUNDS
+    assert book.fail(pay("k2", ("alice", "bob", 1))).code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert book.account("alice").available == 0
 
 
@@ -85,7 +86,7 @@ def test_overdraft_limit_extends_the_funds() -> None:
     book.post(pay("k1", ("alice", "bob", 150)))
 
     error = book.fail(pay("k2", ("alice", "bob", 1)))
-    assert error.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert error.code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert error.details == {"account": "alice"}
     assert book.account("alice").available == -50
 
@@ -96,7 +97,7 @@ def test_credit_limit_on_a_debit_normal_account() -> None:
 
     book.post(pay("k1", ("bob", "line", 10)))
 
-    assert book.fail(pay("k2", ("bob", "line", 1))).code is ErrorCode.CREDIT_LIMIT_EXCEEDED
+    assert book.fail(pay("k2", ("bob", "line", 1))).code is LedgerErrorCode.CREDIT_LIMIT_EXCEEDED
     book.post(pay("k3", ("line", "bob", 5)))
     book.post(pay("k4", ("bob", "line", 5)))
 
@@ -107,7 +108,7 @@ def test_overflow_of_a_balance_is_rejected() -> None:
     book.post(pay("k1", ("a", "b", MAX_AMOUNT)))
 
     error = book.fail(pay("k2", ("a", "b", 1)))
-    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert error.details == {"balance": "posted_debits"}
 
 
@@ -116,7 +117,7 @@ def test_overflow_across_legs_of_one_transfer() -> None:
 
     error = book.fail(pay("k1", ("a", "b", MAX_AMOUNT), ("c", "b", 1)))
 
-    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert error.details == {"balance": "posted_credits"}
 
 
@@ -134,7 +135,7 @@ def test_available_may_reach_but_not_pass_minus_2_to_the_63(*, pending: bool) ->
 
     error = book.fail(pay("k2", ("a", "c", 1), pending=pending))
 
-    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert error.details == {"account": "a", "balance": "available"}
     assert str(-(2**63)) in error.message
     assert book.state() == state
@@ -146,13 +147,13 @@ def test_available_may_reach_but_not_pass_minus_2_to_the_63(*, pending: bool) ->
 
 def test_available_is_checked_on_the_net_result_of_all_legs() -> None:
     book = Book(make_account("a", balances=DEEP), make_account("b"))
-    assert book.fail(pay("alone", ("a", "b", 10))).code is ErrorCode.BALANCE_OVERFLOW
+    assert book.fail(pay("alone", ("a", "b", 10))).code is LedgerErrorCode.BALANCE_OVERFLOW
 
     book.post(pay("k1", ("a", "b", 10), ("b", "a", 10)))
 
     assert book.account("a").available == -MAX_AMOUNT
     error = book.fail(pay("k2", ("a", "b", 3), ("b", "a", 1)))
-    assert (error.code, error.details["account"]) == (ErrorCode.BALANCE_OVERFLOW, "a")
+    assert (error.code, error.details["account"]) == (LedgerErrorCode.BALANCE_OVERFLOW, "a")
 
 
 def test_a_reversal_may_not_push_available_out_of_range() -> None:
@@ -162,7 +163,7 @@ def test_a_reversal_may_not_push_available_out_of_range() -> None:
 
     error = book.fail(ReversalRequest(refund.id))  # would debit a 5 more
 
-    assert error.code is ErrorCode.BALANCE_OVERFLOW
+    assert error.code is LedgerErrorCode.BALANCE_OVERFLOW
     assert error.details == {"account": "a", "balance": "available"}
 
 
@@ -182,7 +183,7 @@ def test_releases_and_captures_never_lower_available() -> None:
 def test_constraint_is_checked_on_the_net_result_of_all_legs() -> None:
     book = Book(funded("alice", 0), make_account("bob"), make_account("carol"))
     # Alone, the first leg would overdraw alice; the second leg funds her in the same transfer.
-    assert book.fail(pay("alone", ("alice", "bob", 10))).code is ErrorCode.INSUFFICIENT_FUNDS
+    assert book.fail(pay("alone", ("alice", "bob", 10))).code is LedgerErrorCode.INSUFFICIENT_FUNDS
 
     transfer = book.post(pay("k1", ("alice", "bob", 10), ("carol", "alice", 10)))
 
@@ -202,7 +203,7 @@ def test_legs_that_are_each_fine_can_overdraw_together() -> None:
 
     error = book.fail(pay("k1", ("alice", "bob", 10), ("alice", "carol", 10)))
 
-    assert error.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert error.code is LedgerErrorCode.INSUFFICIENT_FUNDS
 
 
 def test_entries_carry_running_balances_from_the_stored_entry_count() -> None:
@@ -270,7 +271,7 @@ def test_pending_holds_value_without_posting_it() -> None:
     assert book.balances("alice") == Balances(posted_credits=100, pending_debits=60)
     assert book.balances("bob") == Balances(pending_credits=60)
     assert book.account("alice").available == 40
-    assert book.fail(pay("k", ("alice", "bob", 41))).code is ErrorCode.INSUFFICIENT_FUNDS
+    assert book.fail(pay("k", ("alice", "bob", 41))).code is LedgerErrorCode.INSUFFICIENT_FUNDS
 
 
 def test_a_hold_without_timeout_never_expires() -> None:
@@ -324,7 +325,9 @@ def test_partial_capture_releases_the_rest() -> None:
         ("bob", Layer.POSTED, 25),
     ]
     assert book.transfer(hold_id).status is TransferStatus.CAPTURED
-    assert book.fail(CaptureRequest(hold_id, 1, "again")).code is ErrorCode.TRANSFER_NOT_PENDING
+    assert (
+        book.fail(CaptureRequest(hold_id, 1, "again")).code is LedgerErrorCode.TRANSFER_NOT_PENDING
+    )
 
 
 def test_capture_of_exactly_the_hold_is_allowed() -> None:
@@ -338,7 +341,7 @@ def test_capture_exceeding_the_hold() -> None:
 
     error = book.fail(CaptureRequest(hold_id, amount=61))
 
-    assert error.code is ErrorCode.CAPTURE_EXCEEDS_PENDING
+    assert error.code is LedgerErrorCode.CAPTURE_EXCEEDS_PENDING
     assert book.transfer(hold_id).status is TransferStatus.PENDING
 
 
@@ -374,7 +377,7 @@ def test_capture_of_a_voided_hold() -> None:
 
     error = book.fail(CaptureRequest(hold_id))
 
-    assert error.code is ErrorCode.TRANSFER_NOT_PENDING
+    assert error.code is LedgerErrorCode.TRANSFER_NOT_PENDING
     assert error.details == {"transfer": hold_id, "status": "voided"}
 
 
@@ -382,9 +385,9 @@ def test_void_of_a_captured_hold_and_capture_of_a_posting() -> None:
     book, hold_id = _held()
     capture = book.post(CaptureRequest(hold_id))
 
-    assert book.fail(VoidRequest(hold_id)).code is ErrorCode.TRANSFER_NOT_PENDING
-    assert book.fail(CaptureRequest(capture.id)).code is ErrorCode.TRANSFER_NOT_PENDING
-    assert book.fail(VoidRequest("missing")).code is ErrorCode.TRANSFER_NOT_FOUND
+    assert book.fail(VoidRequest(hold_id)).code is LedgerErrorCode.TRANSFER_NOT_PENDING
+    assert book.fail(CaptureRequest(capture.id)).code is LedgerErrorCode.TRANSFER_NOT_PENDING
+    assert book.fail(VoidRequest("missing")).code is LedgerErrorCode.TRANSFER_NOT_FOUND
 
 
 def test_expiry_after_the_deadline() -> None:
@@ -415,7 +418,7 @@ def test_expiry_of_a_settled_hold() -> None:
     book.post(VoidRequest(hold_id))
     book.later(timedelta(hours=1))
 
-    assert book.fail(ExpiryRequest(hold_id)).code is ErrorCode.TRANSFER_NOT_PENDING
+    assert book.fail(ExpiryRequest(hold_id)).code is LedgerErrorCode.TRANSFER_NOT_PENDING
 
 
 @pytest.mark.parametrize(
@@ -430,7 +433,7 @@ def test_capture_or_void_once_the_timeout_passed(
 
     error = book.fail(request_for(hold_id))
 
-    assert error.code is ErrorCode.PENDING_EXPIRED
+    assert error.code is LedgerErrorCode.PENDING_EXPIRED
     assert error.details == {"transfer": hold_id}
 
 
@@ -439,8 +442,8 @@ def test_capture_after_the_sweep_expired_the_hold() -> None:
     book.later(timedelta(seconds=60))
     book.post(ExpiryRequest(hold_id))
 
-    assert book.fail(CaptureRequest(hold_id)).code is ErrorCode.PENDING_EXPIRED
-    assert book.fail(VoidRequest(hold_id)).code is ErrorCode.PENDING_EXPIRED
+    assert book.fail(CaptureRequest(hold_id)).code is LedgerErrorCode.PENDING_EXPIRED
+    assert book.fail(VoidRequest(hold_id)).code is LedgerErrorCode.PENDING_EXPIRED
 
 
 # -- reversal -----------------------------------------------------------------------------
@@ -472,7 +475,7 @@ def test_double_reversal() -> None:
     assert (replay.transfer.id, replay.replayed) == (first.id, True)
     # ... another one is refused.
     error = book.fail(ReversalRequest(original.id, idempotency_key="second"))
-    assert error.code is ErrorCode.TRANSFER_ALREADY_REVERSED
+    assert error.code is LedgerErrorCode.TRANSFER_ALREADY_REVERSED
     assert error.details == {"transfer": original.id}
 
 
@@ -502,7 +505,7 @@ def test_holds_and_their_releases_are_not_reversible(
 
     for target in targets:
         error = book.fail(ReversalRequest(target))
-        assert error.code is ErrorCode.TRANSFER_NOT_REVERSIBLE
+        assert error.code is LedgerErrorCode.TRANSFER_NOT_REVERSIBLE
         assert error.details["transfer"] == target
 
 
@@ -513,7 +516,7 @@ def test_reversal_is_constrained_like_a_posting() -> None:
 
     error = book.fail(ReversalRequest(original.id))
 
-    assert error.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert error.code is LedgerErrorCode.INSUFFICIENT_FUNDS
     assert error.details == {"account": "bob"}
     assert book.transfer(original.id).status is TransferStatus.POSTED
 
@@ -521,7 +524,7 @@ def test_reversal_is_constrained_like_a_posting() -> None:
 def test_reversal_of_an_unknown_transfer() -> None:
     book = Book(make_account("a"))
 
-    assert book.fail(ReversalRequest("nope")).code is ErrorCode.TRANSFER_NOT_FOUND
+    assert book.fail(ReversalRequest("nope")).code is LedgerErrorCode.TRANSFER_NOT_FOUND
 
 
 # -- account status -----------------------------------------------------------------------
@@ -530,8 +533,8 @@ def test_reversal_of_an_unknown_transfer() -> None:
 @pytest.mark.parametrize(
     ("status", "code"),
     [
-        (AccountStatus.FROZEN, ErrorCode.ACCOUNT_FROZEN),
-        (AccountStatus.CLOSED, ErrorCode.ACCOUNT_CLOSED),
+        (AccountStatus.FROZEN, LedgerErrorCode.ACCOUNT_FROZEN),
+        (AccountStatus.CLOSED, LedgerErrorCode.ACCOUNT_CLOSED),
     ],
 )
 @pytest.mark.parametrize("frozen_side", ["debit", "credit"])
@@ -564,12 +567,12 @@ def test_frozen_account_may_release_holds_but_not_capture_them() -> None:
     second = book.post(pay("h2", ("alice", "bob", 10), pending=True))
     _freeze(book, "bob")
 
-    assert book.fail(CaptureRequest(hold_id)).code is ErrorCode.ACCOUNT_FROZEN
+    assert book.fail(CaptureRequest(hold_id)).code is LedgerErrorCode.ACCOUNT_FROZEN
     book.post(VoidRequest(hold_id))
     book.later(timedelta(hours=1))
     assert book.balances("bob") == Balances(pending_credits=10)
     assert book.account("bob").status is AccountStatus.FROZEN
-    assert book.fail(ReversalRequest(second.id)).code is ErrorCode.TRANSFER_NOT_REVERSIBLE
+    assert book.fail(ReversalRequest(second.id)).code is LedgerErrorCode.TRANSFER_NOT_REVERSIBLE
 
 
 def test_expiry_on_a_frozen_account() -> None:
@@ -587,7 +590,7 @@ def test_reversal_touching_a_frozen_account() -> None:
     original = book.post(pay("k1", ("alice", "bob", 30)))
     _freeze(book, "alice")
 
-    assert book.fail(ReversalRequest(original.id)).code is ErrorCode.ACCOUNT_FROZEN
+    assert book.fail(ReversalRequest(original.id)).code is LedgerErrorCode.ACCOUNT_FROZEN
 
 
 # -- assets and accounts ------------------------------------------------------------------
@@ -598,7 +601,7 @@ def test_accounts_of_different_assets() -> None:
 
     error = book.fail(pay("k1", ("usd", "eur", 1)))
 
-    assert error.code is ErrorCode.ASSET_MISMATCH
+    assert error.code is LedgerErrorCode.ASSET_MISMATCH
     assert error.details == {"leg": "0"}
 
 
@@ -608,7 +611,7 @@ def test_explicit_leg_asset_must_match() -> None:
     error = book.fail(pay("k1", ("a", "b", 1), asset=EUR))
     transfer = book.post(pay("k2", ("a", "b", 1), asset=USD))
 
-    assert error.code is ErrorCode.ASSET_MISMATCH
+    assert error.code is LedgerErrorCode.ASSET_MISMATCH
     assert transfer.legs[0].asset == USD
 
 
@@ -622,7 +625,7 @@ def test_asset_mismatch_in_a_later_leg() -> None:
 
     error = book.fail(pay("k1", ("a", "b", 1), ("e1", "e2", 1), ("e1", "a", 1)))
 
-    assert error.code is ErrorCode.ASSET_MISMATCH
+    assert error.code is LedgerErrorCode.ASSET_MISMATCH
     assert error.details == {"leg": "2"}
 
 
@@ -632,7 +635,7 @@ def test_unknown_account(debit: str, credit: str) -> None:
 
     error = book.fail(pay("k1", (debit, credit, 1)))
 
-    assert error.code is ErrorCode.ACCOUNT_NOT_FOUND
+    assert error.code is LedgerErrorCode.ACCOUNT_NOT_FOUND
     assert error.details == {"account": "ghost"}
 
 
@@ -694,7 +697,7 @@ def test_same_key_with_another_body_conflicts(changed: PostingRequest) -> None:
 
     error = book.fail(changed)
 
-    assert error.code is ErrorCode.IDEMPOTENCY_CONFLICT
+    assert error.code is LedgerErrorCode.IDEMPOTENCY_CONFLICT
     assert error.details == {"idempotency_key": "k1", "transfer_id": original.id}
     assert book.state() == state
 
@@ -708,8 +711,8 @@ def test_derived_keys_make_settlements_idempotent() -> None:
     not_pending = book.fail(VoidRequest(hold_id))
 
     assert (replay.transfer.id, replay.replayed) == (capture.id, True)
-    assert conflict.code is ErrorCode.IDEMPOTENCY_CONFLICT
-    assert not_pending.code is ErrorCode.TRANSFER_NOT_PENDING
+    assert conflict.code is LedgerErrorCode.IDEMPOTENCY_CONFLICT
+    assert not_pending.code is LedgerErrorCode.TRANSFER_NOT_PENDING
 
 
 def test_replay_within_one_batch() -> None:
@@ -728,7 +731,7 @@ def test_replay_within_one_batch() -> None:
 def test_a_failed_request_does_not_claim_its_key() -> None:
     book = Book(funded("alice", 10), make_account("bob"))
 
-    assert book.fail(pay("k1", ("alice", "bob", 30))).code is ErrorCode.INSUFFICIENT_FUNDS
+    assert book.fail(pay("k1", ("alice", "bob", 30))).code is LedgerErrorCode.INSUFFICIENT_FUNDS
     transfer = book.post(pay("k1", ("alice", "bob", 5)))
 
     assert transfer.idempotency_key == "k1"
@@ -780,23 +783,23 @@ def _busy_book() -> Book:
 @pytest.mark.parametrize(
     ("request_", "code"),
     [
-        (pay("x", ("alice", "bob", 41)), ErrorCode.INSUFFICIENT_FUNDS),
-        (pay("x", ("bob", "alice", 5), ("alice", "bob", 46)), ErrorCode.INSUFFICIENT_FUNDS),
-        (pay("x", ("alice", "bob", 1), ("bob", "whale", 1)), ErrorCode.BALANCE_OVERFLOW),
+        (pay("x", ("alice", "bob", 41)), LedgerErrorCode.INSUFFICIENT_FUNDS),
+        (pay("x", ("bob", "alice", 5), ("alice", "bob", 46)), LedgerErrorCode.INSUFFICIENT_FUNDS),
+        (pay("x", ("alice", "bob", 1), ("bob", "whale", 1)), LedgerErrorCode.BALANCE_OVERFLOW),
         (
             pay("x", ("alice", "bob", 1), ("drained", "bob", 2), pending=True),
-            ErrorCode.BALANCE_OVERFLOW,
+            LedgerErrorCode.BALANCE_OVERFLOW,
         ),
-        (pay("x", ("alice", "bob", 1), ("bob", "euro", 1)), ErrorCode.ASSET_MISMATCH),
-        (pay("x", ("alice", "bob", 1), ("bob", "ghost", 1)), ErrorCode.ACCOUNT_NOT_FOUND),
-        (pay("x", ("alice", "bob", 1), ("bob", "frozen", 1)), ErrorCode.ACCOUNT_FROZEN),
-        (pay("x", ("closed", "bob", 1)), ErrorCode.ACCOUNT_CLOSED),
-        (pay("x", ("alice", "bob", 1), ("bob", "line", 1)), ErrorCode.CREDIT_LIMIT_EXCEEDED),
-        (pay("hold", ("alice", "bob", 51), pending=True), ErrorCode.IDEMPOTENCY_CONFLICT),
-        (CaptureRequest("t000001", amount=51), ErrorCode.CAPTURE_EXCEEDS_PENDING),
-        (CaptureRequest("t000002"), ErrorCode.TRANSFER_NOT_PENDING),
-        (CaptureRequest("t999999"), ErrorCode.TRANSFER_NOT_FOUND),
-        (ReversalRequest("t000001"), ErrorCode.TRANSFER_NOT_REVERSIBLE),
+        (pay("x", ("alice", "bob", 1), ("bob", "euro", 1)), LedgerErrorCode.ASSET_MISMATCH),
+        (pay("x", ("alice", "bob", 1), ("bob", "ghost", 1)), LedgerErrorCode.ACCOUNT_NOT_FOUND),
+        (pay("x", ("alice", "bob", 1), ("bob", "frozen", 1)), LedgerErrorCode.ACCOUNT_FROZEN),
+        (pay("x", ("closed", "bob", 1)), LedgerErrorCode.ACCOUNT_CLOSED),
+        (pay("x", ("alice", "bob", 1), ("bob", "line", 1)), LedgerErrorCode.CREDIT_LIMIT_EXCEEDED),
+        (pay("hold", ("alice", "bob", 51), pending=True), LedgerErrorCode.IDEMPOTENCY_CONFLICT),
+        (CaptureRequest("t000001", amount=51), LedgerErrorCode.CAPTURE_EXCEEDS_PENDING),
+        (CaptureRequest("t000002"), LedgerErrorCode.TRANSFER_NOT_PENDING),
+        (CaptureRequest("t999999"), LedgerErrorCode.TRANSFER_NOT_FOUND),
+        (ReversalRequest("t000001"), LedgerErrorCode.TRANSFER_NOT_REVERSIBLE),
         (ExpiryRequest("t000001"), ErrorCode.VALIDATION_FAILED),
         (pay("x", ("alice", "alice", 1)), ErrorCode.VALIDATION_FAILED),
     ],

@@ -11,6 +11,7 @@ import pytest
 
 from ledgerd.kernel.deadline import remaining
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.call_concerns import (
     AccessLog,
@@ -131,7 +132,7 @@ async def _fails(error: Exception) -> str:
 @pytest.mark.parametrize(
     "failure",
     [
-        LedgerdError(ErrorCode.LEDGER_NOT_FOUND, "no such ledger"),
+        LedgerdError(LedgerErrorCode.LEDGER_NOT_FOUND, "no such ledger"),
         # The application answered through its transport itself (a gRPC abort).
         CallAnsweredError("NOT_FOUND", RuntimeError("the transport's own")),
     ],
@@ -191,7 +192,10 @@ async def _cancelled() -> str:
 @pytest.mark.parametrize(
     ("application", "outcome"),
     [
-        (lambda: _fails(LedgerdError(ErrorCode.LEDGER_NOT_FOUND, "none")), "LEDGER_NOT_FOUND"),
+        (
+            lambda: _fails(LedgerdError(LedgerErrorCode.LEDGER_NOT_FOUND, "none")),
+            "LEDGER_NOT_FOUND",
+        ),
         (lambda: _fails(KeyError("bug")), "INTERNAL"),
         (lambda: _fails(CallAnsweredError("NOT_FOUND", KeyError())), "NOT_FOUND"),
         (_cancelled, "CANCELLED"),

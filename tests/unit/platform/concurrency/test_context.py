@@ -88,14 +88,27 @@ async def test_the_earlier_deadline_wins_and_a_child_never_extends_its_parent() 
     longer.cancel()
 
 
-async def test_a_request_deadline_can_be_carried_into_a_context() -> None:
+async def test_a_context_derived_under_a_request_deadline_takes_it() -> None:
     assert Context.background().with_deadline(None).deadline is None
     async with deadline.deadline_scope(5):
-        context = current().with_deadline(deadline.remaining())
-    left = context.remaining()
-    assert left is not None
-    assert 0 < left <= 5
-    context.cancel()
+        in_force = deadline.deadline_at()
+        plain = current().with_cancel()
+        longer = current().with_deadline(60)
+        shorter = current().with_deadline(1)
+    assert in_force is not None
+    assert plain.deadline == in_force
+    assert longer.deadline == in_force
+    assert shorter.deadline is not None
+    assert shorter.deadline < in_force
+    for context in (plain, longer, shorter):
+        context.cancel()
+
+
+async def test_a_context_derived_under_a_request_deadline_expires_with_it() -> None:
+    with deadline.deadline_known(0.01):  # known, not enforced: only the context can expire
+        context = current().with_cancel()
+    await context.done
+    assert isinstance(context.err, DeadlineExceededError)
 
 
 async def test_a_scope_makes_the_context_current_for_the_block_and_its_tasks() -> None:

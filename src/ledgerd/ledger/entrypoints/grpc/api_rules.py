@@ -39,7 +39,8 @@ from ledgerd.kernel.rules import (
 from ledgerd.kernel.text import TEXT_CHARACTER, text_rule
 from ledgerd.ledger.application.create_ledger import MAX_NAME_LENGTH
 from ledgerd.ledger.application.post_transfers import MAX_BATCH
-from ledgerd.ledger.application.queries import AFTER_SEQUENCE_RULE, MAX_BALANCES_PER_BATCH
+from ledgerd.ledger.application.queries.export_entries import AFTER_SEQUENCE_RULE
+from ledgerd.ledger.application.queries.get_balances import MAX_BALANCES_PER_BATCH
 from ledgerd.ledger.application.update_account_metadata import MAX_REMOVE_KEYS, MAX_VERSION
 from ledgerd.ledger.domain.requests import KEY_RULE, MAX_LEGS, MAX_PENDING_TIMEOUT_SECONDS
 

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerd.kernel.errors import LedgerdError, validation_error
 from ledgerd.kernel.money import Asset
 from ledgerd.ledger.application.post_transfers import Malformed
-from ledgerd.ledger.application.queries import AccountBalance
+from ledgerd.ledger.application.queries.balances import AccountBalance
 from ledgerd.ledger.domain.model import AccountFlags, TransferKind, TransferStatus
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.ledger.published.protobuf import (

@@ -30,7 +30,7 @@ from ledgerd.ledger.domain.requests import (
     VoidRequest,
 )
 from ledgerd.ledger.domain.verification import VerificationReport
-from ledgerd.ledger.entrypoints.report import balance_table, verification_summary
+from ledgerd.ledger.entrypoints.cli.report import balance_table, verification_summary
 
 USD = Asset("USD", 2)
 EUR = Asset("EUR", 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledgerd.ledger.application.queries import AccountBalance
+from ledgerd.ledger.application.queries.balances import AccountBalance
 from ledgerd.ledger.domain.verification import VerificationReport
 
 
