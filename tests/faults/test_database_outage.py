@@ -152,6 +152,7 @@ async def _serving_through(proxy: TcpProxy, postgres_url: str) -> AsyncIterator[
         line = await served.read_until(lambda text: REST.match(text) is not None)
         match = REST.match(line)
         assert match is not None
+        served.drain()  # the load's access-log lines would fill the pipe
         yield served, match.group(1)
 
 
