@@ -2,9 +2,10 @@
 
 A context declares its parts here once — DI providers, gRPC services (REST follows from each
 service's ``google.api.http`` annotations), background workers, CLI commands, error codes,
-— and the shared wiring (container, gRPC server, REST gateway, ``serve`` and
-``worker``) takes them from the list of enabled contexts (``ledgerd.main.contexts``). Adding a
-context is writing its package, its description module, and one line in that list.
+migrations — and the shared wiring (container, gRPC server, REST gateway, ``serve`` and
+``worker``, ``migrate``) takes them from the list of enabled contexts
+(``ledgerd.main.contexts``). Adding a context is writing its package, its description module,
+and one line in that list.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class BoundedContext:
     # The stable error codes the context answers with, each with its gRPC and HTTP status and
     # its meaning: registered with the transports' catalogue (ledgerd.main.error_codes).
     error_codes: ErrorTable = field(default_factory=dict)
+    # The folders of its Alembic revisions (``package:folder``), upgraded with the platform's
+    # and every other context's (ledgerd.main.migrations); a new context starts its own branch.
+    migrations: tuple[str, ...] = ()
 
 
 def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:

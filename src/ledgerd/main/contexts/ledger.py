@@ -1,8 +1,9 @@
 """The ledger context, as the composition root composes it: one module, one description.
 
 Its providers (repositories, use cases, the posting batcher, the servicer), its gRPC service
-(REST follows from the proto's annotations), its background worker (the expiry sweep) and its
-error codes. The shared wiring takes them from ``LEDGER`` in ``ledgerd.main.contexts``.
+(REST follows from the proto's annotations), its background
+worker (the expiry sweep), its error codes and its migrations. The shared wiring takes them
+from ``LEDGER`` in ``ledgerd.main.contexts``.
 """
 
 from __future__ import annotations
@@ -157,4 +158,5 @@ LEDGER = BoundedContext(
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
     error_codes=LEDGER_ERRORS,
+    migrations=("ledgerd.ledger.adapters:migrations",),
 )
