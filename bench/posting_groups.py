@@ -27,8 +27,8 @@ from ledgerd.ledger.domain.model import AccountFlags
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.main.container import build_container
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
-from ledgerd.platform.db import migrations
 
 DEFAULT_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DATABASE = "ledgerd_posting_groups"
@@ -39,7 +39,7 @@ WARM_UP_GROUPS = 20
 async def measure(database_url: str, sizes: list[int], groups: int) -> None:
     container = build_container(Settings(database_url=database_url))
     try:
-        await migrations.upgrade(await container.get(AsyncEngine))
+        await MIGRATIONS.upgrade(await container.get(AsyncEngine))
         handler = await container.get(PostTransfersHandler)
         for size in sizes:
             ledger = f"groups-{size}-{time.strftime('%H%M%S')}"

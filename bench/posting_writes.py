@@ -58,7 +58,7 @@ from ledgerd.ledger.domain.requests import (
     VoidRequest,
     target_of,
 )
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
 from ledgerd.platform.outbox.writer import OutboxWriter
@@ -295,7 +295,7 @@ async def _run(server: URL, sizes: list[int], rounds: int) -> None:
         await admin.execute(f'CREATE DATABASE "{DATABASE}" TEMPLATE template0')
         engine = create_engine(server.set(database=DATABASE).render_as_string(hide_password=False))
         try:
-            await migrations.upgrade(engine)
+            await MIGRATIONS.upgrade(engine)
             bench = Bench(engine)
             print(f"setup: {ACCOUNTS} accounts, {WARM_UP_TRANSFERS} transfers posted ...")
             await bench.setup()

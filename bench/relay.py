@@ -70,10 +70,10 @@ from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.loadgen.report import machine_info
 from ledgerd.main.container import build_container
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.relaying import relaying
 from ledgerd.main.settings import Settings
 from ledgerd.platform.concurrency import Notifier
-from ledgerd.platform.db import migrations
 from ledgerd.platform.messaging.envelope import Envelope
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.ports import Delivery, Publisher, Subscriber
@@ -740,7 +740,7 @@ async def measure(
     container = build_container(settings)
     made: list[Target] = []  # what to delete afterwards
     try:
-        await migrations.upgrade(await container.get(AsyncEngine))
+        await MIGRATIONS.upgrade(await container.get(AsyncEngine))
         target = await _connected(new_target(kind, address, "t"), Target(kind, address))
         result["throughput"] = await throughput(container, target, load, made)
         _print_throughput(result["throughput"])

@@ -36,8 +36,8 @@ from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerH
 from ledgerd.ledger.domain.model import AccountFlags
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.main.container import build_container
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
-from ledgerd.platform.db import migrations
 
 ACCOUNTS = 100
 USD = Asset("USD", 2)
@@ -67,7 +67,7 @@ async def run(callers: int, database_url: str) -> dict[str, Any]:
     settings = Settings(database_url=database_url, batch_queue_capacity=callers + 1)
     container = build_container(settings)
     try:
-        await migrations.upgrade(await container.get(AsyncEngine))
+        await MIGRATIONS.upgrade(await container.get(AsyncEngine))
         stamp = time.strftime("%H%M%S")
         await _prepare(container, f"scale-{stamp}")
         await _prepare(container, f"floor-{stamp}")

@@ -38,7 +38,7 @@ from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import SqlLedgerRepository, SqlTransferRepository
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
 from ledgerd.platform.outbox.writer import OutboxWriter
@@ -112,7 +112,7 @@ async def _run(server_url: str, transfers: int, rounds: int) -> None:
         database = make_url(server_url).set(database=DATABASE)
         engine = create_engine(database.render_as_string(hide_password=False))
         try:
-            await migrations.upgrade(engine)
+            await MIGRATIONS.upgrade(engine)
             uow = SqlAlchemyUnitOfWork(engine)
             clock = SystemClock()
             await CreateLedgerHandler(

@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from sqlalchemy import text
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -204,7 +204,7 @@ async def test_calls_beyond_the_limit_are_refused_while_admitted_calls_wait_and_
 ) -> None:
     engine = create_engine(postgres_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         async with (
             ledgerd_serve(postgres_url, max_concurrent_calls=str(HELD_LIMIT), **QUIET) as served,
             _clients(served, 2) as clients,

@@ -35,9 +35,9 @@ from ledgerd.main.container import build_container
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.grpc_server import start_grpc_server
 from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
+from ledgerd.main.migrations import migrations_for
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
-from ledgerd.platform.db import migrations
 
 OPERATIONS_SERVICE = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
 STOP_GRACE_S = 5.0
@@ -131,7 +131,7 @@ CONTEXTS = (*ENABLED_CONTEXTS, OPERATIONS)
 async def _container(database_url: str) -> AsyncIterator[AsyncContainer]:
     container = build_container(Settings(database_url=database_url), contexts=CONTEXTS)
     try:
-        await migrations.upgrade(await container.get(AsyncEngine))
+        await migrations_for(CONTEXTS).upgrade(await container.get(AsyncEngine))
         yield container
     finally:
         await container.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ledgerd.platform.db.migrations import head_revision
+from ledgerd.main.migrations import MIGRATIONS
 
 LEDGERD = Path(sys.executable).parent / "ledgerd"
-# `migrate` goes to the newest revision the package ships, whichever that is.
-HEAD_REVISION = head_revision()
+# `migrate` goes to the newest revision of each branch the package ships, whichever they are.
+HEAD_REVISION = ", ".join(sorted(MIGRATIONS.heads()))
 # An upper bound so a hung command fails the run instead of stalling it; not a measurement.
 COMMAND_TIMEOUT_S = 120
 DEMO_LEDGER = "demo-test"

@@ -22,7 +22,7 @@ import httpx
 from grpc_health.v1 import health_pb2
 from sqlalchemy.engine import make_url
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from tests.e2e.grpc.test_serve import Served, ledgerd_serve
 
@@ -138,7 +138,7 @@ async def _set_read_only(postgres_url: str, *, read_only: bool) -> None:
 async def test_a_read_only_postgres_is_not_ready(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
     finally:
         await engine.dispose()
     async with (

@@ -18,8 +18,8 @@ from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.domain.model import TransferStatus
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.main.container import build_container
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
-from ledgerd.platform.db import migrations
 from tests.e2e.grpc.test_serve import with_file_limits
 
 LEDGERD = Path(sys.executable).parent / "ledgerd"
@@ -32,7 +32,7 @@ FEW_FILES = 256
 async def _place_short_hold(url: str) -> str:
     container = build_container(Settings(database_url=url))
     try:
-        await migrations.upgrade(await container.get(AsyncEngine))
+        await MIGRATIONS.upgrade(await container.get(AsyncEngine))
         await (await container.get(CreateLedgerHandler))(CreateLedger("w"))
         open_account = await container.get(OpenAccountHandler)
         for account_id in ("a", "b"):

@@ -30,8 +30,8 @@ import pytest
 from grpc_status import rpc_status
 from sqlalchemy.engine import make_url
 
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.api.grpc_errors import error_of
-from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -142,7 +142,7 @@ async def _client(
 async def _serving_through(proxy: TcpProxy, postgres_url: str) -> AsyncIterator[tuple[Served, str]]:
     engine = create_engine(postgres_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
     finally:
         await engine.dispose()
     url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)

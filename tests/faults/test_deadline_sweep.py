@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import httpx
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -54,7 +54,7 @@ async def _serving(database_url: str) -> AsyncIterator[tuple[Served, str]]:
     if not database_url.startswith("sqlite"):
         engine = create_engine(database_url)
         try:
-            await migrations.upgrade(engine)
+            await MIGRATIONS.upgrade(engine)
         finally:
             await engine.dispose()
     async with ledgerd_serve(database_url) as served:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine, is_sqlite
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -193,7 +193,7 @@ async def test_sigkill_under_load_loses_and_duplicates_nothing(
 async def _migrate(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
     finally:
         await engine.dispose()
 

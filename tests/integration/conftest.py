@@ -27,8 +27,8 @@ from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.main.container import build_container
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
-from ledgerd.platform.db import migrations
 from ledgerd.platform.outbox import tables as outbox_tables
 from tests.fakes.clock import ManualClock
 
@@ -99,7 +99,7 @@ async def open_ledger_app(  # noqa: PLR0913 - keyword-only options, each with a 
         assert await container.get(Clock) is clock
         engine = await container.get(AsyncEngine)
         if migrate:
-            await migrations.upgrade(engine)
+            await MIGRATIONS.upgrade(engine)
         yield LedgerApp(
             container=container,
             engine=engine,

@@ -1,10 +1,11 @@
 """ledgerd's own API reference: the one call that both `make generate` and the server make.
 
 ``openapi.build_openapi`` knows nothing of ledgerd; this module supplies what is ledgerd's:
-the shipped descriptor set, the table of error codes and their HTTP statuses, and the rules
-the ledger checks its request fields by. It lives in the composition root because those
-rules are the ledger context's, which the gateway may not import. Keeping both callers on
-this one function is what makes the served document equal docs/openapi.yaml.
+the shipped descriptor set, the table of error codes and their HTTP statuses, and what the
+enabled contexts' services declare: the rules their request fields are checked by and one
+example call per operation. It lives in the composition root because those are the contexts',
+which the gateway may not import. Keeping both callers on this one function is what makes the
+served document equal docs/openapi.yaml.
 
     python -m ledgerd.main.api_docs [yaml|json|html]   print the reference
 """
@@ -19,8 +20,8 @@ from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
-from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
-from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
+from ledgerd.main.bounded_context import merged_examples, merged_rules, services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.error_codes import ERROR_CODES
 
 
@@ -37,11 +38,12 @@ def ledgerd_openapi(
     ``descriptor_set`` defaults to the one shipped in the package; `make generate` passes the
     one it has just compiled.
     """
+    services = services_of(ENABLED_CONTEXTS)
     return openapi_for(
         descriptor_set or load_descriptor_set(),
         error_statuses=error_statuses(),
-        rules=LEDGER_API_RULES,
-        examples=LEDGER_API_EXAMPLES,
+        rules=merged_rules(services),
+        examples=merged_examples(services),
     )
 
 

@@ -1,16 +1,17 @@
 """What a bounded context hands the composition root: one description ``main/`` composes.
 
 A context declares its parts here once — DI providers, gRPC services (REST follows from each
-service's ``google.api.http`` annotations), background workers, CLI commands, error codes,
-— and the shared wiring (container, gRPC server, REST gateway, ``serve`` and
-``worker``) takes them from the list of enabled contexts (``ledgerd.main.contexts``). Adding a
-context is writing its package, its description module, and one line in that list.
+service's ``google.api.http`` annotations, the API reference from their rules and examples),
+background workers, CLI commands, error codes, migrations — and the shared wiring (container,
+gRPC server, REST gateway, ``serve`` and ``worker``, ``migrate``) takes them from the list of
+enabled contexts (``ledgerd.main.contexts``). Adding a context is writing its package, its
+description module, and one line in that list.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ import typer
 from dishka import AsyncContainer, Provider
 from google.protobuf.descriptor import ServiceDescriptor
 
-from ledgerd.kernel.rules import ApiRules
+from ledgerd.kernel.rules import ApiExample, ApiRules
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.errors import ErrorTable
 
@@ -46,6 +47,8 @@ class GrpcService:
     add_to_server: AddToServer
     # The request fields' rules: the REST gateway checks them, the OpenAPI document shows them.
     rules: ApiRules = field(default_factory=ApiRules)
+    # One call per operation (by operation id, the RPC's name) for the OpenAPI document.
+    examples: Mapping[str, ApiExample] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -77,6 +80,9 @@ class BoundedContext:
     # The stable error codes the context answers with, each with its gRPC and HTTP status and
     # its meaning: registered with the transports' catalogue (ledgerd.main.error_codes).
     error_codes: ErrorTable = field(default_factory=dict)
+    # The folders of its Alembic revisions (``package:folder``), upgraded with the platform's
+    # and every other context's (ledgerd.main.migrations); a new context starts its own branch.
+    migrations: tuple[str, ...] = ()
 
 
 def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:
@@ -98,6 +104,24 @@ def merged_rules(services: Sequence[GrpcService]) -> ApiRules:
         fields.update(service.rules.fields)
         messages.update(service.rules.messages)
     return ApiRules(fields=fields, messages=messages)
+
+
+def merged_examples(services: Sequence[GrpcService]) -> dict[str, ApiExample]:
+    """The examples of every service, for one API reference; an operation shown twice is refused.
+
+    Operations are named by their RPC, so two services' methods of one name would show one
+    example for both.
+    """
+    examples: dict[str, ApiExample] = {}
+    for service in services:
+        shared = sorted(examples.keys() & service.examples.keys())
+        if shared:
+            msg = (
+                f"API examples given twice, the second time by {service.name}: {', '.join(shared)}"
+            )
+            raise ValueError(msg)
+        examples.update(service.examples)
+    return examples
 
 
 def first_ended(tasks: Sequence[asyncio.Task[None]]) -> asyncio.Future[None]:

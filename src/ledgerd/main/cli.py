@@ -53,13 +53,14 @@ from ledgerd.main.health import watch_database_health
 from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
 from ledgerd.main.http_server import connection_limits, start_http_server
 from ledgerd.main.logs import configure_logging
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.relay_report import relay_lines
 from ledgerd.main.relaying import relay_in_serve, relays_in_worker
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.api.pipeline import CallPipeline
-from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.db.migrations import current_revisions
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.listening import CannotListenError, warn_if_not_loopback
@@ -150,17 +151,19 @@ async def _main(work: Work, settings: Settings, *, creates_database: bool) -> in
 async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
     """The embedded database migrates itself; a shared server is migrated on purpose only."""
     engine = await container.get(AsyncEngine)
-    current = await migrations.current_revision(engine)
-    if current == migrations.head_revision():
+    if await MIGRATIONS.is_current(engine):
         return
     if not is_sqlite(settings.database_url):
-        raise SchemaNotCurrentError(database_checks.describe(settings.database_url), current)
-    await migrations.upgrade(engine)
+        database = database_checks.describe(settings.database_url)
+        raise SchemaNotCurrentError(database, await current_revisions(engine))
+    await MIGRATIONS.upgrade(engine)
 
 
 @command()
 def migrate(
-    revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head",
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="target revision (heads: every branch's)")
+    ] = "heads",
     downgrade: Annotated[
         bool, typer.Option("--downgrade", help="migrate down to REVISION (e.g. base)")
     ] = False,
@@ -182,10 +185,11 @@ def migrate(
         if downgrade:
             if not await _downgrade_agreed(engine, settings, revision, yes=yes, force=force):
                 return EXIT_ERROR
-            await migrations.downgrade(engine, revision)
+            await MIGRATIONS.downgrade(engine, revision)
         else:
-            await migrations.upgrade(engine, revision)
-        typer.echo(f"database at revision {await migrations.current_revision(engine)}")
+            await MIGRATIONS.upgrade(engine, revision)
+        held = await current_revisions(engine)
+        typer.echo(f"database at revision {', '.join(sorted(held)) or 'None'}")
         return 0
 
     _run(work, creates_database=True)

@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.db.migrations import current_revisions
 
 DATABASE_ENV = "LEDGERD_DATABASE_URL"
 # PostgreSQL's invalid_catalog_name: the server is there, the database is not.
@@ -26,9 +27,10 @@ class DatabaseProblemError(Exception):
 
 
 class SchemaNotCurrentError(DatabaseProblemError):
-    def __init__(self, database: str, revision: str | None) -> None:
+    def __init__(self, database: str, revisions: frozenset[str]) -> None:
+        held = ", ".join(sorted(revisions)) or "none"
         super().__init__(
-            f"the database {database} is at revision {revision or 'none'}, not the latest: "
+            f"the database {database} is at revision {held}, not the latest: "
             "run `ledgerd migrate` first"
         )
 
@@ -85,6 +87,5 @@ async def require_reachable(engine: AsyncEngine, url: str) -> None:
 
 
 async def require_current_schema(engine: AsyncEngine, url: str) -> None:
-    current = await migrations.current_revision(engine)
-    if current != migrations.head_revision():
-        raise SchemaNotCurrentError(describe(url), current)
+    if not await MIGRATIONS.is_current(engine):
+        raise SchemaNotCurrentError(describe(url), await current_revisions(engine))

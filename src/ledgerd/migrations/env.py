@@ -1,24 +1,24 @@
-"""Alembic environment: runs on the connection ``ledgerd.platform.db.migrations`` hands in."""
+"""Alembic environment: runs on the connection ``ledgerd.platform.db.migrations`` hands in.
+
+It imports no context: the caller hands in the tables too (the metadata), as ``Migrations``
+composed them, and the revisions are found in the version locations it names.
+"""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, MetaData
 
-from ledgerd.ledger.adapters import tables
-from ledgerd.platform.db.schema import metadata
-from ledgerd.platform.messaging import consumer
-from ledgerd.platform.outbox import tables as outbox_tables
+from ledgerd.platform.db.migrations import CONNECTION_ATTRIBUTE, METADATA_ATTRIBUTE
 
-# The table modules register themselves on the shared metadata when imported.
-_REGISTERED = (tables, outbox_tables, consumer)
+_RUN_WITH_LEDGERD = "run migrations with `ledgerd migrate`, which provides the database connection"
 
 
 def _run_migrations() -> None:
-    connection = context.config.attributes.get("connection")
-    if not isinstance(connection, Connection):
-        msg = "run migrations with `ledgerd migrate`, which provides the database connection"
-        raise TypeError(msg)
+    connection = context.config.attributes.get(CONNECTION_ATTRIBUTE)
+    metadata = context.config.attributes.get(METADATA_ATTRIBUTE)
+    if not isinstance(connection, Connection) or not isinstance(metadata, MetaData):
+        raise TypeError(_RUN_WITH_LEDGERD)
     context.configure(
         connection=connection,
         target_metadata=metadata,

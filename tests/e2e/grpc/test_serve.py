@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from sqlalchemy import text
 
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -269,7 +269,7 @@ async def test_a_call_in_flight_finishes_during_shutdown(postgres_url: str) -> N
     """
     engine = create_engine(postgres_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         async with (
             ledgerd_serve(postgres_url, shutdown_grace_seconds=str(STOP_WAIT_S)) as served,
             client(served.port) as (stub, channel),

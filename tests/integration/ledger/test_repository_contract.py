@@ -52,7 +52,7 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
-from ledgerd.platform.db import migrations
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from tests.fakes.ledger_store import (
@@ -114,7 +114,7 @@ async def _let_sqlite_writer_queue() -> None:
 async def _sql_kit(url: str) -> AsyncIterator[RepositoryKit]:
     engine = create_engine(url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         statements = count_statements(engine)
 
         async def until_a_writer_waits() -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.relay_report import NO_RELAY_ACTIVE, relay_lines
-from ledgerd.platform.db import migrations
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.outbox.presence import (
@@ -52,7 +52,7 @@ def _relay(name: str, destination: str = "nats://127.0.0.1:4222") -> RelayIdenti
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    await migrations.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
     yield engine
     await engine.dispose()
 
@@ -197,7 +197,7 @@ async def test_a_database_outage_is_logged_and_the_next_heartbeat_recovers(
     postgres_url: str, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     direct = create_engine(postgres_url)
-    await migrations.upgrade(direct)
+    await MIGRATIONS.upgrade(direct)
     url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
     cut_off = create_engine(
         url.render_as_string(hide_password=False),

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.ledger.adapters import tables
-from ledgerd.platform.db import migrations
+from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.contexts import ENABLED_CONTEXTS
+from ledgerd.main.migrations import MIGRATIONS, migrations_for
 from ledgerd.platform.db.engine import create_engine
-from ledgerd.platform.db.schema import metadata
-from ledgerd.platform.messaging import consumer
-from ledgerd.platform.outbox import tables as outbox_tables
+from ledgerd.platform.db.migrations import current_revisions
 
 LEDGER_TABLES = {
     "ledgers",
@@ -30,8 +31,25 @@ LEDGER_TABLES = {
     "outbox_relays",
     "inbox",
 }
-# Registered on the shared metadata by importing the table modules (as env.py does).
-_REGISTERED = (tables, outbox_tables, consumer)
+# A throwaway context's first revision: a branch of its own, as a new context starts one.
+_WIDGETS_REVISION = '''"""Widgets: the throwaway context's one table."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "w0001"
+down_revision = None
+branch_labels = ("widgets",)
+depends_on = {depends_on!r}
+
+
+def upgrade() -> None:
+    op.create_table("widgets", sa.Column("id", sa.String(16), primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("widgets")
+'''
 
 
 @pytest.fixture
@@ -52,33 +70,105 @@ async def _tables(engine: AsyncEngine) -> set[str]:
 
 def _schema_differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, metadata))
+    # The tables as the composition root hands them to the migrations (env.py's target).
+    return list(compare_metadata(context, MIGRATIONS.metadata))
 
 
 async def test_upgrade_downgrade_upgrade_round_trip(engine: AsyncEngine) -> None:
-    head = migrations.head_revision()
-    assert head is not None
+    heads = MIGRATIONS.heads()
     assert await _tables(engine) == set()
-    assert await migrations.current_revision(engine) is None
+    assert await current_revisions(engine) == set()
+    assert not await MIGRATIONS.is_current(engine)
 
-    await migrations.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
     assert await _tables(engine) == LEDGER_TABLES | {"alembic_version"}
-    assert await migrations.current_revision(engine) == head
+    assert await current_revisions(engine) == heads
+    assert await MIGRATIONS.is_current(engine)
 
-    await migrations.downgrade(engine, "base")
+    await MIGRATIONS.downgrade(engine, "base")
     # Alembic keeps its (now empty) version table; every table of ours is gone.
     assert await _tables(engine) & LEDGER_TABLES == set()
-    assert await migrations.current_revision(engine) is None
+    assert await current_revisions(engine) == set()
 
-    await migrations.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
     assert await _tables(engine) == LEDGER_TABLES | {"alembic_version"}
-    assert await migrations.current_revision(engine) == head
+    assert await current_revisions(engine) == heads
 
 
 async def test_upgrading_twice_is_a_no_op(engine: AsyncEngine) -> None:
-    await migrations.upgrade(engine)
-    await migrations.upgrade(engine)
-    assert await migrations.current_revision(engine) == migrations.head_revision()
+    await MIGRATIONS.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
+    assert await current_revisions(engine) == MIGRATIONS.heads()
+
+
+async def test_a_database_made_when_the_history_was_one_folder_keeps_upgrading(
+    engine: AsyncEngine,
+) -> None:
+    # Such databases hold v0004 (the ledger's revisions and then the outbox's, one line): the
+    # ids stayed when each owner took its revisions, so the history still knows where they are.
+    await MIGRATIONS.upgrade(engine, "v0004")
+    assert await current_revisions(engine) == {"v0004"}
+    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version"}
+
+    await MIGRATIONS.upgrade(engine)
+    assert await MIGRATIONS.is_current(engine)
+
+
+def _widgets_context(folder: Path, depends_on: str | None) -> BoundedContext:
+    """A context whose description names a migrations folder with its own branch in it."""
+    folder.mkdir()
+    source = _WIDGETS_REVISION.format(depends_on=depends_on)
+    (folder / "w0001_widgets.py").write_text(source, encoding="utf-8")
+    return BoundedContext(name="widgets", providers=lambda: (), migrations=(str(folder),))
+
+
+@pytest.mark.parametrize(
+    ("depends_on", "held"),
+    [
+        # Its own base: the database holds each branch's head.
+        (None, {"v0004", "w0001"}),
+        # On top of the outbox: the database holds w0001 only, v0004 applied below it.
+        ("v0004", {"w0001"}),
+    ],
+)
+async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to_base(
+    engine: AsyncEngine, tmp_path: Path, depends_on: str | None, held: set[str]
+) -> None:
+    widgets = _widgets_context(tmp_path / "widgets_migrations", depends_on)
+    with_widgets = migrations_for((*ENABLED_CONTEXTS, widgets))
+    assert with_widgets.heads() == MIGRATIONS.heads() | {"w0001"}
+
+    # A database migrated before the context was enabled: current no longer, upgraded in place.
+    await MIGRATIONS.upgrade(engine)
+    await _insert_one_entry_pair(engine)
+    assert not await with_widgets.is_current(engine)
+
+    await with_widgets.upgrade(engine)
+    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version", "widgets"}
+    assert await current_revisions(engine) == held
+    assert await with_widgets.is_current(engine)
+    # Without the context, its revision is one the history does not know: not current.
+    assert not await MIGRATIONS.is_current(engine)
+    async with engine.connect() as connection:
+        kept = (await connection.execute(text("SELECT count(*) FROM entries"))).scalar_one()
+    assert kept == 2
+
+    await with_widgets.downgrade(engine, "base")
+    assert await _tables(engine) & (LEDGER_TABLES | {"widgets"}) == set()
+    assert await current_revisions(engine) == set()
+
+    await with_widgets.upgrade(engine)
+    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version", "widgets"}
+    assert await with_widgets.is_current(engine)
+
+
+def test_a_migrations_folder_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    # Alembic alone would pass over it, and the context's tables would never be made.
+    missing = str(tmp_path / "typo")
+    with pytest.raises(ValueError, match=r"no such migrations folder: .*typo"):
+        migrations_for(
+            (BoundedContext(name="typo", providers=lambda: (), migrations=(missing,)),)
+        ).heads()
 
 
 async def test_migrated_schema_matches_the_table_definitions(engine: AsyncEngine) -> None:
@@ -88,7 +178,7 @@ async def test_migrated_schema_matches_the_table_definitions(engine: AsyncEngine
     # declared table is missing.
     assert {diff[1].name for diff in before if diff[0] == "add_table"} == LEDGER_TABLES
 
-    await migrations.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
     async with engine.connect() as connection:
         after = await connection.run_sync(_schema_differences)
     assert after == []
@@ -106,7 +196,7 @@ async def test_migrated_schema_matches_the_table_definitions(engine: AsyncEngine
 async def test_the_journal_is_append_only_in_the_database(
     engine: AsyncEngine, statement: str
 ) -> None:
-    await migrations.upgrade(engine)
+    await MIGRATIONS.upgrade(engine)
     await _insert_one_entry_pair(engine)
 
     with pytest.raises(DBAPIError, match="append-only"):
@@ -125,7 +215,7 @@ async def test_the_journal_is_append_only_in_the_database(
 async def test_the_journal_cannot_be_truncated_on_postgres(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     try:
-        await migrations.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         await _insert_one_entry_pair(engine)
         with pytest.raises(DBAPIError, match="append-only"):
             async with engine.begin() as connection:

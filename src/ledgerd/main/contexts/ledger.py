@@ -1,8 +1,9 @@
 """The ledger context, as the composition root composes it: one module, one description.
 
 Its providers (repositories, use cases, the posting batcher, the servicer), its gRPC service
-(REST follows from the proto's annotations), its background worker (the expiry sweep) and its
-error codes. The shared wiring takes them from ``LEDGER`` in ``ledgerd.main.contexts``.
+(REST follows from the proto's annotations; its field rules and API examples), its background
+worker (the expiry sweep), its error codes and its migrations. The shared wiring takes them
+from ``LEDGER`` in ``ledgerd.main.contexts``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ledgerd.ledger.domain.repositories import (
 )
 from ledgerd.ledger.entrypoints.cli.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
+from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
@@ -153,8 +155,10 @@ LEDGER = BoundedContext(
             servicer=LedgerService,
             add_to_server=ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
             rules=LEDGER_API_RULES,
+            examples=LEDGER_API_EXAMPLES,
         ),
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
     error_codes=LEDGER_ERRORS,
+    migrations=("ledgerd.ledger.adapters:migrations",),
 )
