@@ -67,12 +67,12 @@ def test_every_non_shared_package_is_a_context_made_of_layers() -> None:
 def test_the_independence_contract_lets_through_only_what_contexts_may_share() -> None:
     """Every package is in the set; the ignored imports lead into shared or published code.
 
-    The two exceptions are the composition root and the migrations runner, which import
-    every context by design (and which other contracts keep everyone else from importing).
+    The one exception is the composition root, which imports every context by design (and
+    which another contract keeps everyone else from importing).
     """
     independence = _contracts(ROOT / "pyproject.toml")["contexts-independent"]
     assert independence["modules"] == ["ledgerd.*"]
-    may_import_anything = {"ledgerd.main", "ledgerd.main.**", "ledgerd.migrations.**"}
+    may_import_anything = {"ledgerd.main", "ledgerd.main.**"}
     for ignored in independence["ignore_imports"]:
         importer, imported = (side.strip() for side in ignored.split("->"))
         if importer in may_import_anything:
