@@ -6,7 +6,6 @@ each context reads it to decide what the caller may see; none of them may import
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal
@@ -22,13 +21,6 @@ ALL_LEDGERS: Final = AllLedgers.ALL
 
 # The ledgers a principal may use: a set of ledger ids, or every ledger.
 LedgerGrant = frozenset[str] | Literal[AllLedgers.ALL]
-
-
-def ledger_grant(ledger_ids: Iterable[str] | Literal[AllLedgers.ALL]) -> LedgerGrant:
-    """A grant of ``ledger_ids`` (or of every ledger), as the value the principal holds."""
-    if ledger_ids is ALL_LEDGERS:
-        return ALL_LEDGERS
-    return frozenset(ledger_ids)
 
 
 @dataclass(frozen=True, slots=True)

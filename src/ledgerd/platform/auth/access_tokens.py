@@ -158,8 +158,9 @@ def _segment_bytes(segment: str) -> bytes:
     """The bytes of one base64url segment written the one canonical way, or MALFORMED.
 
     Python's decoder skips characters outside the alphabet and ignores the unused low bits of
-    the last character, so several texts decode alike; accepting only the canonical one means
-    no change to a token's text can leave it valid.
+    the last character, so several texts decode alike. joserfc decodes strictly, but the header
+    is read here before joserfc sees the token, and it must be read the same strict way: no
+    change to a token's text may leave it meaning the same.
     """
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
