@@ -1,6 +1,6 @@
 """Hashes of client secrets and user passwords: argon2id through argon2-cffi.
 
-A stored hash is the PHC string (``$argon2id$v=19$m=65536,t=3,p=4$salt$hash``), so it names its
+A stored hash is the PHC string (``$argon2id$v=19$m=19456,t=2,p=1$salt$hash``), so it names its
 own parameters: raising them later makes `needs_rehash` true for the old hashes, which are
 replaced at the next successful login. One hash costs tens of milliseconds of CPU by design, so
 the async `check` runs it on a worker thread, never on the event loop.
@@ -12,15 +12,24 @@ import asyncio
 import secrets
 from typing import Final
 
-from argon2 import Parameters, PasswordHasher
+from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from argon2.profiles import RFC_9106_LOW_MEMORY
 
-# RFC 9106's second recommended option: argon2id, t=3 passes over m=64 MiB, p=4 lanes, 16-byte
-# salt, 32-byte tag (about 40-60 ms on one core here). The first option (2 GiB) is out of reach
-# for a service that verifies secrets concurrently; below 64 MiB a GPU farm gains too much.
-DEFAULT_PARAMETERS: Final = RFC_9106_LOW_MEMORY
-
+# argon2id at OWASP's first recommended setting: m=19 MiB, t=2 passes, p=1 lane, 16-byte salt,
+# 32-byte tag: ~24 ms of one core here. RFC 9106's 64 MiB / t=3 / p=4 costs ~190 ms of CPU per
+# check on this machine, which would let a flood of wrong secrets (each one a check) take a
+# core for every five attempts a second; 19 MiB is still memory-hard enough to make GPU
+# guessing of a human password expensive. Client secrets that `ledgerd clients create` makes are
+# 256 random bits, beyond guessing at any cost: the setting matters for user passwords.
+DEFAULT_PARAMETERS: Final = Parameters(
+    type=Type.ID,
+    version=19,
+    salt_len=16,
+    hash_len=32,
+    time_cost=2,
+    memory_cost=19_456,  # KiB
+    parallelism=1,
+)
 
 class SecretHasher:
     def __init__(self, parameters: Parameters = DEFAULT_PARAMETERS) -> None:

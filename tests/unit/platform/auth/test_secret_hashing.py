@@ -8,10 +8,10 @@ from ledgerd.platform.auth.secret_hashing import DEFAULT_PARAMETERS, SecretHashe
 hasher = SecretHasher(CHEAPEST)
 
 
-def test_the_default_is_rfc_9106s_second_recommendation() -> None:
-    assert DEFAULT_PARAMETERS == RFC_9106_LOW_MEMORY
+def test_the_default_is_argon2id_at_19_mib_two_passes_one_lane() -> None:
     stored = SecretHasher().hash("s3cret")
-    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert SecretHasher(DEFAULT_PARAMETERS).verify(stored, "s3cret")
 
 
 def test_the_right_secret_verifies_and_a_wrong_one_does_not() -> None:
