@@ -31,6 +31,7 @@ DEFAULT_PARAMETERS: Final = Parameters(
     parallelism=1,
 )
 
+
 class SecretHasher:
     def __init__(self, parameters: Parameters = DEFAULT_PARAMETERS) -> None:
         self._hasher = PasswordHasher.from_parameters(parameters)

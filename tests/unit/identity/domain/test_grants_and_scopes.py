@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -8,6 +9,7 @@ from ledgerd.identity.domain.clients import ClientKind, OAuthClient
 from ledgerd.identity.domain.errors import IdentityErrorCode
 from ledgerd.identity.domain.grants import AccessGrant
 from ledgerd.identity.domain.scopes import SCOPE_MEANINGS, Scope, parse_scopes
+from ledgerd.identity.domain.users import User
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.principal import ALL_LEDGERS, Principal
 
@@ -60,3 +62,9 @@ def test_a_confidential_client_has_a_secret_hash_and_a_public_one_has_none() -> 
         OAuthClient("c3", "svc", ClientKind.CONFIDENTIAL, None, GRANT, NOW)
     with pytest.raises(ValueError, match="secret hash"):
         OAuthClient("c4", "spa", ClientKind.PUBLIC, "$argon2id$...", GRANT, NOW)
+
+
+def test_a_user_is_active_until_disabled() -> None:
+    user = User("u1", "alice", "$argon2id$...", GRANT, NOW)
+    assert user.is_active
+    assert not replace(user, disabled_at=NOW).is_active
