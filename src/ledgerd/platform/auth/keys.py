@@ -187,6 +187,9 @@ def _stored_key(entry: Mapping[str, Any]) -> SigningKey:
     jwk = OKPKey.import_key(dict(entry["jwk"]))
     if not jwk.is_private or jwk.kid is None:
         raise KeySetError("a stored signing key needs its private part and its kid")
+    if jwk.curve_name != algorithm:
+        # An X25519 key (key agreement) labelled Ed25519 would fail only at the first signing.
+        raise KeySetError(f"a stored {algorithm} key is on curve {jwk.curve_name}")
     created_at = _instant(entry["created_at"])
     if created_at is None:
         raise KeySetError("a stored signing key needs its creation instant")

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from joserfc.jwk import OKPKey
 
 from ledgerd.platform.auth.keys import ED25519, KeySetError, SigningKeySet
 from ledgerd.platform.auth.timing import CLOCK_LEEWAY, MAX_ACCESS_TOKEN_LIFETIME
@@ -107,6 +108,14 @@ def test_a_stored_public_key_cannot_become_a_signer() -> None:
     stored = json.loads(SigningKeySet.generate(ManualClock().now()).to_json())
     del stored["keys"][0]["jwk"]["d"]
     with pytest.raises(KeySetError):
+        SigningKeySet.from_json(json.dumps(stored))
+
+
+def test_a_stored_key_on_another_curve_is_refused() -> None:
+    stored = json.loads(SigningKeySet.generate(ManualClock().now()).to_json())
+    x25519 = OKPKey.generate_key("X25519", private=True, auto_kid=True)
+    stored["keys"][0]["jwk"] = x25519.as_dict(private=True)
+    with pytest.raises(KeySetError, match="X25519"):
         SigningKeySet.from_json(json.dumps(stored))
 
 
