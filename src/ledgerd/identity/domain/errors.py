@@ -1,0 +1,22 @@
+"""The identity context's error codes: why a client or a token request was refused.
+
+They mirror the RFC 6749 §5.2 error names the token endpoint will answer with (lower-cased
+there); the transports' table for them is added with the endpoint, not yet.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class IdentityErrorCode(StrEnum):
+    """The identity context's codes; their spelling is part of the API."""
+
+    # The client could not be authenticated: unknown id, wrong secret, revoked. One code for
+    # all three, so the answer never says whether a client id exists.
+    INVALID_CLIENT = "INVALID_CLIENT"
+    # The grant presented (a refresh token, later an authorization code) is not valid for this
+    # client: unknown, used, expired, revoked.
+    INVALID_GRANT = "INVALID_GRANT"
+    # A requested scope is unknown or beyond what the client was granted.
+    INVALID_SCOPE = "INVALID_SCOPE"

@@ -1,0 +1,41 @@
+"""The identity context's persistence ports; SQL adapters come with the migration."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ledgerd.identity.domain.clients import OAuthClient
+from ledgerd.identity.domain.refresh_families import RefreshFamily
+from ledgerd.identity.domain.users import User
+
+
+class ClientRepository(Protocol):
+    async def get(self, client_id: str) -> OAuthClient | None: ...
+
+    async def add(self, client: OAuthClient) -> None: ...
+
+
+class UserRepository(Protocol):
+    async def get_by_username(self, username: str) -> User | None: ...
+
+    async def add(self, user: User) -> None: ...
+
+
+class RefreshFamilyRepository(Protocol):
+    async def find_by_token_digest(self, digest: str) -> RefreshFamily | None:
+        """The family that issued the token with this digest, current or already used."""
+        ...
+
+    async def add(self, family: RefreshFamily) -> None: ...
+
+    async def update(self, family: RefreshFamily, *, read_generation: int) -> None:
+        """Store ``family`` (and index its current digest) if nobody changed it since it was read.
+
+        The stored generation must still be ``read_generation``; otherwise another use of the
+        same token won, and this raises ``ConcurrencyConflictError``.
+        """
+        ...
+
+    async def is_revoked(self, family_id: str) -> bool:
+        """The revocation check the request pipeline makes for a token's ``fam`` claim."""
+        ...

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from ledgerd.kernel.principal import ALL_LEDGERS, Principal
+
+
+def test_a_principal_uses_only_its_granted_ledgers_and_scopes() -> None:
+    principal = Principal("c1", frozenset({"ledger.read"}), frozenset({"a", "b"}))
+    assert principal.may_use_ledger("a")
+    assert not principal.may_use_ledger("c")
+    assert principal.has_scope("ledger.read")
+    assert not principal.has_scope("ledger.write")
+
+
+def test_the_all_ledgers_grant_covers_any_ledger_id() -> None:
+    admin = Principal("admin", frozenset(), ALL_LEDGERS)
+    assert admin.ledgers is ALL_LEDGERS
+    assert admin.may_use_ledger("anything")
