@@ -23,6 +23,7 @@ from ledgerd.ledger.application.queries import (
     ListLedgersQuery,
     ListTransfersQuery,
 )
+from ledgerd.ledger.application.replay_ledger import ReplayLedgerHandler
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from tests.fakes.clock import ManualClock
@@ -31,6 +32,7 @@ from tests.fakes.ledger_store import (
     FakeAccountRepository,
     FakeEventOutbox,
     FakeJournalRepository,
+    FakeLedgerEvents,
     FakeLedgerRepository,
     FakeTransferRepository,
     FakeUnitOfWork,
@@ -56,6 +58,7 @@ class LedgerApp:
     expire_pending: ExpirePendingHandler
     queries: LedgerQueries
     verify_ledger: VerifyLedgerHandler
+    replay_ledger: ReplayLedgerHandler
 
     @property
     def tables(self) -> LedgerTables:
@@ -84,6 +87,10 @@ def make_ledger_app(
         clock=clock,
         new_id=ids,
     )
+    queries = _queries(uow, ledgers, accounts, transfers, journal)
+    verify = VerifyLedgerHandler(
+        uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
+    )
     return LedgerApp(
         clock=clock,
         ids=ids,
@@ -105,10 +112,9 @@ def make_ledger_app(
         ),
         post_transfers=post,
         expire_pending=ExpirePendingHandler(uow=uow, transfers=transfers, post=post, clock=clock),
-        queries=_queries(uow, ledgers, accounts, transfers, journal),
-        verify_ledger=VerifyLedgerHandler(
-            uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
-        ),
+        queries=queries,
+        verify_ledger=verify,
+        replay_ledger=ReplayLedgerHandler(FakeLedgerEvents(uow), queries.list_accounts, verify),
     )
 
 

@@ -21,7 +21,24 @@ from datetime import datetime
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.paging import Page, encode_cursor
 from ledgerd.kernel.unit_of_work import Transaction, UnitOfWork
-from ledgerd.ledger.domain.events import LedgerEvent, ledger_of
+from ledgerd.ledger.application.ledger_events import (
+    AccountChanged,
+    AccountOpened,
+    LedgerOpened,
+    RecordedEntry,
+    StreamedEvent,
+    TransferRecorded,
+)
+from ledgerd.ledger.domain.events import (
+    AccountClosed,
+    AccountCreated,
+    AccountFrozen,
+    AccountMetadataChanged,
+    AccountUnfrozen,
+    LedgerCreated,
+    LedgerEvent,
+    ledger_of,
+)
 from ledgerd.ledger.domain.model import (
     Account,
     Balances,
@@ -557,3 +574,41 @@ class FakeEventOutbox:
         tables = self._uow.writing()
         for event in events:
             tables.events.setdefault(ledger_of(event), []).append(event)
+
+
+class FakeLedgerEvents:
+    """Implements ``LedgerEvents``: the fake outbox's events as replay's facts, numbered from 1.
+
+    The real adapter decodes the same facts from the published messages in the outbox; here
+    they come straight from the domain events the use cases recorded.
+    """
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def stream(self, ledger_id: str) -> AsyncIterator[StreamedEvent]:
+        async with self._uow.begin(read_only=True):
+            events = list(self._uow.reading().events.get(ledger_id, ()))
+        for sequence, event in enumerate(events, start=1):
+            yield _fact(sequence, event)
+
+
+def _fact(sequence: int, event: LedgerEvent) -> StreamedEvent:
+    match event:
+        case LedgerCreated():
+            return LedgerOpened(sequence)
+        case AccountCreated(account=account):
+            return AccountOpened(sequence, account.id)
+        case (
+            AccountMetadataChanged(account=account)
+            | AccountFrozen(account=account)
+            | AccountUnfrozen(account=account)
+            | AccountClosed(account=account)
+        ):
+            return AccountChanged(sequence, account.id)
+        case _:
+            entries = tuple(
+                RecordedEntry(e.account_id, e.side, e.layer, e.amount, e.balances_after)
+                for e in event.entries
+            )
+            return TransferRecorded(sequence, event.transfer.id, event.transfer.sequence, entries)

@@ -18,14 +18,13 @@ from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.kernel.errors import LedgerdError
-from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
 from ledgerd.ledger.application.queries import LedgerQueries
+from ledgerd.ledger.application.replay_ledger import ReplayLedger, ReplayLedgerHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.entrypoints.cli.demo import Demo, DemoHandlers
-from ledgerd.ledger.entrypoints.cli.report import verification_summary
-from ledgerd.ledger.entrypoints.replay import replay_ledger
+from ledgerd.ledger.entrypoints.cli.report import replay_summary, verification_summary
 from ledgerd.loadgen.bench import BenchOptions
 from ledgerd.loadgen.bench import bench as run_bench
 from ledgerd.loadgen.config import (
@@ -263,13 +262,9 @@ def replay(
     """Rebuild every balance from the ledger's events; exit 1 if they differ from the stored."""
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
-        report = await replay_ledger(
-            ledger,
-            await container.get(EventLog),
-            await container.get(LedgerQueries),
-            await container.get(VerifyLedgerHandler),
-        )
-        typer.echo(report.summary())
+        handler = await container.get(ReplayLedgerHandler)
+        report = await handler(ReplayLedger(ledger))
+        typer.echo(replay_summary(report))
         return 0 if report.ok else EXIT_PROBLEMS
 
     _run(work)

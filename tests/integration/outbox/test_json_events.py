@@ -23,8 +23,8 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from ledgerd.ledger.application.event_log import EventLog
-from ledgerd.ledger.entrypoints.replay import replay_ledger
+from ledgerd.ledger.application.replay_ledger import ReplayLedger, ReplayLedgerHandler
+from ledgerd.ledger.entrypoints.cli.report import replay_summary
 from ledgerd.main.publishers import in_events_format
 from ledgerd.main.settings import Settings
 from ledgerd.platform.messaging.envelope import Envelope
@@ -101,10 +101,9 @@ async def test_an_app_set_to_json_relays_json_payloads_to_the_hub(database_url: 
 
         _assert_the_same_events_in_json(received, await _stored(app))
         # Replay reads the outbox, which the format leaves alone.
-        report = await replay_ledger(
-            LEDGER, await app.container.get(EventLog), app.queries, app.verify
-        )
-        assert report.ok, report.summary()
+        replay = await app.container.get(ReplayLedgerHandler)
+        report = await replay(ReplayLedger(LEDGER))
+        assert report.ok, replay_summary(report)
 
 
 async def _relay_and_consume(broker: Broker, database_url: str) -> None:

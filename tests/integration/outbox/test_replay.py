@@ -9,10 +9,12 @@ from pathlib import Path
 from sqlalchemy import delete, update
 
 from ledgerd.ledger.adapters import tables
-from ledgerd.ledger.application.event_log import EventLog
-from ledgerd.ledger.application.queries import LedgerQueries
-from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
-from ledgerd.ledger.entrypoints.replay import ReplayReport, replay_ledger
+from ledgerd.ledger.application.replay_ledger import (
+    ReplayLedger,
+    ReplayLedgerHandler,
+    ReplayReport,
+)
+from ledgerd.ledger.entrypoints.cli.report import replay_summary
 from ledgerd.platform.outbox import tables as outbox
 from tests.integration.conftest import LedgerApp, open_ledger_app
 from tests.integration.outbox.helpers import EVERY_CHANGE, make_every_change
@@ -23,18 +25,14 @@ TRANSFERS = sum(1 for kind in EVERY_CHANGE if "Transfer" in kind or "Pending" in
 
 
 async def _replay(app: LedgerApp, ledger: str = "books") -> ReplayReport:
-    return await replay_ledger(
-        ledger,
-        await app.container.get(EventLog),
-        await app.container.get(LedgerQueries),
-        await app.container.get(VerifyLedgerHandler),
-    )
+    replay = await app.container.get(ReplayLedgerHandler)
+    return await replay(ReplayLedger(ledger))
 
 
 async def test_a_ledger_rebuilt_from_its_events_matches(ledger_app: LedgerApp) -> None:
     await make_every_change(ledger_app, "books")
     report = await _replay(ledger_app)
-    assert report.ok, report.summary()
+    assert report.ok, replay_summary(report)
     assert (report.events, report.transfers, report.accounts) == (
         len(EVERY_CHANGE),
         TRANSFERS,

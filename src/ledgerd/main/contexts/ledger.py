@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dishka import AsyncContainer, Provider, Scope, provide, provide_all
 
 from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
+from ledgerd.ledger.adapters.event_stream import OutboxLedgerEvents
 from ledgerd.ledger.adapters.sql_repositories import (
     SqlAccountRepository,
     SqlJournalRepository,
@@ -24,12 +25,13 @@ from ledgerd.ledger.adapters.sql_repositories import (
 from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
 from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
-from ledgerd.ledger.application.event_log import EventLog
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
+from ledgerd.ledger.application.ledger_events import LedgerEvents
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler, TransferPoster
 from ledgerd.ledger.application.posting_calls import CommitGrace, UnbatchedPoster
 from ledgerd.ledger.application.queries import QUERY_TYPES, LedgerQueries
+from ledgerd.ledger.application.replay_ledger import ReplayLedgerHandler
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
 from ledgerd.ledger.domain.repositories import (
@@ -93,13 +95,14 @@ class LedgerProvider(Provider):
             yield batcher
 
     @provide
-    def event_log(self, store: OutboxStore) -> EventLog:
+    def event_stream(self, store: OutboxStore) -> LedgerEvents:
         """The ledger reads its own events back (replay) from the shared outbox."""
-        return store
+        return OutboxLedgerEvents(store)
 
     expire_pending = provide(ExpirePendingHandler)
     queries = provide_all(*QUERY_TYPES, LedgerQueries)
     verify_ledger = provide(VerifyLedgerHandler)
+    replay_ledger = provide(ReplayLedgerHandler)
 
     demo_handlers = provide(DemoHandlers)
     use_cases = provide(LedgerUseCases)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledgerd.ledger.application.queries.balances import AccountBalance
+from ledgerd.ledger.application.replay_ledger import ReplayReport
 from ledgerd.ledger.domain.verification import VerificationReport
 
 
@@ -53,6 +54,19 @@ def verification_summary(report: VerificationReport) -> str:
         )
     if report.ok:
         lines.append("  hash chain intact, balances match the journal, debits = credits: OK")
+    else:
+        lines.extend(f"  PROBLEM: {problem}" for problem in report.problems)
+    return "\n".join(lines)
+
+
+def replay_summary(report: ReplayReport) -> str:
+    head = (
+        f"ledger {report.ledger_id}: {report.events} events, {report.transfers} transfers, "
+        f"{report.accounts} accounts rebuilt from the event stream"
+    )
+    lines = [head, f"  journal: {report.journal}"]
+    if report.ok:
+        lines.append("  balances from the events = stored balances = the journal: OK")
     else:
         lines.extend(f"  PROBLEM: {problem}" for problem in report.problems)
     return "\n".join(lines)
