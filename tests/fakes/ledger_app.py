@@ -1,31 +1,36 @@
-"""Every ledger use case wired on the in-memory fakes: the unit tests' composition root."""
+"""Every ledger use case on the in-memory fakes, wired by the composition root's own provider.
+
+The use cases come from ``LedgerApplicationProvider`` (the provider production uses too), their
+ports from ``FakeLedgerPorts``: test wiring cannot drift from production wiring.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dishka import AnyOf, Provider, Scope, make_container, provide
+
+from ledgerd.kernel.clock import Clock
+from ledgerd.kernel.ids import IdGenerator
+from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
 from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
+from ledgerd.ledger.application.ledger_events import LedgerEvents
 from ledgerd.ledger.application.open_account import OpenAccountHandler
 from ledgerd.ledger.application.post_transfers import PostTransfersHandler
-from ledgerd.ledger.application.queries import (
-    ExportEntriesQuery,
-    GetAccountQuery,
-    GetBalanceQuery,
-    GetBalancesQuery,
-    GetLedgerQuery,
-    GetTransferByKeyQuery,
-    GetTransferQuery,
-    LedgerQueries,
-    ListAccountsQuery,
-    ListEntriesQuery,
-    ListLedgersQuery,
-    ListTransfersQuery,
-)
+from ledgerd.ledger.application.queries import LedgerQueries
 from ledgerd.ledger.application.replay_ledger import ReplayLedgerHandler
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadataHandler
 from ledgerd.ledger.application.verify_ledger import VerifyLedgerHandler
+from ledgerd.ledger.domain.repositories import (
+    AccountRepository,
+    EventOutbox,
+    JournalRepository,
+    LedgerRepository,
+    TransferRepository,
+)
+from ledgerd.main.contexts.ledger import LedgerApplicationProvider
 from tests.fakes.clock import ManualClock
 from tests.fakes.ids import SequentialIds
 from tests.fakes.ledger_store import (
@@ -38,6 +43,46 @@ from tests.fakes.ledger_store import (
     FakeUnitOfWork,
     LedgerTables,
 )
+
+
+class FakeLedgerPorts(Provider):
+    """Every port the ledger's use cases need, on one fake database.
+
+    Each fake is registered under its own type too, so tests reach its extras (the tables, the
+    clock's ``advance``).
+    """
+
+    scope = Scope.APP
+
+    def __init__(self, clock: ManualClock, ids: SequentialIds) -> None:
+        super().__init__()
+        self._clock = clock
+        self._ids = ids
+
+    @provide(provides=AnyOf[ManualClock, Clock])
+    def clock(self) -> ManualClock:
+        return self._clock
+
+    @provide(provides=AnyOf[SequentialIds, IdGenerator])
+    def ids(self) -> SequentialIds:
+        return self._ids
+
+    @provide(provides=AnyOf[FakeUnitOfWork, UnitOfWork])
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+    ledgers = provide(FakeLedgerRepository, provides=AnyOf[FakeLedgerRepository, LedgerRepository])
+    accounts = provide(
+        FakeAccountRepository, provides=AnyOf[FakeAccountRepository, AccountRepository]
+    )
+    transfers = provide(
+        FakeTransferRepository, provides=AnyOf[FakeTransferRepository, TransferRepository]
+    )
+    journal = provide(
+        FakeJournalRepository, provides=AnyOf[FakeJournalRepository, JournalRepository]
+    )
+    events = provide(FakeEventOutbox, provides=AnyOf[FakeEventOutbox, EventOutbox])
+    event_stream = provide(FakeLedgerEvents, provides=LedgerEvents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,74 +114,27 @@ class LedgerApp:
 def make_ledger_app(
     clock: ManualClock | None = None, ids: SequentialIds | None = None
 ) -> LedgerApp:
-    clock = ManualClock() if clock is None else clock
-    ids = SequentialIds() if ids is None else ids
-    uow = FakeUnitOfWork()
-    ledgers = FakeLedgerRepository(uow)
-    accounts = FakeAccountRepository(uow)
-    transfers = FakeTransferRepository(uow)
-    journal = FakeJournalRepository(uow)
-    events = FakeEventOutbox(uow)
-    post = PostTransfersHandler(
-        uow=uow,
-        ledgers=ledgers,
-        accounts=accounts,
-        transfers=transfers,
-        journal=journal,
-        events=events,
-        clock=clock,
-        new_id=ids,
+    ports = FakeLedgerPorts(
+        ManualClock() if clock is None else clock, SequentialIds() if ids is None else ids
     )
-    queries = _queries(uow, ledgers, accounts, transfers, journal)
-    verify = VerifyLedgerHandler(
-        uow=uow, ledgers=ledgers, accounts=accounts, transfers=transfers, journal=journal
-    )
+    # Nothing here has a lifetime to end (no provider finalizes), so the container is not closed.
+    container = make_container(LedgerApplicationProvider(), ports)
     return LedgerApp(
-        clock=clock,
-        ids=ids,
-        uow=uow,
-        ledgers=ledgers,
-        accounts=accounts,
-        transfers=transfers,
-        journal=journal,
-        events=events,
-        create_ledger=CreateLedgerHandler(uow=uow, ledgers=ledgers, events=events, clock=clock),
-        open_account=OpenAccountHandler(
-            uow=uow, ledgers=ledgers, accounts=accounts, events=events, clock=clock
-        ),
-        change_account_status=ChangeAccountStatusHandler(
-            uow=uow, ledgers=ledgers, accounts=accounts, events=events
-        ),
-        update_account_metadata=UpdateAccountMetadataHandler(
-            uow=uow, ledgers=ledgers, accounts=accounts, events=events
-        ),
-        post_transfers=post,
-        expire_pending=ExpirePendingHandler(uow=uow, transfers=transfers, post=post, clock=clock),
-        queries=queries,
-        verify_ledger=verify,
-        replay_ledger=ReplayLedgerHandler(FakeLedgerEvents(uow), queries.list_accounts, verify),
-    )
-
-
-def _queries(
-    uow: FakeUnitOfWork,
-    ledgers: FakeLedgerRepository,
-    accounts: FakeAccountRepository,
-    transfers: FakeTransferRepository,
-    journal: FakeJournalRepository,
-) -> LedgerQueries:
-    """Each read on just the ports it needs, as the composition root builds them."""
-    get_account = GetAccountQuery(uow, ledgers, accounts)
-    return LedgerQueries(
-        get_ledger=GetLedgerQuery(uow, ledgers),
-        list_ledgers=ListLedgersQuery(uow, ledgers),
-        get_account=get_account,
-        list_accounts=ListAccountsQuery(uow, ledgers, accounts),
-        get_balance=GetBalanceQuery(uow, ledgers, accounts, journal),
-        get_balances=GetBalancesQuery(uow, ledgers, accounts, journal),
-        get_transfer=GetTransferQuery(uow, ledgers, transfers),
-        get_transfer_by_key=GetTransferByKeyQuery(uow, ledgers, transfers),
-        list_transfers=ListTransfersQuery(uow, ledgers, accounts, transfers),
-        list_entries=ListEntriesQuery(uow, ledgers, accounts, journal),
-        export_entries=ExportEntriesQuery(uow, get_account, journal),
+        clock=container.get(ManualClock),
+        ids=container.get(SequentialIds),
+        uow=container.get(FakeUnitOfWork),
+        ledgers=container.get(FakeLedgerRepository),
+        accounts=container.get(FakeAccountRepository),
+        transfers=container.get(FakeTransferRepository),
+        journal=container.get(FakeJournalRepository),
+        events=container.get(FakeEventOutbox),
+        create_ledger=container.get(CreateLedgerHandler),
+        open_account=container.get(OpenAccountHandler),
+        change_account_status=container.get(ChangeAccountStatusHandler),
+        update_account_metadata=container.get(UpdateAccountMetadataHandler),
+        post_transfers=container.get(PostTransfersHandler),
+        expire_pending=container.get(ExpirePendingHandler),
+        queries=container.get(LedgerQueries),
+        verify_ledger=container.get(VerifyLedgerHandler),
+        replay_ledger=container.get(ReplayLedgerHandler),
     )

@@ -56,7 +56,30 @@ from ledgerd.v1 import ledger_pb2, ledger_pb2_grpc
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
-class LedgerProvider(Provider):
+class LedgerApplicationProvider(Provider):
+    """The ledger's use cases, commands and queries, built on its ports alone.
+
+    The ports (unit of work, repositories, event outbox and event stream, clock, ids) come from
+    other providers: here the container's infrastructure and ``LedgerSqlProvider``, in the unit
+    tests the in-memory fakes (``tests/fakes/ledger_app.py``), so the tests run this very wiring.
+    """
+
+    scope = Scope.APP
+
+    create_ledger = provide(CreateLedgerHandler)
+    open_account = provide(OpenAccountHandler)
+    change_account_status = provide(ChangeAccountStatusHandler)
+    update_account_metadata = provide(UpdateAccountMetadataHandler)
+    post_transfers = provide(PostTransfersHandler)
+    expire_pending = provide(ExpirePendingHandler)
+    queries = provide_all(*QUERY_TYPES, LedgerQueries)
+    verify_ledger = provide(VerifyLedgerHandler)
+    replay_ledger = provide(ReplayLedgerHandler)
+
+
+class LedgerSqlProvider(Provider):
+    """The ledger's ports on the database: its repositories and the shared outbox."""
+
     scope = Scope.APP
 
     ledgers = provide(SqlLedgerRepository, provides=LedgerRepository)
@@ -65,11 +88,16 @@ class LedgerProvider(Provider):
     journal = provide(SqlJournalRepository, provides=JournalRepository)
     events = provide(SqlEventOutbox, provides=EventOutbox)
 
-    create_ledger = provide(CreateLedgerHandler)
-    open_account = provide(OpenAccountHandler)
-    change_account_status = provide(ChangeAccountStatusHandler)
-    update_account_metadata = provide(UpdateAccountMetadataHandler)
-    post_transfers = provide(PostTransfersHandler)
+    @provide
+    def event_stream(self, store: OutboxStore) -> LedgerEvents:
+        """The ledger reads its own events back (replay) from the shared outbox."""
+        return OutboxLedgerEvents(store)
+
+
+class LedgerServingProvider(Provider):
+    """What drives the use cases: the poster entry points post through, the demo, the servicer."""
+
+    scope = Scope.APP
 
     @provide
     def commit_grace(self, settings: Settings) -> CommitGrace:
@@ -93,16 +121,6 @@ class LedgerProvider(Provider):
         )
         async with PostingBatcher(handler, options) as batcher:
             yield batcher
-
-    @provide
-    def event_stream(self, store: OutboxStore) -> LedgerEvents:
-        """The ledger reads its own events back (replay) from the shared outbox."""
-        return OutboxLedgerEvents(store)
-
-    expire_pending = provide(ExpirePendingHandler)
-    queries = provide_all(*QUERY_TYPES, LedgerQueries)
-    verify_ledger = provide(VerifyLedgerHandler)
-    replay_ledger = provide(ReplayLedgerHandler)
 
     demo_handlers = provide(DemoHandlers)
     use_cases = provide(LedgerUseCases)
@@ -144,7 +162,7 @@ async def expiry_sweep(
 
 
 def _providers() -> Sequence[Provider]:
-    return (LedgerProvider(),)
+    return (LedgerApplicationProvider(), LedgerSqlProvider(), LedgerServingProvider())
 
 
 # The codes only the ledger answers with; the generic ones (VALIDATION_FAILED, OVERLOADED,
