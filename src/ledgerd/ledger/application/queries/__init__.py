@@ -1,7 +1,7 @@
 """The ledger's read-side use cases, one per module, each on the read ports it needs.
 
 Each query opens a read-only unit of work and returns domain values. `LedgerQueries` gathers
-them for the callers that use several (the servicer, the CLI, replay); the composition root
+them for the callers that use several (the servicer, the CLI); the composition root
 builds each query and the bundle.
 """
 
