@@ -1,6 +1,7 @@
 """What every client command shares: the server's address, the output form, the call and its errors.
 
-A client command asks a running ``ledgerd serve`` over gRPC (``main/api_client.py``). Unlike the
+A client command asks a running ``ledgerd serve`` over gRPC (``main/api_client.py``, and its
+context's client). Unlike the
 other commands it needs no database settings: only where the server is (``--server``, or
 ``LEDGERD_SERVER``). It prints a table by default, or with ``--output json`` the API's JSON form
 (what REST answers: proto field names, 64-bit integers as strings). The commands themselves
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
@@ -18,7 +20,7 @@ import typer
 from google.protobuf.message import Message
 
 from ledgerd.gateway.transcoding import render
-from ledgerd.main.api_client import SERVER_VARIABLE, ClientError, LedgerClient, Listing, connect
+from ledgerd.main.api_client import SERVER_VARIABLE, ClientError, Listing
 
 
 class Output(StrEnum):
@@ -48,12 +50,16 @@ Limit = Annotated[
 ]
 
 _Item = TypeVar("_Item", bound=Message)
+_Client = TypeVar("_Client")
 
 
-def ask(server: str, timeout: float, work: Callable[[LedgerClient], str]) -> None:
-    """Print what ``work`` makes of the server's answers, or one line and the exit code."""
+def ask(connection: AbstractContextManager[_Client], work: Callable[[_Client], str]) -> None:
+    """Print what ``work`` makes of the server's answers, or one line and the exit code.
+
+    ``connection`` gives a context's client (``connect_ledger(server, timeout)``).
+    """
     try:
-        with connect(server, timeout) as client:
+        with connection as client:
             text = work(client)
     except ClientError as error:
         typer.echo(error.line, err=True)

@@ -1,7 +1,8 @@
 """The ledger's client commands: ``ledgers list``, ``accounts list``, ``balance``, ``transfers``.
 
-Each asks a running ``ledgerd serve`` through the shared client plumbing
-(``main/client_commands.py``, ``main/api_client.py``) and prints what the ledger's API answers.
+Each asks a running ``ledgerd serve`` through the ledger's API client
+(``ledger_api_client.py``) over the shared plumbing (``main/client_commands.py``,
+``main/api_client.py``), and prints what the ledger's API answers.
 """
 
 from __future__ import annotations
@@ -11,13 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ledgerd.main.api_client import (
-    DEFAULT_SERVER,
-    DEFAULT_TIMEOUT_S,
-    EXIT_ERROR,
-    ClientError,
-    LedgerClient,
-)
+from ledgerd.main.api_client import DEFAULT_SERVER, DEFAULT_TIMEOUT_S, EXIT_ERROR, ClientError
 from ledgerd.main.client_commands import (
     Limit,
     Output,
@@ -29,6 +24,7 @@ from ledgerd.main.client_commands import (
     say_if_more,
 )
 from ledgerd.main.command_style import PLAIN_HELP, Command
+from ledgerd.main.contexts.ledger_api_client import LedgerClient, connect_ledger
 from ledgerd.main.text_tables import amount, columns, fields, pairs
 from ledgerd.v1 import ledger_pb2 as pb
 
@@ -71,7 +67,7 @@ def list_ledgers(
         ]
         return columns(["id", "name", "created at", "metadata"], rows)
 
-    ask(server, timeout, work)
+    ask(connect_ledger(server, timeout), work)
 
 
 _BALANCES = ("posted dr", "posted cr", "pending dr", "pending cr", "available")
@@ -133,7 +129,7 @@ def list_accounts(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-
         headers = ["id", "asset", "status", *_BALANCES, "metadata"]
         return columns(headers, rows, right=_BALANCES)
 
-    ask(server, timeout, work)
+    ask(connect_ledger(server, timeout), work)
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -187,7 +183,7 @@ def balance(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line o
             ]
         )
 
-    ask(server, timeout, work)
+    ask(connect_ledger(server, timeout), work)
 
 
 @transfers.command("get", cls=Command, epilog=_AMOUNTS)
@@ -206,7 +202,7 @@ def get_transfer(
             return as_json(found)
         return _transfer_text(found)
 
-    ask(server, timeout, work)
+    ask(connect_ledger(server, timeout), work)
 
 
 def _transfer_text(transfer: pb.Transfer) -> str:
