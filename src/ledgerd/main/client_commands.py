@@ -1,11 +1,11 @@
 """What every client command shares: the server's address, the output form, the call and its errors.
 
-A client command asks a running ``ledgerd serve`` over gRPC (``main/api_client.py``, and its
-context's client). Unlike the
-other commands it needs no database settings: only where the server is (``--server``, or
-``LEDGERD_SERVER``). It prints a table by default, or with ``--output json`` the API's JSON form
-(what REST answers: proto field names, 64-bit integers as strings). The commands themselves
-belong to their context (the ledger's: ``main/contexts/ledger_client_commands.py``).
+A client command asks a running ``ledgerd serve`` over gRPC, through its context's client on
+the shared plumbing (``main/api_client.py``). Unlike the other commands it needs no database
+settings: only where the server is (``--server``, or ``LEDGERD_SERVER``). It prints a table by
+default, or with ``--output json`` the API's JSON form (what REST answers: proto field names,
+64-bit integers as strings). The commands themselves belong to their context (the ledger's:
+``main/contexts/ledger_client_commands.py``).
 """
 
 from __future__ import annotations
