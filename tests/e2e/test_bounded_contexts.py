@@ -2,9 +2,10 @@
 
 The throwaway context below (``operations``) is what a new bounded context hands the
 composition root: a provider, a gRPC service — google.longrunning's Operations, a real service
-whose proto carries ``google.api.http`` annotations, so its REST routes follow — and a
-background worker. The test's list of contexts is the ledger's plus it; the shared wiring
-(container, gRPC server, REST gateway, the supervised workers) is called as ``serve`` calls it.
+whose proto carries ``google.api.http`` annotations, so its REST routes follow — a background
+worker and a command. The test's list of contexts is the ledger's plus it; the shared wiring
+(container, gRPC server, REST gateway, the supervised workers, the command line) is called as
+``ledgerd`` calls it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from google.longrunning import (  # type: ignore[import-untyped] # no py.typed m
 )
 from grpc_health.v1 import health_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from ledgerd.main.background import supervised, workers_for
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService
-from ledgerd.main.cli import register_context_commands
+from ledgerd.main.cli import app, register_context_commands
 from ledgerd.main.container import build_container
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.grpc_server import start_grpc_server
@@ -230,14 +232,39 @@ async def test_a_worker_that_ends_on_its_own_stops_the_process_with_its_name(
         ), caplog.text
 
 
-def test_a_new_contexts_commands_join_the_command_line() -> None:
+def _command_line(contexts: Sequence[BoundedContext]) -> typer.Typer:
+    """A command line made of the contexts' commands only, added as ``ledgerd`` adds them."""
     cli = typer.Typer()
 
     @cli.callback()
     def _root() -> None:
         """A command line with several commands."""
 
-    register_context_commands(cli, CONTEXTS)
-    result = CliRunner().invoke(cli, ["operations"])
+    register_context_commands(cli, contexts)
+    return cli
+
+
+def _command_names(cli: typer.Typer) -> list[str]:
+    command = typer.main.get_command(cli)
+    assert isinstance(command, TyperGroup)
+    return list(command.commands)
+
+
+def test_a_new_contexts_commands_join_the_command_line() -> None:
+    cli = _command_line(CONTEXTS)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--help"])
+    assert listed.exit_code == 0, listed.output
+    assert "operations  List the operations (every one is done)." in listed.output
+    result = runner.invoke(cli, ["operations"])
     assert result.exit_code == 0, result.output
     assert result.output == "all operations are done\n"
+
+
+def test_ledgerd_takes_the_enabled_contexts_commands_from_their_descriptions() -> None:
+    from_descriptions = _command_names(_command_line(ENABLED_CONTEXTS))
+    assert {"demo", "verify", "replay", "expire", "balance", "ledgers"} <= set(from_descriptions)
+    # `ledgerd` lists its own commands first, then the contexts', in the order they declare them.
+    ledgerd = _command_names(app)
+    assert ledgerd[-len(from_descriptions) :] == from_descriptions
+    assert "migrate" in ledgerd[: -len(from_descriptions)]

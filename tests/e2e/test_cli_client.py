@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ledgerd.main.api_client import connect
+from ledgerd.main.contexts.ledger_api_client import connect_ledger
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
 from tests.e2e.grpc.test_serve import LEDGERD, START_WAIT_S, STOP_WAIT_S, ledgerd_environment
@@ -175,7 +175,7 @@ def test_a_limit_shows_the_first_and_says_more_follow(books: Books) -> None:
 
 
 def test_the_client_follows_every_page(books: Books) -> None:
-    with connect(books.server, CALL_TIMEOUT_S, page_size=1) as client:
+    with connect_ledger(books.server, CALL_TIMEOUT_S, page_size=1) as client:
         every = client.accounts("shop", [], limit=None)
         first_two = client.accounts("shop", [], limit=2)
         ledgers = client.ledgers(limit=None)

@@ -1,8 +1,10 @@
-"""A small blocking gRPC client of a running ``ledgerd serve``, for the client commands.
+"""The blocking gRPC plumbing every client command of a running ``ledgerd serve`` shares.
 
 Every call has a deadline, so a command never hangs on a server that does not answer; every
 failure becomes a :class:`ClientError`: one line to print and the exit code it deserves.
-Listings follow ``next_page_token`` until the end, or until ``limit`` items.
+Listings follow ``next_page_token`` until the end, or until ``limit`` items. A context's client
+wraps its service's stub around an :class:`ApiChannel` (the ledger's:
+``main/contexts/ledger_api_client.py``).
 """
 
 from __future__ import annotations
@@ -10,19 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Generic, TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_status import rpc_status
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import MAX_PAGE_SIZE
 from ledgerd.platform.api.grpc_errors import error_of
-from ledgerd.v1 import ledger_pb2 as pb
-from ledgerd.v1 import ledger_pb2_grpc
 
 # The address the client commands call, and the variable that sets it. Not
 # LEDGERD_GRPC_ADDRESS: that is where `serve` listens, which need not be where a client
@@ -62,12 +60,6 @@ def check_server(address: str) -> str:
     return address
 
 
-def _timestamp(instant: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(instant)
-    return stamp
-
-
 _Item = TypeVar("_Item", bound=Message)
 _Request = TypeVar("_Request", bound=Message)
 _Response = TypeVar("_Response", bound=Message)
@@ -81,54 +73,22 @@ class Listing(Generic[_Item]):
     next_page_token: str
 
 
-class LedgerClient:
-    """The calls the client commands make, over one channel; see :func:`connect`."""
+class ApiChannel:
+    """One channel to the server, and calls over it; see :func:`connect`."""
 
     def __init__(
-        self,
-        stub: ledger_pb2_grpc.LedgerServiceStub,
-        server: str,
-        timeout_s: float,
-        page_size: int = MAX_PAGE_SIZE,
+        self, channel: grpc.Channel, server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE
     ) -> None:
-        self._stub = stub
+        self.channel = channel
+        # How many items a listing asks for per call.
+        self.page_size = page_size
         self._server = server
         self._timeout_s = timeout_s
-        self._page_size = page_size
 
-    def ledgers(self, limit: int | None) -> Listing[pb.Ledger]:
-        def page(size: int, token: str) -> tuple[Sequence[pb.Ledger], str]:
-            request = pb.ListLedgersRequest(page_size=size, page_token=token)
-            answer = self._call(self._stub.ListLedgers, request)
-            return answer.ledgers, answer.next_page_token
-
-        return gather(page, limit, self._page_size)
-
-    def accounts(
-        self, ledger: str, metadata: Sequence[str], limit: int | None
-    ) -> Listing[pb.Account]:
-        def page(size: int, token: str) -> tuple[Sequence[pb.Account], str]:
-            request = pb.ListAccountsRequest(
-                ledger=ledger, metadata=metadata, page_size=size, page_token=token
-            )
-            answer = self._call(self._stub.ListAccounts, request)
-            return answer.accounts, answer.next_page_token
-
-        return gather(page, limit, self._page_size)
-
-    def balance(self, ledger: str, account: str, as_of: datetime | None) -> pb.AccountBalance:
-        request = pb.GetBalanceRequest(ledger=ledger, account=account)
-        if as_of is not None:
-            request.as_of.CopyFrom(_timestamp(as_of))
-        return self._call(self._stub.GetBalance, request)
-
-    def transfer(self, ledger: str, transfer: str) -> pb.Transfer:
-        request = pb.GetTransferRequest(ledger=ledger, transfer=transfer)
-        return self._call(self._stub.GetTransfer, request)
-
-    def _call(
+    def call(
         self, method: grpc.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
     ) -> _Response:
+        """The answer to ``request``, within the deadline; a failure is a ClientError."""
         try:
             return method(request, timeout=self._timeout_s)
         except grpc.RpcError as error:
@@ -186,14 +146,11 @@ def gather(
 
 
 @contextmanager
-def connect(
-    server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE
-) -> Iterator[LedgerClient]:
-    """A client of the ledgerd at ``server`` (HOST:PORT), closed on the way out.
+def connect(server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE) -> Iterator[ApiChannel]:
+    """A channel to the ledgerd at ``server`` (HOST:PORT), closed on the way out.
 
     Listings ask for ``page_size`` items a call (the API's largest page unless a test wants
     to see several pages).
     """
     with grpc.insecure_channel(check_server(server)) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-        yield LedgerClient(stub, server, timeout_s, page_size)
+        yield ApiChannel(channel, server, timeout_s, page_size)

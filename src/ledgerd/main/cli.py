@@ -1,4 +1,13 @@
-"""The ``ledgerd`` command line: each command builds the container, runs, and closes it."""
+"""The ``ledgerd`` command line: the program's commands, then each enabled context's.
+
+The program's own commands (the schema, the servers, the outbox, the load generator) are here;
+a context's come from its description (``BoundedContext.commands``). Each command that works
+on the database runs through ``ledgerd.main.command_runner``.
+
+What only some commands need (the servers, the brokers' clients, Alembic, the load generator)
+is imported when such a command runs, so that ``ledgerd --help`` and ``--version`` answer
+without loading it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -18,15 +27,9 @@ from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.kernel.errors import LedgerdError
-from ledgerd.ledger.application.expire_pending import ExpirePending, ExpirePendingHandler
 from ledgerd.ledger.application.queries import LedgerQueries
-from ledgerd.ledger.application.replay_ledger import ReplayLedger, ReplayLedgerHandler
-from ledgerd.ledger.application.verify_ledger import VerifyLedger, VerifyLedgerHandler
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.entrypoints.cli.demo import Demo, DemoHandlers
-from ledgerd.ledger.entrypoints.cli.report import replay_summary, verification_summary
-from ledgerd.loadgen.bench import BenchOptions
-from ledgerd.loadgen.bench import bench as run_bench
 from ledgerd.loadgen.config import (
     BenchConfig,
     BenchConfigError,
@@ -35,34 +38,17 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
-from ledgerd.main import client_commands, database_checks
-from ledgerd.main.background import supervised, workers_for
 from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
-from ledgerd.main.container import build_container
 from ledgerd.main.contexts import ENABLED_CONTEXTS
-from ledgerd.main.database_checks import (
-    DatabaseProblemError,
-    DatabaseUnreachableError,
-    SchemaNotCurrentError,
-)
 from ledgerd.main.downgrade_guard import count_holdings
-from ledgerd.main.grpc_server import start_grpc_server
-from ledgerd.main.health import watch_database_health
-from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
-from ledgerd.main.http_server import connection_limits, start_http_server
-from ledgerd.main.logs import configure_logging
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.relay_report import relay_lines
-from ledgerd.main.relaying import relay_in_serve, relays_in_worker
 from ledgerd.main.settings import Settings
-from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.api.pipeline import CallPipeline
-from ledgerd.platform.db.engine import is_sqlite
-from ledgerd.platform.db.migrations import current_revisions
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
-from ledgerd.platform.listening import CannotListenError, warn_if_not_loopback
+from ledgerd.platform.listening import warn_if_not_loopback
 from ledgerd.platform.outbox.store import OutboxStore
 
 app = typer.Typer(
@@ -93,70 +79,6 @@ def _main_options(
 
 log = logging.getLogger(__name__)
 
-EXIT_PROBLEMS = 1
-# A configuration mistake, a usage error, or something missing (a ledger, the schema).
-EXIT_ERROR = 2
-# The database could not be reached: worth retrying, unlike a mistake in the settings.
-EXIT_UNREACHABLE = 3
-
-Work = Callable[[AsyncContainer, Settings], Awaitable[int]]
-
-
-def _run(work: Work, *, creates_database: bool = False) -> None:
-    """Run ``work`` against the configured database once it is known to be usable.
-
-    Only the commands that may make a database (``creates_database``: migrate, and serve,
-    demo and worker, which migrate an embedded one) may start from none; the others need an
-    existing database at the schema this package ships.
-    """
-    settings = load_settings()
-    if isinstance(settings, list):
-        for line in settings:
-            typer.echo(line, err=True)
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(asyncio.run(_main(work, settings, creates_database=creates_database)))
-
-
-async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
-    configure_logging(settings.log_level)
-    url = settings.database_url
-    try:
-        if not creates_database:
-            database_checks.require_existing(url)
-    except DatabaseProblemError as error:
-        typer.echo(f"error: {error}", err=True)
-        return EXIT_ERROR
-    container = build_container(settings)
-    try:
-        engine = await container.get(AsyncEngine)
-        await database_checks.require_reachable(engine, url)
-        if not creates_database:
-            await database_checks.require_current_schema(engine, url)
-        return await work(container, settings)
-    except LedgerdError as error:
-        typer.echo(f"error {error.code}: {error.message}", err=True)
-        typer.echo(f"(database: {database_checks.describe(url)})", err=True)
-        return EXIT_ERROR
-    except (DatabaseProblemError, CannotListenError) as error:
-        typer.echo(f"error: {error}", err=True)
-        return EXIT_ERROR
-    except DatabaseUnreachableError as error:
-        typer.echo(f"error: {error}", err=True)
-        return EXIT_UNREACHABLE
-    finally:
-        await container.close()
-
-
-async def _ensure_schema(container: AsyncContainer, settings: Settings) -> None:
-    """The embedded database migrates itself; a shared server is migrated on purpose only."""
-    engine = await container.get(AsyncEngine)
-    if await MIGRATIONS.is_current(engine):
-        return
-    if not is_sqlite(settings.database_url):
-        database = database_checks.describe(settings.database_url)
-        raise SchemaNotCurrentError(database, await current_revisions(engine))
-    await MIGRATIONS.upgrade(engine)
-
 
 @command()
 def migrate(
@@ -180,6 +102,10 @@ def migrate(
     """
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        # Alembic and every table module load only for the command that migrates.
+        from ledgerd.main.migrations import MIGRATIONS  # noqa: PLC0415
+        from ledgerd.platform.db.migrations import current_revisions  # noqa: PLC0415
+
         engine = await container.get(AsyncEngine)
         if downgrade:
             if not await _downgrade_agreed(engine, settings, revision, yes=yes, force=force):
@@ -191,13 +117,15 @@ def migrate(
         typer.echo(f"database at revision {', '.join(sorted(held)) or 'None'}")
         return 0
 
-    _run(work, creates_database=True)
+    run(work, creates_database=True)
 
 
 async def _downgrade_agreed(
     engine: AsyncEngine, settings: Settings, revision: str, *, yes: bool, force: bool
 ) -> bool:
     """Whether to go ahead: never silently, never over a journal without --force."""
+    from ledgerd.main import database_checks  # noqa: PLC0415 - loads Alembic
+
     holdings = await count_holdings(engine)
     database = database_checks.describe(settings.database_url)
     typer.echo(
@@ -218,56 +146,6 @@ async def _downgrade_agreed(
         return typer.confirm("go ahead?", default=False, err=True)
     typer.echo("error: refused: add --yes to go ahead", err=True)
     return False
-
-
-@command()
-def demo(
-    ledger: Annotated[
-        str | None, typer.Option(help="ledger id to create (default: demo-<timestamp>)")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="seed for the demo's amounts")] = 7,
-) -> None:
-    """Create a ledger with accounts and a few hundred transfers, then print and verify it."""
-
-    async def work(container: AsyncContainer, settings: Settings) -> int:
-        await _ensure_schema(container, settings)
-        handlers = await container.get(DemoHandlers)
-        ledger_id = ledger or f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-        report = await Demo(handlers, ledger_id, typer.echo, seed).run()
-        typer.echo(f"\ncheck it again any time: ledgerd verify {ledger_id}")
-        return 0 if report.ok else EXIT_PROBLEMS
-
-    _run(work, creates_database=True)
-
-
-@command()
-def verify(
-    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to check")],
-) -> None:
-    """Re-check a ledger's hash chain and that debits equal credits; exit 1 on any problem."""
-
-    async def work(container: AsyncContainer, _settings: Settings) -> int:
-        handler = await container.get(VerifyLedgerHandler)
-        report = await handler(VerifyLedger(ledger))
-        typer.echo(verification_summary(report))
-        return 0 if report.ok else EXIT_PROBLEMS
-
-    _run(work)
-
-
-@command()
-def replay(
-    ledger: Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger to rebuild")],
-) -> None:
-    """Rebuild every balance from the ledger's events; exit 1 if they differ from the stored."""
-
-    async def work(container: AsyncContainer, _settings: Settings) -> int:
-        handler = await container.get(ReplayLedgerHandler)
-        report = await handler(ReplayLedger(ledger))
-        typer.echo(replay_summary(report))
-        return 0 if report.ok else EXIT_PROBLEMS
-
-    _run(work)
 
 
 @command()
@@ -301,7 +179,7 @@ def outbox() -> None:
         )
         return 0
 
-    _run(work)
+    run(work)
 
 
 @command()
@@ -337,7 +215,7 @@ def republish(
             )
         return 0
 
-    _run(work)
+    run(work)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -377,28 +255,39 @@ def serve(
     """Run the API (gRPC and the REST gateway) and the expiry sweep until SIGTERM or Ctrl-C."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        # The servers and the background workers (uvicorn, the gateway, the brokers' clients):
+        # see the module's docstring.
+        from ledgerd.main import (  # noqa: PLC0415
+            background,
+            grpc_server,
+            health,
+            http_app,
+            http_server,
+            relaying,
+        )
+
         raise_file_limit()  # every connection holds a file
         warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
         warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
-        await _ensure_schema(container, settings)
+        await ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)
         stop = _stop_on_signals()
-        server = await start_grpc_server(
+        server = await grpc_server.start_grpc_server(
             container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
         )
-        invoker, channel = build_invoker(
-            await resolve_servicers(container),
+        invoker, channel = http_app.build_invoker(
+            await http_app.resolve_servicers(container),
             settings.gateway_forward_to,
             await container.get(CallPipeline),
         )
-        app = build_http_app(await container.get(AsyncEngine), invoker)
+        app = http_app.build_http_app(await container.get(AsyncEngine), invoker)
         try:
-            http = await start_http_server(
+            http = await http_server.start_http_server(
                 app,
                 settings.http_address,
                 settings.shutdown_grace_seconds,
-                connection_limits(settings),
+                http_server.connection_limits(settings),
             )
         except BaseException:
             # It has listened for a moment only: nothing in flight is worth waiting for.
@@ -418,7 +307,7 @@ def serve(
         typer.echo(f"REST  {http_base}/v1/ledgers")
         typer.echo(f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)")
         health_watch = asyncio.create_task(
-            watch_database_health(
+            health.watch_database_health(
                 await container.get(AsyncEngine),
                 server.health,
                 ("", *server.services),
@@ -429,10 +318,10 @@ def serve(
         # The background workers (the relay, the contexts' sweeps) start now and drain after
         # the servers: the relay, started first, stops last, so what the final calls committed
         # goes out.
-        async with supervised(
-            workers_for("serve", settings), container, settings, "serve", stop
+        async with background.supervised(
+            background.workers_for("serve", settings), container, settings, "serve", stop
         ) as supervision:
-            if relay_in_serve(settings):
+            if relaying.relay_in_serve(settings):
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:
                 log.info(NO_RELAY_IN_SERVE)
@@ -448,7 +337,7 @@ def serve(
         log.info("ledgerd stopped")
         return 0 if supervision.ok else EXIT_PROBLEMS
 
-    _run(work, creates_database=True)
+    run(work, creates_database=True)
 
 
 @command()
@@ -460,15 +349,18 @@ def worker(
     """Until SIGTERM or Ctrl-C: relay outbox events, expire overdue holds."""
 
     async def work(container: AsyncContainer, settings: Settings) -> int:
+        # The background workers: see the module's docstring.
+        from ledgerd.main import background, relaying  # noqa: PLC0415
+
         raise_file_limit()  # every broker and database connection holds a file
-        await _ensure_schema(container, settings)
+        await ensure_schema(container, settings)
         stop = _stop_on_signals()
         if interval is not None:
             settings = settings.model_copy(update={"expiry_interval_seconds": interval})
         every = settings.expiry_interval_seconds
-        relays = relays_in_worker(settings)
-        async with supervised(
-            workers_for("worker", settings), container, settings, "worker", stop
+        relays = relaying.relays_in_worker(settings)
+        async with background.supervised(
+            background.workers_for("worker", settings), container, settings, "worker", stop
         ) as supervision:
             relay = (
                 f"outbox relay to {settings.events_publisher}"
@@ -483,19 +375,7 @@ def worker(
         log.info("worker stopped")
         return 0 if supervision.ok else EXIT_PROBLEMS
 
-    _run(work, creates_database=True)
-
-
-@command()
-def expire() -> None:
-    """Void every pending transfer whose timeout has passed (the worker does this routinely)."""
-
-    async def work(container: AsyncContainer, _settings: Settings) -> int:
-        handler = await container.get(ExpirePendingHandler)
-        typer.echo(f"{await handler(ExpirePending())} holds expired")
-        return 0
-
-    _run(work)
+    run(work, creates_database=True)
 
 
 @command()
@@ -553,6 +433,8 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
     ] = None,
 ) -> None:
     """Load a running server over gRPC or REST, report the rate and latency, check invariants."""
+    from ledgerd.loadgen.bench import BenchOptions, bench  # noqa: PLC0415 - bench's alone
+
     try:
         config = BenchConfig(
             target=parse_target(target),
@@ -583,19 +465,18 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
     except BenchConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_ERROR) from error
-    status, _report = asyncio.run(run_bench(config, options))
+    status, _report = asyncio.run(bench(config, options))
     raise typer.Exit(status)
 
 
 def register_context_commands(
     cli: typer.Typer, contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS
 ) -> None:
-    """Add the commands each context declares (the ledger's are still defined above)."""
+    """Add the commands each context declares (``BoundedContext.commands``), in list order."""
     for context in contexts:
         if context.commands is not None:
             context.commands(cli)
 
 
+# After the program's own, so that `ledgerd -h` lists those first.
 register_context_commands(app)
-# Last, so that `ledgerd -h` lists them after the commands that work on the database.
-client_commands.register(app)

@@ -1,46 +1,32 @@
-"""Commands that ask a running ``ledgerd serve`` over gRPC: ledgers, accounts, balance, transfers.
+"""What every client command shares: the server's address, the output form, the call and its errors.
 
-Unlike the other commands they need no database settings: only where the server is
-(``--server``, or ``LEDGERD_SERVER``). They print a table by default, or with ``--output json``
-the API's JSON form (what REST answers: proto field names, 64-bit integers as strings).
+A client command asks a running ``ledgerd serve`` over gRPC, through its context's client on
+the shared plumbing (``main/api_client.py``). Unlike the other commands it needs no database
+settings: only where the server is (``--server``, or ``LEDGERD_SERVER``). It prints a table by
+default, or with ``--output json`` the API's JSON form (what REST answers: proto field names,
+64-bit integers as strings). The commands themselves belong to their context (the ledger's:
+``main/contexts/ledger_client_commands.py``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from contextlib import AbstractContextManager
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from google.protobuf.message import Message
 
 from ledgerd.gateway.transcoding import render
-from ledgerd.main.api_client import (
-    DEFAULT_SERVER,
-    DEFAULT_TIMEOUT_S,
-    EXIT_ERROR,
-    SERVER_VARIABLE,
-    ClientError,
-    LedgerClient,
-    Listing,
-    connect,
-)
-from ledgerd.main.command_style import PLAIN_HELP, Command
-from ledgerd.main.text_tables import amount, columns, fields, pairs
-from ledgerd.v1 import ledger_pb2 as pb
+from ledgerd.main.api_client import SERVER_VARIABLE, ClientError, Listing
 
 
 class Output(StrEnum):
     TABLE = "table"
     JSON = "json"
 
-
-_AMOUNTS = (
-    "Amounts in a table are in the asset's units (1234 of USD/2 prints as 12.34); "
-    "--output json prints the API's minor units."
-)
 
 Server = Annotated[
     str,
@@ -62,17 +48,18 @@ Limit = Annotated[
     int | None,
     typer.Option("--limit", min=1, metavar="N", help="show at most this many (default: all)"),
 ]
-LedgerArgument = Annotated[str, typer.Argument(metavar="LEDGER", help="the ledger's id")]
 
-ledgers = typer.Typer(name="ledgers", help="The server's ledgers.", **PLAIN_HELP)
-accounts = typer.Typer(name="accounts", help="A ledger's accounts.", **PLAIN_HELP)
-transfers = typer.Typer(name="transfers", help="A ledger's transfers.", **PLAIN_HELP)
+_Item = TypeVar("_Item", bound=Message)
+_Client = TypeVar("_Client")
 
 
-def _ask(server: str, timeout: float, work: Callable[[LedgerClient], str]) -> None:
-    """Print what ``work`` makes of the server's answers, or one line and the exit code."""
+def ask(connection: AbstractContextManager[_Client], work: Callable[[_Client], str]) -> None:
+    """Print what ``work`` makes of the server's answers, or one line and the exit code.
+
+    ``connection`` gives a context's client (``connect_ledger(server, timeout)``).
+    """
     try:
-        with connect(server, timeout) as client:
+        with connection as client:
             text = work(client)
     except ClientError as error:
         typer.echo(error.line, err=True)
@@ -80,221 +67,12 @@ def _ask(server: str, timeout: float, work: Callable[[LedgerClient], str]) -> No
     typer.echo(text)
 
 
-def _json(message: Message) -> str:
+def as_json(message: Message) -> str:
+    """``--output json``: the message as the API's JSON form, indented."""
     return json.dumps(render(message), indent=2, ensure_ascii=False)
 
 
-def _more(listing: Listing[pb.Ledger] | Listing[pb.Account], what: str) -> None:
+def say_if_more(listing: Listing[_Item], what: str) -> None:
     """Say (on stderr, apart from the table) that --limit left some out."""
     if listing.next_page_token:
         typer.echo(f"more {what} follow: raise --limit to see them", err=True)
-
-
-@ledgers.command("list", cls=Command)
-def list_ledgers(
-    server: Server = DEFAULT_SERVER,
-    output: OutputOption = Output.TABLE,
-    limit: Limit = None,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
-) -> None:
-    """List the ledgers by id.
-
-    Every page is read, unless --limit says how many to show.
-    """
-
-    def work(client: LedgerClient) -> str:
-        listing = client.ledgers(limit)
-        if output is Output.JSON:
-            return _json(
-                pb.ListLedgersResponse(
-                    ledgers=listing.items, next_page_token=listing.next_page_token
-                )
-            )
-        _more(listing, "ledgers")
-        rows = [
-            [ledger.id, ledger.name, ledger.created_at.ToJsonString(), pairs(ledger.metadata)]
-            for ledger in listing.items
-        ]
-        return columns(["id", "name", "created at", "metadata"], rows)
-
-    _ask(server, timeout, work)
-
-
-_BALANCES = ("posted dr", "posted cr", "pending dr", "pending cr", "available")
-
-
-def _balance_cells(balance: pb.Balance, asset: str) -> list[str]:
-    return [
-        amount(value, asset)
-        for value in (
-            balance.posted_debits,
-            balance.posted_credits,
-            balance.pending_debits,
-            balance.pending_credits,
-            balance.available,
-        )
-    ]
-
-
-@accounts.command("list", cls=Command, epilog=_AMOUNTS)
-def list_accounts(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
-    ledger: LedgerArgument,
-    metadata: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--metadata",
-            metavar="KEY=VALUE",
-            help="only accounts with this metadata (repeat: all of them)",
-        ),
-    ] = None,
-    server: Server = DEFAULT_SERVER,
-    output: OutputOption = Output.TABLE,
-    limit: Limit = None,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
-) -> None:
-    """List a ledger's accounts by id, with their balances.
-
-    Every page is read, unless --limit says how many to show.
-    """
-
-    def work(client: LedgerClient) -> str:
-        listing = client.accounts(ledger, metadata or [], limit)
-        if output is Output.JSON:
-            return _json(
-                pb.ListAccountsResponse(
-                    accounts=listing.items, next_page_token=listing.next_page_token
-                )
-            )
-        _more(listing, "accounts")
-        rows = [
-            [
-                account.id,
-                account.asset,
-                pb.Account.Status.Name(account.status),
-                *_balance_cells(account.balance, account.asset),
-                pairs(account.metadata),
-            ]
-            for account in listing.items
-        ]
-        headers = ["id", "asset", "status", *_BALANCES, "metadata"]
-        return columns(headers, rows, right=_BALANCES)
-
-    _ask(server, timeout, work)
-
-
-def _instant(text: str | None) -> datetime | None:
-    """``--as-of`` as an instant; a mistake is a ClientError naming the option."""
-    if text is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(text)
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        line = (
-            f"error: --as-of: {text!r} is not an ISO-8601 instant with a time zone "
-            "(e.g. 2030-01-02T03:04:05Z)"
-        )
-        raise ClientError(line, EXIT_ERROR)
-    return instant
-
-
-def balance(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
-    ledger: LedgerArgument,
-    account: Annotated[str, typer.Argument(metavar="ACCOUNT", help="the account's id")],
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="INSTANT",
-            help="the balances as they were then (ISO-8601 with a time zone, e.g. "
-            "2030-01-02T03:04:05Z)",
-        ),
-    ] = None,
-    server: Server = DEFAULT_SERVER,
-    output: OutputOption = Output.TABLE,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
-) -> None:
-    """An account's balances, now or --as-of an instant."""
-
-    def work(client: LedgerClient) -> str:
-        found = client.balance(ledger, account, _instant(as_of))
-        if output is Output.JSON:
-            return _json(found)
-        when = [("as of", found.as_of.ToJsonString())] if found.HasField("as_of") else []
-        cells = _balance_cells(found.balance, found.asset)
-        return fields(
-            [
-                ("ledger", found.ledger),
-                ("account", found.account),
-                ("asset", found.asset),
-                *when,
-                *zip(_BALANCES, cells, strict=True),
-            ]
-        )
-
-    _ask(server, timeout, work)
-
-
-@transfers.command("get", cls=Command, epilog=_AMOUNTS)
-def get_transfer(
-    ledger: LedgerArgument,
-    transfer: Annotated[str, typer.Argument(metavar="ID", help="the transfer's id")],
-    server: Server = DEFAULT_SERVER,
-    output: OutputOption = Output.TABLE,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
-) -> None:
-    """A transfer: its kind, status, place in the chain, and legs."""
-
-    def work(client: LedgerClient) -> str:
-        found = client.transfer(ledger, transfer)
-        if output is Output.JSON:
-            return _json(found)
-        return _transfer_text(found)
-
-    _ask(server, timeout, work)
-
-
-def _transfer_text(transfer: pb.Transfer) -> str:
-    optional: list[tuple[str, str]] = []
-    if transfer.HasField("expires_at"):
-        optional.append(("expires at", transfer.expires_at.ToJsonString()))
-    if transfer.target_id:
-        optional.append(("target", transfer.target_id))
-    head = fields(
-        [
-            ("id", transfer.id),
-            ("ledger", transfer.ledger),
-            ("kind", pb.Transfer.Kind.Name(transfer.kind)),
-            ("status", pb.Transfer.Status.Name(transfer.status)),
-            ("sequence", str(transfer.sequence)),
-            ("created at", transfer.created_at.ToJsonString()),
-            *optional,
-            ("idempotency key", transfer.idempotency_key),
-            ("metadata", pairs(transfer.metadata)),
-            ("hash", transfer.hash),
-        ]
-    )
-    legs = columns(
-        ["leg", "debit", "credit", "amount", "asset"],
-        [
-            [
-                str(index),
-                leg.debit_account,
-                leg.credit_account,
-                amount(leg.amount, leg.asset),
-                leg.asset,
-            ]
-            for index, leg in enumerate(transfer.legs)
-        ],
-        right=("leg", "amount"),
-    )
-    return f"{head}\n\n{legs}"
-
-
-def register(app: typer.Typer) -> None:
-    """Add the client commands to ``ledgerd``."""
-    app.add_typer(ledgers)
-    app.command("balance", cls=Command, epilog=_AMOUNTS)(balance)
-    app.add_typer(accounts)
-    app.add_typer(transfers)

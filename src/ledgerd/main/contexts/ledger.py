@@ -48,6 +48,7 @@ from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService
+from ledgerd.main.contexts.ledger_commands import add_ledger_commands
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.outbox.store import OutboxStore
@@ -180,6 +181,7 @@ LEDGER = BoundedContext(
         ),
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
+    commands=add_ledger_commands,
     error_codes=LEDGER_ERRORS,
     migrations=("ledgerd.ledger.adapters:migrations",),
 )

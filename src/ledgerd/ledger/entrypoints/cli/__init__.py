@@ -1,5 +1,6 @@
 """The ledger's command-line presentation: the scripted demo story and plain-text reports.
 
 Both only call use cases and format what they answer, like the gRPC servicer beside them; the
-composition root's CLI (`ledgerd.main.cli`) parses the command line and runs them.
+ledger's commands in the composition root (`ledgerd.main.contexts.ledger_commands`) parse the
+command line and run them.
 """
