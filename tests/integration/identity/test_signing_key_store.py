@@ -17,7 +17,7 @@ from ledgerd.identity.adapters.signing_keys import (
 from ledgerd.identity.adapters.sql_repositories import SqlSigningKeyStore
 from ledgerd.identity.domain.signing_key_store import StoredKeySet
 from ledgerd.kernel.errors import ConcurrencyConflictError
-from ledgerd.platform.auth.keys import KeyRing, KeySetError
+from ledgerd.platform.auth.keys import KeySetError
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from tests.integration.identity.conftest import WITH_IDENTITY
@@ -100,8 +100,8 @@ async def test_a_running_process_reloads_its_ring_after_a_rotation_elsewhere(
     uow: SqlAlchemyUnitOfWork,
 ) -> None:
     loaded = await load_or_create_key_set(uow, STORE, T0)
-    ring = KeyRing(loaded.key_set)
-    reloader = KeyRingReloader(uow, STORE, ring, loaded)
+    reloader = KeyRingReloader(uow, STORE, loaded)
+    ring = reloader.ring
     assert not await reloader.reload_if_rotated()
     assert ring.key_set is loaded.key_set
 
@@ -118,8 +118,8 @@ async def test_a_stored_set_that_cannot_be_read_leaves_the_ring_as_it_was(
     uow: SqlAlchemyUnitOfWork, identity_engine: AsyncEngine
 ) -> None:
     loaded = await load_or_create_key_set(uow, STORE, T0)
-    ring = KeyRing(loaded.key_set)
-    reloader = KeyRingReloader(uow, STORE, ring, loaded)
+    reloader = KeyRingReloader(uow, STORE, loaded)
+    ring = reloader.ring
     async with identity_engine.begin() as connection:
         await connection.execute(
             update(tables.signing_keys).values(version=2, key_set='{"format": 99}')

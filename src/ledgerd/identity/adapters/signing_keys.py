@@ -76,20 +76,18 @@ async def rotate_key_set(
 
 
 class KeyRingReloader:
-    """Keeps a process's `KeyRing` on the stored set: a rotation elsewhere reaches it here.
+    """A process's `KeyRing`, kept on the stored set: a rotation elsewhere reaches it here.
 
     ``reload_if_rotated`` reads the stored version only (one indexed row) and loads the set
     when it differs from the one the ring holds; a loop calling it every few seconds is how a
     running server picks up ``ledgerd keys rotate`` without a restart.
     """
 
-    def __init__(
-        self, uow: UnitOfWork, store: SigningKeyStore, ring: KeyRing, loaded: VersionedKeySet
-    ) -> None:
-        if ring.key_set is not loaded.key_set:
-            msg = "the ring must hold the set whose version is given"
-            raise ValueError(msg)
-        self._uow, self._store, self._ring = uow, store, ring
+    def __init__(self, uow: UnitOfWork, store: SigningKeyStore, loaded: VersionedKeySet) -> None:
+        self._uow, self._store = uow, store
+        # The ring the process's issuer and verifier read: made here, so that it holds the
+        # set whose version this reloader remembers.
+        self.ring = KeyRing(loaded.key_set)
         self.version = loaded.version
 
     async def reload_if_rotated(self) -> bool:
@@ -102,6 +100,6 @@ class KeyRingReloader:
             return False  # no set stored (any more): the ring keeps the one it has
         # Parsed before anything changes: a set that cannot be read leaves the ring as it was.
         loaded = _parsed(stored)
-        self._ring.replace(loaded.key_set)
+        self.ring.replace(loaded.key_set)
         self.version = loaded.version
         return True
