@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.identity.adapters import tables as identity_tables
 from ledgerd.ledger.adapters import tables
 from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.contexts import ENABLED_CONTEXTS
@@ -31,6 +32,11 @@ LEDGER_TABLES = {
     "outbox_relays",
     "inbox",
 }
+# The identity context's tables join the shared metadata when its adapters are imported (here,
+# and by its own tests), but the context is not enabled yet, so MIGRATIONS does not build them:
+# the comparison leaves them out (tests/integration/identity/test_migrations.py compares them
+# with the identity branch). This goes when identity joins ENABLED_CONTEXTS.
+NOT_ENABLED_TABLES = frozenset(table.name for table in identity_tables.TABLES)
 # A throwaway context's first revision: a branch of its own, as a new context starts one.
 _WIDGETS_REVISION = '''"""Widgets: the throwaway context's one table."""
 
@@ -68,8 +74,14 @@ async def _tables(engine: AsyncEngine) -> set[str]:
         return await connection.run_sync(_table_names)
 
 
+def _enabled(_object: object, name: str | None, type_: str, *_comparison: object) -> bool:
+    return type_ != "table" or name not in NOT_ENABLED_TABLES
+
+
 def _schema_differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": _enabled}
+    )
     # The tables as the composition root hands them to the migrations (env.py's target).
     return list(compare_metadata(context, MIGRATIONS.metadata))
 

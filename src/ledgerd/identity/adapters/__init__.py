@@ -1,0 +1,1 @@
+"""The identity context's storage: tables, SQL repositories, migrations, the key store."""
