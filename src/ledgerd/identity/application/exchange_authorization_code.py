@@ -9,13 +9,14 @@ detected in between flags the code so that this last step revokes the family at 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ledgerd.identity.application.authenticate_any_client import (
     ClientIdentification,
     IdentifyClient,
 )
-from ledgerd.identity.application.issue_token_pair import IssueTokenPair, TokenPairRequest
+from ledgerd.identity.application.issue_token_pair import TokenPairRequest
 from ledgerd.identity.application.ports import RefreshTokenMaker
 from ledgerd.identity.application.token_response import TokenResponse
 from ledgerd.identity.domain.authorization_code_repository import AuthorizationCodeRepository
@@ -37,6 +38,8 @@ class CodeExchangeRequest:
 
 
 class ExchangeAuthorizationCode:
+    """Tokens for a code, once; ``issue_pair`` is `IssueTokenPair` (any callable like it)."""
+
     def __init__(  # noqa: PLR0913 - the ports a redemption touches, each named
         self,
         *,
@@ -45,7 +48,7 @@ class ExchangeAuthorizationCode:
         codes: AuthorizationCodeRepository,
         families: RefreshFamilyRepository,
         digests: RefreshTokenMaker,
-        issue_pair: IssueTokenPair,
+        issue_pair: Callable[[TokenPairRequest], Awaitable[TokenResponse]],
         clock: Clock,
     ) -> None:
         self._identify, self._uow, self._codes, self._families = identify, uow, codes, families
