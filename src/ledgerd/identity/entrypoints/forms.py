@@ -7,6 +7,7 @@ parameters decide who gets a token.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 # state parameter stays far below.
 MAX_FORM_BYTES: Final = 16 * 1024
 MAX_FIELDS: Final = 32
+_BROKEN_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 class FormError(ValueError):
@@ -32,6 +34,9 @@ def parse_form(raw: bytes, *, text: bool = False) -> Mapping[str, str]:
         raise FormError("the form is too large")
     if not raw.isascii():
         raise FormError("a form is percent-encoded ASCII")
+    if _BROKEN_ESCAPE.search(raw):
+        # parse_qsl would keep "%ZZ" as those three characters: a value nobody meant.
+        raise FormError("the form has a malformed percent-escape")
     try:
         pairs = parse_qsl(
             raw.decode("ascii"),

@@ -92,7 +92,8 @@ async def test_a_confidential_client_must_authenticate(
     refused = await _refused(world, _exchange(code, identification))
     assert refused.code is IdentityErrorCode.INVALID_CLIENT
     # The code was not spent by a caller who could not authenticate.
-    assert await world.use_cases.exchange_code(_exchange(code))
+    pair = await world.use_cases.exchange_code(_exchange(code))
+    assert world.verifier.verify(pair.access_token).principal.subject == "u-alice"
 
 
 @pytest.mark.parametrize(
@@ -228,7 +229,7 @@ class TestAuthorizationRequest:
     async def test_pkce_s256_and_response_type_code_are_required(
         self, world: OAuthWorld, change: dict[str, str | None], field: str
     ) -> None:
-        parameters = replace(world.parameters(), **change)  # type: ignore[arg-type]
+        parameters = replace(world.parameters(), **change)
         with pytest.raises(LedgerdError) as refused:
             await world.use_cases.check_authorization(parameters)
         assert refused.value.code is IdentityErrorCode.INVALID_REQUEST
