@@ -66,7 +66,7 @@ from ledgerd.identity.entrypoints.oauth_errors import (
     token_error,
 )
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.errors import LedgerdError
+from ledgerd.kernel.errors import RETRY_AFTER_DETAIL, ErrorCode, LedgerdError
 from ledgerd.platform.auth.keys import KeyRing
 
 log = logging.getLogger("ledgerd.access")
@@ -79,6 +79,9 @@ FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 # Verifiers may cache the key set this long; a rotated-in key signs at once, so a verifier that
 # meets an unknown kid should fetch again rather than wait (RFC 7517 has no rule; this is ours).
 JWKS_MAX_AGE_S: Final = 60
+_OUTAGES: Final = frozenset(
+    {ErrorCode.UNAVAILABLE, ErrorCode.OVERLOADED, ErrorCode.DEADLINE_EXCEEDED}
+)
 _AUTHORIZATION_PARAMETERS: Final = (
     "response_type",
     "client_id",
@@ -147,9 +150,11 @@ class _Request:
             raise invalid_request(f"header {name} is not ASCII") from None
 
     def cookie(self, name: str) -> str | None:
-        text = self.header("cookie")
-        if text is None:
+        # HTTP/2 may split the cookies over several headers (RFC 9113 §8.2.3): one string again.
+        crumbs = [value for key, value in self._headers if key.lower() == b"cookie"]
+        if not crumbs:
             return None
+        text = b"; ".join(crumbs).decode("latin-1")
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(text)
@@ -220,7 +225,14 @@ class OAuthHttpApp:
             return
         started = time.perf_counter()
         request = _Request(scope, receive)
-        response = await self._answer(scope["path"], request)
+        try:
+            response = await self._answer(scope["path"], request)
+        except Exception as error:  # noqa: BLE001 - a bug must still get an RFC-shaped answer
+            # The type only, no traceback: a message could quote what the request carried.
+            log.error(  # noqa: TRY400
+                "oauth %s %s failed: %s", request.method, scope["path"], type(error).__name__
+            )
+            response = OAuthError("server_error", "internal error", 500).response()
         await response(scope, receive, send)
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info(
@@ -244,6 +256,15 @@ class OAuthHttpApp:
             return await handler(request)
         except OAuthError as error:
             return error.response()
+        except LedgerdError as error:
+            if error.code not in _OUTAGES:
+                raise
+            # The database is out of reach or overloaded: nothing was issued; try again.
+            retry = str(math.ceil(float(error.details.get(RETRY_AFTER_DETAIL, "1"))))
+            unavailable = OAuthError(
+                "temporarily_unavailable", "try again shortly", 503, {"retry-after": retry}
+            )
+            return unavailable.response()
 
     # ------------------------------------------------------------------ token endpoint
 
