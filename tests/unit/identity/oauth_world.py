@@ -79,6 +79,8 @@ class OAuthWorld:
     identify: IdentifyClient
     issue_pair: IssueTokenPair
     opaque: OpaqueTokens
+    hasher: SecretHasher
+    access_tokens: AccessTokenIssuer
     keys: KeyRing
     verifier: AccessTokenVerifier
     use_cases: OAuthUseCases
@@ -192,6 +194,8 @@ async def oauth_world() -> OAuthWorld:
         identify=identify,
         issue_pair=issue_pair,
         opaque=opaque,
+        hasher=hasher,
+        access_tokens=issuer,
         keys=keys,
         verifier=AccessTokenVerifier(keys, NAMES, clock),
         use_cases=use_cases,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from ledgerd.identity.entrypoints.failure_limits import DEFAULT_FAILURE_LIMIT, FailureLimiter
-from ledgerd.identity.entrypoints.oauth_app import OAuthHttpApp, OAuthHttpSettings
+from ledgerd.identity.entrypoints.oauth_app import OAuthHttpApp, OAuthHttpSettings, OAuthUseCases
 from tests.unit.identity.oauth_world import (
     ALICE_PASSWORD,
     ISSUER,
@@ -97,10 +98,18 @@ def redirect_query(response: httpx.Response) -> dict[str, str]:
 
 @pytest.fixture
 async def oauth() -> AsyncIterator[OAuthHttp]:
-    world = await oauth_world()
+    async with serve(await oauth_world()) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serve(
+    world: OAuthWorld, use_cases: OAuthUseCases | None = None
+) -> AsyncIterator[OAuthHttp]:
+    """The app over ``world`` (its use cases, or ``use_cases``), with an HTTP client to it."""
     monotonic = Monotonic()
     app = OAuthHttpApp(
-        use_cases=world.use_cases,
+        use_cases=use_cases or world.use_cases,
         settings=OAuthHttpSettings(issuer=ISSUER, csrf_key=b"k" * 32),
         keys=world.keys,
         clock=world.clock,
