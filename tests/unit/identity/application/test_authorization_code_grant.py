@@ -267,8 +267,7 @@ class TestSignIn:
         assert refused.value.message == "wrong username or password"
 
 
-async def test_time_passes_in_the_world(world: OAuthWorld) -> None:
-    # The family policy's idle timeout still applies to families a code started.
+async def test_a_family_started_by_a_code_keeps_the_refresh_policy(world: OAuthWorld) -> None:
     code = await world.code_for()
     pair = await world.use_cases.exchange_code(_exchange(code))
     world.clock.advance(timedelta(days=8))
