@@ -10,7 +10,10 @@ from datetime import timedelta
 
 from argon2.profiles import CHEAPEST
 
-from ledgerd.identity.application.authenticate_any_client import IdentifyClient
+from ledgerd.identity.application.authenticate_any_client import (
+    ClientIdentification,
+    IdentifyClient,
+)
 from ledgerd.identity.application.authenticate_client import AuthenticateClient
 from ledgerd.identity.application.authenticate_user import AuthenticateUser, UserCredentials
 from ledgerd.identity.application.authorization_request import (
@@ -57,6 +60,8 @@ NAMES = TokenAudience(issuer=ISSUER, audience="ledgerd")
 POLICY = RefreshPolicy(absolute_lifetime=timedelta(days=30), idle_timeout=timedelta(days=7))
 
 SVC_SECRET = "svc-secret-0123456789"
+SVC = ClientIdentification("svc", SVC_SECRET)
+SPA = ClientIdentification("spa")
 SVC_REDIRECT = "https://app.test/callback"
 SPA_REDIRECT = "https://spa.test/cb?tenant=1"
 ALICE_PASSWORD = "alice-password-42"
@@ -74,6 +79,7 @@ class OAuthWorld:
     clock: ManualClock
     uow: FakeIdentityUnitOfWork
     tables: OAuthTables
+    clients: FakeClientRepository
     families: FakeRefreshFamilyRepository
     codes: FakeAuthorizationCodeRepository
     identify: IdentifyClient
@@ -115,7 +121,8 @@ class OAuthWorld:
             return await self.families.is_revoked(family_id)
 
 
-async def oauth_world() -> OAuthWorld:
+async def oauth_world(*, seeded: bool = True) -> OAuthWorld:
+    """The wired use cases; ``seeded``: with the clients svc and spa and the users alice and bob."""
     clock = ManualClock()
     tables = OAuthTables()
     uow = FakeIdentityUnitOfWork(tables)
@@ -162,33 +169,11 @@ async def oauth_world() -> OAuthWorld:
         authenticate_user=AuthenticateUser(uow, users, hasher),
         issue_code=IssueAuthorizationCode(uow, codes, opaque, clock),
     )
-    now = clock.now()
-    async with uow.begin() as tx:
-        await clients.add(
-            OAuthClient(
-                "svc",
-                "Service <b>One</b>",
-                ClientKind.CONFIDENTIAL,
-                hasher.hash(SVC_SECRET),
-                CLIENT_GRANT,
-                now,
-                redirect_uris=(SVC_REDIRECT,),
-            )
-        )
-        await clients.add(
-            OAuthClient(
-                "spa", "Single page", ClientKind.PUBLIC, None, CLIENT_GRANT, now, (SPA_REDIRECT,)
-            )
-        )
-        await users.add(User("u-alice", "alice", hasher.hash(ALICE_PASSWORD), USER_GRANT, now))
-        await users.add(
-            User("u-bob", "bob", hasher.hash("bob-pw"), USER_GRANT, now, disabled_at=now)
-        )
-        await tx.commit()
-    return OAuthWorld(
+    world = OAuthWorld(
         clock=clock,
         uow=uow,
         tables=tables,
+        clients=clients,
         families=families,
         codes=codes,
         identify=identify,
@@ -200,3 +185,35 @@ async def oauth_world() -> OAuthWorld:
         verifier=AccessTokenVerifier(keys, NAMES, clock),
         use_cases=use_cases,
     )
+    if seeded:
+        await _seed(world, users)
+    return world
+
+
+async def _seed(world: OAuthWorld, users: FakeUserRepository) -> None:
+    """The clients svc (confidential) and spa (public), the users alice and bob (disabled)."""
+    now = world.clock.now()
+    async with world.uow.begin() as tx:
+        await world.clients.add(
+            OAuthClient(
+                "svc",
+                "Service <b>One</b>",
+                ClientKind.CONFIDENTIAL,
+                world.hasher.hash(SVC_SECRET),
+                CLIENT_GRANT,
+                now,
+                redirect_uris=(SVC_REDIRECT,),
+            )
+        )
+        await world.clients.add(
+            OAuthClient(
+                "spa", "Single page", ClientKind.PUBLIC, None, CLIENT_GRANT, now, (SPA_REDIRECT,)
+            )
+        )
+        await users.add(
+            User("u-alice", "alice", world.hasher.hash(ALICE_PASSWORD), USER_GRANT, now)
+        )
+        await users.add(
+            User("u-bob", "bob", world.hasher.hash("bob-pw"), USER_GRANT, now, disabled_at=now)
+        )
+        await tx.commit()

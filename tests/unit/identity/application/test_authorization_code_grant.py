@@ -25,21 +25,14 @@ from ledgerd.kernel.errors import LedgerdError
 from tests.unit.identity.oauth_world import (
     ALICE_PASSWORD,
     ALICE_THROUGH_CLIENT,
+    SPA,
     SPA_REDIRECT,
+    SVC,
     SVC_REDIRECT,
     SVC_SECRET,
     VERIFIER,
     OAuthWorld,
-    oauth_world,
 )
-
-SVC = ClientIdentification("svc", SVC_SECRET)
-SPA = ClientIdentification("spa")
-
-
-@pytest.fixture
-async def world() -> OAuthWorld:
-    return await oauth_world()
 
 
 def _exchange(

@@ -10,21 +10,13 @@ from ledgerd.identity.domain.errors import IdentityErrorCode
 from ledgerd.identity.domain.refresh_families import RevocationCause
 from ledgerd.kernel.errors import LedgerdError
 from tests.unit.identity.oauth_world import (
+    SPA,
     SPA_REDIRECT,
+    SVC,
     SVC_REDIRECT,
-    SVC_SECRET,
     VERIFIER,
     OAuthWorld,
-    oauth_world,
 )
-
-SVC = ClientIdentification("svc", SVC_SECRET)
-SPA = ClientIdentification("spa")
-
-
-@pytest.fixture
-async def world() -> OAuthWorld:
-    return await oauth_world()
 
 
 async def _pair(world: OAuthWorld) -> tuple[TokenResponse, str]:
