@@ -1,8 +1,8 @@
 """An access token and the first refresh token of a new family, for an approved grant.
 
-The last step of the authorization-code grant: once the token endpoint has checked the code,
-its PKCE verifier and the redirect URI (issue 14, not built yet), it calls this with the
-grant the user approved.
+The last step of the authorization-code grant: once `ExchangeAuthorizationCode` has redeemed the
+code (checked its client, redirect URI and PKCE verifier), it calls this with the grant the
+user approved.
 """
 
 from __future__ import annotations

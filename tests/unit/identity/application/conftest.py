@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
-from argon2.profiles import CHEAPEST
 
-from ledgerd.identity.application.authenticate_client import (
-    AuthenticateClient,
-    ClientCredentials,
-)
+from ledgerd.identity.application.authenticate_client import ClientCredentials
 from ledgerd.identity.application.client_credentials import IssueClientCredentialsToken
 from ledgerd.identity.application.issue_token_pair import IssueTokenPair
 from ledgerd.identity.application.refresh_tokens import RefreshTokens
 from ledgerd.identity.domain.clients import ClientKind, OAuthClient
 from ledgerd.identity.domain.grants import AccessGrant
-from ledgerd.identity.domain.refresh_families import RefreshPolicy
 from ledgerd.identity.domain.scopes import Scope
-from ledgerd.platform.auth.access_tokens import (
-    AccessTokenIssuer,
-    AccessTokenVerifier,
-    TokenAudience,
-)
-from ledgerd.platform.auth.keys import KeyRing, SigningKeySet
-from ledgerd.platform.auth.opaque_tokens import OpaqueTokens
+from ledgerd.platform.auth.access_tokens import AccessTokenVerifier
 from ledgerd.platform.auth.secret_hashing import SecretHasher
 from tests.fakes.clock import ManualClock
 from tests.fakes.identity_store import (
@@ -33,10 +21,11 @@ from tests.fakes.identity_store import (
     FakeIdentityUnitOfWork,
     FakeRefreshFamilyRepository,
 )
-from tests.fakes.ids import SequentialIds
+from tests.unit.identity.oauth_world import POLICY, oauth_world
 
-NAMES = TokenAudience(issuer="https://ledgerd.test", audience="ledgerd")
-POLICY = RefreshPolicy(absolute_lifetime=timedelta(days=30), idle_timeout=timedelta(days=7))
+# POLICY is the tests' refresh policy, which the wiring uses; re-exported for their imports.
+__all__ = ["OTHER", "POLICY", "SERVICE", "SERVICE_GRANT", "Identity"]
+
 SERVICE_GRANT = AccessGrant(
     frozenset({Scope.LEDGER_READ, Scope.TRANSFERS_WRITE}), frozenset({"main"})
 )
@@ -74,39 +63,18 @@ class Identity:
 
 @pytest.fixture
 async def identity() -> Identity:
-    clock = ManualClock()
-    uow = FakeIdentityUnitOfWork()
-    clients, families = FakeClientRepository(uow), FakeRefreshFamilyRepository(uow)
-    hasher = SecretHasher(CHEAPEST)
-    ring = KeyRing(SigningKeySet.generate(clock.now()))
-    issuer = AccessTokenIssuer(ring, NAMES, timedelta(minutes=15), clock)
-    authenticate = AuthenticateClient(uow, clients, hasher)
-    opaque = OpaqueTokens()
+    # The use cases as the OAuth2 tests wire them, with this module's two clients only.
+    world = await oauth_world(seeded=False)
     setup = Identity(
-        clock=clock,
-        uow=uow,
-        clients=clients,
-        families=families,
-        hasher=hasher,
-        verifier=AccessTokenVerifier(ring, NAMES, clock),
-        client_credentials=IssueClientCredentialsToken(authenticate, issuer),
-        token_pair=IssueTokenPair(
-            uow=uow,
-            families=families,
-            access_tokens=issuer,
-            refresh_tokens=opaque,
-            policy=POLICY,
-            clock=clock,
-            new_id=SequentialIds("fam"),
-        ),
-        refresh=RefreshTokens(
-            authenticate=authenticate,
-            uow=uow,
-            families=families,
-            access_tokens=issuer,
-            refresh_tokens=opaque,
-            clock=clock,
-        ),
+        clock=world.clock,
+        uow=world.uow,
+        clients=world.clients,
+        families=world.families,
+        hasher=world.hasher,
+        verifier=world.verifier,
+        client_credentials=world.use_cases.client_credentials,
+        token_pair=world.issue_pair,
+        refresh=world.use_cases.refresh,
     )
     await setup.add_client(setup.confidential(SERVICE))
     await setup.add_client(setup.confidential(OTHER))

@@ -1,0 +1,1 @@
+"""The identity context's entry points: the OAuth2 endpoints as an ASGI app (`oauth_app`)."""
