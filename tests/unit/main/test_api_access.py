@@ -7,6 +7,8 @@ RPC without one break the build instead of the API.
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
@@ -81,3 +83,13 @@ def test_a_method_is_public_or_needs_a_scope() -> None:
         MethodAccess(scope=None)
     with pytest.raises(ValueError, match="either public or needs a scope"):
         MethodAccess(scope="ledger.read", public=True)
+
+
+def test_security_md_shows_the_ledgers_table_as_it_is() -> None:
+    (ledger_service,) = LEDGER.services
+    text = (Path(__file__).parents[3] / "docs" / "security.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| `([\w.]+)` \| (?:`(\w+)`|—) \|$", text, re.MULTILINE)
+    shown = {
+        rpc: MethodAccess(scope=scope, ledger_field=field or None) for rpc, scope, field in rows
+    }
+    assert shown == dict(ledger_service.access)
