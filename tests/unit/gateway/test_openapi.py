@@ -71,7 +71,7 @@ def _openapi_31_schema() -> JsonObject:
     OAI/OpenAPI-Specification issue 4327). The document's token and authorization URLs are
     relative to the server it is fetched from.
     """
-    schema = copy.deepcopy(OPENAPI_31)
+    schema: JsonObject = copy.deepcopy(OPENAPI_31)
     for flow in schema["$defs"]["oauth-flows"]["$defs"].values():
         for name, spec in flow.get("properties", {}).items():
             if name.endswith("Url"):
