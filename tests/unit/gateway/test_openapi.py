@@ -1,6 +1,5 @@
 """The OpenAPI document: valid OpenAPI 3.1, and faithful to the HTTP rules it comes from."""
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -8,7 +7,6 @@ import jsonschema_rs
 import pytest
 import yaml
 from google.protobuf.descriptor import ServiceDescriptor
-from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from ledgerd.gateway.comments import CommentIndex
 from ledgerd.gateway.descriptors import load_descriptor_set
@@ -25,6 +23,7 @@ from ledgerd.main.bounded_context import merged_access
 from ledgerd.main.contexts.ledger import LEDGER
 from ledgerd.platform.api.access import MethodAccess
 from ledgerd.v1 import ledger_pb2
+from tests.openapi_schema import openapi_31_validator
 from tests.unit.gateway.json_schemas import DRAFT_2020_12, walk
 from tests.unit.gateway.services import service_with
 
@@ -61,28 +60,10 @@ def _resolve(document: JsonObject, node: JsonObject) -> Any:  # noqa: ANN401 - a
 # --- validity --------------------------------------------------------------------------------
 
 
-def _openapi_31_schema() -> JsonObject:
-    """The OpenAPI Initiative's own 3.1 schema, corrected for relative OAuth flow URLs.
-
-    It is schemas/v3.1/schema.yaml as bundled by schemathesis: it cannot be fetched here, and
-    should not need to be. The correction: the schema types the OAuth flows' URLs as absolute
-    (``format: uri``), where the specification lets every URL be a relative reference,
-    resolved against the server (OAS 3.1 §4.6; the schema's mistake is
-    OAI/OpenAPI-Specification issue 4327). The document's token and authorization URLs are
-    relative to the server it is fetched from.
-    """
-    schema: JsonObject = copy.deepcopy(OPENAPI_31)
-    for flow in schema["$defs"]["oauth-flows"]["$defs"].values():
-        for name, spec in flow.get("properties", {}).items():
-            if name.endswith("Url"):
-                spec["format"] = "uri-reference"
-    return schema
-
-
 @pytest.mark.parametrize("name", ["ledger_document", "library_document"])
 def test_the_document_is_valid_openapi_3_1(name: str, request: pytest.FixtureRequest) -> None:
     document = request.getfixturevalue(name)
-    validator = jsonschema_rs.Draft202012Validator(_openapi_31_schema(), validate_formats=True)
+    validator = openapi_31_validator()
 
     assert [error.message for error in validator.iter_errors(document)] == []
     assert document["openapi"] == "3.1.0"
