@@ -75,6 +75,11 @@ _STATUSES: dict[int, tuple[str, str]] = {
     429: ("TooManyRequests", "Too many requests; retry later."),
 }
 _DEFAULT_RESPONSE = "Error"
+# RFC 6750 §3: a refused bearer token is answered with a challenge saying why.
+_BEARER_CHALLENGE: JsonObject = {
+    "description": 'The Bearer challenge (RFC 6750 §3), such as `Bearer error="invalid_token"`.',
+    "schema": {"type": "string"},
+}
 # Statuses a read (GET) cannot produce: it neither conflicts nor meets a refusing state, and
 # only writes queue up for a shared transaction (429 when that queue is full).
 _WRITE_ONLY_STATUSES = frozenset({409, 422, 429})
@@ -446,6 +451,8 @@ class _ErrorResponses:
         responses[_DEFAULT_RESPONSE] = _problem_response(
             "Any other error, such as an internal one or an unavailable dependency.", server_codes
         )
+        if unauthorized := responses.get(_status_name(401)):
+            unauthorized["headers"] = {"WWW-Authenticate": _BEARER_CHALLENGE}
         return responses
 
 

@@ -446,6 +446,8 @@ def test_the_oauth2_scheme_offers_both_flows_and_every_scope(ledger_document: Js
     expected = {str(scope): meaning for scope, meaning in SCOPE_MEANINGS.items()}
     assert flows["clientCredentials"]["scopes"] == expected
     assert flows["authorizationCode"]["scopes"] == expected
+    unauthorized = ledger_document["components"]["responses"]["Unauthorized"]
+    assert "WWW-Authenticate" in unauthorized["headers"]
     assert "PKCE" in scheme["description"]
     assert "S256" in scheme["description"]
     assert "access token" in ledger_document["info"]["description"]

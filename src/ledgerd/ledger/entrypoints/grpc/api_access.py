@@ -33,7 +33,8 @@ def _on_ledger(scope: str) -> MethodAccess:
 
 
 LEDGER_API_ACCESS: Final[ServiceAccess] = {
-    # A ledger created is granted to its creator; ListLedgers shows the caller's granted ones.
+    # Neither names one ledger: a ledger created is granted to its creator, and ListLedgers is
+    # to list only the ledgers granted to the caller.
     "CreateLedger": MethodAccess(scope=LEDGERS_ADMIN),
     "ListLedgers": MethodAccess(scope=LEDGER_READ),
     "GetLedger": _on_ledger(LEDGER_READ),
