@@ -1,8 +1,10 @@
 """A self-contained HTML API reference, rendered from the OpenAPI document.
 
-One page, no JavaScript, no fonts or stylesheets from elsewhere: the server must be able to
-show its own documentation offline. Operations are grouped by tag and fold open with
-``<details>``; schemas are listed once at the end and linked from where they are used. Every
+One page, no fonts, stylesheets or scripts from elsewhere: the server must be able to show its
+own documentation offline. Its one inline script (:mod:`ledgerd.gateway.docs_access`) only
+fills a pasted access token into the example requests; the page reads well without it.
+Operations are grouped by tag and fold open with ``<details>``; schemas are listed once at the
+end and linked from where they are used. Every
 piece of text from the document goes through :func:`html.escape`; descriptions are Markdown,
 of which :mod:`ledgerd.gateway.markdown` renders a small subset (on escaped text).
 """
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
+from ledgerd.gateway.docs_access import content_security_policy, example_request, token_section
 from ledgerd.gateway.json_schema import INPUT_SUFFIX, SCHEMA_REF_PREFIX, JsonObject
 from ledgerd.gateway.markdown import inline_html, markdown_html
 
@@ -50,6 +53,7 @@ def render_docs_page(document: JsonObject) -> str:
     body = [
         f"<h1>{title} <span class='muted'>{escape(str(info.get('version', '')))}</span></h1>",
         _prose(info.get("description", "")),
+        token_section(document),
         _contents(document, operations),
         *_operation_groups(document, operations),
         _errors_section(components),
@@ -58,6 +62,7 @@ def render_docs_page(document: JsonObject) -> str:
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{content_security_policy()}\">"
         f"<title>{title}</title><style>{_STYLE}</style></head><body>\n"
         + "\n".join(part for part in body if part)
         + "\n</body></html>\n"
@@ -116,6 +121,7 @@ def _operation(path: str, method: str, operation: Mapping[str, Any]) -> str:
         parts.append(_parameters(parameters))
     if body := operation.get("requestBody"):
         parts.append(_request_body(body))
+    parts.append(example_request(path, method, operation))
     parts.append(_responses(operation.get("responses", {})))
     parts.append("</details>")
     return "".join(parts)

@@ -25,6 +25,7 @@ from ledgerd.gateway.json_schema import (
     JsonObject,
     SchemaSet,
 )
+from ledgerd.gateway.openapi_security import SCHEME, TOKENS_REQUIRED, OAuth2Security
 from ledgerd.gateway.path_template import Segment, SegmentKind
 from ledgerd.kernel.rules import ApiExample, ApiRules
 
@@ -63,17 +64,27 @@ _PROBLEM_SCHEMA: JsonObject = {
 # generated document differ from one machine to the next.
 _STATUSES: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "The request is malformed or invalid."),
-    401: ("Unauthorized", "No valid credentials were presented."),
-    403: ("Forbidden", "The credentials do not allow this."),
+    401: (
+        "Unauthorized",
+        "No valid access token was presented: none, a malformed one, or one expired or revoked.",
+    ),
+    403: ("Forbidden", "The access token lacks the scope the operation needs."),
     404: ("NotFound", "A resource the request names does not exist."),
     409: ("Conflict", "The request conflicts with an earlier one or lost a race."),
     422: ("UnprocessableContent", "The ledger's current state refuses the request."),
     429: ("TooManyRequests", "Too many requests; retry later."),
 }
 _DEFAULT_RESPONSE = "Error"
+# RFC 6750 §3: a refused bearer token is answered with a challenge saying why.
+_BEARER_CHALLENGE: JsonObject = {
+    "description": 'The Bearer challenge (RFC 6750 §3), such as `Bearer error="invalid_token"`.',
+    "schema": {"type": "string"},
+}
 # Statuses a read (GET) cannot produce: it neither conflicts nor meets a refusing state, and
 # only writes queue up for a shared transaction (429 when that queue is full).
 _WRITE_ONLY_STATUSES = frozenset({409, 422, 429})
+# Statuses only an operation that needs a token can produce.
+_ACCESS_STATUSES = frozenset({401, 403})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _OPENAPI_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
@@ -93,12 +104,13 @@ def openapi_for(
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
     examples: Mapping[str, ApiExample] | None = None,
+    security: OAuth2Security | None = None,
 ) -> JsonObject:
     """The document for every service in ``descriptor_set``, with its comments.
 
     At run time pass :func:`ledgerd.gateway.descriptors.load_descriptor_set`'s result;
     ``make generate`` passes the set it has just compiled, so both produce the same document
-    as long as they pass the same ``error_statuses``, ``rules`` and ``examples``.
+    as long as they pass the same ``error_statuses``, ``rules``, ``examples`` and ``security``.
     """
     return build_openapi(
         services_in(descriptor_set),
@@ -106,6 +118,7 @@ def openapi_for(
         error_statuses=error_statuses,
         rules=rules,
         examples=examples,
+        security=security,
     )
 
 
@@ -116,6 +129,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
     error_statuses: Mapping[str, int] | None = None,
     rules: ApiRules | None = None,
     examples: Mapping[str, ApiExample] | None = None,
+    security: OAuth2Security | None = None,
     always_print_fields_with_no_presence: bool = True,
     title: str = "ledgerd API",
     servers: Sequence[Mapping[str, str]] = DEFAULT_SERVERS,
@@ -124,7 +138,9 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
 
     ``error_statuses`` maps each stable error code to its HTTP status; the error responses
     then list the codes they may carry. ``rules`` are those the server checks requests by
-    (per field and per message); ``examples``, by operation id, a request and its answer.
+    (per field and per message); ``examples``, by operation id, a request and its answer;
+    ``security``, the OAuth2 scheme and the scope each operation needs (None: no access
+    control is documented).
     ``always_print_fields_with_no_presence`` must match how the gateway prints responses
     (see :class:`SchemaSet`).
     """
@@ -138,13 +154,13 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
         always_print_fields_with_no_presence=always_print_fields_with_no_presence,
         rules=rules,
     )
-    errors = _ErrorResponses(error_statuses or {})
+    errors = _ErrorResponses(error_statuses or {}, secured=security is not None)
     paths: JsonObject = {}
     for service, routes in routed:
         for route in routes:
             item = paths.setdefault(route.template.openapi_path(), {})
             item[_operation_key(route, item)] = _operation(
-                route, service, schemas, comments, errors
+                route, service, schemas, comments, errors, security=security
             )
     for item in paths.values():
         for operation in item.values():
@@ -158,12 +174,18 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
         renames.get(name, name): _renamed(schema, renames)
         for name, schema in component_schemas.items()
     }
+    components: JsonObject = {
+        "schemas": dict(sorted(component_schemas.items())),
+        "responses": errors.components(),
+    }
+    if security is not None:
+        components["securitySchemes"] = {SCHEME: security.scheme()}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": title,
             "version": package.rsplit(".", 1)[-1] or "unversioned",
-            "description": _api_description(routed, comments),
+            "description": _api_description(routed, comments, security),
         },
         "servers": [dict(server) for server in servers],
         "tags": [
@@ -173,10 +195,7 @@ def build_openapi(  # noqa: PLR0913 - all keyword-only, each a separate knob of 
             for service, _ in routed
         ],
         "paths": paths,
-        "components": {
-            "schemas": dict(sorted(component_schemas.items())),
-            "responses": errors.components(),
-        },
+        "components": components,
     }
 
 
@@ -256,10 +275,13 @@ _DocumentDumper.add_representer(str, _represent_text)
 
 
 def _api_description(
-    routed: Sequence[tuple[ServiceDescriptor, tuple[HttpRoute, ...]]], comments: CommentIndex
+    routed: Sequence[tuple[ServiceDescriptor, tuple[HttpRoute, ...]]],
+    comments: CommentIndex,
+    security: OAuth2Security | None,
 ) -> str:
     headers = dict.fromkeys(comments.of(service.file) for service, _ in routed)
-    return "\n\n".join([*(header for header in headers if header), _JSON_CONVENTIONS])
+    access = [TOKENS_REQUIRED] if security is not None else []
+    return "\n\n".join([*(header for header in headers if header), *access, _JSON_CONVENTIONS])
 
 
 def _operation_key(route: HttpRoute, path_item: JsonObject) -> str:
@@ -275,12 +297,14 @@ def _operation_key(route: HttpRoute, path_item: JsonObject) -> str:
     return key
 
 
-def _operation(
+def _operation(  # noqa: PLR0913 - the parts of the document an operation draws on
     route: HttpRoute,
     service: ServiceDescriptor,
     schemas: SchemaSet,
     comments: CommentIndex,
     errors: _ErrorResponses,
+    *,
+    security: OAuth2Security | None,
 ) -> JsonObject:
     operation: JsonObject = {"tags": [service.name], "operationId": route.operation_id}
     if comment := comments.of(route.method):
@@ -294,9 +318,12 @@ def _operation(
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = _request_body(route, schemas, comments)
+    requirement = security.requirement(route.grpc_path) if security is not None else []
+    if security is not None:
+        operation["security"] = requirement
     operation["responses"] = {
         "200": _success(route, schemas),
-        **errors.for_route(route),
+        **errors.for_route(route, secured=bool(requirement)),
     }
     operation["x-grpc-method"] = route.grpc_path
     return operation
@@ -384,15 +411,18 @@ def _success(route: HttpRoute, schemas: SchemaSet) -> JsonObject:
 class _ErrorResponses:
     """The shared error responses, each listing the error codes it may carry."""
 
-    def __init__(self, error_statuses: Mapping[str, int]) -> None:
+    def __init__(self, error_statuses: Mapping[str, int], *, secured: bool) -> None:
         self._codes: dict[int, list[str]] = {}
         for code, status in sorted(error_statuses.items()):
             self._codes.setdefault(int(status), []).append(code)
         # 4xx get a response each; 5xx (and anything undeclared) fall under "default".
-        self._client_statuses = sorted({400, 404, *filter(_is_client_error, self._codes)})
+        access = _ACCESS_STATUSES if secured else frozenset()
+        self._client_statuses = sorted({400, 404, *access, *filter(_is_client_error, self._codes)})
 
-    def for_route(self, route: HttpRoute) -> JsonObject:
+    def for_route(self, route: HttpRoute, *, secured: bool) -> JsonObject:
         statuses = set(self._client_statuses)
+        if not secured:  # no token asked for, none refused
+            statuses -= _ACCESS_STATUSES
         if not route.template.variables:  # nothing named in the path that could be missing
             statuses.discard(404)
         if route.http_method in _SAFE_METHODS:
@@ -421,6 +451,8 @@ class _ErrorResponses:
         responses[_DEFAULT_RESPONSE] = _problem_response(
             "Any other error, such as an internal one or an unavailable dependency.", server_codes
         )
+        if unauthorized := responses.get(_status_name(401)):
+            unauthorized["headers"] = {"WWW-Authenticate": _BEARER_CHALLENGE}
         return responses
 
 

@@ -1,9 +1,10 @@
 """ledgerd's own API reference: the one call that both `make generate` and the server make.
 
 ``openapi.build_openapi`` knows nothing of ledgerd; this module supplies what is ledgerd's:
-the shipped descriptor set, the table of error codes and their HTTP statuses, and what the
-enabled contexts' services declare: the rules their request fields are checked by and one
-example call per operation. It lives in the composition root because those are the contexts',
+the shipped descriptor set, the table of error codes and their HTTP statuses, the OAuth2
+scheme (identity's scopes and endpoints), and what the enabled contexts' services declare: the
+rules their request fields are checked by, one example call per operation and the scope each
+needs. It lives in the composition root because those are the contexts',
 which the gateway may not import. Keeping both callers on this one function is what makes the
 served document equal docs/openapi.yaml.
 
@@ -13,6 +14,7 @@ served document equal docs/openapi.yaml.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from google.protobuf import descriptor_pb2
 
@@ -20,7 +22,16 @@ from ledgerd.gateway.descriptors import load_descriptor_set
 from ledgerd.gateway.docs_page import render_docs_page
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
-from ledgerd.main.bounded_context import merged_examples, merged_rules, services_of
+from ledgerd.gateway.openapi_security import OAuth2Security
+from ledgerd.identity.domain.scopes import SCOPE_MEANINGS
+from ledgerd.identity.entrypoints.metadata import AUTHORIZE_PATH, TOKEN_PATH
+from ledgerd.main.bounded_context import (
+    GrpcService,
+    merged_access,
+    merged_examples,
+    merged_rules,
+    services_of,
+)
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.error_codes import ERROR_CODES
 
@@ -44,6 +55,17 @@ def ledgerd_openapi(
         error_statuses=error_statuses(),
         rules=merged_rules(services),
         examples=merged_examples(services),
+        security=oauth2_security(services),
+    )
+
+
+def oauth2_security(services: Sequence[GrpcService]) -> OAuth2Security:
+    """Identity's scopes and endpoints, and the scope each method of ``services`` needs."""
+    return OAuth2Security(
+        scopes={str(scope): meaning for scope, meaning in SCOPE_MEANINGS.items()},
+        access=merged_access(services),
+        token_url=TOKEN_PATH,
+        authorization_url=AUTHORIZE_PATH,
     )
 
 

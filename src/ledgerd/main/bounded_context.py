@@ -23,6 +23,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from ledgerd.kernel.rules import ApiExample, ApiRules
 from ledgerd.main.settings import Settings
+from ledgerd.platform.api.access import MethodAccess, ServiceAccess
 from ledgerd.platform.api.errors import ErrorTable
 
 # A gRPC service's registration: ``ledger_pb2_grpc.add_LedgerServiceServicer_to_server``.
@@ -49,10 +50,18 @@ class GrpcService:
     rules: ApiRules = field(default_factory=ApiRules)
     # One call per operation (by operation id, the RPC's name) for the OpenAPI document.
     examples: Mapping[str, ApiExample] = field(default_factory=dict)
+    # What each method (by RPC name) requires of its caller: its scope and the ledger it acts
+    # on. Every method needs an entry (tests/unit/main/test_api_access.py): none is public by
+    # omission.
+    access: ServiceAccess = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.descriptor.full_name
+
+    def method_path(self, method: str) -> str:
+        """``/ledgerd.v1.LedgerService/PostTransfer``: a method as gRPC and the pipeline name it."""
+        return f"/{self.name}/{method}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,18 @@ def merged_rules(services: Sequence[GrpcService]) -> ApiRules:
         fields.update(service.rules.fields)
         messages.update(service.rules.messages)
     return ApiRules(fields=fields, messages=messages)
+
+
+def merged_access(services: Sequence[GrpcService]) -> dict[str, MethodAccess]:
+    """What every method of the services requires, by gRPC method path, for the pipeline.
+
+    A method without an entry is absent here: the pipeline refuses what it finds no entry for.
+    """
+    return {
+        service.method_path(method): access
+        for service in services
+        for method, access in service.access.items()
+    }
 
 
 def merged_examples(services: Sequence[GrpcService]) -> dict[str, ApiExample]:

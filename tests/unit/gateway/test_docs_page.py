@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 
@@ -14,18 +16,19 @@ class _Collector(HTMLParser):
         self.attributes: list[tuple[str, str]] = []
         self.tags: set[str] = set()
         self.text: list[str] = []
+        self.scripts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.add(tag)
         self.attributes += [(name, value or "") for name, value in attrs]
-        if tag not in {"meta", "br"}:
+        if tag not in {"meta", "br", "input"}:
             self.open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         assert self.open.pop() == tag
 
     def handle_data(self, data: str) -> None:
-        self.text.append(data)
+        (self.scripts if self.open and self.open[-1] == "script" else self.text).append(data)
 
 
 def _parse(page: str) -> _Collector:
@@ -65,13 +68,17 @@ def test_the_page_shows_schemas_errors_and_codes(ledger_document: JsonObject) ->
 def test_the_page_is_self_contained(ledger_document: JsonObject) -> None:
     collector = _parse(render_docs_page(ledger_document))
 
-    assert not {"script", "link", "img", "iframe"} & collector.tags
+    assert not {"link", "img", "iframe", "form"} & collector.tags
     for name, value in collector.attributes:
-        if name in {"href", "src"}:
+        if name in {"href", "src", "action"}:
             assert value.startswith("#"), (name, value)
     page = render_docs_page(ledger_document)
     assert not re.search(r"https?://", page)
     assert "url(" not in page
+    # One inline script, which makes no request of its own.
+    (script,) = collector.scripts
+    for request in ("fetch", "XMLHttpRequest", "sendBeacon", "WebSocket", "src", "href"):
+        assert request not in script
 
 
 def test_every_internal_link_has_a_target(ledger_document: JsonObject) -> None:
@@ -113,7 +120,7 @@ def test_all_text_is_escaped() -> None:
     }
     page = render_docs_page(document)
 
-    assert "<script>" not in page
+    assert "<script>alert" not in page
     assert "&lt;script&gt;" in page
     _parse(page)
 
@@ -146,3 +153,80 @@ def test_bounds_are_shown_only_where_a_rule_sets_them(ledger_document: JsonObjec
     text = "".join(_parse(render_docs_page(ledger_document)).text)
     assert "2147483647" not in text  # int32's own range (Entry.leg_index)
     assert "minimum 0; maximum 1000" in text  # page_size
+
+
+def _policy(page: str) -> dict[str, str]:
+    match = re.search(r"<meta http-equiv='Content-Security-Policy' content=\"([^\"]*)\">", page)
+    assert match is not None
+    directives = (part.strip().partition(" ") for part in match.group(1).split(";"))
+    return {name: value for name, _, value in directives}
+
+
+def test_the_page_has_a_token_field_kept_in_the_tab(ledger_document: JsonObject) -> None:
+    page = render_docs_page(ledger_document)
+    collector = _parse(page)
+
+    assert ("id", "access-token") in collector.attributes
+    assert ("type", "password") in collector.attributes  # not shown to whoever looks on
+    assert ("autocomplete", "off") in collector.attributes
+    (script,) = collector.scripts
+    assert "sessionStorage" in script
+    assert "localStorage" not in script  # the tab's storage only: gone when it closes
+    assert "innerHTML" not in script  # nothing pasted is parsed as HTML
+    # The browser itself keeps the page from sending anything anywhere, and runs no other
+    # script than this one (by its hash).
+    policy = _policy(page)
+    assert policy["default-src"] == policy["connect-src"] == policy["form-action"] == "'none'"
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert policy["script-src"] == f"'sha256-{digest}'"
+
+
+def test_example_requests_send_the_token_to_operations_that_need_one(
+    ledger_document: JsonObject,
+) -> None:
+    page = render_docs_page(ledger_document)
+    text = "".join(_parse(page).text)
+
+    operations = [op for path in ledger_document["paths"].values() for op in path.values()]
+    assert text.count("curl -X ") == len(operations)
+    assert text.count('-H "Authorization: Bearer $TOKEN"') == len(operations)
+    assert "<span class='token'>$TOKEN</span>" in page  # what the script fills in
+    # PostTransfer's body, quoted for a shell.
+    assert '-d \'{"idempotency_key":"top-up-1"' in text
+
+
+def test_a_document_without_security_has_no_token_field_nor_header(
+    library_document: JsonObject,
+) -> None:
+    page = render_docs_page(library_document)
+    collector = _parse(page)
+
+    assert ("id", "access-token") not in collector.attributes
+    assert "Authorization" not in "".join(collector.text)
+    assert "curl -X GET" in "".join(collector.text)
+
+
+def test_example_bodies_are_quoted_for_a_shell_and_escaped_for_html() -> None:
+    hostile = "it's </code><script>alert(1)</script>"
+    document: JsonObject = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/x": {
+                "post": {
+                    "operationId": "X",
+                    "security": [{"oauth2": ["ledger.write"]}],
+                    "requestBody": {
+                        "content": {"application/json": {"example": {"note": hostile}}}
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {"securitySchemes": {"oauth2": {"type": "oauth2", "flows": {}}}},
+    }
+    page = render_docs_page(document)
+    text = "".join(_parse(page).text)
+
+    assert "<script>alert" not in page
+    assert """-d '{"note":"it'\\''s </code><script>alert(1)</script>"}'""" in text

@@ -1,12 +1,12 @@
 """The OpenAPI document: valid OpenAPI 3.1, and faithful to the HTTP rules it comes from."""
 
+import dataclasses
 from typing import Any
 
 import jsonschema_rs
 import pytest
 import yaml
 from google.protobuf.descriptor import ServiceDescriptor
-from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from ledgerd.gateway.comments import CommentIndex
 from ledgerd.gateway.descriptors import load_descriptor_set
@@ -14,11 +14,16 @@ from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.json_forms import TIMESTAMP_TEXT
 from ledgerd.gateway.json_schema import JsonObject
 from ledgerd.gateway.openapi import NDJSON, build_openapi, openapi_json, openapi_yaml
+from ledgerd.identity.domain.scopes import SCOPE_MEANINGS
 from ledgerd.kernel.ids import ID_PATTERN
 from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
-from ledgerd.main.api_docs import error_statuses
+from ledgerd.main.api_docs import error_statuses, oauth2_security
+from ledgerd.main.bounded_context import merged_access
+from ledgerd.main.contexts.ledger import LEDGER
+from ledgerd.platform.api.access import MethodAccess
 from ledgerd.v1 import ledger_pb2
+from tests.openapi_schema import openapi_31_validator
 from tests.unit.gateway.json_schemas import DRAFT_2020_12, walk
 from tests.unit.gateway.services import service_with
 
@@ -58,9 +63,7 @@ def _resolve(document: JsonObject, node: JsonObject) -> Any:  # noqa: ANN401 - a
 @pytest.mark.parametrize("name", ["ledger_document", "library_document"])
 def test_the_document_is_valid_openapi_3_1(name: str, request: pytest.FixtureRequest) -> None:
     document = request.getfixturevalue(name)
-    # The OpenAPI Initiative's own 3.1 schema (schemas/v3.1/schema.yaml), as bundled by
-    # schemathesis: it cannot be fetched here, and should not need to be.
-    validator = jsonschema_rs.Draft202012Validator(OPENAPI_31, validate_formats=True)
+    validator = openapi_31_validator()
 
     assert [error.message for error in validator.iter_errors(document)] == []
     assert document["openapi"] == "3.1.0"
@@ -350,9 +353,16 @@ def test_error_statuses_fit_the_operation(ledger_document: JsonObject) -> None:
     def statuses(operation_id: str) -> list[str]:
         return list(_operations(ledger_document)[operation_id][2]["responses"])
 
-    assert statuses("CreateLedger") == ["200", "400", "409", "422", "429", "default"]  # no 404
-    assert statuses("GetAccount") == ["200", "400", "404", "default"]  # reads do not conflict
-    assert statuses("PostTransfer") == ["200", "400", "404", "409", "422", "429", "default"]
+    # 401 and 403: every ledger operation needs a token.
+    assert statuses("CreateLedger") == [
+        *("200", "400", "401", "403", "409", "422", "429", "default")  # no 404
+    ]
+    assert statuses("GetAccount") == [
+        *("200", "400", "401", "403", "404", "default")  # reads do not conflict
+    ]
+    assert statuses("PostTransfer") == [
+        *("200", "400", "401", "403", "404", "409", "422", "429", "default")
+    ]
 
 
 def test_error_responses_list_their_codes(ledger_document: JsonObject) -> None:
@@ -397,6 +407,7 @@ def test_yaml_and_json_are_deterministic_and_round_trip(ledger_document: JsonObj
         error_statuses=error_statuses(),
         rules=LEDGER_API_RULES,
         examples=LEDGER_API_EXAMPLES,
+        security=oauth2_security(LEDGER.services),
     )
 
     assert openapi_yaml(again) == text  # default-pool descriptors document the same API
@@ -419,3 +430,72 @@ def test_bindings_openapi_cannot_express_are_refused_not_dropped(
 ) -> None:
     with pytest.raises(ValueError, match=problem):
         build_openapi([service_with(*rules)])
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+def test_the_oauth2_scheme_offers_both_flows_and_every_scope(ledger_document: JsonObject) -> None:
+    scheme = ledger_document["components"]["securitySchemes"]["oauth2"]
+
+    assert scheme["type"] == "oauth2"
+    flows = scheme["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "/oauth2/token"
+    assert flows["authorizationCode"]["authorizationUrl"] == "/oauth2/authorize"
+    assert flows["authorizationCode"]["tokenUrl"] == "/oauth2/token"
+    expected = {str(scope): meaning for scope, meaning in SCOPE_MEANINGS.items()}
+    assert flows["clientCredentials"]["scopes"] == expected
+    assert flows["authorizationCode"]["scopes"] == expected
+    unauthorized = ledger_document["components"]["responses"]["Unauthorized"]
+    assert "WWW-Authenticate" in unauthorized["headers"]
+    assert "PKCE" in scheme["description"]
+    assert "S256" in scheme["description"]
+    assert "access token" in ledger_document["info"]["description"]
+
+
+def test_each_operation_needs_the_scope_its_rpc_does(ledger_document: JsonObject) -> None:
+    (service,) = LEDGER.services
+    for operation_id, (_, _, operation) in _operations(ledger_document).items():
+        rpc = operation["x-grpc-method"].rpartition("/")[2]
+        assert operation["security"] == [{"oauth2": [service.access[rpc].scope]}], operation_id
+        for status in ("401", "403"):
+            response = _resolve(ledger_document, operation["responses"][status])
+            assert response["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Problem"
+            }
+    create = _operations(ledger_document)["CreateLedger"][2]
+    assert create["security"] == [{"oauth2": ["ledgers.admin"]}]
+
+
+def test_an_operation_without_an_access_entry_is_refused(ledger_service: ServiceDescriptor) -> None:
+    (service,) = LEDGER.services
+    access = merged_access([service])
+    del access["/ledgerd.v1.LedgerService/GetBalance"]
+    security = dataclasses.replace(oauth2_security([service]), access=access)
+
+    with pytest.raises(ValueError, match="GetBalance: no access entry"):
+        build_openapi([ledger_service], security=security)
+
+
+def test_a_public_method_needs_no_token_and_is_never_refused_for_one(
+    ledger_service: ServiceDescriptor,
+) -> None:
+    (service,) = LEDGER.services
+    access = merged_access([service])
+    access["/ledgerd.v1.LedgerService/GetLedger"] = MethodAccess(scope=None, public=True)
+    security = dataclasses.replace(oauth2_security([service]), access=access)
+
+    document = build_openapi([ledger_service], security=security)
+
+    get_ledger = _operations(document)["GetLedger"][2]
+    assert get_ledger["security"] == []
+    assert not {"401", "403"} & get_ledger["responses"].keys()
+    assert "401" in _operations(document)["GetAccount"][2]["responses"]
+
+
+def test_without_security_nothing_of_access_is_said(library_document: JsonObject) -> None:
+    assert "securitySchemes" not in library_document["components"]
+    assert not {"Unauthorized", "Forbidden"} & library_document["components"]["responses"].keys()
+    for _, _, operation in _operations(library_document).values():
+        assert "security" not in operation
+        assert not {"401", "403"} & operation["responses"].keys()

@@ -1,9 +1,9 @@
 """The ledger context, as the composition root composes it: one module, one description.
 
 Its providers (repositories, use cases, the posting batcher, the servicer), its gRPC service
-(REST follows from the proto's annotations; its field rules and API examples), its background
-worker (the expiry sweep), its error codes and its migrations. The shared wiring takes them
-from ``LEDGER`` in ``ledgerd.main.contexts``.
+(REST follows from the proto's annotations; its field rules, API examples and the scope each
+RPC needs), its background worker (the expiry sweep), its error codes and its migrations. The
+shared wiring takes them from ``LEDGER`` in ``ledgerd.main.contexts``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from ledgerd.ledger.domain.repositories import (
 )
 from ledgerd.ledger.entrypoints.cli.demo import DemoHandlers
 from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
+from ledgerd.ledger.entrypoints.grpc.api_access import LEDGER_API_ACCESS
 from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
@@ -178,6 +179,7 @@ LEDGER = BoundedContext(
             add_to_server=ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
             rules=LEDGER_API_RULES,
             examples=LEDGER_API_EXAMPLES,
+            access=LEDGER_API_ACCESS,
         ),
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),
