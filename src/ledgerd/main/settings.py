@@ -255,7 +255,6 @@ class Settings(BaseSettings):
     )
     csrf_key: SecretStr | None = Field(
         default=None,
-        min_length=32,
         description="the key of the login form's CSRF tokens (32 characters or more, secret); "
         "unset: a random key per process, so a login form works only against the process that "
         "showed it",
@@ -289,9 +288,17 @@ class Settings(BaseSettings):
     @classmethod
     def _origin(cls, issuer: str | None) -> str | None:
         if issuer is not None and not is_origin(issuer):
-            msg = f"{issuer!r} is not an origin: scheme://host[:port], no path, no slash"
+            msg = "not an origin: http[s]://host[:port], no path, no trailing slash"
             raise ValueError(msg)
         return issuer
+
+    @field_validator("csrf_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_CSRF_KEY_LENGTH:
+            msg = f"must be a random secret of {MIN_CSRF_KEY_LENGTH} characters or more"
+            raise ValueError(msg)
+        return key
 
     @property
     def issuer(self) -> str:
@@ -305,6 +312,9 @@ class Settings(BaseSettings):
 
 
 MAX_PORT = 65_535
+# The CSRF tokens are HMAC-SHA256s under this key: 32 random characters or more (`openssl rand
+# -hex 32` prints 64, the hash's full 256 bits).
+MIN_CSRF_KEY_LENGTH = 32
 # What users copy from elsewhere for PostgreSQL; ledgerd talks to it through asyncpg.
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 _SQLITE_SCHEMES = ("sqlite+aiosqlite://", "sqlite://")
