@@ -12,11 +12,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySetSerialization
 
 from tests.e2e.grpc.test_serve import LEDGERD, ledgerd_environment, ledgerd_serve, says
 
@@ -89,7 +92,8 @@ def _kid(token: str) -> str:
 
 def _verified_claims(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
     """The claims, once the signature checks against the published keys (by the token's kid)."""
-    decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["Ed25519"])
+    key_set = KeySet.import_key_set(cast("KeySetSerialization", jwks))
+    decoded = jwt.decode(token, key_set, algorithms=["Ed25519"])
     return decoded.claims
 
 
@@ -100,7 +104,7 @@ async def test_a_client_gets_a_token_that_verifies_and_a_rotation_reaches_the_se
     async with ledgerd_serve(
         url, token_issuer=ISSUER, key_reload_interval_seconds=str(RELOAD_INTERVAL_S)
     ) as served:
-        rest = REST_LINE.match(await served.read_until(REST_LINE.match))
+        rest = REST_LINE.match(await served.read_until(lambda line: bool(REST_LINE.match(line))))
         assert rest is not None
         served.drain()
         created = json.loads(

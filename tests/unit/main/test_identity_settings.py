@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ledgerd.main.contexts.identity import csrf_key
 from ledgerd.main.settings import Settings
@@ -30,7 +30,7 @@ def test_an_issuer_that_is_no_origin_is_refused(issuer: str) -> None:
 
 
 def test_a_set_csrf_key_is_used_and_never_shown() -> None:
-    settings = Settings(csrf_key=KEY)
+    settings = Settings(csrf_key=SecretStr(KEY))
     assert csrf_key(settings) == KEY.encode()
     assert KEY not in repr(settings)
     assert KEY not in str(settings.model_dump())
