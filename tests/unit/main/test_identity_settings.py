@@ -39,7 +39,7 @@ def test_a_set_csrf_key_is_used_and_never_shown() -> None:
 def test_without_a_csrf_key_each_process_makes_its_own_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         first, second = csrf_key(Settings()), csrf_key(Settings())
     assert len(first) == 32
     assert first != second

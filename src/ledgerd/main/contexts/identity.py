@@ -317,7 +317,8 @@ def csrf_key(settings: Settings) -> bytes:
     """``LEDGERD_CSRF_KEY``, or a random key of this process's own."""
     if settings.csrf_key is not None:
         return settings.csrf_key.get_secret_value().encode()
-    log.warning(
+    # A note, not a warning: one process (the default, embedded) is what it fits.
+    log.info(
         "LEDGERD_CSRF_KEY is not set: the login form's CSRF key is random to this process, so "
         "a login form works only if it is posted back to the process that showed it; set the "
         "same key on every server behind one address"
