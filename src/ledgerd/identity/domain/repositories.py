@@ -1,4 +1,4 @@
-"""The identity context's persistence ports; SQL adapters come with the migration."""
+"""The identity context's persistence ports; the SQL adapters are in ``identity/adapters``."""
 
 from __future__ import annotations
 
