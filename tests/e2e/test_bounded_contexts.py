@@ -2,10 +2,10 @@
 
 The throwaway context below (``operations``) is what a new bounded context hands the
 composition root: a provider, a gRPC service — google.longrunning's Operations, a real service
-whose proto carries ``google.api.http`` annotations, so its REST routes follow — a background
-worker and a command. The test's list of contexts is the ledger's plus it; the shared wiring
-(container, gRPC server, REST gateway, the supervised workers, the command line) is called as
-``ledgerd`` calls it.
+whose proto carries ``google.api.http`` annotations, so its REST routes follow — an HTTP
+endpoint of its own, a background worker and a command. The test's list of contexts is the
+enabled ones plus it; the shared wiring (container, gRPC server, REST gateway, the supervised
+workers, the command line) is called as ``ledgerd`` calls it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ from google.longrunning import (  # type: ignore[import-untyped] # no py.typed m
 )
 from grpc_health.v1 import health_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
@@ -36,7 +39,12 @@ from ledgerd.main.cli import app, register_context_commands
 from ledgerd.main.container import build_container
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.grpc_server import start_grpc_server
-from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
+from ledgerd.main.http_app import (
+    build_http_app,
+    build_invoker,
+    resolve_http_endpoints,
+    resolve_servicers,
+)
 from ledgerd.main.migrations import migrations_for
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -111,6 +119,16 @@ def _operations_commands(cli: typer.Typer) -> None:
         typer.echo("all operations are done")
 
 
+async def operations_feed(scope: ASGIScope, receive: Receive, send: Send) -> None:
+    """The context's own HTTP endpoint: no gRPC method, any HTTP method."""
+    response = PlainTextResponse(f"{scope['method']} feed: every operation is done")
+    await response(scope, receive, send)
+
+
+async def _operations_endpoints(_container: AsyncContainer) -> Mapping[str, ASGIApp]:
+    return {"/operations/feed": operations_feed}
+
+
 def _operations_providers() -> Sequence[Provider]:
     return (OperationsProvider(),)
 
@@ -125,6 +143,7 @@ OPERATIONS = BoundedContext(
     ),
     workers=(BackgroundWorker(name="ticker", run=ticking),),
     commands=_operations_commands,
+    http_endpoints=_operations_endpoints,
 )
 CONTEXTS = (*ENABLED_CONTEXTS, OPERATIONS)
 
@@ -180,6 +199,47 @@ async def test_a_new_contexts_service_is_served_over_grpc_and_rest(sqlite_url: s
         # The ledger is served beside it, as before.
         ledgers = await http.get("/v1/ledgers")
         assert ledgers.status_code == 200, ledgers.text
+
+
+async def test_a_new_contexts_http_endpoints_are_served_beside_the_gateway(
+    sqlite_url: str,
+) -> None:
+    async with _container(sqlite_url) as container:
+        services = tuple(service for context in CONTEXTS for service in context.services)
+        invoker, _ = build_invoker(
+            await resolve_servicers(container, services), None, await container.get(CallPipeline)
+        )
+        endpoints = await resolve_http_endpoints(container, CONTEXTS)
+        # The identity context's OAuth2 endpoints are there too, as `serve` mounts them.
+        assert {"/operations/feed", "/oauth2/token", "/.well-known/jwks.json"} <= set(endpoints)
+        app = build_http_app(await container.get(AsyncEngine), invoker, services, endpoints)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
+            for method in ("GET", "POST", "DELETE"):
+                answer = await http.request(method, "/operations/feed")
+                assert answer.status_code == 200, answer.text
+                assert answer.text == f"{method} feed: every operation is done"
+            # Exact paths: a longer one is the gateway's, answered in the API's error format.
+            other = await http.get("/operations/feed/more")
+            assert other.status_code == 404
+            assert other.json()["code"] == "ROUTE_NOT_FOUND"
+            # The server's own pages and the gateway answer as before.
+            assert (await http.get("/healthz")).text == "ok"
+            assert (await http.get("/v1/ledgers")).status_code == 200
+
+
+async def test_an_http_path_claimed_twice_is_a_wiring_mistake(sqlite_url: str) -> None:
+    twin = BoundedContext(name="twin", providers=lambda: (), http_endpoints=_operations_endpoints)
+    async with _container(sqlite_url) as container:
+        with pytest.raises(
+            ValueError, match=r"claimed twice, the second time by twin: /operations/feed"
+        ):
+            await resolve_http_endpoints(container, (*CONTEXTS, twin))
+        engine = await container.get(AsyncEngine)
+        invoker, _ = build_invoker({}, None, await container.get(CallPipeline))
+        with pytest.raises(ValueError, match=r"by the server's pages: /healthz"):
+            build_http_app(engine, invoker, (), {"/healthz": operations_feed})
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])

@@ -48,6 +48,9 @@ def assert_one_clear_error(output: str, variable: str) -> None:
         ("LEDGERD_LOG_LEVEL", "verbose", "'DEBUG'"),
         ("LEDGERD_GRPC_ADDRESS", "50182", "HOST:PORT"),
         ("LEDGERD_HTTP_ADDRESS", "localhost", "HOST:PORT"),
+        ("LEDGERD_TOKEN_ISSUER", "https://ledgerd.test/", "not an origin"),
+        ("LEDGERD_ACCESS_TOKEN_LIFETIME_SECONDS", "7200", "less than or equal to 3600"),
+        ("LEDGERD_KEY_RELOAD_INTERVAL_SECONDS", "0", "greater than 0"),
     ],
 )
 def test_a_refused_setting_is_one_line_naming_it(
@@ -57,6 +60,15 @@ def test_a_refused_setting_is_one_line_naming_it(
     assert code == EXIT_ERROR, output
     assert_one_clear_error(output, variable)
     assert accepted in output
+
+
+def test_a_refused_csrf_key_is_not_printed(sqlite_url: str) -> None:
+    secret = "short-but-secret"
+    code, output = run({"LEDGERD_DATABASE_URL": sqlite_url, "LEDGERD_CSRF_KEY": secret}, "migrate")
+    assert code == EXIT_ERROR, output
+    assert_one_clear_error(output, "LEDGERD_CSRF_KEY")
+    assert "32 characters or more" in output
+    assert secret not in output
 
 
 def test_a_lower_case_log_level_is_accepted(sqlite_url: str) -> None:

@@ -2,7 +2,7 @@
 
 ``OAuthTables`` extends `IdentityTables` (clients, refresh families) with the two tables, so one
 `FakeIdentityUnitOfWork` covers all of them: build it as ``FakeIdentityUnitOfWork(OAuthTables())``.
-The code repository's ``update`` is the compare-and-set the SQL one will make on the redeemed
+The code repository's ``update`` is the compare-and-set the SQL one makes on the redeemed
 state: of two concurrent redemptions of one code, exactly one succeeds.
 """
 

@@ -25,6 +25,7 @@ from ledgerd.gateway.openapi import openapi_for, openapi_json, openapi_yaml
 from ledgerd.gateway.openapi_security import OAuth2Security
 from ledgerd.identity.domain.scopes import SCOPE_MEANINGS
 from ledgerd.identity.entrypoints.metadata import AUTHORIZE_PATH, TOKEN_PATH
+from ledgerd.kernel.errors import ErrorCode
 from ledgerd.main.bounded_context import (
     GrpcService,
     merged_access,
@@ -37,8 +38,20 @@ from ledgerd.main.error_codes import ERROR_CODES
 
 
 def error_statuses() -> dict[str, int]:
-    """Each stable error code with the HTTP status the REST API answers it with."""
-    return {str(code): int(spec.transport.http) for code, spec in ERROR_CODES}
+    """Each stable error code the REST API can answer with, and its HTTP status.
+
+    The kernel's codes and those of the contexts that serve gRPC services: a context without
+    one (identity, whose codes its OAuth2 endpoints answer in RFC 6749's shape) adds no
+    response to the API's operations.
+    """
+    served = {
+        code for context in ENABLED_CONTEXTS if context.services for code in context.error_codes
+    }
+    return {
+        str(code): int(spec.transport.http)
+        for code, spec in ERROR_CODES
+        if isinstance(code, ErrorCode) or code in served
+    }
 
 
 def ledgerd_openapi(

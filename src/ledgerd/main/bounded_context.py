@@ -11,7 +11,7 @@ description module, and one line in that list.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ import grpc
 import typer
 from dishka import AsyncContainer, Provider
 from google.protobuf.descriptor import ServiceDescriptor
+from starlette.types import ASGIApp
 
 from ledgerd.kernel.rules import ApiExample, ApiRules
 from ledgerd.main.settings import Settings
@@ -36,6 +37,10 @@ AddToServer = Callable[[Any, grpc.aio.Server], None]
 RunWorker = Callable[
     [AsyncContainer, Settings, str], AbstractAsyncContextManager[asyncio.Future[None]]
 ]
+
+# A context's own HTTP endpoints, outside the REST gateway (the OAuth2 endpoints): exact path ->
+# the ASGI app that answers it, whatever the method. Resolved once the container is built.
+HttpEndpoints = Callable[[AsyncContainer], Awaitable[Mapping[str, ASGIApp]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class BoundedContext:
     # The folders of its Alembic revisions (``package:folder``), upgraded with the platform's
     # and every other context's (ledgerd.main.migrations); a new context starts its own branch.
     migrations: tuple[str, ...] = ()
+    # HTTP endpoints that are no gRPC method (``HttpEndpoints``), served beside the gateway.
+    http_endpoints: HttpEndpoints | None = None
 
 
 def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:

@@ -281,7 +281,11 @@ def serve(
             settings.gateway_forward_to,
             await container.get(CallPipeline),
         )
-        app = http_app.build_http_app(await container.get(AsyncEngine), invoker)
+        app = http_app.build_http_app(
+            await container.get(AsyncEngine),
+            invoker,
+            endpoints=await http_app.resolve_http_endpoints(container),
+        )
         try:
             http = await http_server.start_http_server(
                 app,

@@ -1,4 +1,7 @@
-"""The HTTP side of ``ledgerd serve``: REST gateway, health probes, OpenAPI and its docs page."""
+"""The HTTP side of ``ledgerd serve``: REST gateway, health probes, OpenAPI and its docs page.
+
+And the contexts' own HTTP endpoints beside them (identity's OAuth2 endpoints).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp
 
 from ledgerd.gateway.asgi import Receive, RestGateway, Scope, Send
 from ledgerd.gateway.docs_page import render_docs_page
@@ -18,7 +22,12 @@ from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
 from ledgerd.gateway.router import Router
 from ledgerd.main.api_docs import ledgerd_openapi
-from ledgerd.main.bounded_context import GrpcService, merged_rules, services_of
+from ledgerd.main.bounded_context import (
+    BoundedContext,
+    GrpcService,
+    merged_rules,
+    services_of,
+)
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.health import PROBE_TIMEOUT_S
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -34,6 +43,27 @@ async def resolve_servicers(
 ) -> dict[str, object]:
     """Each service's servicer, by service full name (default: the enabled contexts')."""
     return {service.name: await container.get(service.servicer) for service in _served(services)}
+
+
+async def resolve_http_endpoints(
+    container: AsyncContainer, contexts: Sequence[BoundedContext] | None = None
+) -> dict[str, ASGIApp]:
+    """Every context's own HTTP endpoints by path (default: the enabled contexts').
+
+    A path two contexts claim is a wiring mistake: which of them should answer?
+    """
+    endpoints: dict[str, ASGIApp] = {}
+    for context in ENABLED_CONTEXTS if contexts is None else contexts:
+        if context.http_endpoints is None:
+            continue
+        claimed = await context.http_endpoints(container)
+        shared = sorted(endpoints.keys() & claimed.keys())
+        if shared:
+            paths = ", ".join(shared)
+            msg = f"HTTP paths claimed twice, the second time by {context.name}: {paths}"
+            raise ValueError(msg)
+        endpoints.update(claimed)
+    return endpoints
 
 
 def build_invoker(
@@ -52,12 +82,15 @@ def build_invoker(
 
 
 def build_http_app(
-    engine: AsyncEngine, invoker: Invoker, services: Sequence[GrpcService] | None = None
+    engine: AsyncEngine,
+    invoker: Invoker,
+    services: Sequence[GrpcService] | None = None,
+    endpoints: Mapping[str, ASGIApp] | None = None,
 ) -> HttpApp:
-    """The REST gateway, health probes and the API's reference, on one HTTP app.
+    """The REST gateway, health probes, the API's reference and ``endpoints``, on one HTTP app.
 
     The gateway routes every HTTP-annotated method of ``services`` (default: the enabled
-    contexts').
+    contexts'); ``endpoints`` are the contexts' own (`resolve_http_endpoints`).
     """
     # Routing and transcoding use the generated modules' descriptors; the OpenAPI document and
     # the docs page come from the shipped descriptor set, which also holds the .proto comments.
@@ -96,14 +129,16 @@ def build_http_app(
         "/openapi.yaml": openapi_yaml_route,
         "/docs": docs,
     }
-    return HttpApp(pages, gateway)
+    return HttpApp(pages, gateway, endpoints or {})
 
 
 Page = Callable[[Request], Awaitable[Response]]
 
 
 class HttpApp:
-    """GET pages by exact path; everything else is the gateway's, errors included.
+    """GET pages, then the contexts' endpoints (any method), by exact path; else the gateway.
+
+    Everything the gateway answers, errors included, is in the API's error format.
 
     A request whose length could be read two ways is refused before either sees it (see
     :mod:`ledgerd.gateway.framing`).
@@ -112,8 +147,18 @@ class HttpApp:
     with the wrong method would otherwise answer outside the API's error format.
     """
 
-    def __init__(self, pages: Mapping[str, Page], gateway: RestGateway) -> None:
+    def __init__(
+        self,
+        pages: Mapping[str, Page],
+        gateway: RestGateway,
+        endpoints: Mapping[str, ASGIApp] | None = None,
+    ) -> None:
         self._pages = dict(pages)
+        self._endpoints = dict(endpoints or {})
+        shared = sorted(self._pages.keys() & self._endpoints.keys())
+        if shared:
+            msg = f"HTTP paths claimed by a context and by the server's pages: {', '.join(shared)}"
+            raise ValueError(msg)
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,6 +170,10 @@ class HttpApp:
             return
         page = self._pages.get(scope["path"]) if scope["method"] in {"GET", "HEAD"} else None
         if page is None:
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
             await self._gateway(scope, receive, send)
             return
         response = await page(Request(scope, receive))

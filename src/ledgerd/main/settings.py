@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
@@ -226,6 +227,45 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="allocations between young-generation collections (0: Python's 700)",
     )
+    token_issuer: str | None = Field(
+        default=None,
+        description="the origin (scheme://host[:port], no path) the OAuth2 endpoints are "
+        "served under, and the access tokens' `iss`; unset: http://LEDGERD_HTTP_ADDRESS",
+    )
+    token_audience: str = Field(
+        default="ledgerd",
+        min_length=1,
+        max_length=200,
+        description="the access tokens' `aud`: the name this service accepts tokens for",
+    )
+    access_token_lifetime_seconds: int = Field(
+        default=900, ge=60, le=3600, description="how long an access token is valid"
+    )
+    refresh_absolute_lifetime_seconds: int = Field(
+        default=30 * 86_400,
+        ge=60,
+        le=366 * 86_400,
+        description="a refresh-token family ends this long after it started, however active",
+    )
+    refresh_idle_timeout_seconds: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        le=366 * 86_400,
+        description="a refresh-token family ends this long after its last refresh",
+    )
+    csrf_key: SecretStr | None = Field(
+        default=None,
+        description="the key of the login form's CSRF tokens (32 characters or more, secret); "
+        "unset: a random key per process, so a login form works only against the process that "
+        "showed it",
+    )
+    key_reload_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often `serve` checks for a rotated signing key set (`ledgerd keys "
+        "rotate`)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="any case: debug is DEBUG"
     )
@@ -244,6 +284,27 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return address
 
+    @field_validator("token_issuer")
+    @classmethod
+    def _origin(cls, issuer: str | None) -> str | None:
+        if issuer is not None and not is_origin(issuer):
+            msg = "not an origin: http[s]://host[:port], no path, no trailing slash"
+            raise ValueError(msg)
+        return issuer
+
+    @field_validator("csrf_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_CSRF_KEY_LENGTH:
+            msg = f"must be a random secret of {MIN_CSRF_KEY_LENGTH} characters or more"
+            raise ValueError(msg)
+        return key
+
+    @property
+    def issuer(self) -> str:
+        """``LEDGERD_TOKEN_ISSUER``, or the HTTP listen address as an http origin."""
+        return self.token_issuer or f"http://{self.http_address}"
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _any_case(cls, level: object) -> object:
@@ -251,10 +312,23 @@ class Settings(BaseSettings):
 
 
 MAX_PORT = 65_535
+# The CSRF tokens are HMAC-SHA256s under this key: 32 random characters or more (`openssl rand
+# -hex 32` prints 64, the hash's full 256 bits).
+MIN_CSRF_KEY_LENGTH = 32
 # What users copy from elsewhere for PostgreSQL; ledgerd talks to it through asyncpg.
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 _SQLITE_SCHEMES = ("sqlite+aiosqlite://", "sqlite://")
 ACCEPTED_DATABASES = "sqlite+aiosqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def is_origin(text: str) -> bool:
+    """Whether ``text`` is ``http[s]://host[:port]`` and nothing more."""
+    parts = urlsplit(text)
+    return (
+        parts.scheme in {"https", "http"}
+        and bool(parts.netloc)
+        and text == f"{parts.scheme}://{parts.netloc}"
+    )
 
 
 def normalise_database_url(url: str) -> str:

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 from ledgerd.main.settings import Settings
 
 ENV_PREFIX = "LEDGERD_"
-# Their values can hold a password: say what is wrong, not what was given.
-_SECRET_FIELDS = frozenset({"database_url", "rabbitmq_url", "redis_url", "nats_url"})
+# Their values can hold a password or are a secret: say what is wrong, not what was given.
+_SECRET_FIELDS = frozenset({"database_url", "rabbitmq_url", "redis_url", "nats_url", "csrf_key"})
 
 
 def settings_problems(error: ValidationError) -> list[str]:

@@ -31,6 +31,7 @@ from ledgerd.identity.domain.grants import AccessGrant
 from ledgerd.identity.domain.refresh_families import RefreshFamily, RefreshPolicy
 from ledgerd.identity.domain.scopes import Scope
 from ledgerd.kernel.errors import ConcurrencyConflictError, LedgerdError
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.auth.access_tokens import (
     AccessTokenIssuer,
     AccessTokenVerifier,
@@ -43,7 +44,6 @@ from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from tests.fakes.clock import ManualClock
 from tests.fakes.ids import SequentialIds
-from tests.integration.identity.conftest import WITH_IDENTITY
 
 T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 NAMES = TokenAudience(issuer="https://ledgerd.test", audience="ledgerd")
@@ -151,7 +151,7 @@ async def _identity(engine: AsyncEngine) -> Identity:
 async def _migrated(url: str) -> AsyncIterator[Identity]:
     engine = create_engine(url)
     try:
-        await WITH_IDENTITY.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         yield await _identity(engine)
     finally:
         await engine.dispose()

@@ -1,8 +1,9 @@
 """One contract for the identity context's repository ports, run against every implementation.
 
-The SQL adapters on SQLite and on PostgreSQL, and, for the ports it implements (clients and
-refresh families), the in-memory fake the unit tests rely on: it must keep the same contract.
-Users and ledger grants are the SQL adapters' only so far.
+The SQL adapters on SQLite and on PostgreSQL, and, for the ports it implements (clients,
+refresh families, authorization codes), the in-memory fake the unit tests rely on: it must keep
+the same contract. Users, ledger grants and the client directory are tested on the SQL
+adapters only.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -15,9 +16,16 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from ledgerd.identity.adapters.sql_repositories import (
+    SqlAuthorizationCodeRepository,
     SqlClientRepository,
     SqlRefreshFamilyRepository,
     SqlUserRepository,
+)
+from ledgerd.identity.domain.authorization_code_repository import AuthorizationCodeRepository
+from ledgerd.identity.domain.authorization_codes import (
+    CODE_LIFETIME,
+    AuthorizationCode,
+    s256_challenge,
 )
 from ledgerd.identity.domain.clients import ClientKind, OAuthClient
 from ledgerd.identity.domain.grants import AccessGrant
@@ -29,6 +37,7 @@ from ledgerd.identity.domain.refresh_families import (
     start_family,
 )
 from ledgerd.identity.domain.repositories import (
+    ClientDirectory,
     ClientRepository,
     RefreshFamilyRepository,
     UserRepository,
@@ -38,14 +47,15 @@ from ledgerd.identity.domain.users import User
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.principal import ALL_LEDGERS
 from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from tests.fakes.identity_oauth_store import FakeAuthorizationCodeRepository, OAuthTables
 from tests.fakes.identity_store import (
     FakeClientRepository,
     FakeIdentityUnitOfWork,
     FakeRefreshFamilyRepository,
 )
-from tests.integration.identity.conftest import WITH_IDENTITY
 
 # A non-zero microsecond part, so any loss of precision on the way through a database shows.
 T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
@@ -69,6 +79,8 @@ class IdentityKit:
     # None where the implementation has no such port yet.
     users: UserRepository | None
     ledger_grants: ClientLedgerGrants | None
+    codes: AuthorizationCodeRepository
+    directory: ClientDirectory | None
 
 
 KitFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[IdentityKit]]
@@ -78,7 +90,7 @@ KitFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Ident
 async def _sql_kit(url: str) -> AsyncIterator[IdentityKit]:
     engine = create_engine(url)
     try:
-        await WITH_IDENTITY.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         clients = SqlClientRepository()
         yield IdentityKit(
             uow=SqlAlchemyUnitOfWork(engine),
@@ -86,6 +98,8 @@ async def _sql_kit(url: str) -> AsyncIterator[IdentityKit]:
             families=SqlRefreshFamilyRepository(),
             users=SqlUserRepository(),
             ledger_grants=clients,
+            codes=SqlAuthorizationCodeRepository(),
+            directory=clients,
         )
     finally:
         await engine.dispose()
@@ -93,13 +107,15 @@ async def _sql_kit(url: str) -> AsyncIterator[IdentityKit]:
 
 @asynccontextmanager
 async def _fake_kit() -> AsyncIterator[IdentityKit]:
-    uow = FakeIdentityUnitOfWork()
+    uow = FakeIdentityUnitOfWork(OAuthTables())
     yield IdentityKit(
         uow=uow,
         clients=FakeClientRepository(uow),
         families=FakeRefreshFamilyRepository(uow),
         users=None,
         ledger_grants=None,
+        codes=FakeAuthorizationCodeRepository(uow),
+        directory=None,
     )
 
 
@@ -225,6 +241,33 @@ async def test_a_ledger_is_granted_to_existing_clients_only(sql_kit: IdentityKit
         await _committed(sql_kit, lambda: grants.grant_ledger("nobody", "new-ledger"))
 
 
+async def test_the_directory_lists_clients_and_revokes_each_once(sql_kit: IdentityKit) -> None:
+    directory = sql_kit.directory
+    assert directory is not None
+    later = replace(_public(), created_at=T0 + timedelta(seconds=1))
+    await _committed(sql_kit, lambda: sql_kit.clients.add(later))
+    await _committed(sql_kit, lambda: sql_kit.clients.add(_confidential()))
+    assert await _read(sql_kit, directory.list_all) == [_confidential(), later]
+
+    revoked_at = T0 + timedelta(hours=2)
+    assert await _read_committed(sql_kit, lambda: directory.revoke("svc", revoked_at))
+    assert not await _read_committed(sql_kit, lambda: directory.revoke("svc", T0))
+    assert not await _read_committed(sql_kit, lambda: directory.revoke("nobody", T0))
+
+    client = await _read(sql_kit, lambda: sql_kit.clients.get("svc"))
+    assert client is not None
+    assert client.revoked_at == revoked_at
+    assert not client.is_active
+    assert await _read(sql_kit, directory.list_all) == [client, later]
+
+
+async def _read_committed(kit: IdentityKit, work: Callable[[], Awaitable[T]]) -> T:
+    async with kit.uow.begin() as tx:
+        result = await work()
+        await tx.commit()
+    return result
+
+
 # --- users -----------------------------------------------------------------------------------
 
 
@@ -329,3 +372,48 @@ async def test_a_revoked_family_says_so_and_keeps_its_cause(kit: IdentityKit) ->
     assert stored.revocation_cause is RevocationCause.REUSE_DETECTED
     # A family never stored is not revoked: the check is for the families that exist.
     assert not await _read(kit, lambda: kit.families.is_revoked("never"))
+
+
+# --- authorization codes ---------------------------------------------------------------------
+
+
+def _code(digest: str = "c" * 64, grant: AccessGrant = READ_AND_PAY) -> AuthorizationCode:
+    return AuthorizationCode(
+        code_digest=digest,
+        client_id="svc",
+        redirect_uri="https://app.test/cb?tenant=1&x=%20",
+        code_challenge=s256_challenge("v" * 43),
+        subject="u1",
+        grant=grant,
+        issued_at=T0,
+        expires_at=T0 + CODE_LIFETIME,
+    )
+
+
+@pytest.mark.parametrize("grant", [READ_AND_PAY, ADMIN], ids=["some-ledgers", "all-ledgers"])
+async def test_a_code_round_trips_by_digest(kit: IdentityKit, grant: AccessGrant) -> None:
+    await _committed(kit, lambda: kit.clients.add(_confidential()))
+    await _committed(kit, lambda: kit.codes.add(_code(grant=grant)))
+
+    assert await _read(kit, lambda: kit.codes.find_by_digest("c" * 64)) == _code(grant=grant)
+    assert await _read(kit, lambda: kit.codes.find_by_digest("d" * 64)) is None
+
+
+async def test_a_code_is_redeemed_once_and_stays_findable(kit: IdentityKit) -> None:
+    await _committed(kit, lambda: kit.clients.add(_confidential()))
+    await _committed(kit, lambda: kit.codes.add(_code()))
+    redeemed = replace(_code(), redeemed_at=T0 + timedelta(seconds=5))
+    await _committed(kit, lambda: kit.codes.update(redeemed, was_redeemed=False))
+
+    # A second redemption that read the code unredeemed: the compare-and-set refuses it.
+    twin = replace(_code(), redeemed_at=T0 + timedelta(seconds=6))
+    with pytest.raises(ConcurrencyConflictError):
+        await _committed(kit, lambda: kit.codes.update(twin, was_redeemed=False))
+    assert await _read(kit, lambda: kit.codes.find_by_digest("c" * 64)) == redeemed
+
+    # Later changes of a redeemed code (its family linked, a reuse flagged) go from redeemed.
+    linked = replace(
+        redeemed, issued_refresh_digest="f" * 64, reuse_detected_at=T0 + timedelta(seconds=7)
+    )
+    await _committed(kit, lambda: kit.codes.update(linked, was_redeemed=True))
+    assert await _read(kit, lambda: kit.codes.find_by_digest("c" * 64)) == linked

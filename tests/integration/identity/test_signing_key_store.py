@@ -17,10 +17,10 @@ from ledgerd.identity.adapters.signing_keys import (
 from ledgerd.identity.adapters.sql_repositories import SqlSigningKeyStore
 from ledgerd.identity.domain.signing_key_store import StoredKeySet
 from ledgerd.kernel.errors import ConcurrencyConflictError
+from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.auth.keys import KeySetError
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
-from tests.integration.identity.conftest import WITH_IDENTITY
 
 T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 LIFETIME = timedelta(minutes=15)
@@ -163,7 +163,7 @@ async def postgres_uow(postgres_url: str) -> AsyncIterator[SqlAlchemyUnitOfWork]
     # rotations never overlap there (the second rotates the first's set).
     engine = create_engine(postgres_url)
     try:
-        await WITH_IDENTITY.upgrade(engine)
+        await MIGRATIONS.upgrade(engine)
         yield SqlAlchemyUnitOfWork(engine)
     finally:
         await engine.dispose()

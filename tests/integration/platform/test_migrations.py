@@ -32,11 +32,8 @@ LEDGER_TABLES = {
     "outbox_relays",
     "inbox",
 }
-# The identity context's tables join the shared metadata when its adapters are imported (here,
-# and by its own tests), but the context is not enabled yet, so MIGRATIONS does not build them:
-# the comparison leaves them out (tests/integration/identity/test_migrations.py compares them
-# with the identity branch). This goes when identity joins ENABLED_CONTEXTS.
-NOT_ENABLED_TABLES = frozenset(table.name for table in identity_tables.TABLES)
+# Every enabled context's tables: the ledger's and the outbox's above, identity's here.
+ALL_TABLES = LEDGER_TABLES | {table.name for table in identity_tables.TABLES}
 # A throwaway context's first revision: a branch of its own, as a new context starts one.
 _WIDGETS_REVISION = '''"""Widgets: the throwaway context's one table."""
 
@@ -74,14 +71,8 @@ async def _tables(engine: AsyncEngine) -> set[str]:
         return await connection.run_sync(_table_names)
 
 
-def _enabled(_object: object, name: str | None, type_: str, *_comparison: object) -> bool:
-    return type_ != "table" or name not in NOT_ENABLED_TABLES
-
-
 def _schema_differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _enabled}
-    )
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
     # The tables as the composition root hands them to the migrations (env.py's target).
     return list(compare_metadata(context, MIGRATIONS.metadata))
 
@@ -93,17 +84,17 @@ async def test_upgrade_downgrade_upgrade_round_trip(engine: AsyncEngine) -> None
     assert not await MIGRATIONS.is_current(engine)
 
     await MIGRATIONS.upgrade(engine)
-    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version"}
+    assert await _tables(engine) == ALL_TABLES | {"alembic_version"}
     assert await current_revisions(engine) == heads
     assert await MIGRATIONS.is_current(engine)
 
     await MIGRATIONS.downgrade(engine, "base")
     # Alembic keeps its (now empty) version table; every table of ours is gone.
-    assert await _tables(engine) & LEDGER_TABLES == set()
+    assert await _tables(engine) & ALL_TABLES == set()
     assert await current_revisions(engine) == set()
 
     await MIGRATIONS.upgrade(engine)
-    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version"}
+    assert await _tables(engine) == ALL_TABLES | {"alembic_version"}
     assert await current_revisions(engine) == heads
 
 
@@ -138,9 +129,9 @@ def _widgets_context(folder: Path, depends_on: str | None) -> BoundedContext:
     ("depends_on", "held"),
     [
         # Its own base: the database holds each branch's head.
-        (None, {"v0004", "w0001"}),
-        # On top of the outbox: the database holds w0001 only, v0004 applied below it.
-        ("v0004", {"w0001"}),
+        (None, {"v0004", "i0002", "w0001"}),
+        # On top of the outbox: the database holds w0001 (and identity's head), v0004 below it.
+        ("v0004", {"i0002", "w0001"}),
     ],
 )
 async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to_base(
@@ -156,7 +147,7 @@ async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to
     assert not await with_widgets.is_current(engine)
 
     await with_widgets.upgrade(engine)
-    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version", "widgets"}
+    assert await _tables(engine) == ALL_TABLES | {"alembic_version", "widgets"}
     assert await current_revisions(engine) == held
     assert await with_widgets.is_current(engine)
     # Without the context, its revision is one the history does not know: not current.
@@ -166,11 +157,11 @@ async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to
     assert kept == 2
 
     await with_widgets.downgrade(engine, "base")
-    assert await _tables(engine) & (LEDGER_TABLES | {"widgets"}) == set()
+    assert await _tables(engine) & (ALL_TABLES | {"widgets"}) == set()
     assert await current_revisions(engine) == set()
 
     await with_widgets.upgrade(engine)
-    assert await _tables(engine) == LEDGER_TABLES | {"alembic_version", "widgets"}
+    assert await _tables(engine) == ALL_TABLES | {"alembic_version", "widgets"}
     assert await with_widgets.is_current(engine)
 
 
@@ -188,7 +179,7 @@ async def test_migrated_schema_matches_the_table_definitions(engine: AsyncEngine
         before = await connection.run_sync(_schema_differences)
     # The comparison itself must be able to see a difference: on an empty database every
     # declared table is missing.
-    assert {diff[1].name for diff in before if diff[0] == "add_table"} == LEDGER_TABLES
+    assert {diff[1].name for diff in before if diff[0] == "add_table"} == ALL_TABLES
 
     await MIGRATIONS.upgrade(engine)
     async with engine.connect() as connection:

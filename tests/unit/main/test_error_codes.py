@@ -6,6 +6,8 @@ from http import HTTPStatus
 
 import grpc
 
+from ledgerd.identity.domain.errors import IdentityErrorCode
+from ledgerd.identity.entrypoints.errors import IDENTITY_ERRORS
 from ledgerd.kernel.errors import ErrorCode
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
@@ -14,13 +16,15 @@ from ledgerd.main.error_codes import CONTEXT_ERROR_TABLES, ERROR_CODES
 
 def test_every_code_of_every_context_is_registered() -> None:
     registered = [code for code, _ in ERROR_CODES]
-    assert set(registered) == set(ErrorCode) | set(LedgerErrorCode)
+    assert set(registered) == set(ErrorCode) | set(LedgerErrorCode) | set(IdentityErrorCode)
     assert len(registered) == len(ERROR_CODES)
 
 
 def test_each_context_table_covers_its_whole_code_enum() -> None:
     assert LEDGER_ERRORS in CONTEXT_ERROR_TABLES
     assert set(LEDGER_ERRORS) == set(LedgerErrorCode)
+    assert IDENTITY_ERRORS in CONTEXT_ERROR_TABLES
+    assert set(IDENTITY_ERRORS) == set(IdentityErrorCode)
 
 
 def test_codes_are_unique_across_contexts() -> None:

@@ -6,7 +6,7 @@ They take part in the caller's unit of work (``current_connection``), like the l
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, RowMapping, Table, insert, select, update
@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert, Update
 
 from ledgerd.identity.adapters import tables
+from ledgerd.identity.domain.authorization_codes import AuthorizationCode
 from ledgerd.identity.domain.clients import ClientKind, OAuthClient
 from ledgerd.identity.domain.grants import AccessGrant
 from ledgerd.identity.domain.refresh_families import (
@@ -86,7 +87,7 @@ async def _client(row: RowMapping) -> OAuthClient:
 
 
 class SqlClientRepository:
-    """``ClientRepository`` and ``ClientLedgerGrants``."""
+    """``ClientRepository``, ``ClientDirectory`` and ``ClientLedgerGrants``."""
 
     async def get(self, client_id: str) -> OAuthClient | None:
         query = select(tables.clients).where(tables.clients.c.client_id == client_id)
@@ -111,6 +112,21 @@ class SqlClientRepository:
         await _add_ledgers(
             tables.client_ledgers, "client_id", client.client_id, client.grant.ledgers
         )
+
+    async def list_all(self) -> list[OAuthClient]:
+        columns = tables.clients.c
+        query = select(tables.clients).order_by(columns.created_at, columns.client_id)
+        rows = (await current_connection().execute(query)).mappings().all()
+        return [await _client(row) for row in rows]
+
+    async def revoke(self, client_id: str, at: datetime) -> bool:
+        columns = tables.clients.c
+        result = await current_connection().execute(
+            update(tables.clients)
+            .where(columns.client_id == client_id, columns.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return bool(result.rowcount == 1)
 
     async def grant_ledger(self, client_id: str, ledger_id: str) -> None:
         # Recorded for an all-ledgers client too: it says which ledgers the client created,
@@ -257,6 +273,83 @@ class SqlRefreshFamilyRepository:
         query = select(columns.revoked_at).where(columns.family_id == family_id)
         revoked_at = (await current_connection().execute(query)).scalar_one_or_none()
         return revoked_at is not None
+
+
+def _grant_columns(grant: AccessGrant) -> dict[str, Any]:
+    """A grant as a snapshot: scopes, all_ledgers and the ledger ids (empty for all)."""
+    ledgers = grant.ledgers
+    return {
+        "scopes": _scopes_column(grant.scopes),
+        "all_ledgers": ledgers is ALL_LEDGERS,
+        "ledgers": [] if ledgers is ALL_LEDGERS else sorted(ledgers),
+    }
+
+
+def _code_state(code: AuthorizationCode) -> dict[str, Any]:
+    """The columns that change over a code's life: its redemption and a reuse."""
+    return {
+        "redeemed_at": code.redeemed_at,
+        "issued_refresh_digest": code.issued_refresh_digest,
+        "reuse_detected_at": code.reuse_detected_at,
+    }
+
+
+def _code(row: RowMapping) -> AuthorizationCode:
+    ledgers: LedgerGrant = ALL_LEDGERS if row["all_ledgers"] else frozenset(row["ledgers"])
+    return AuthorizationCode(
+        code_digest=row["code_digest"],
+        client_id=row["client_id"],
+        redirect_uri=row["redirect_uri"],
+        code_challenge=row["code_challenge"],
+        subject=row["subject"],
+        grant=AccessGrant(_scopes(row["scopes"]), ledgers),
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        redeemed_at=row["redeemed_at"],
+        issued_refresh_digest=row["issued_refresh_digest"],
+        reuse_detected_at=row["reuse_detected_at"],
+    )
+
+
+class SqlAuthorizationCodeRepository:
+    """``AuthorizationCodeRepository``: codes by digest, redeemed by compare-and-set."""
+
+    async def add(self, code: AuthorizationCode) -> None:
+        await current_connection().execute(
+            insert(tables.authorization_codes).values(
+                code_digest=code.code_digest,
+                client_id=code.client_id,
+                redirect_uri=code.redirect_uri,
+                code_challenge=code.code_challenge,
+                subject=code.subject,
+                issued_at=code.issued_at,
+                expires_at=code.expires_at,
+                **_grant_columns(code.grant),
+                **_code_state(code),
+            )
+        )
+
+    async def find_by_digest(self, code_digest: str) -> AuthorizationCode | None:
+        codes = tables.authorization_codes
+        query = select(codes).where(codes.c.code_digest == code_digest)
+        row = (await current_connection().execute(query)).mappings().first()
+        return None if row is None else _code(row)
+
+    async def update(self, code: AuthorizationCode, *, was_redeemed: bool) -> None:
+        columns = tables.authorization_codes.c
+        # Compare-and-set on the redeemed state read: on PostgreSQL a concurrent redemption's
+        # update waits for the first to commit, then finds the code redeemed and matches nothing.
+        redeemed_state = (
+            columns.redeemed_at.is_not(None) if was_redeemed else columns.redeemed_at.is_(None)
+        )
+        result = await current_connection().execute(
+            update(tables.authorization_codes)
+            .where(columns.code_digest == code.code_digest, redeemed_state)
+            .values(**_code_state(code))
+        )
+        if result.rowcount != 1:
+            msg = "the authorization code was redeemed concurrently"
+            raise ConcurrencyConflictError(msg)
 
 
 class SqlSigningKeyStore:

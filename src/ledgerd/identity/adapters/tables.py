@@ -11,7 +11,10 @@ Every name starts with ``identity_``: the tables share one schema with the other
   current token digest, generation (the compare-and-set of a rotation) and revocation;
 - ``identity_refresh_tokens``: every refresh-token digest a family ever issued, leading to it,
   so that a spent token is recognised (and its family revoked) rather than unknown;
-- ``identity_signing_keys``: one row, the serialised key set and its version.
+- ``identity_signing_keys``: one row, the serialised key set and its version;
+- ``identity_authorization_codes``: a code's digest, its bindings (client, redirect URI, PKCE
+  challenge), the grant it carries, and when it was redeemed (the compare-and-set of a
+  redemption) or presented again.
 """
 
 from __future__ import annotations
@@ -127,6 +130,27 @@ signing_keys = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 
+authorization_codes = Table(
+    "identity_authorization_codes",
+    metadata,
+    Column("code_digest", DIGEST, primary_key=True),
+    Column("client_id", ID, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    # An S256 challenge: always 43 characters.
+    Column("code_challenge", String(43), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("all_ledgers", Boolean, nullable=False),
+    Column("ledgers", JSON, nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    # Updated only from the redeemed state the writer read: of two redemptions one wins.
+    Column("redeemed_at", UtcDateTime, nullable=True),
+    Column("issued_refresh_digest", DIGEST, nullable=True),
+    Column("reuse_detected_at", UtcDateTime, nullable=True),
+    ForeignKeyConstraint(["client_id"], ["identity_clients.client_id"]),
+)
+
 # Every table of the context, parents first.
 TABLES = (
     clients,
@@ -136,4 +160,5 @@ TABLES = (
     refresh_families,
     refresh_tokens,
     signing_keys,
+    authorization_codes,
 )

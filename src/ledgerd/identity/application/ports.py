@@ -32,6 +32,12 @@ class SecretChecker(Protocol):
         ...
 
 
+class SecretHashing(Protocol):
+    def hash(self, secret: str) -> str:
+        """A slow, salted hash of ``secret`` to store in its place (argon2id)."""
+        ...
+
+
 class RefreshTokenMaker(Protocol):
     def new_token(self) -> str: ...
 

@@ -1,4 +1,4 @@
-"""The persistence port for authorization codes; the SQL adapter comes with the migration."""
+"""The persistence port for authorization codes (SQL: ``identity/adapters``, revision i0002)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The identity context's persistence ports; SQL adapters come with the migration."""
+"""The identity context's persistence ports; the SQL adapters are in ``identity/adapters``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from ledgerd.identity.domain.clients import OAuthClient
@@ -13,6 +14,18 @@ class ClientRepository(Protocol):
     async def get(self, client_id: str) -> OAuthClient | None: ...
 
     async def add(self, client: OAuthClient) -> None: ...
+
+
+class ClientDirectory(Protocol):
+    """What operators do with clients beside authenticating them: list and revoke."""
+
+    async def list_all(self) -> list[OAuthClient]:
+        """Every client, revoked ones too, oldest first."""
+        ...
+
+    async def revoke(self, client_id: str, at: datetime) -> bool:
+        """Mark the client revoked at ``at``; False if there is no such client or it was already."""
+        ...
 
 
 class UserRepository(Protocol):

@@ -1,4 +1,4 @@
-"""The OAuth2 endpoints as one ASGI app, mountable beside the REST gateway by ``main/``.
+"""The OAuth2 endpoints as one ASGI app, served beside the REST gateway by ``ledgerd serve``.
 
 - ``POST /oauth2/token``: client credentials, authorization code (PKCE S256), refresh token;
 - ``GET``/``POST /oauth2/authorize``: the login form, then a redirect with a code;

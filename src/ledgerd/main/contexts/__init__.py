@@ -7,6 +7,7 @@ background workers of ``serve`` and ``worker``, the command line — is taken fr
 from __future__ import annotations
 
 from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.contexts.identity import IDENTITY
 from ledgerd.main.contexts.ledger import LEDGER
 
-ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER,)
+ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER, IDENTITY)

@@ -1,0 +1,46 @@
+"""The identity context's settings: the issuer's default, the tokens' names, the CSRF key."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from ledgerd.main.contexts.identity import csrf_key
+from ledgerd.main.settings import Settings
+
+KEY = "k" * 32
+
+
+def test_the_issuer_defaults_to_the_http_listen_address_as_an_http_origin() -> None:
+    settings = Settings(http_address="10.0.0.5:8443")
+    assert settings.issuer == "http://10.0.0.5:8443"
+    assert Settings(token_issuer="https://ledger.example").issuer == "https://ledger.example"
+    assert Settings().token_audience == "ledgerd"
+    assert Settings().access_token_lifetime_seconds == 900
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://ledger.example/", "https://ledger.example/auth", "ledger.example"]
+)
+def test_an_issuer_that_is_no_origin_is_refused(issuer: str) -> None:
+    with pytest.raises(ValidationError, match="not an origin"):
+        Settings(token_issuer=issuer)
+
+
+def test_a_set_csrf_key_is_used_and_never_shown() -> None:
+    settings = Settings(csrf_key=SecretStr(KEY))
+    assert csrf_key(settings) == KEY.encode()
+    assert KEY not in repr(settings)
+    assert KEY not in str(settings.model_dump())
+
+
+def test_without_a_csrf_key_each_process_makes_its_own_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        first, second = csrf_key(Settings()), csrf_key(Settings())
+    assert len(first) == 32
+    assert first != second
+    assert "LEDGERD_CSRF_KEY is not set" in caplog.text
