@@ -75,9 +75,7 @@ class PipelineInterceptor(DecoratingInterceptor):
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
         async def call(request: Any, context: Context) -> Any:  # noqa: ANN401 - any message type
-            return await self._run(
-                method, context, request, lambda: behaviour(request, context)
-            )
+            return await self._run(method, context, request, lambda: behaviour(request, context))
 
         return call
 
