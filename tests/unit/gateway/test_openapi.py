@@ -350,9 +350,14 @@ def test_error_statuses_fit_the_operation(ledger_document: JsonObject) -> None:
     def statuses(operation_id: str) -> list[str]:
         return list(_operations(ledger_document)[operation_id][2]["responses"])
 
-    assert statuses("CreateLedger") == ["200", "400", "409", "422", "429", "default"]  # no 404
-    assert statuses("GetAccount") == ["200", "400", "404", "default"]  # reads do not conflict
-    assert statuses("PostTransfer") == ["200", "400", "404", "409", "422", "429", "default"]
+    # 401 and 403 on every one: authentication answers before any operation's own rules.
+    assert statuses("CreateLedger") == [
+        *("200", "400", "401", "403", "409", "422", "429", "default")  # no 404
+    ]
+    assert statuses("GetAccount") == ["200", "400", "401", "403", "404", "default"]  # no 409
+    assert statuses("PostTransfer") == [
+        *("200", "400", "401", "403", "404", "409", "422", "429", "default")
+    ]
 
 
 def test_error_responses_list_their_codes(ledger_document: JsonObject) -> None:
