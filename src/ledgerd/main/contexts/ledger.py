@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from dishka import AsyncContainer, Provider, Scope, provide, provide_all
 
+from ledgerd.kernel.principal import Principal
 from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.event_stream import OutboxLedgerEvents
 from ledgerd.ledger.adapters.sql_repositories import (
@@ -24,7 +25,7 @@ from ledgerd.ledger.adapters.sql_repositories import (
 )
 from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
-from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.create_ledger import CreateLedgerHandler, LedgerCreatorGrants
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.ledger_events import LedgerEvents
 from ledgerd.ledger.application.open_account import OpenAccountHandler
@@ -78,6 +79,15 @@ class LedgerApplicationProvider(Provider):
     replay_ledger = provide(ReplayLedgerHandler)
 
 
+class UnauthenticatedCreators:
+    """No grants to record while calls are not authenticated (issue 14 wires identity's)."""
+
+    async def grant(self, principal: Principal, ledger_id: str) -> None:
+        # CreateLedger asks only for a caller that is known, and none is while auth is off.
+        msg = f"ledger {ledger_id} created by {principal.subject}, but no grants are recorded"
+        raise RuntimeError(msg)
+
+
 class LedgerSqlProvider(Provider):
     """The ledger's ports on the database: its repositories and the shared outbox."""
 
@@ -88,6 +98,7 @@ class LedgerSqlProvider(Provider):
     transfers = provide(SqlTransferRepository, provides=TransferRepository)
     journal = provide(SqlJournalRepository, provides=JournalRepository)
     events = provide(SqlEventOutbox, provides=EventOutbox)
+    creator_grants = provide(UnauthenticatedCreators, provides=LedgerCreatorGrants)
 
     @provide
     def event_stream(self, store: OutboxStore) -> LedgerEvents:
