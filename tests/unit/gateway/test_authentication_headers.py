@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import httpx
@@ -17,6 +17,8 @@ import pytest
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 import ledgerd.main.error_codes  # noqa: F401 - registers LEDGER_NOT_FOUND, the hidden refusal
 from ledgerd.gateway.asgi import RestGateway
@@ -95,6 +97,17 @@ def world(library_service: ServiceDescriptor) -> World:
     )
     pipeline = CallPipeline([authentication, probe])
     return World(bench, probe, pipeline, FakeLibrary(library_service))
+
+
+async def _grpc_refusal(call: Awaitable[Message]) -> tuple[grpc.StatusCode, str]:
+    """The status code and ErrorInfo reason a call was refused with."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    status = rpc_status.from_call(cast("grpc.Call", caught.value))
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    return caught.value.code(), info.reason
 
 
 async def _client(invoker: Invoker, service: ServiceDescriptor) -> httpx.AsyncClient:
@@ -210,8 +223,24 @@ async def test_a_forwarding_gateway_passes_the_credentials_to_the_server(world: 
                 "/v1/shelves/a",
                 headers={"authorization": f"Bearer {world.token(frozenset())}"},
             )
+            direct: grpc.aio.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
+                f"/{service.full_name}/GetShelf",
+                request_serializer=lambda message: message.SerializeToString(),
+            )
+            statuses = [
+                await _grpc_refusal(direct(request_type(shelf_id="a"), metadata=metadata))
+                for metadata in (
+                    (),
+                    (("authorization", f"Bearer {world.token(frozenset())}"),),
+                )
+            ]
     finally:
         await server.stop(None)
+    # Over gRPC: the statuses, with ErrorInfo as for every other error.
+    assert statuses == [
+        (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        (grpc.StatusCode.PERMISSION_DENIED, "INSUFFICIENT_SCOPE"),
+    ]
     assert (granted.status_code, granted.json()) == (200, {"id": "a", "theme": ""})
     assert world.probe.seen[0].metadata["authorization"] == f"Bearer {token}"
     assert world.probe.seen[0].request == request_type(shelf_id="a")
