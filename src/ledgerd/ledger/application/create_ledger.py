@@ -66,12 +66,15 @@ class CreateLedgerHandler:
         async with self._uow.begin() as tx:
             existing = await self._ledgers.get(command.ledger_id)
             if existing is not None:
+                # To a caller that may not use it, only that the id is taken: not its attributes.
+                visible = creator is None or creator.may_use_ledger(existing.id)
                 same = (existing.name, dict(existing.metadata)) == (command.name, dict(metadata))
-                if same and (creator is None or creator.may_use_ledger(existing.id)):
+                if visible and same:
                     return existing
                 raise LedgerdError(
                     LedgerErrorCode.LEDGER_ALREADY_EXISTS,
-                    f"ledger {command.ledger_id} already exists with other attributes",
+                    f"ledger {command.ledger_id} already exists"
+                    + (" with other attributes" if visible else ""),
                     {"ledger": command.ledger_id},
                 )
             ledger = Ledger(command.ledger_id, command.name, metadata, self._clock.now())

@@ -76,4 +76,5 @@ async def test_a_ledger_of_others_is_taken_even_when_asked_for_as_it_is(app: Led
         with pytest.raises(LedgerdError) as caught:
             await app.create_ledger(CreateLedger("a"))  # same attributes, not its ledger
     assert caught.value.code is LedgerErrorCode.LEDGER_ALREADY_EXISTS
+    assert caught.value.message == "ledger a already exists"  # not whether it is alike
     assert app.tables.creator_grants == set()  # granted nothing, neither its own again
