@@ -180,13 +180,13 @@ class Authentication:
         if entry is not None and scope is None:
             return await proceed()
         principal = await self._authenticated(call)
+        call.principal = principal  # known from here on: the access log names it, refused or not
         if entry is None or scope is None:
             raise insufficient_scope(None, call.method)  # fail closed: no entry, no call
         if not principal.has_scope(scope):
             raise insufficient_scope(scope, call.method)
         if entry.ledger_field is not None:
             await self._check_ledger(call, principal, entry.ledger_field)
-        call.principal = principal
         with principal_scope(principal):
             return await proceed()
 

@@ -280,8 +280,13 @@ async def test_the_access_log_names_the_subject_and_never_the_token(
         for authorization in (f"Bearer {expired}", f"Bearer {token} {token}", token):
             with pytest.raises(LedgerdError):
                 await pipeline.run(_call(authorization=authorization), _principal_seen)
-    assert caplog.records[0].getMessage().endswith(" sub=client-1")
-    assert "UNAUTHENTICATED" in caplog.records[-1].getMessage()
+        with pytest.raises(LedgerdError):
+            await pipeline.run(_call(CREATE_LEDGER, f"Bearer {token}"), _principal_seen)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[0].endswith(" sub=client-1")
+    assert ["UNAUTHENTICATED" in line and "sub=" not in line for line in lines[1:4]] == [True] * 3
+    assert "INSUFFICIENT_SCOPE" in lines[4]
+    assert lines[4].endswith(" sub=client-1")  # known, though refused
     logged = caplog.text + "".join(str(record.args) for record in caplog.records)
     for secret in (token, expired):
         for part in secret.split("."):
