@@ -58,6 +58,7 @@ from ledgerd.ledger.domain.requests import (
     VoidRequest,
     target_of,
 )
+from ledgerd.main.contexts.ledger import UnauthenticatedCreators
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
@@ -129,7 +130,11 @@ class Bench:
 
     async def setup(self) -> None:
         await CreateLedgerHandler(
-            uow=self.uow, ledgers=self.ledgers, events=self.events, clock=self.clock
+            uow=self.uow,
+            ledgers=self.ledgers,
+            events=self.events,
+            clock=self.clock,
+            creator_grants=UnauthenticatedCreators(),
         )(CreateLedger(LEDGER, "bench"))
         open_account = OpenAccountHandler(
             self.uow, self.ledgers, self.accounts, self.events, self.clock

@@ -14,7 +14,7 @@ from ledgerd.kernel.clock import Clock
 from ledgerd.kernel.ids import IdGenerator
 from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
-from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
+from ledgerd.ledger.application.create_ledger import CreateLedgerHandler, LedgerCreatorGrants
 from ledgerd.ledger.application.expire_pending import ExpirePendingHandler
 from ledgerd.ledger.application.ledger_events import LedgerEvents
 from ledgerd.ledger.application.open_account import OpenAccountHandler
@@ -37,6 +37,7 @@ from tests.fakes.ledger_store import (
     FakeAccountRepository,
     FakeEventOutbox,
     FakeJournalRepository,
+    FakeLedgerCreatorGrants,
     FakeLedgerEvents,
     FakeLedgerRepository,
     FakeTransferRepository,
@@ -82,6 +83,9 @@ class FakeLedgerPorts(Provider):
         FakeJournalRepository, provides=AnyOf[FakeJournalRepository, JournalRepository]
     )
     events = provide(FakeEventOutbox, provides=AnyOf[FakeEventOutbox, EventOutbox])
+    creator_grants = provide(
+        FakeLedgerCreatorGrants, provides=AnyOf[FakeLedgerCreatorGrants, LedgerCreatorGrants]
+    )
     event_stream = provide(FakeLedgerEvents, provides=LedgerEvents)
 
 

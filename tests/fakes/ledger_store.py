@@ -20,6 +20,7 @@ from datetime import datetime
 
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.paging import Page, encode_cursor
+from ledgerd.kernel.principal import Principal
 from ledgerd.kernel.unit_of_work import Transaction, UnitOfWork
 from ledgerd.ledger.application.ledger_events import (
     AccountChanged,
@@ -78,6 +79,8 @@ class LedgerTables:
     entries: dict[AccountKey, dict[int, Entry]] = field(default_factory=dict)
     # ledger id -> its events, in order (the outbox's streams)
     events: dict[str, list[LedgerEvent]] = field(default_factory=dict)
+    # (subject, ledger id): the ledgers granted to their creators, as identity would record them
+    creator_grants: set[tuple[str, str]] = field(default_factory=set)
 
     def copy(self) -> LedgerTables:
         return LedgerTables(
@@ -87,6 +90,7 @@ class LedgerTables:
             transfers=dict(self.transfers),
             entries={key: dict(rows) for key, rows in self.entries.items()},
             events={ledger: list(events) for ledger, events in self.events.items()},
+            creator_grants=set(self.creator_grants),
         )
 
     def restore(self, saved: LedgerTables) -> None:
@@ -96,6 +100,7 @@ class LedgerTables:
         self.transfers = saved.transfers
         self.entries = saved.entries
         self.events = saved.events
+        self.creator_grants = saved.creator_grants
 
     def account_entries(self, ledger_id: str, account_id: str) -> list[Entry]:
         rows = self.entries.get((ledger_id, account_id), {})
@@ -248,12 +253,18 @@ class FakeLedgerRepository:
         _bigint(head.sequence, "ledgers.last_sequence")
         tables.heads[head.ledger_id] = head
 
-    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
+    async def list_page(
+        self, *, after: str | None, limit: int, among: Collection[str] | None = None
+    ) -> Page[Ledger]:
         if limit < 1:
             msg = "limit must be positive"
             raise ValueError(msg)
         ledgers = self._uow.reading().ledgers
-        matching = sorted(ledger_id for ledger_id in ledgers if after is None or ledger_id > after)
+        matching = sorted(
+            ledger_id
+            for ledger_id in ledgers
+            if (after is None or ledger_id > after) and (among is None or ledger_id in among)
+        )
         items = [ledgers[ledger_id] for ledger_id in matching[:limit]]
         more = len(matching) > limit
         return Page(items, encode_cursor(items[-1].id) if more else None)
@@ -562,6 +573,16 @@ def _conformance(
         FakeTransferRepository(uow),
         FakeJournalRepository(uow),
     )
+
+
+class FakeLedgerCreatorGrants:
+    """Grants a ledger to its creator in the fake database, inside the transaction."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def grant(self, principal: Principal, ledger_id: str) -> None:
+        self._uow.writing().creator_grants.add((principal.subject, ledger_id))
 
 
 class FakeEventOutbox:

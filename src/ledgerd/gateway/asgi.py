@@ -38,6 +38,7 @@ from ledgerd.gateway.router import (
 from ledgerd.gateway.transcoding import MAX_BODY_BYTES, build_request, render
 from ledgerd.kernel.errors import validation_error
 from ledgerd.kernel.rules import ApiRules
+from ledgerd.platform.api.authentication import AUTHORIZATION_KEY
 from ledgerd.platform.api.pipeline import REQUEST_ID_KEY, request_id_of
 from ledgerd.platform.throttled_log import ThrottledLog
 
@@ -113,7 +114,7 @@ class RestGateway:
             match = self._router.match(method, raw_path.decode("latin-1"))
             options = CallOptions(
                 timeout_s=request_timeout(request.headers),
-                metadata=((REQUEST_ID_KEY, request_id),),
+                metadata=_call_metadata(request, request_id),
             )
             body = await read_body(
                 request.receive, MAX_BODY_BYTES, request.headers.get("content-length")
@@ -147,6 +148,19 @@ class RestGateway:
         response.headers.update(headers)
         await response(request.scope, request.receive, tracker)
         return response.status_code
+
+
+def _call_metadata(request: Request, request_id: str) -> tuple[tuple[str, str], ...]:
+    """What the call's metadata carries of the request: its id and its credentials, if any.
+
+    Several ``Authorization`` field lines are combined as HTTP combines any field (RFC 9110,
+    5.3), into one value that names more than one credential, which authentication refuses.
+    """
+    metadata = [(REQUEST_ID_KEY, request_id)]
+    credentials = request.headers.getlist(AUTHORIZATION_KEY)
+    if credentials:
+        metadata.append((AUTHORIZATION_KEY, ", ".join(credentials)))
+    return tuple(metadata)
 
 
 def _headers_only(send: Send) -> Send:

@@ -93,7 +93,7 @@ class InProcessInvoker:
         behaviour = cast("Callable[[Message, Any], Awaitable[Message]]", self._behaviour(method))
         context = _LocalContext(options)
         return await self._pipeline.run(
-            _call_info(method, options), lambda: behaviour(request, context)
+            _call_info(method, request, options), lambda: behaviour(request, context)
         )
 
     async def stream(
@@ -104,11 +104,11 @@ class InProcessInvoker:
         )
         context = _LocalContext(options)
         await self._pipeline.run(
-            _call_info(method, options), lambda: _drain(behaviour(request, context), sink)
+            _call_info(method, request, options), lambda: _drain(behaviour(request, context), sink)
         )
 
 
-def _call_info(method: MethodDescriptor, options: CallOptions) -> CallInfo:
+def _call_info(method: MethodDescriptor, request: Message, options: CallOptions) -> CallInfo:
     metadata = dict(options.metadata)
     return CallInfo(
         method=f"/{method.containing_service.full_name}/{method.name}",
@@ -116,6 +116,7 @@ def _call_info(method: MethodDescriptor, options: CallOptions) -> CallInfo:
         metadata=metadata,
         request_id=request_id_of(metadata),
         timeout_s=options.timeout_s,
+        request=request,
     )
 
 

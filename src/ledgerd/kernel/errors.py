@@ -25,6 +25,11 @@ class ErrorCode(StrEnum):
     # commit did not finish within the grace): retry with the same idempotency key, or look
     # the key up. The only error that does not mean "nothing was written".
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    # No access token, or one that is malformed or refused: the caller is not known. Raised by
+    # the request pipeline's authentication, whichever context the call was for.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    # The caller is known, but its token lacks the scope the call needs (named in the details).
+    INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
 
 
 # The detail an OVERLOADED, UNAVAILABLE or OUTCOME_UNKNOWN error carries: seconds to wait

@@ -2,10 +2,18 @@
 
 It lives in the kernel because the request pipeline (platform) puts it in the call's context and
 each context reads it to decide what the caller may see; none of them may import another's model.
+
+The caller of the call being served is held in one contextvar, like the deadline
+(:mod:`ledgerd.kernel.deadline`): the pipeline's authentication runs the rest of the call inside
+``principal_scope(principal)``, and a use case asks ``current_principal()``. None there means no
+authentication is configured, and the caller may see everything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal
@@ -36,3 +44,21 @@ class Principal:
 
     def may_use_ledger(self, ledger_id: str) -> bool:
         return self.ledgers is ALL_LEDGERS or ledger_id in self.ledgers
+
+
+_principal: ContextVar[Principal | None] = ContextVar("ledgerd_principal", default=None)
+
+
+def current_principal() -> Principal | None:
+    """The caller of the call being served, or None when calls are not authenticated."""
+    return _principal.get()
+
+
+@contextmanager
+def principal_scope(principal: Principal) -> Iterator[None]:
+    """Run the block, and any task it starts, as ``principal``."""
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)

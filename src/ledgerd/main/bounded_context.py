@@ -59,6 +59,10 @@ class GrpcService:
     # on. Every method needs an entry (tests/unit/main/test_api_access.py): none is public by
     # omission.
     access: ServiceAccess = field(default_factory=dict)
+    # The refusal of a resource the caller may not see, by the id asked for: exactly the answer
+    # for one that does not exist, so that ids cannot be probed (the ledger's LEDGER_NOT_FOUND).
+    # Needed by a service whose access entries name a ledger field.
+    hidden: Callable[[str], Exception] | None = None
 
     @property
     def name(self) -> str:

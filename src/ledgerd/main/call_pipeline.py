@@ -13,6 +13,7 @@ import logging
 from grpc_health.v1 import health
 
 from ledgerd.platform.api.admission import Admission
+from ledgerd.platform.api.authentication import Authentication
 from ledgerd.platform.api.call_concerns import (
     AccessLog,
     AdmissionControl,
@@ -20,7 +21,7 @@ from ledgerd.platform.api.call_concerns import (
     deadline,
 )
 from ledgerd.platform.api.grpc_reflection import SERVICE_NAMES as REFLECTION_SERVICES
-from ledgerd.platform.api.pipeline import CallPipeline
+from ledgerd.platform.api.pipeline import CallPipeline, Concern
 from ledgerd.platform.throttled_log import ThrottledLog
 
 ACCESS_LOG = "ledgerd.access"
@@ -28,7 +29,9 @@ ACCESS_LOG = "ledgerd.access"
 UNADMITTED_SERVICES = (health.SERVICE_NAME, *REFLECTION_SERVICES)
 
 
-def build_call_pipeline(admission: Admission) -> CallPipeline:
+def build_call_pipeline(
+    admission: Admission, authentication: Authentication | None = None
+) -> CallPipeline:
     """The concerns, outermost first; each acts around all that follow it.
 
     1. The access log, outermost, so its line tells how every call ended, refusals included.
@@ -38,16 +41,19 @@ def build_call_pipeline(admission: Admission) -> CallPipeline:
        look-ups, the call's — is bounded by it.
     4. Admission: a permit per call, or OVERLOADED before any work is done.
 
-    Authentication and authorisation go after admission (an overloaded server refuses before
-    checking credentials) and before the call: a concern that sets ``CallInfo.principal`` or
-    refuses. Metrics go beside the access log.
+    5. Authentication and authorisation (``LEDGERD_AUTH=required``), after admission (an
+       overloaded server refuses before checking credentials) and before the call: it sets
+       ``CallInfo.principal`` and the kernel's principal scope, or refuses.
+
+    Metrics go beside the access log.
     """
     logger = logging.getLogger(ACCESS_LOG)
-    return CallPipeline(
-        (
-            AccessLog(logger),
-            ErrorClassification(ThrottledLog(logger)),
-            deadline,
-            AdmissionControl(admission, exempt_services=UNADMITTED_SERVICES),
-        )
-    )
+    concerns: list[Concern] = [
+        AccessLog(logger),
+        ErrorClassification(ThrottledLog(logger)),
+        deadline,
+        AdmissionControl(admission, exempt_services=UNADMITTED_SERVICES),
+    ]
+    if authentication is not None:
+        concerns.append(authentication)
+    return CallPipeline(concerns)

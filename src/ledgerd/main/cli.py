@@ -79,6 +79,11 @@ def _main_options(
 
 log = logging.getLogger(__name__)
 
+AUTH_OFF = (
+    "authentication off: every caller may use every ledger "
+    "(LEDGERD_AUTH=required to require access tokens, docs/security.md)"
+)
+
 
 @command()
 def migrate(
@@ -325,6 +330,10 @@ def serve(
         async with background.supervised(
             background.workers_for("serve", settings), container, settings, "serve", stop
         ) as supervision:
+            if settings.auth == "required":
+                log.info("authentication required: every call needs an access token")
+            else:
+                log.info(AUTH_OFF)
             if relaying.relay_in_serve(settings):
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledgerd.kernel.clock import Clock, SystemClock
 from ledgerd.kernel.ids import IdGenerator, random_id
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.access_control import PipelineAuthentication, access_control
+from ledgerd.main.bounded_context import BoundedContext, services_of
 from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.publishers import build_publisher
@@ -71,9 +72,11 @@ class InfrastructureProvider(Provider):
         return Admission(settings.max_concurrent_calls, retry_after_s=OVERLOAD_RETRY_AFTER_S)
 
     @provide
-    def call_pipeline(self, admission: Admission) -> CallPipeline:
+    def call_pipeline(
+        self, admission: Admission, authentication: PipelineAuthentication
+    ) -> CallPipeline:
         """What every call passes through, gRPC or REST: one object both transports run."""
-        return build_call_pipeline(admission)
+        return build_call_pipeline(admission, authentication.concern)
 
 
 class OutboxProvider(Provider):
@@ -134,6 +137,7 @@ def build_container(
         InfrastructureProvider(),
         OutboxProvider(),
         *(provider for context in contexts for provider in context.providers()),
+        access_control(settings, services_of(contexts)),
         *overrides,
         context={Settings: settings},
     )

@@ -227,6 +227,19 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="allocations between young-generation collections (0: Python's 700)",
     )
+    auth: Literal["off", "required"] = Field(
+        default="off",
+        description="required: every RPC needs an access token with its scope, for a ledger it "
+        "is granted (docs/security.md); off: every caller may use every ledger (for now the "
+        "default, which `ledgerd serve` warns about)",
+    )
+    revocation_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="how long a server remembers that a refresh-token family is not revoked: "
+        "a revocation made through another process reaches this one within it",
+    )
     token_issuer: str | None = Field(
         default=None,
         description="the origin (scheme://host[:port], no path) the OAuth2 endpoints are "

@@ -159,7 +159,8 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListLedgers(self, request, context):
-        """List the ledgers by id, a page at a time.
+        """List the ledgers the caller may use (with authentication, those its token grants) by id, a
+        page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

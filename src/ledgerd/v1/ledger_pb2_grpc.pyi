@@ -39,7 +39,9 @@ class LedgerServiceStub:
     CreateLedger: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CreateLedgerRequest, _ledger_pb2.Ledger]
     """Create a ledger (a tenant). Creating it again with the same attributes returns it."""
     ListLedgers: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListLedgersRequest, _ledger_pb2.ListLedgersResponse]
-    """List the ledgers by id, a page at a time."""
+    """List the ledgers the caller may use (with authentication, those its token grants) by id, a
+    page at a time.
+    """
     GetLedger: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetLedgerRequest, _ledger_pb2.Ledger]
     """Get a ledger."""
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CreateAccountRequest, _ledger_pb2.Account]
@@ -105,7 +107,9 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     CreateLedger: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CreateLedgerRequest, _ledger_pb2.Ledger]  # type: ignore[assignment]
     """Create a ledger (a tenant). Creating it again with the same attributes returns it."""
     ListLedgers: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListLedgersRequest, _ledger_pb2.ListLedgersResponse]  # type: ignore[assignment]
-    """List the ledgers by id, a page at a time."""
+    """List the ledgers the caller may use (with authentication, those its token grants) by id, a
+    page at a time.
+    """
     GetLedger: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetLedgerRequest, _ledger_pb2.Ledger]  # type: ignore[assignment]
     """Get a ledger."""
     CreateAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CreateAccountRequest, _ledger_pb2.Account]  # type: ignore[assignment]
@@ -180,7 +184,9 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.ListLedgersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.ListLedgersResponse, _abc.Awaitable[_ledger_pb2.ListLedgersResponse]]:
-        """List the ledgers by id, a page at a time."""
+        """List the ledgers the caller may use (with authentication, those its token grants) by id, a
+        page at a time.
+        """
 
     @_abc_1.abstractmethod
     def GetLedger(

@@ -80,6 +80,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "OVERLOADED": 429,
     "UNAVAILABLE": 503,
     "OUTCOME_UNKNOWN": 503,
+    "UNAUTHENTICATED": 401,
+    "INSUFFICIENT_SCOPE": 403,
     # The gateway's own, for requests that reach no RPC.
     ROUTE_NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
@@ -88,12 +90,16 @@ EXPECTED_STATUS: dict[str, int] = {
 # (test_lifecycle); OVERLOADED needs a server held busy, so it has tests of its own
 # (tests/e2e/test_overload.py); UNAVAILABLE and OUTCOME_UNKNOWN need a database outage
 # (tests/faults/test_database_outage.py). CONCURRENCY_CONFLICT from a lost race is retried
-# inside the server, but a stale expected_version answers it.
+# inside the server, but a stale expected_version answers it. UNAUTHENTICATED and
+# INSUFFICIENT_SCOPE come from the authentication concern, which `ledgerd serve` does not run
+# yet (tests/unit/gateway/test_authentication_headers.py answers them over HTTP).
 NOT_A_RESPONSE_CODE = {
     "BATCH_ABORTED",
     "OVERLOADED",
     "UNAVAILABLE",
     "OUTCOME_UNKNOWN",
+    "UNAUTHENTICATED",
+    "INSUFFICIENT_SCOPE",
 }
 
 

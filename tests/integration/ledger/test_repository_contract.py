@@ -346,6 +346,22 @@ async def test_ledger_list_page_pages_in_id_order(kit: RepositoryKit) -> None:
     assert beyond == Page([], None)
 
 
+async def test_ledger_list_page_keeps_to_the_ids_among_it_is_given(kit: RepositoryKit) -> None:
+    ledgers = [_ledger(f"ledger-{number:02d}") for number in range(6)]
+    await _setup(kit, ledgers=tuple(ledgers))
+    granted = {"ledger-05", "ledger-01", "ledger-03", "ledger-99"}  # one that does not exist
+
+    async with kit.uow.begin(read_only=True):
+        first = await kit.ledgers.list_page(after=None, limit=2, among=granted)
+        rest = await kit.ledgers.list_page(after="ledger-03", limit=2, among=granted)
+        none = await kit.ledgers.list_page(after=None, limit=2, among=frozenset())
+    assert [ledger.id for ledger in first.items] == ["ledger-01", "ledger-03"]
+    assert first.next_cursor is not None
+    assert decode_cursor(first.next_cursor) == "ledger-03"
+    assert rest == Page([ledgers[5]], None)
+    assert none == Page([], None)
+
+
 # --- accounts --------------------------------------------------------------------------------
 
 

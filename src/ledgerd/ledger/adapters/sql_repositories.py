@@ -105,11 +105,16 @@ class SqlLedgerRepository:
             return None
         return _ledger(row)
 
-    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
+    async def list_page(
+        self, *, after: str | None, limit: int, among: Collection[str] | None = None
+    ) -> Page[Ledger]:
         columns = tables.ledgers.c
         query = select(columns.id, columns.name, columns.metadata, columns.created_at)
         if after is not None:
             query = query.where(columns.id > after)
+        if among is not None:
+            # Expanded into one bound parameter per id: a grant holds a handful of ledgers.
+            query = query.where(columns.id.in_(sorted(among)))
         query = query.order_by(columns.id).limit(limit + 1)
         rows = list((await current_connection().execute(query)).mappings())
         items = [_ledger(row) for row in rows[:limit]]

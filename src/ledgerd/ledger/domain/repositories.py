@@ -39,8 +39,10 @@ class LedgerRepository(Repository[Ledger, str], Protocol):
         """Advance the tip; raises ConcurrencyConflictError if it moved since ``previous``."""
         ...
 
-    async def list_page(self, *, after: str | None, limit: int) -> Page[Ledger]:
-        """Ledgers in id order, after the ledger ``after``."""
+    async def list_page(
+        self, *, after: str | None, limit: int, among: Collection[str] | None = None
+    ) -> Page[Ledger]:
+        """Ledgers in id order, after the ledger ``after``; only those ``among`` if given."""
         ...
 
 

@@ -22,6 +22,7 @@ from ledgerd.ledger.adapters.sql_repositories import (
     SqlLedgerRepository,
     SqlTransferRepository,
 )
+from ledgerd.ledger.application._lookups import ledger_not_found
 from ledgerd.ledger.application.batcher import BatchingOptions, PostingBatcher
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatusHandler
 from ledgerd.ledger.application.create_ledger import CreateLedgerHandler
@@ -180,6 +181,7 @@ LEDGER = BoundedContext(
             rules=LEDGER_API_RULES,
             examples=LEDGER_API_EXAMPLES,
             access=LEDGER_API_ACCESS,
+            hidden=ledger_not_found,
         ),
     ),
     workers=(BackgroundWorker(name="expiry sweep", run=expiry_sweep),),

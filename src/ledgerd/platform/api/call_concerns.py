@@ -42,7 +42,8 @@ def outcome_of(call: CallInfo, error: BaseException | None) -> str:
 class AccessLog:
     """One line per call once it ends: transport, method, outcome, duration and request id.
 
-    ``grpc /ledgerd.v1.LedgerService/GetLedger LEDGER_NOT_FOUND 0.8ms request_id=…``
+    ``grpc /ledgerd.v1.LedgerService/GetLedger LEDGER_NOT_FOUND 0.8ms request_id=…``, and
+    `` sub=<subject>`` after it once authentication knows the caller (never their token).
     """
 
     def __init__(self, logger: logging.Logger) -> None:
@@ -58,12 +59,13 @@ class AccessLog:
             raise
         finally:
             self._log.info(
-                "%s %s %s %.1fms request_id=%s",
+                "%s %s %s %.1fms request_id=%s%s",
                 call.transport,
                 call.method,
                 outcome_of(call, error),
                 (time.perf_counter() - started) * 1000,
                 call.request_id,
+                "" if call.principal is None else f" sub={call.principal.subject}",
             )
 
 

@@ -125,6 +125,15 @@ SHARED_ERRORS: ErrorTable = {
         "The work may or may not have been written: retry with the same idempotency key, or"
         " look it up." + _RETRY_HINT,
     ),
+    ErrorCode.UNAUTHENTICATED: ErrorSpec(
+        Transport(grpc.StatusCode.UNAUTHENTICATED, HTTPStatus.UNAUTHORIZED),
+        "No access token, or one that is malformed, expired or otherwise refused; over HTTP"
+        " the answer carries `WWW-Authenticate: Bearer` (RFC 6750).",
+    ),
+    ErrorCode.INSUFFICIENT_SCOPE: ErrorSpec(
+        Transport(grpc.StatusCode.PERMISSION_DENIED, HTTPStatus.FORBIDDEN),
+        "The access token lacks the scope the call needs, named in `details.scope`.",
+    ),
 }
 
 # The process's catalogue: the shared codes, then each context's, as the composition root

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, NoReturn, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.platform.api.grpc_errors import rpc_status_of
@@ -74,7 +75,7 @@ class PipelineInterceptor(DecoratingInterceptor):
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
         async def call(request: Any, context: Context) -> Any:  # noqa: ANN401 - any message type
-            return await self._run(method, context, lambda: behaviour(request, context))
+            return await self._run(method, context, request, lambda: behaviour(request, context))
 
         return call
 
@@ -82,14 +83,18 @@ class PipelineInterceptor(DecoratingInterceptor):
         writes = _writer(behaviour)
 
         async def call(request: Any, context: Context) -> None:  # noqa: ANN401 - any message type
-            await self._run(method, context, lambda: writes(request, context))
+            await self._run(method, context, request, lambda: writes(request, context))
 
         return call
 
     async def _run(
-        self, method: str, context: Context, respond: Callable[[], Awaitable[Any]]
+        self,
+        method: str,
+        context: Context,
+        request: object,
+        respond: Callable[[], Awaitable[Any]],
     ) -> Any:  # noqa: ANN401 - any message type
-        info = _begin(method, context)
+        info = _begin(method, context, request)
 
         async def answer() -> Any:  # noqa: ANN401 - any message type
             try:
@@ -125,8 +130,12 @@ def _writer(behaviour: Streaming | Writing) -> Writing:
     return write
 
 
-def _begin(method: str, context: Context) -> CallInfo:
-    """The call as the pipeline sees it; its request id is sent back whatever the outcome."""
+def _begin(method: str, context: Context, request: object) -> CallInfo:
+    """The call as the pipeline sees it; its request id is sent back whatever the outcome.
+
+    ``request`` is the message of a unary-request call, or the iterator of a client stream's
+    messages, which the call gets as None: they are read by the application, after it begins.
+    """
     metadata: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, str):
@@ -137,6 +146,7 @@ def _begin(method: str, context: Context) -> CallInfo:
         metadata=metadata,
         request_id=request_id_of(metadata),
         timeout_s=context.time_remaining(),
+        request=request if isinstance(request, Message) else None,
     )
     context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id),))
     return info

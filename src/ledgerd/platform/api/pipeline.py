@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from ledgerd.kernel.ids import random_id
+from ledgerd.kernel.principal import Principal
 
 T = TypeVar("T")
 
@@ -60,8 +61,11 @@ class CallInfo:
     metadata: Mapping[str, str]
     request_id: str
     timeout_s: float | None  # the client's deadline, in seconds from the call's start
-    # Who is calling: set by authentication (the next concern to come), for those after it.
-    principal: object | None = None
+    # The request message of a call with one (unary request); None for a client stream, whose
+    # messages arrive after the call begins. Authorisation reads the ledger a call acts on here.
+    request: object | None = None
+    # Who is calling: set by authentication, for the concerns after it.
+    principal: Principal | None = None
     # The status an application gave the call through its transport itself (a gRPC servicer
     # setting its context's code), instead of a result or an error; the access log reports it.
     answered: str | None = None
