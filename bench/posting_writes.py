@@ -58,7 +58,7 @@ from ledgerd.ledger.domain.requests import (
     VoidRequest,
     target_of,
 )
-from ledgerd.main.contexts.ledger import UnauthenticatedCreators
+from ledgerd.main.access_control import UnrecordedCreatorGrants
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
@@ -134,7 +134,7 @@ class Bench:
             ledgers=self.ledgers,
             events=self.events,
             clock=self.clock,
-            creator_grants=UnauthenticatedCreators(),
+            creator_grants=UnrecordedCreatorGrants(),
         )(CreateLedger(LEDGER, "bench"))
         open_account = OpenAccountHandler(
             self.uow, self.ledgers, self.accounts, self.events, self.clock

@@ -38,7 +38,7 @@ from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.adapters.sql_repositories import SqlLedgerRepository, SqlTransferRepository
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
-from ledgerd.main.contexts.ledger import UnauthenticatedCreators
+from ledgerd.main.access_control import UnrecordedCreatorGrants
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
@@ -121,7 +121,7 @@ async def _run(server_url: str, transfers: int, rounds: int) -> None:
                 ledgers=SqlLedgerRepository(),
                 events=SqlEventOutbox(OutboxWriter(), clock),
                 clock=clock,
-                creator_grants=UnauthenticatedCreators(),
+                creator_grants=UnrecordedCreatorGrants(),
             )(CreateLedger(LEDGER, "bench"))
             began = time.perf_counter()
             await _fill(server, transfers)
