@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.message import Message
 
 from ledgerd.kernel.errors import LedgerdError
+from ledgerd.platform.api.authentication import AUTHORIZATION_KEY
 from ledgerd.platform.api.grpc_errors import rpc_status_of
 from ledgerd.platform.api.grpc_handlers import DecoratingInterceptor, Handler
 from ledgerd.platform.api.pipeline import (
@@ -138,7 +139,14 @@ def _begin(method: str, context: Context, request: object) -> CallInfo:
     """
     metadata: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if key == AUTHORIZATION_KEY and key in metadata:
+            # Credentials sent more than once are combined, as the REST gateway combines
+            # Authorization field lines (RFC 9110 5.3): authentication sees them all and
+            # refuses the pair, where keeping the first would let it pass unseen what follows.
+            metadata[key] = f"{metadata[key]}, {value}"
+        else:
             metadata.setdefault(key, value)
     info = CallInfo(
         method=method,

@@ -86,3 +86,46 @@ async def test_unary_requests_reach_the_pipeline_and_client_streams_do_not() -> 
         f"/{SERVICE}/Many": Request(service="b"),
         f"/{SERVICE}/Gather": None,
     }
+
+
+@dataclass
+class MetadataProbe:
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    async def __call__(self, call: CallInfo, proceed: Callable[[], Awaitable[T]]) -> T:
+        self.seen.append(dict(call.metadata))
+        return await proceed()
+
+
+async def test_credentials_sent_twice_reach_the_pipeline_combined_as_http_combines_them() -> None:
+    # Keeping the first alone would let a call pass on it with a second never looked at; the
+    # REST gateway combines repeated Authorization lines the same way, so both refuse alike.
+    probe = MetadataProbe()
+    server = grpc.aio.server(interceptors=[PipelineInterceptor(CallPipeline([probe]))])
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE, {"One": grpc.unary_unary_rpc_method_handler(_one, **CODECS)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            one: grpc.aio.UnaryUnaryMultiCallable[Request, Request] = channel.unary_unary(
+                f"/{SERVICE}/One",
+                request_serializer=Request.SerializeToString,
+                response_deserializer=Request.FromString,
+            )
+            metadata = (
+                ("authorization", "Bearer first"),
+                ("x-other", "kept"),
+                ("authorization", "Bearer second"),
+                ("x-other", "dropped"),
+            )
+            await one(Request(), metadata=metadata, timeout=CALL_TIMEOUT_S)
+    finally:
+        await server.stop(None)
+
+    (seen,) = probe.seen
+    assert seen["authorization"] == "Bearer first, Bearer second"
+    # Any other key keeps its first value, as before.
+    assert seen["x-other"] == "kept"
