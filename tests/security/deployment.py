@@ -108,8 +108,7 @@ class Deployment:
     async def snapshot(self, admin: str) -> list[Any]:
         """What no refused call may change: the ledgers, accounts, balances, journal, entries."""
         headers = {"authorization": f"Bearer {admin}"}
-        pages = []
-        for path in (
+        paths = (
             "/v1/ledgers",
             f"/v1/ledgers/{LEDGER}/accounts",
             f"/v1/ledgers/{LEDGER}/transfers",
@@ -117,11 +116,11 @@ class Deployment:
             f"/v1/ledgers/{LEDGER}/accounts/alice/entries",
             f"/v1/ledgers/{LEDGER}/accounts/bank/entries",
             f"/v1/ledgers/{OTHER_LEDGER}/accounts",
-        ):
-            answer = await self.http.get(path, headers=headers)
+        )
+        answers = await asyncio.gather(*(self.http.get(path, headers=headers) for path in paths))
+        for path, answer in zip(paths, answers, strict=True):
             assert answer.status_code == 200, (path, answer.text)
-            pages.append(answer.json())
-        return pages
+        return [answer.json() for answer in answers]
 
     async def books(self, admin: str) -> None:
         """The two ledgers, each with a bank and alice, and a transfer posted on the first."""
