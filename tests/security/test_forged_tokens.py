@@ -195,6 +195,9 @@ async def _token_of_another_server(served: Deployment, client: Client, **setting
     assert answer.status_code == 200, answer.text
     token: str = answer.json()["access_token"]
     served.credentials.append(token)
+    # Its output is gone with it: grepped here, not with the module's server's.
+    assert client.secret not in other.log
+    assert token.rsplit(".", 1)[-1] not in other.log
     return token
 
 
