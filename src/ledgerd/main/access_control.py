@@ -75,10 +75,10 @@ class CreatorGrantsOnClients:
 
 
 class UnrecordedCreatorGrants:
-    """Without the identity context there is nobody to grant a ledger to.
+    """``LEDGERD_AUTH=off``: no call is authenticated, so there is nobody to grant a ledger to.
 
-    ``CreateLedger`` records a grant only for an authenticated caller, and without identity no
-    call is authenticated: reaching this is a wiring mistake, said loudly.
+    ``CreateLedger`` records a grant only for an authenticated caller, and none is while
+    authentication is off: reaching this is a wiring mistake, said loudly.
     """
 
     async def grant(self, principal: Principal, ledger_id: str) -> None:
