@@ -224,7 +224,7 @@ async def test_a_token_for_one_ledger_on_another_answers_like_a_missing_ledger(
 ) -> None:
     # The control and the attack on the same RPC: a ledger that does not exist, asked for by
     # an admin, and a real ledger outside the token's grant must be answered alike.
-    # (tests/e2e/test_authentication.py checks every RPC this way.)
+    # (tests/security/test_every_rpc.py checks every RPC this way.)
     served = attacked.served
     before = await served.snapshot(attacked.admin)
     for post in (served.post_over_rest, served.post_over_grpc):

@@ -11,7 +11,8 @@ description module, and one line in that list.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +155,24 @@ def merged_examples(services: Sequence[GrpcService]) -> dict[str, ApiExample]:
             raise ValueError(msg)
         examples.update(service.examples)
     return examples
+
+
+@contextlib.asynccontextmanager
+async def looping(
+    name: str, loop: Callable[[asyncio.Event], Coroutine[object, object, None]]
+) -> AsyncIterator[asyncio.Future[None]]:
+    """A worker made of one loop: ``loop(stop)`` runs as a task until the block is left.
+
+    Leaving sets ``stop`` and waits for the loop to finish the round in progress; what the
+    block yields is the task, done early only if the loop ended on its own (a fault).
+    """
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop(stop), name=name)
+    try:
+        yield running
+    finally:
+        stop.set()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 def first_ended(tasks: Sequence[asyncio.Task[None]]) -> asyncio.Future[None]:

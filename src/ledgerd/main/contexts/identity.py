@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
-from dishka import AsyncContainer, Provider, Scope, alias, provide
+from dishka import AsyncContainer, Provider, Scope, alias, provide, provide_all
 from starlette.types import ASGIApp
 
 from ledgerd.identity.adapters.signing_keys import KeyRingReloader, load_or_create_key_set
@@ -37,6 +37,12 @@ from ledgerd.identity.application.issue_authorization_code import IssueAuthoriza
 from ledgerd.identity.application.issue_token_pair import IssueTokenPair
 from ledgerd.identity.application.manage_clients import CreateClient, ListClients, RevokeClient
 from ledgerd.identity.application.manage_users import CreateUser
+from ledgerd.identity.application.ports import (
+    AccessTokenMinter,
+    RefreshTokenMaker,
+    SecretChecker,
+    SecretHashing,
+)
 from ledgerd.identity.application.refresh_tokens import RefreshTokens
 from ledgerd.identity.application.revoke_token import RevokeToken
 from ledgerd.identity.domain.authorization_code_repository import AuthorizationCodeRepository
@@ -54,9 +60,8 @@ from ledgerd.identity.entrypoints.failure_limits import DEFAULT_FAILURE_LIMIT, F
 from ledgerd.identity.entrypoints.key_reload import run_key_reload_loop
 from ledgerd.identity.entrypoints.oauth_app import OAuthHttpApp, OAuthHttpSettings, OAuthUseCases
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.ids import IdGenerator
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext
+from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, looping
 from ledgerd.main.contexts.identity_commands import add_identity_commands
 from ledgerd.main.settings import Settings
 from ledgerd.platform.auth.access_tokens import (
@@ -138,54 +143,35 @@ class IdentityTokensProvider(Provider):
 
 
 class IdentityApplicationProvider(Provider):
-    """The identity use cases on their ports."""
+    """The identity use cases on their ports.
+
+    The ports the use cases declare (``identity/application/ports.py``) are the platform's
+    auth classes the tokens provider makes, under the port's name.
+    """
 
     scope = Scope.APP
 
-    @provide
-    def authenticate_client(
-        self, uow: UnitOfWork, clients: ClientRepository, hasher: SecretHasher
-    ) -> AuthenticateClient:
-        return AuthenticateClient(uow, clients, hasher)
+    access_token_minter = alias(source=AccessTokenIssuer, provides=AccessTokenMinter)
+    refresh_token_maker = alias(source=OpaqueTokens, provides=RefreshTokenMaker)
+    secret_checker = alias(source=SecretHasher, provides=SecretChecker)
+    secret_hashing = alias(source=SecretHasher, provides=SecretHashing)
 
-    @provide
-    def identify_client(
-        self, authenticate: AuthenticateClient, uow: UnitOfWork, clients: ClientRepository
-    ) -> IdentifyClient:
-        return IdentifyClient(authenticate, uow, clients)
-
-    @provide
-    def authenticate_user(
-        self, uow: UnitOfWork, users: UserRepository, hasher: SecretHasher
-    ) -> AuthenticateUser:
-        return AuthenticateUser(uow, users, hasher)
-
-    @provide
-    def client_credentials(
-        self, authenticate: AuthenticateClient, issuer: AccessTokenIssuer
-    ) -> IssueClientCredentialsToken:
-        return IssueClientCredentialsToken(authenticate, issuer)
-
-    @provide
-    def issue_token_pair(  # noqa: PLR0913, PLR0917 - dishka: one parameter per dependency; the ports a new family touches, each named
-        self,
-        uow: UnitOfWork,
-        families: RefreshFamilyRepository,
-        issuer: AccessTokenIssuer,
-        opaque: OpaqueTokens,
-        policy: RefreshPolicy,
-        clock: Clock,
-        new_id: IdGenerator,
-    ) -> IssueTokenPair:
-        return IssueTokenPair(
-            uow=uow,
-            families=families,
-            access_tokens=issuer,
-            refresh_tokens=opaque,
-            policy=policy,
-            clock=clock,
-            new_id=new_id,
-        )
+    use_cases = provide_all(
+        AuthenticateClient,
+        IdentifyClient,
+        AuthenticateUser,
+        IssueClientCredentialsToken,
+        IssueTokenPair,
+        RefreshTokens,
+        RevokeToken,
+        CheckAuthorizationRequest,
+        IssueAuthorizationCode,
+        CreateClient,
+        ListClients,
+        RevokeClient,
+        CreateUser,
+        OAuthUseCases,
+    )
 
     @provide
     def exchange_code(  # noqa: PLR0913, PLR0917 - dishka: one parameter per dependency; the ports a redemption touches, each named
@@ -198,6 +184,8 @@ class IdentityApplicationProvider(Provider):
         issue_pair: IssueTokenPair,
         clock: Clock,
     ) -> ExchangeAuthorizationCode:
+        # By hand: the use case takes the token pair's issuing as a callable, which is no type
+        # the container could look up.
         return ExchangeAuthorizationCode(
             identify=identify,
             uow=uow,
@@ -207,91 +195,6 @@ class IdentityApplicationProvider(Provider):
             issue_pair=issue_pair,
             clock=clock,
         )
-
-    @provide
-    def refresh(  # noqa: PLR0913, PLR0917 - dishka: one parameter per dependency; the ports a refresh touches, each named
-        self,
-        authenticate: AuthenticateClient,
-        uow: UnitOfWork,
-        families: RefreshFamilyRepository,
-        issuer: AccessTokenIssuer,
-        opaque: OpaqueTokens,
-        clock: Clock,
-    ) -> RefreshTokens:
-        return RefreshTokens(
-            authenticate=authenticate,
-            uow=uow,
-            families=families,
-            access_tokens=issuer,
-            refresh_tokens=opaque,
-            clock=clock,
-        )
-
-    @provide
-    def revoke(
-        self,
-        identify: IdentifyClient,
-        uow: UnitOfWork,
-        families: RefreshFamilyRepository,
-        opaque: OpaqueTokens,
-        clock: Clock,
-    ) -> RevokeToken:
-        return RevokeToken(
-            identify=identify, uow=uow, families=families, digests=opaque, clock=clock
-        )
-
-    @provide
-    def check_authorization(
-        self, uow: UnitOfWork, clients: ClientRepository
-    ) -> CheckAuthorizationRequest:
-        return CheckAuthorizationRequest(uow, clients)
-
-    @provide
-    def issue_code(
-        self,
-        uow: UnitOfWork,
-        codes: AuthorizationCodeRepository,
-        opaque: OpaqueTokens,
-        clock: Clock,
-    ) -> IssueAuthorizationCode:
-        return IssueAuthorizationCode(uow, codes, opaque, clock)
-
-    @provide
-    def create_client(  # noqa: PLR0913, PLR0917 - dishka: one parameter per dependency; the ports a new client touches, each named
-        self,
-        uow: UnitOfWork,
-        clients: ClientRepository,
-        opaque: OpaqueTokens,
-        hasher: SecretHasher,
-        clock: Clock,
-        new_id: IdGenerator,
-    ) -> CreateClient:
-        return CreateClient(
-            uow=uow, clients=clients, secrets=opaque, hashing=hasher, clock=clock, new_id=new_id
-        )
-
-    @provide
-    def list_clients(self, uow: UnitOfWork, directory: ClientDirectory) -> ListClients:
-        return ListClients(uow, directory)
-
-    @provide
-    def revoke_client(
-        self, uow: UnitOfWork, directory: ClientDirectory, clock: Clock
-    ) -> RevokeClient:
-        return RevokeClient(uow, directory, clock)
-
-    @provide
-    def create_user(
-        self,
-        uow: UnitOfWork,
-        users: UserRepository,
-        hasher: SecretHasher,
-        clock: Clock,
-        new_id: IdGenerator,
-    ) -> CreateUser:
-        return CreateUser(uow=uow, users=users, hashing=hasher, clock=clock, new_id=new_id)
-
-    oauth_use_cases = provide(OAuthUseCases)
 
 
 class IdentityServingProvider(Provider):
@@ -338,16 +241,11 @@ async def key_reload(
 ) -> AsyncIterator[asyncio.Future[None]]:
     """Reload the signing keys every ``LEDGERD_KEY_RELOAD_INTERVAL_SECONDS`` if rotated."""
     reloader = await container.get(KeyRingReloader)
-    stop = asyncio.Event()
-    reloading = asyncio.create_task(
-        run_key_reload_loop(reloader, stop, interval_s=settings.key_reload_interval_seconds),
-        name="key-reload",
-    )
-    try:
+    interval_s = settings.key_reload_interval_seconds
+    async with looping(
+        "key-reload", lambda stop: run_key_reload_loop(reloader, stop, interval_s=interval_s)
+    ) as reloading:
         yield reloading
-    finally:
-        stop.set()
-        await asyncio.gather(reloading, return_exceptions=True)
 
 
 def _providers() -> Sequence[Provider]:

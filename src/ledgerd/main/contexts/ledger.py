@@ -49,7 +49,7 @@ from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.ledger.entrypoints.grpc.service import LedgerService, LedgerUseCases
 from ledgerd.ledger.entrypoints.worker import run_expiry_loop
-from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService
+from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService, looping
 from ledgerd.main.contexts.ledger_commands import add_ledger_commands
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import is_sqlite
@@ -152,16 +152,11 @@ async def expiry_sweep(
     Leaving it lets the sweep in progress finish.
     """
     handler = await container.get(ExpirePendingHandler)
-    stop = asyncio.Event()
-    sweeping = asyncio.create_task(
-        run_expiry_loop(handler, stop, interval_s=settings.expiry_interval_seconds),
-        name="expiry-sweep",
-    )
-    try:
+    interval_s = settings.expiry_interval_seconds
+    async with looping(
+        "expiry-sweep", lambda stop: run_expiry_loop(handler, stop, interval_s=interval_s)
+    ) as sweeping:
         yield sweeping
-    finally:
-        stop.set()
-        await asyncio.gather(sweeping, return_exceptions=True)
 
 
 def _providers() -> Sequence[Provider]:
