@@ -99,6 +99,38 @@ def test_a_client_is_created_listed_without_its_secret_and_revoked(
     assert refused.value.code is IdentityErrorCode.INVALID_CLIENT
 
 
+def test_a_reset_secret_replaces_the_old_one_and_keeps_the_grant(
+    invoke: Callable[..., Result], sqlite_url: str
+) -> None:
+    created = _created(
+        invoke("clients", "create", "payouts", "--scopes", "ledger.read", "--ledgers", "main")
+    )
+    client_id, old_secret = created["client_id"], created["client_secret"]
+
+    reset = _created(invoke("clients", "reset-secret", client_id))
+    assert reset["client_id"] == client_id
+    new_secret = reset["client_secret"]
+    assert new_secret != old_secret
+
+    def authenticate(secret: str) -> Callable[[AsyncContainer], Awaitable[LedgerGrant]]:
+        async def check(container: AsyncContainer) -> LedgerGrant:
+            authenticate = await container.get(AuthenticateClient)
+            return (await authenticate(ClientCredentials(client_id, secret))).grant.ledgers
+
+        return check
+
+    assert _with_container(sqlite_url, authenticate(new_secret)) == frozenset({"main"})
+    with pytest.raises(LedgerdError) as refused:
+        _with_container(sqlite_url, authenticate(old_secret))
+    assert refused.value.code is IdentityErrorCode.INVALID_CLIENT
+
+    assert invoke("clients", "revoke", client_id).exit_code == 0
+    after_revoke = invoke("clients", "reset-secret", client_id)
+    assert after_revoke.exit_code == EXIT_PROBLEMS
+    assert "no active confidential client" in after_revoke.output
+    assert invoke("clients", "reset-secret", "nobody").exit_code == EXIT_PROBLEMS
+
+
 def test_a_public_client_has_no_secret_and_needs_a_redirect_uri(
     invoke: Callable[..., Result],
 ) -> None:

@@ -42,6 +42,7 @@ from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.contexts import ENABLED_CONTEXTS
+from ledgerd.main.demo_access import demo_access_lines
 from ledgerd.main.downgrade_guard import count_holdings
 from ledgerd.main.relay_report import relay_lines
 from ledgerd.main.settings import Settings
@@ -251,6 +252,27 @@ async def _seed_demo(container: AsyncContainer) -> None:
         typer.echo(f"demo  ledger '{DEMO_LEDGER}' created: {report.transfers} transfers")
 
 
+async def _banner(
+    container: AsyncContainer,
+    settings: Settings,
+    grpc: tuple[int, Sequence[str]],
+    http_port: int,
+    *,
+    with_demo: bool,
+) -> list[str]:
+    """What ``serve`` prints once it listens: where, and with ``--demo`` how to call it."""
+    grpc_host, (grpc_port, services) = settings.grpc_address.rpartition(":")[0], grpc
+    http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http_port}"
+    lines = [
+        f"gRPC  {grpc_host}:{grpc_port}  ({', '.join(services)}, health, reflection)",
+        f"REST  {http_base}/v1/ledgers",
+        f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)",
+    ]
+    if with_demo and settings.auth == "required":
+        lines += await demo_access_lines(container, DEMO_LEDGER, http_base)
+    return lines
+
+
 @command()
 def serve(
     with_demo: Annotated[
@@ -304,17 +326,14 @@ def serve(
             if channel is not None:
                 await channel.close()
             raise
-        grpc_host = settings.grpc_address.rpartition(":")[0]
-        http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http.port}"
         # Start-up is over: what is alive now lives as long as the process.
         tune_after_start(freeze=settings.gc_freeze, gen0_threshold=settings.gc_gen0_threshold)
         pauses = GcPauses()
         pauses.start()
-        typer.echo(
-            f"gRPC  {grpc_host}:{server.port}  ({', '.join(server.services)}, health, reflection)"
-        )
-        typer.echo(f"REST  {http_base}/v1/ledgers")
-        typer.echo(f"docs  {http_base}/docs   (OpenAPI: {http_base}/openapi.yaml)")
+        for line in await _banner(
+            container, settings, (server.port, server.services), http.port, with_demo=with_demo
+        ):
+            typer.echo(line)
         health_watch = asyncio.create_task(
             health.watch_database_health(
                 await container.get(AsyncEngine),

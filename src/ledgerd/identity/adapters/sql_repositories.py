@@ -128,6 +128,19 @@ class SqlClientRepository:
         )
         return bool(result.rowcount == 1)
 
+    async def replace_secret(self, client_id: str, secret_hash: str) -> bool:
+        columns = tables.clients.c
+        result = await current_connection().execute(
+            update(tables.clients)
+            .where(
+                columns.client_id == client_id,
+                columns.revoked_at.is_(None),
+                columns.kind == ClientKind.CONFIDENTIAL.value,
+            )
+            .values(secret_hash=secret_hash)
+        )
+        return bool(result.rowcount == 1)
+
     async def grant_ledger(self, client_id: str, ledger_id: str) -> None:
         # Recorded for an all-ledgers client too: it says which ledgers the client created,
         # and stays true if the client's grant is ever narrowed to a list.

@@ -25,6 +25,8 @@ class NewClient:
     # Public: a browser or native app, authorization code with PKCE only, no secret.
     public: bool = False
     redirect_uris: tuple[str, ...] = ()
+    # A chosen id (the demo client's); None: a new one.
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ class CreateClient:
         if secret is not None:
             secret_hash = await asyncio.to_thread(self._hashing.hash, secret)
         client = OAuthClient(
-            client_id=self._new_id(),
+            client_id=request.client_id or self._new_id(),
             name=name,
             kind=ClientKind.PUBLIC if request.public else ClientKind.CONFIDENTIAL,
             secret_hash=secret_hash,
@@ -115,3 +117,30 @@ class RevokeClient:
             revoked = await self._directory.revoke(client_id, self._clock.now())
             await tx.commit()
         return revoked
+
+
+class ResetClientSecret:
+    """A new secret for a confidential client, shown once; the old one authenticates no more.
+
+    For a leaked secret, or a routine rotation: the client's id, grant and ledgers stay, so its
+    callers change one setting. Access tokens got with the old secret stay valid until they
+    expire (revoking the client ends the client itself).
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        directory: ClientDirectory,
+        secrets: RefreshTokenMaker,
+        hashing: SecretHashing,
+    ) -> None:
+        self._uow, self._directory, self._secrets, self._hashing = uow, directory, secrets, hashing
+
+    async def __call__(self, client_id: str) -> str | None:
+        """The new secret; None when there is no active confidential client of that id."""
+        secret = self._secrets.new_token()
+        secret_hash = await asyncio.to_thread(self._hashing.hash, secret)
+        async with self._uow.begin() as tx:
+            replaced = await self._directory.replace_secret(client_id, secret_hash)
+            await tx.commit()
+        return secret if replaced else None

@@ -27,6 +27,14 @@ class ClientDirectory(Protocol):
         """Mark the client revoked at ``at``; False if there is no such client or it was already."""
         ...
 
+    async def replace_secret(self, client_id: str, secret_hash: str) -> bool:
+        """Store a new secret hash for an active confidential client; False for any other.
+
+        The old secret authenticates no more from the commit on; tokens it got stay valid
+        until they expire.
+        """
+        ...
+
 
 class UserRepository(Protocol):
     async def get_by_username(self, username: str) -> User | None: ...

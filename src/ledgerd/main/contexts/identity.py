@@ -32,10 +32,16 @@ from ledgerd.identity.application.authenticate_client import AuthenticateClient
 from ledgerd.identity.application.authenticate_user import AuthenticateUser
 from ledgerd.identity.application.authorization_request import CheckAuthorizationRequest
 from ledgerd.identity.application.client_credentials import IssueClientCredentialsToken
+from ledgerd.identity.application.demo_client import ProvideDemoClient
 from ledgerd.identity.application.exchange_authorization_code import ExchangeAuthorizationCode
 from ledgerd.identity.application.issue_authorization_code import IssueAuthorizationCode
 from ledgerd.identity.application.issue_token_pair import IssueTokenPair
-from ledgerd.identity.application.manage_clients import CreateClient, ListClients, RevokeClient
+from ledgerd.identity.application.manage_clients import (
+    CreateClient,
+    ListClients,
+    ResetClientSecret,
+    RevokeClient,
+)
 from ledgerd.identity.application.manage_users import CreateUser
 from ledgerd.identity.application.ports import (
     AccessTokenMinter,
@@ -169,6 +175,8 @@ class IdentityApplicationProvider(Provider):
         CreateClient,
         ListClients,
         RevokeClient,
+        ResetClientSecret,
+        ProvideDemoClient,
         CreateUser,
         OAuthUseCases,
     )

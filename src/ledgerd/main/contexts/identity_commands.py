@@ -22,6 +22,7 @@ from ledgerd.identity.application.manage_clients import (
     CreateClient,
     ListClients,
     NewClient,
+    ResetClientSecret,
     RevokeClient,
 )
 from ledgerd.identity.application.manage_users import CreateUser, NewUser
@@ -171,6 +172,27 @@ def revoke_client(
             return 0
         typer.echo(f"no active client {client_id}", err=True)
         return EXIT_PROBLEMS
+
+    run(work)
+
+
+@clients.command("reset-secret", cls=Command)
+def reset_client_secret(
+    client_id: Annotated[str, typer.Argument(metavar="ID", help="the client's id")],
+) -> None:
+    """Give a confidential client a new secret, printed once as JSON; the old one stops working.
+
+    Its id, scopes and ledgers stay. Access tokens got with the old secret stay valid until they
+    expire (at most the access-token lifetime).
+    """
+
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
+        secret = await (await container.get(ResetClientSecret))(client_id)
+        if secret is None:
+            typer.echo(f"no active confidential client {client_id}", err=True)
+            return EXIT_PROBLEMS
+        typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}, indent=2))
+        return 0
 
     run(work)
 
