@@ -1,7 +1,8 @@
 """README's tour, run as it is written: `make run`'s two commands, then the tour's shell block.
 
 The block is taken from README.md itself, so the test follows the page; only the REST port is
-changed (the server takes a free one) and the commands run under `bash -euo pipefail`.
+changed (the server takes a free one), the token line is the one `serve --demo` printed (as a
+reader pastes it), and the commands run under `bash -euo pipefail`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.e2e.grpc.test_serve import LEDGERD, Served, ledgerd_environment
 README = Path(__file__).parents[2] / "README.md"
 TOUR_PORT = "localhost:8080"
 REST = re.compile(r"^REST\s+http://127\.0\.0\.1:(\d+)/v1/ledgers$")
+TOKEN_LINE = re.compile(r"^export LEDGERD_TOKEN=\S+$", re.MULTILINE)
 WAIT_S = 60.0  # a bound for the test to fail rather than hang, not a measurement
 
 
@@ -38,6 +40,7 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         service_unavailable("no curl, which README's tour uses (.ci/run installs it)")
     block = tour_block()
     assert TOUR_PORT in block
+    assert TOKEN_LINE.search(block) is not None, "README's tour sets no LEDGERD_TOKEN"
     env = ledgerd_environment(
         f"sqlite+aiosqlite:///{tmp_path}/ledgerd.db",
         grpc_address="127.0.0.1:0",
@@ -59,8 +62,9 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     try:
         async with asyncio.timeout(WAIT_S):
             line = await served.read_until(lambda text: REST.match(text) is not None)
+            token_line = await served.read_until(lambda text: TOKEN_LINE.match(text) is not None)
         port = REST.match(line).group(1)  # type: ignore[union-attr]
-        script = block.replace(TOUR_PORT, f"127.0.0.1:{port}")
+        script = TOKEN_LINE.sub(lambda _: token_line, block.replace(TOUR_PORT, f"127.0.0.1:{port}"))
         tour = await asyncio.create_subprocess_exec(
             "bash",
             "-euo",
@@ -78,7 +82,7 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
             async with asyncio.timeout(WAIT_S):
                 await served.wait_for_exit()
     assert tour.returncode == 0, err.decode()
-    balance, posted, *exported = _documents(out.decode())
+    balance, posted, *exported, refused = _documents(out.decode())
     assert balance["account"] == "wallet:alice"
     assert set(balance["balance"]) >= {"posted_debits", "posted_credits", "available"}
     assert posted["idempotency_key"] == "coffee-1"
@@ -88,6 +92,7 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         str(number) for number in range(1, len(exported) + 1)
     ]
     assert exported[-1]["transfer_id"] == posted["id"]  # the coffee, the latest entry
+    assert refused["code"] == "UNAUTHENTICATED"  # the call without a token
     assert await served.wait_for_exit() == 0, served.log
 
 

@@ -81,8 +81,8 @@ def _main_options(
 log = logging.getLogger(__name__)
 
 AUTH_OFF = (
-    "authentication off: every caller may use every ledger "
-    "(LEDGERD_AUTH=required to require access tokens, docs/security.md)"
+    "authentication off (LEDGERD_AUTH=off): every caller may use every ledger; "
+    "for a server only its own tests reach (docs/security.md)"
 )
 
 
@@ -352,7 +352,7 @@ def serve(
             if settings.auth == "required":
                 log.info("authentication required: every call needs an access token")
             else:
-                log.info(AUTH_OFF)
+                log.warning(AUTH_OFF)
             if relaying.relay_in_serve(settings):
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:

@@ -26,7 +26,7 @@ async def demo_access_lines(container: AsyncContainer, ledger_id: str, http_base
     credentials = await (await container.get(ProvideDemoClient))(ledger_id)
     if credentials is None:
         revoked = "the demo client is revoked; make another: `ledgerd clients create`"
-        return [f"token none: {revoked}"]
+        return [f"auth  no token: {revoked}"]
     issue = await container.get(IssueClientCredentialsToken)
     token = await issue(
         ClientCredentialsRequest(ClientCredentials(credentials.client_id, credentials.secret))
@@ -34,10 +34,12 @@ async def demo_access_lines(container: AsyncContainer, ledger_id: str, http_base
     expires = token.expires_at.strftime("%H:%M:%S UTC")
     bearer = '-H "Authorization: Bearer $LEDGERD_TOKEN"'
     login = f"-u {credentials.client_id}:{credentials.secret} -d grant_type=client_credentials"
+    grant = f"every scope on ledger '{ledger_id}', until {expires}"
+    renew = "a new token, as access_token; the demo client's secret changes with each run"
     return [
-        f"token export LEDGERD_TOKEN={token.access_token}",
-        f"      (the demo client's: every scope on ledger '{ledger_id}', until {expires})",
+        f"auth  a token for the demo client ({grant}); paste this line into your shell:",
+        f"export LEDGERD_TOKEN={token.access_token}",
         f"try   curl -s {bearer} {http_base}{TRY_PATH.format(ledger=ledger_id)}",
         f"again curl -s {login} {http_base}/oauth2/token",
-        "      (a new token; the demo client's secret changes with each `serve --demo`)",
+        f"      ({renew} of `serve --demo`)",
     ]
