@@ -1,6 +1,7 @@
 """The blocking gRPC plumbing every client command of a running ``ledgerd serve`` shares.
 
 Every call has a deadline, so a command never hangs on a server that does not answer; every
+call carries the access token, when there is one (``authorization: Bearer …``); every
 failure becomes a :class:`ClientError`: one line to print and the exit code it deserves.
 Listings follow ``next_page_token`` until the end, or until ``limit`` items. A context's client
 wraps its service's stub around an :class:`ApiChannel` (the ledger's:
@@ -9,6 +10,7 @@ wraps its service's stub around an :class:`ApiChannel` (the ledger's:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from ledgerd.platform.api.grpc_errors import error_of
 # LEDGERD_GRPC_ADDRESS: that is where `serve` listens, which need not be where a client
 # reaches it (0.0.0.0, a port picked at start-up, a proxy in between).
 SERVER_VARIABLE = "LEDGERD_SERVER"
+# The access token every call carries; unset, calls carry none (a server with auth off).
+TOKEN_VARIABLE = "LEDGERD_TOKEN"  # noqa: S105 - the variable's name, not a token
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 5.0
 _MAX_PORT = 65_535
@@ -40,6 +44,18 @@ EXIT_FAILED = 1
 # Codes that say "try again later", whichever part of the server they come from.
 _RETRYABLE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.OVERLOADED, ErrorCode.DEADLINE_EXCEEDED})
 _WHERE = f"--server or {SERVER_VARIABLE}"
+_TOKEN_WHERE = f"--token or {TOKEN_VARIABLE}"
+# RFC 6750's b64token, what a server accepts after "Bearer ": anything else (a pasted
+# "Bearer …", a stray newline) is refused here, before gRPC sees it, so that no error of
+# gRPC's own can quote it.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# The detail naming the scope a refused call needed: SCOPE_DETAIL of
+# platform/api/authentication.py, not imported here as it would load the JOSE library too.
+_SCOPE_DETAIL = "scope"
+_HOW_TO_AUTHENTICATE = (
+    "`ledgerd serve --demo` prints one as `export LEDGERD_TOKEN=…`; or POST /oauth2/token "
+    "with a client's credentials (`ledgerd clients create`, docs/security.md)"
+)
 
 
 class ClientError(Exception):
@@ -60,6 +76,22 @@ def check_server(address: str) -> str:
     return address
 
 
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The metadata every call carries: ``authorization: Bearer TOKEN``, or none without one.
+
+    A token that is no token is a ClientError that never quotes it: it is a credential.
+    """
+    if not token:
+        return ()
+    if _B64TOKEN.fullmatch(token) is None:
+        line = (
+            f"error: {_TOKEN_WHERE}: not an access token (the token alone, without "
+            "`Bearer `, as /oauth2/token's access_token gives it)"
+        )
+        raise ClientError(line, EXIT_ERROR)
+    return (("authorization", f"Bearer {token}"),)
+
+
 _Item = TypeVar("_Item", bound=Message)
 _Request = TypeVar("_Request", bound=Message)
 _Response = TypeVar("_Response", bound=Message)
@@ -77,22 +109,35 @@ class ApiChannel:
     """One channel to the server, and calls over it; see :func:`connect`."""
 
     def __init__(
-        self, channel: grpc.Channel, server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE
+        self,
+        channel: grpc.Channel,
+        server: str,
+        timeout_s: float,
+        page_size: int = MAX_PAGE_SIZE,
+        token: str | None = None,
     ) -> None:
         self.channel = channel
         # How many items a listing asks for per call.
         self.page_size = page_size
         self._server = server
         self._timeout_s = timeout_s
+        self._metadata = bearer_metadata(token)
+        self._token = token or None
 
     def call(
         self, method: grpc.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
     ) -> _Response:
         """The answer to ``request``, within the deadline; a failure is a ClientError."""
         try:
-            return method(request, timeout=self._timeout_s)
+            return method(request, timeout=self._timeout_s, metadata=self._metadata)
         except grpc.RpcError as error:
-            raise self._failure(error) from None
+            raise self._without_token(self._failure(error)) from None
+
+    def _without_token(self, failure: ClientError) -> ClientError:
+        """``failure``, its line never quoting the token (a server might, ledgerd does not)."""
+        if self._token is None or self._token not in failure.line:
+            return failure
+        return ClientError(failure.line.replace(self._token, "…"), failure.exit_code)
 
     def _failure(self, error: grpc.RpcError) -> ClientError:
         code: grpc.StatusCode = error.code()
@@ -101,7 +146,7 @@ class ApiChannel:
         known = _ledgerd_error(error)
         if known is not None:
             exit_code = EXIT_UNREACHABLE if known.code in _RETRYABLE else EXIT_ERROR
-            return ClientError(f"error {known.code}: {known.message}", exit_code)
+            return ClientError(self._line_of(known), exit_code)
         if code is grpc.StatusCode.UNAVAILABLE:
             line = f"error: cannot reach ledgerd at {self._server} ({_WHERE}): {message}"
             return ClientError(line, EXIT_UNREACHABLE)
@@ -112,6 +157,25 @@ class ApiChannel:
             )
             return ClientError(line, EXIT_UNREACHABLE)
         return ClientError(f"error: {code.name} from {self._server}: {message}", EXIT_FAILED)
+
+    def _line_of(self, known: LedgerdError) -> str:
+        """The API's code and message; with what to do about it when it is the access token's."""
+        line = f"error {known.code}: {known.message}"
+        if known.code == ErrorCode.UNAUTHENTICATED and self._token is None:
+            return (
+                f"{line}: ledgerd at {self._server} needs an access token ({_TOKEN_WHERE}): "
+                f"{_HOW_TO_AUTHENTICATE}"
+            )
+        if known.code == ErrorCode.UNAUTHENTICATED:
+            return f"{line} (the token of {_TOKEN_WHERE}): get a new one: {_HOW_TO_AUTHENTICATE}"
+        if known.code == ErrorCode.INSUFFICIENT_SCOPE:
+            scope = known.details.get(_SCOPE_DETAIL)
+            needed = f"a token granted {scope}" if scope else "a token granted another scope"
+            return (
+                f"{line} ({_TOKEN_WHERE}): this call needs {needed} (POST /oauth2/token for a "
+                "client granted it, `ledgerd clients create --scopes …`)"
+            )
+        return line
 
 
 def _ledgerd_error(error: grpc.RpcError) -> LedgerdError | None:
@@ -146,11 +210,14 @@ def gather(
 
 
 @contextmanager
-def connect(server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE) -> Iterator[ApiChannel]:
+def connect(
+    server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE, *, token: str | None = None
+) -> Iterator[ApiChannel]:
     """A channel to the ledgerd at ``server`` (HOST:PORT), closed on the way out.
 
+    Every call carries ``token`` (``authorization: Bearer …``), or no credential without one.
     Listings ask for ``page_size`` items a call (the API's largest page unless a test wants
     to see several pages).
     """
     with grpc.insecure_channel(check_server(server)) as channel:
-        yield ApiChannel(channel, server, timeout_s, page_size)
+        yield ApiChannel(channel, server, timeout_s, page_size, token)

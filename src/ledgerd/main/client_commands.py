@@ -20,7 +20,7 @@ import typer
 from google.protobuf.message import Message
 
 from ledgerd.gateway.transcoding import render
-from ledgerd.main.api_client import SERVER_VARIABLE, ClientError, Listing
+from ledgerd.main.api_client import SERVER_VARIABLE, TOKEN_VARIABLE, ClientError, Listing
 
 
 class Output(StrEnum):
@@ -35,6 +35,19 @@ Server = Annotated[
         envvar=SERVER_VARIABLE,
         metavar="HOST:PORT",
         help="the gRPC address of a running `ledgerd serve`",
+    ),
+]
+# A credential: its value is never shown (no default in --help, the variable's name only).
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar=TOKEN_VARIABLE,
+        show_envvar=True,
+        show_default=False,
+        metavar="TOKEN",
+        help="the access token every call carries (`authorization: Bearer TOKEN`), for a "
+        "server with LEDGERD_AUTH=required; unset: none",
     ),
 ]
 OutputOption = Annotated[
@@ -56,7 +69,7 @@ _Client = TypeVar("_Client")
 def ask(connection: AbstractContextManager[_Client], work: Callable[[_Client], str]) -> None:
     """Print what ``work`` makes of the server's answers, or one line and the exit code.
 
-    ``connection`` gives a context's client (``connect_ledger(server, timeout)``).
+    ``connection`` gives a context's client (``connect_ledger(server, timeout, token=token)``).
     """
     try:
         with connection as client:

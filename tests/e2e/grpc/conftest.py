@@ -8,10 +8,10 @@ one thing the API does not offer (running the expiry sweep) and for looking at t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -45,9 +45,14 @@ class GrpcApi:
 
 
 @asynccontextmanager
-async def running_api(database_url: str) -> AsyncIterator[GrpcApi]:
-    """The server on a freshly migrated database at ``database_url``, and a client for it."""
-    async with open_ledger_app(database_url) as app:
+async def running_api(
+    database_url: str, settings: Mapping[str, Any] | None = None
+) -> AsyncIterator[GrpcApi]:
+    """The server on a freshly migrated database at ``database_url``, and a client for it.
+
+    ``settings``: further Settings fields (e.g. ``auth="required"``).
+    """
+    async with open_ledger_app(database_url, settings=settings) as app:
         server = await start_grpc_server(app.container, "127.0.0.1:0")
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

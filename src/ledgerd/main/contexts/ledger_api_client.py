@@ -64,8 +64,8 @@ class LedgerClient:
 
 @contextmanager
 def connect_ledger(
-    server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE
+    server: str, timeout_s: float, page_size: int = MAX_PAGE_SIZE, *, token: str | None = None
 ) -> Iterator[LedgerClient]:
-    """A client of the ledger at ``server`` (HOST:PORT), closed on the way out."""
-    with connect(server, timeout_s, page_size) as api:
+    """A client of the ledger at ``server`` (HOST:PORT), each call carrying ``token`` if any."""
+    with connect(server, timeout_s, page_size, token=token) as api:
         yield LedgerClient(api)

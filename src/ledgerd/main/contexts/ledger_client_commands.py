@@ -19,6 +19,7 @@ from ledgerd.main.client_commands import (
     OutputOption,
     Server,
     Timeout,
+    Token,
     as_json,
     ask,
     say_if_more,
@@ -46,6 +47,7 @@ def list_ledgers(
     output: OutputOption = Output.TABLE,
     limit: Limit = None,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
+    token: Token = None,
 ) -> None:
     """List the ledgers by id.
 
@@ -67,7 +69,7 @@ def list_ledgers(
         ]
         return columns(["id", "name", "created at", "metadata"], rows)
 
-    ask(connect_ledger(server, timeout), work)
+    ask(connect_ledger(server, timeout, token=token), work)
 
 
 _BALANCES = ("posted dr", "posted cr", "pending dr", "pending cr", "available")
@@ -101,6 +103,7 @@ def list_accounts(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-
     output: OutputOption = Output.TABLE,
     limit: Limit = None,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
+    token: Token = None,
 ) -> None:
     """List a ledger's accounts by id, with their balances.
 
@@ -129,7 +132,7 @@ def list_accounts(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-
         headers = ["id", "asset", "status", *_BALANCES, "metadata"]
         return columns(headers, rows, right=_BALANCES)
 
-    ask(connect_ledger(server, timeout), work)
+    ask(connect_ledger(server, timeout, token=token), work)
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -164,6 +167,7 @@ def balance(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line o
     server: Server = DEFAULT_SERVER,
     output: OutputOption = Output.TABLE,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
+    token: Token = None,
 ) -> None:
     """An account's balances, now or --as-of an instant."""
 
@@ -183,16 +187,17 @@ def balance(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line o
             ]
         )
 
-    ask(connect_ledger(server, timeout), work)
+    ask(connect_ledger(server, timeout, token=token), work)
 
 
 @transfers.command("get", cls=Command, epilog=_AMOUNTS)
-def get_transfer(
+def get_transfer(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line option
     ledger: LedgerArgument,
     transfer: Annotated[str, typer.Argument(metavar="ID", help="the transfer's id")],
     server: Server = DEFAULT_SERVER,
     output: OutputOption = Output.TABLE,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
+    token: Token = None,
 ) -> None:
     """A transfer: its kind, status, place in the chain, and legs."""
 
@@ -202,7 +207,7 @@ def get_transfer(
             return as_json(found)
         return _transfer_text(found)
 
-    ask(connect_ledger(server, timeout), work)
+    ask(connect_ledger(server, timeout, token=token), work)
 
 
 def _transfer_text(transfer: pb.Transfer) -> str:
