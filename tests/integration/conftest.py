@@ -86,11 +86,15 @@ async def open_ledger_app(  # noqa: PLR0913 - keyword-only options, each with a 
     """Build the container for ``url`` (migrated to head unless told not to) and close it after.
 
     ``settings`` are further Settings fields (e.g. the batcher's) for the container;
-    ``overrides`` further registrations replaced, as the clock is.
+    ``overrides`` further registrations replaced, as the clock is. Authentication is off unless
+    ``settings`` say ``auth="required"``: these apps serve tests of the ledger's behaviour, and
+    tests/security proves the checks on every RPC.
     """
     clock = clock or ManualClock(EPOCH)
     container = build_container(
-        Settings(database_url=url, database_pool_size=pool_size, **(settings or {})),
+        Settings(
+            database_url=url, database_pool_size=pool_size, **{"auth": "off", **(settings or {})}
+        ),
         ClockOverride(clock),
         *overrides,
     )

@@ -228,10 +228,10 @@ class Settings(BaseSettings):
         description="allocations between young-generation collections (0: Python's 700)",
     )
     auth: Literal["off", "required"] = Field(
-        default="off",
+        default="required",
         description="required: every RPC needs an access token with its scope, for a ledger it "
-        "is granted (docs/security.md); off: every caller may use every ledger (for now the "
-        "default, which `ledgerd serve` warns about)",
+        "is granted (docs/security.md); off: every caller may use every ledger (`ledgerd serve` "
+        "logs a warning), for a server only its own tests reach",
     )
     revocation_cache_seconds: float = Field(
         default=2.0,
