@@ -88,10 +88,11 @@ format: install ## Apply ruff's safe fixes and format the code
 
 BENCH_ARGS ?=
 
-bench: install ## Micro-benchmarks, load benchmarks with pgbench beside (BENCH_ARGS="--duration 20s"), then the outbox relay to each broker
+bench: install ## Micro-benchmarks, load benchmarks with pgbench beside (BENCH_ARGS="--duration 20s"), authenticated vs not, then the outbox relay to each broker
 	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-only \
 		--benchmark-json=bench/results/micro.json --benchmark-columns=min,median,mean,ops
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/relay.py
 
 clean: ## Remove caches and build output (keeps .venv and .tools)

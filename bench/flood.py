@@ -147,7 +147,13 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as directory:
         url = arguments.database_url or f"sqlite+aiosqlite:///{directory}/flood.db"
-        environment = {**os.environ, "LEDGERD_DATABASE_URL": url, "LEDGERD_LOG_LEVEL": "WARNING"}
+        environment = {
+            **os.environ,
+            "LEDGERD_DATABASE_URL": url,
+            "LEDGERD_LOG_LEVEL": "WARNING",
+            # Off: it measures admission under overload; bench/auth.py measures authentication.
+            "LEDGERD_AUTH": "off",
+        }
         if arguments.limit is not None:
             environment["LEDGERD_MAX_CONCURRENT_CALLS"] = str(arguments.limit)
         if arguments.database_url:

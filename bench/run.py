@@ -31,7 +31,7 @@ from typing import Any
 from ledgerd.loadgen.bench import RUNNING
 from ledgerd.loadgen.config import parse_duration
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
-from ledgerd.loadgen.served import LEDGERD, ServedLedgerd
+from ledgerd.loadgen.served import LEDGERD, BenchClient, ServedLedgerd
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -62,6 +62,16 @@ class Scenario:
     pgbench: bool = True
     beside: Scenario | None = None
     """Another load on the server all through the measured run (its figures are not kept)."""
+
+
+@dataclass(frozen=True)
+class _Server:
+    """The served ledgerd, and how ``ledgerd bench`` authenticates to it."""
+
+    served: ServedLedgerd
+    client: BenchClient
+    environment: dict[str, str]
+    """``ledgerd bench``'s environment: the client secret in it, off the command line."""
 
 
 # Ten-thousand-transfer batches posted back to back into one ledger, beside the measured load
@@ -121,6 +131,9 @@ def main() -> int:
         **os.environ,
         "LEDGERD_DATABASE_URL": database_url,
         "LEDGERD_LOG_LEVEL": arguments.server_log_level,
+        # Explicit, so that the figures do not depend on the default: every call is
+        # authenticated, as in production.
+        "LEDGERD_AUTH": "required",
         "PYTHONUNBUFFERED": "1",
     }
     # A dozen processes start here (server, bench runs, their client processes, verifies);
@@ -130,10 +143,13 @@ def main() -> int:
     began = time.monotonic()
     try:
         subprocess.run([LEDGERD, "migrate"], env=environment, check=True)  # noqa: S603 - ours
+        # Each `ledgerd bench` gets its tokens as this client (client-credentials grant).
+        client = BenchClient.create(environment)
         with ServedLedgerd(environment, results / "server.log") as served:
             print(f"ledgerd serve: {served.grpc} {served.http}", flush=True)
+            server = _Server(served, client, client.bench_environment(dict(os.environ)))
             for scenario in chosen:
-                failures += _run_scenario(scenario, served, database, results, arguments)
+                failures += _run_scenario(scenario, server, database, results, arguments)
         verified = _verify(environment)
         failures += not verified.startswith("OK")
     finally:
@@ -188,16 +204,18 @@ class _SqliteDatabase:
 
 def _bench_command(  # noqa: PLR0913, PLR0917 - a scenario's run: what, where, how long
     scenario: Scenario,
-    served: ServedLedgerd,
+    server: _Server,
     database: _PostgresDatabase | _SqliteDatabase,
     output: Path,
     arguments: argparse.Namespace,
     duration: str,
 ) -> list[str]:
+    served = server.served
     command = [
         str(LEDGERD),
         "bench",
         f"--target={served.grpc if scenario.transport == 'grpc' else served.http}",
+        *server.client.bench_options(served.token_url),
         f"--workload={scenario.workload}",
         f"--clients={scenario.clients}",
         f"--processes={min(arguments.processes, scenario.clients)}",
@@ -224,7 +242,7 @@ def _bench_command(  # noqa: PLR0913, PLR0917 - a scenario's run: what, where, h
 
 def _run_scenario(
     scenario: Scenario,
-    served: ServedLedgerd,
+    server: _Server,
     database: _PostgresDatabase | _SqliteDatabase,
     results: Path,
     arguments: argparse.Namespace,
@@ -232,12 +250,12 @@ def _run_scenario(
     """Run one scenario; 1 if it failed (an invariant, or the run itself), else 0."""
     output = results / f"{scenario.name}.json"
     output.unlink(missing_ok=True)
-    command = _bench_command(scenario, served, database, output, arguments, arguments.duration)
+    command = _bench_command(scenario, server, database, output, arguments, arguments.duration)
     returncode = EXIT_ERROR
     for attempt in range(1 + RETRIES):
         print(f"\n== {scenario.name}: ledgerd {' '.join(command[1:])}", flush=True)
-        with _beside(scenario.beside, served, database, results, arguments):
-            completed = subprocess.run(command, check=False)  # noqa: S603 - our own script
+        with _beside(scenario.beside, server, database, results, arguments):
+            completed = subprocess.run(command, env=server.environment, check=False)  # noqa: S603
         returncode = completed.returncode
         if returncode != EXIT_ERROR or attempt == RETRIES:
             break
@@ -251,7 +269,7 @@ def _run_scenario(
 @contextlib.contextmanager
 def _beside(
     load: Scenario | None,
-    served: ServedLedgerd,
+    server: _Server,
     database: _PostgresDatabase | _SqliteDatabase,
     results: Path,
     arguments: argparse.Namespace,
@@ -263,11 +281,13 @@ def _beside(
     # Long enough to outlast the measured run, set-up included; stopped when that is over.
     duration = f"{parse_duration(arguments.duration) * 3 + 60:g}s"
     output = results / f"{load.name}.json"
-    command = _bench_command(load, served, database, output, arguments, duration)
+    command = _bench_command(load, server, database, output, arguments, duration)
     print(f"   beside it: ledgerd {' '.join(command[1:])}", flush=True)
     log = results / f"{load.name}.log"
     with log.open("wb") as written:
-        process = subprocess.Popen(command, stdout=written, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603 - our own script
+            command, env=server.environment, stdout=written, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + BESIDE_SETUP_LIMIT_S
         while RUNNING not in log.read_text(errors="replace"):  # its accounts set up

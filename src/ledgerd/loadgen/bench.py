@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from ledgerd.loadgen import invariants
 from ledgerd.loadgen.config import BenchConfig
+from ledgerd.loadgen.credentials import TokenKeeper
 from ledgerd.loadgen.pgbench import PgbenchError, PgbenchResult, run_pgbench
 from ledgerd.loadgen.processes import WorkerError, run_load
 from ledgerd.loadgen.provision import Provisioned, provision
@@ -37,6 +38,13 @@ DEFAULT_PGBENCH_DURATION_S = 10.0
 # machine's clock; a miss is re-checked against the whole ledger, so skew cannot fail it).
 _SINCE_MARGIN = timedelta(seconds=5)
 _RATE_WINDOW_S = 1.0
+# What a server answers a call whose token is missing, refused, or short of a scope or ledger.
+AUTH_REFUSALS = frozenset({"UNAUTHENTICATED", "INSUFFICIENT_SCOPE", "HTTP_401", "HTTP_403"})
+_AUTH_HINT = (
+    "the server refused the access token: with LEDGERD_AUTH=required, give --token, or "
+    "--client-id and --client-secret (and --token-url with a grpc:// target), of a client "
+    "with the scopes ledger.read, ledger.write, transfers.write, ledgers.admin"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,8 @@ async def bench(
         report = await _bench(config, options, run_id, err)
     except (ApiError, PgbenchError, WorkerError, OSError) as error:
         err.print(f"ledgerd bench: {type(error).__name__}: {error}", markup=False)
+        if isinstance(error, ApiError) and error.code in AUTH_REFUSALS:
+            err.print(_AUTH_HINT, markup=False)
         return EXIT_ERROR, None
     print_summary(report, out)
     if options.output is not None:
@@ -97,7 +107,9 @@ async def _bench(
 ) -> BenchReport:
     started_at = datetime.now(UTC)
     machine = machine_info()  # before the run: its load average says how quiet the machine was
-    admin = make_transport(config, admin=True)
+    keeper = TokenKeeper(config.auth, config.request_timeout_s)
+    await keeper.start()  # the set-up and checks' own token (each client process gets its own)
+    admin = make_transport(config, keeper.header, admin=True)
     try:
         provisioned: Provisioned | None = None
         if not config.trivial:
@@ -108,10 +120,10 @@ async def _bench(
         since = datetime.now(UTC) - _SINCE_MARGIN
         err.print(RUNNING)  # for a script running this one beside another: the load is on
         stats = await _run_with_progress(config, run_id, err)
-        checks: list[invariants.Check] = []
+        checks = authentication_check(config, stats)
         if not config.trivial:
             err.print("checking invariants")
-            checks = await invariants.check_invariants(
+            checks += await invariants.check_invariants(
                 admin,
                 config.ledger,
                 stats.acked_ids,
@@ -122,6 +134,7 @@ async def _bench(
             )
     finally:
         await admin.close()
+        await keeper.stop()
     return BenchReport(
         config=config,
         run_id=run_id,
@@ -132,6 +145,22 @@ async def _bench(
         checks=checks,
         pgbench=pgbench,
     )
+
+
+def authentication_check(config: BenchConfig, stats: RunStats) -> list[invariants.Check]:
+    """A failed check, not just a count, when the server refused the token during the run."""
+    refused = {code: n for code, n in stats.errors.items() if code in AUTH_REFUSALS}
+    if refused:
+        counts = ", ".join(f"{code} {n:,}" for code, n in sorted(refused.items()))
+        detail = f"the server refused the access token during the run ({counts}): {_AUTH_HINT}"
+        return [invariants.Check("authentication", ok=False, detail=detail)]
+    if config.auth is None:
+        return []
+    detail = (
+        f"every call authenticated ({config.auth.describe()['method']}; "
+        f"{stats.token_renewals} token renewal(s) during the run)"
+    )
+    return [invariants.Check("authentication", ok=True, detail=detail)]
 
 
 def _rng(config: BenchConfig) -> random.Random:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.ids import check_id
+
+if TYPE_CHECKING:  # credentials imports the transports, which import this module
+    from ledgerd.loadgen.credentials import BenchAuth
 
 GRPC = "grpc"
 HTTP = "http"
@@ -94,6 +97,8 @@ class BenchConfig:
     zipf_exponent: float = 1.1
     seed: int | None = None
     asset: str = "USD/2"
+    auth: BenchAuth | None = None
+    """How the calls authenticate (``LEDGERD_AUTH=required``); None sends no token."""
 
     def __post_init__(self) -> None:
         if (self.duration_s is None) == (self.transfers is None):
@@ -120,12 +125,13 @@ class BenchConfig:
         return self.target.scheme
 
     def describe(self) -> dict[str, Any]:
-        """The configuration as JSON-ready values (the database URL's password left out)."""
+        """The configuration as JSON-ready values (no password, token or client secret)."""
         document = asdict(self)
         document["target"] = str(self.target)
         document["workload"] = str(self.workload)
         document["rest_client"] = str(self.rest_client)
         document["database_url"] = _without_password(self.database_url)
+        document["auth"] = None if self.auth is None else self.auth.describe()
         return document
 
 

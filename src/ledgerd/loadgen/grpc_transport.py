@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 
+from ledgerd.loadgen.credentials import BearerHeader
 from ledgerd.loadgen.transport import (
     AccountView,
     ApiError,
@@ -53,8 +54,12 @@ def error_code(error: grpc.aio.AioRpcError) -> str:
 
 
 class GrpcTransport:
-    def __init__(self, address: str, timeout_s: float) -> None:
+    def __init__(
+        self, address: str, timeout_s: float, authorization: BearerHeader | None = None
+    ) -> None:
         self._address = address
+        # Read at every call: the process's token keeper renews the token in place.
+        self._authorization = authorization or BearerHeader()
         self._channel = grpc.aio.insecure_channel(address, options=_OWN_CONNECTION)
         self._stub: LedgerServiceAsyncStub = ledger_pb2_grpc.LedgerServiceStub(self._channel)
         # The health stub's type stubs declare no methods; a typed multi-callable instead.
@@ -86,12 +91,14 @@ class GrpcTransport:
                 posted = await self._stub.PostTransfer(
                     pb.PostTransferRequest(ledger=ledger, transfer=inputs[0]),
                     timeout=self._timeout_s,
+                    metadata=self._authorization.grpc_metadata,
                 )
                 outcome.ids.append(posted.id)
                 return outcome
             response = await self._stub.PostTransfers(
                 pb.PostTransfersRequest(ledger=ledger, transfers=inputs, atomic=False),
                 timeout=self._timeout_s,
+                metadata=self._authorization.grpc_metadata,
             )
         except grpc.aio.AioRpcError as error:
             outcome.errors.extend([error_code(error)] * len(inputs))
@@ -115,15 +122,27 @@ class GrpcTransport:
 
     async def create_ledger(self, ledger: str) -> None:
         request = pb.CreateLedgerRequest(id=ledger, name=ledger)
-        await self._call(self._stub.CreateLedger(request, timeout=self._timeout_s))
+        await self._call(
+            self._stub.CreateLedger(
+                request, timeout=self._timeout_s, metadata=self._authorization.grpc_metadata
+            )
+        )
 
     async def create_account(self, ledger: str, account: str, asset: str) -> None:
         request = pb.CreateAccountRequest(ledger=ledger, id=account, asset=asset)
-        await self._call(self._stub.CreateAccount(request, timeout=self._timeout_s))
+        await self._call(
+            self._stub.CreateAccount(
+                request, timeout=self._timeout_s, metadata=self._authorization.grpc_metadata
+            )
+        )
 
     async def list_accounts(self, ledger: str, token: str) -> Page[AccountView]:
         request = pb.ListAccountsRequest(ledger=ledger, page_size=PAGE_SIZE, page_token=token)
-        page = await self._call(self._stub.ListAccounts(request, timeout=self._timeout_s))
+        page = await self._call(
+            self._stub.ListAccounts(
+                request, timeout=self._timeout_s, metadata=self._authorization.grpc_metadata
+            )
+        )
         return Page([_account_view(item) for item in page.accounts], page.next_page_token)
 
     async def list_transfer_ids(self, ledger: str, token: str, since: datetime | None) -> Page[str]:
@@ -132,14 +151,22 @@ class GrpcTransport:
             stamp = Timestamp()
             stamp.FromDatetime(since.astimezone(UTC))
             request.start_time.CopyFrom(stamp)
-        page = await self._call(self._stub.ListTransfers(request, timeout=self._timeout_s))
+        page = await self._call(
+            self._stub.ListTransfers(
+                request, timeout=self._timeout_s, metadata=self._authorization.grpc_metadata
+            )
+        )
         return Page([item.id for item in page.transfers], page.next_page_token)
 
     async def list_entries(self, ledger: str, account: str, token: str) -> Page[EntryView]:
         request = pb.ListEntriesRequest(
             ledger=ledger, account=account, page_size=PAGE_SIZE, page_token=token
         )
-        page = await self._call(self._stub.ListEntries(request, timeout=self._timeout_s))
+        page = await self._call(
+            self._stub.ListEntries(
+                request, timeout=self._timeout_s, metadata=self._authorization.grpc_metadata
+            )
+        )
         return Page(
             [
                 EntryView(

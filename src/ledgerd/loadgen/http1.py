@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from ledgerd.loadgen.credentials import BearerHeader
+
 _HEAD_END = b"\r\n\r\n"
 _CRLF = b"\r\n"
 _MAX_HEAD = 64 * 1024
@@ -27,8 +29,11 @@ class Http1Error(Exception):
 
 
 class Http1Connection:
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+    def __init__(
+        self, host: str, port: int, timeout_s: float, authorization: BearerHeader | None = None
+    ) -> None:
         self._host = host
+        self._authorization = authorization or BearerHeader()
         self._port = port
         self._timeout_s = timeout_s
         self._host_header = f"Host: {host}:{port}\r\n".encode()
@@ -69,6 +74,9 @@ class Http1Connection:
         assert self._streams is not None  # noqa: S101 - connect() just made them
         reader, writer = self._streams
         head = f"{method} {path} HTTP/1.1\r\n".encode() + self._host_header
+        bearer = self._authorization.value  # read per request: it is renewed in place
+        if bearer is not None:
+            head += b"Authorization: " + bearer.encode("ascii") + _CRLF
         if body is not None:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         writer.write(head + _CRLF + (body or b""))

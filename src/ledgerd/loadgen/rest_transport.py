@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import ssl
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from ledgerd.loadgen.config import Target
+from ledgerd.loadgen.credentials import BearerHeader
 from ledgerd.loadgen.http1 import Http1Connection, Http1Error
 from ledgerd.loadgen.transport import (
     AccountView,
@@ -51,6 +52,18 @@ def _error_code(status: int, content: bytes) -> str:
     return f"HTTP_{status}"
 
 
+class _BearerAuth(httpx.Auth):
+    """The process's current token on each httpx request (it is renewed in place)."""
+
+    def __init__(self, authorization: BearerHeader) -> None:
+        self._authorization = authorization
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        if self._authorization.value is not None:
+            request.headers["authorization"] = self._authorization.value
+        yield request
+
+
 class _ClientError(Exception):
     """The request got no HTTP answer; ``code`` says why (CLIENT_<what failed>)."""
 
@@ -69,12 +82,22 @@ class RestTransport:
     """httpx for everything; with ``lean``, the timed calls (post, ping) on :mod:`http1`."""
 
     def __init__(
-        self, target: Target, timeout_s: float, *, connections: int = 1, lean: bool = False
+        self,
+        target: Target,
+        timeout_s: float,
+        *,
+        connections: int = 1,
+        lean: bool = False,
+        authorization: BearerHeader | None = None,
     ) -> None:
         base_url = target.base_url
-        self._lean = Http1Connection(target.host, target.port, timeout_s) if lean else None
+        authorization = authorization or BearerHeader()
+        self._lean = (
+            Http1Connection(target.host, target.port, timeout_s, authorization) if lean else None
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url,
+            auth=_BearerAuth(authorization),
             timeout=timeout_s,
             verify=_tls_context(),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ledgerd.loadgen.config import GRPC, BenchConfig, RestClient
+from ledgerd.loadgen.credentials import BearerHeader, TokenKeeper
 from ledgerd.loadgen.grpc_transport import GrpcTransport
 from ledgerd.loadgen.provision import CREATE_CONCURRENCY
 from ledgerd.loadgen.rest_transport import RestTransport
@@ -25,16 +26,26 @@ from ledgerd.loadgen.workload import movement_source
 TICK_S = 0.1
 
 
-def make_transport(config: BenchConfig, *, admin: bool = False) -> Transport:
-    """One client's connection; ``admin``: the one for set-up and checks (httpx, pooled)."""
+def make_transport(
+    config: BenchConfig, authorization: BearerHeader | None = None, *, admin: bool = False
+) -> Transport:
+    """One client's connection; ``admin``: the one for set-up and checks (httpx, pooled).
+
+    ``authorization``: the process's token, renewed in place (None: calls carry no token).
+    """
     if config.transport == GRPC:
-        return GrpcTransport(config.target.address, config.request_timeout_s)
+        return GrpcTransport(config.target.address, config.request_timeout_s, authorization)
     if admin:
         return RestTransport(
-            config.target, config.request_timeout_s, connections=CREATE_CONCURRENCY
+            config.target,
+            config.request_timeout_s,
+            connections=CREATE_CONCURRENCY,
+            authorization=authorization,
         )
     lean = config.rest_client is RestClient.LEAN
-    return RestTransport(config.target, config.request_timeout_s, lean=lean)
+    return RestTransport(
+        config.target, config.request_timeout_s, lean=lean, authorization=authorization
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +92,10 @@ async def run_process(
     """Connect this process's clients, pass the gate, run them all, return what they counted."""
     config = plan.config
     stats = RunStats()
-    transports = [make_transport(config) for _ in plan.clients]
+    # This process's own token, got now and renewed before it expires, for all its clients.
+    keeper = TokenKeeper(config.auth, config.request_timeout_s)
+    await keeper.start()
+    transports = [make_transport(config, keeper.header) for _ in plan.clients]
     try:
         await asyncio.gather(*(transport.connect() for transport in transports))
         await gate()
@@ -108,6 +122,8 @@ async def run_process(
             publish(stats.transfers_done)
     finally:
         await asyncio.gather(*(transport.close() for transport in transports))
+        await keeper.stop()
+    stats.token_renewals = keeper.renewals
     return stats
 
 

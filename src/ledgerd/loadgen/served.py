@@ -7,11 +7,13 @@ server drains and prints its last lines (e.g. its garbage-collector pauses) befo
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
@@ -20,6 +22,46 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 _GRPC_LINE = re.compile(r"^gRPC\s+(\S+):(\d+)", re.MULTILINE)
 _REST_LINE = re.compile(r"^REST\s+http://(\S+):(\d+)/", re.MULTILINE)
+
+
+# What `ledgerd bench` needs: set up a ledger and accounts, post, and read back for its checks.
+BENCH_SCOPES = "ledger.read,ledger.write,transfers.write,ledgers.admin"
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a password
+
+
+@dataclass(frozen=True)
+class BenchClient:
+    """A client made on the server's database for ``ledgerd bench`` to get its tokens with."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    @classmethod
+    def create(cls, environment: dict[str, str], name: str = "bench") -> BenchClient:
+        """``ledgerd clients create`` on ``environment``'s database, every ledger granted."""
+        completed = subprocess.run(  # noqa: S603 - our own console script
+            [LEDGERD, "clients", "create", name, f"--scopes={BENCH_SCOPES}", "--all-ledgers"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            msg = f"ledgerd clients create failed ({completed.returncode}): {completed.stderr}"
+            raise RuntimeError(msg)
+        created = json.loads(completed.stdout)
+        return cls(str(created["client_id"]), str(created["client_secret"]))
+
+    def bench_options(self, token_url: str) -> list[str]:
+        """The client id and token URL for ``ledgerd bench``'s command line.
+
+        The secret goes in its environment instead (:meth:`bench_environment`): ``ps`` shows
+        command lines.
+        """
+        return [f"--client-id={self.client_id}", f"--token-url={token_url}"]
+
+    def bench_environment(self, environment: dict[str, str]) -> dict[str, str]:
+        return {**environment, "LEDGERD_CLIENT_SECRET": self.client_secret}
 
 
 class ServedLedgerd:
@@ -62,6 +104,11 @@ class ServedLedgerd:
         self.__exit__(None, None, None)
         msg = f"ledgerd serve did not start; see {self._log}"
         raise RuntimeError(msg)
+
+    @property
+    def token_url(self) -> str:
+        """The server's token endpoint (on its HTTP side, whichever target a run uses)."""
+        return f"{self.http}{TOKEN_PATH}"
 
     def __exit__(self, *_: object) -> None:
         if self._process is None or self._process.poll() is not None:

@@ -25,6 +25,8 @@ class RunStats:
     """Ids of the transfers the server said it posted: each must be in the ledger."""
     elapsed_s: float = 0.0
     """From the start signal to the last response (merged: the longest process)."""
+    token_renewals: int = 0
+    """Access tokens got during the run to replace one about to expire (all processes)."""
 
     @property
     def transfers_done(self) -> int:
@@ -40,3 +42,4 @@ class RunStats:
         self.latency.merge(other.latency)
         self.acked_ids.extend(other.acked_ids)
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        self.token_renewals += other.token_renewals

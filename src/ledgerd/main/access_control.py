@@ -20,14 +20,21 @@ from dishka import Provider, Scope, provide
 
 from ledgerd.identity.domain.ledger_grants import ClientLedgerGrants
 from ledgerd.identity.domain.repositories import ClientRepository, RefreshFamilyRepository
+from ledgerd.kernel.clock import Clock
 from ledgerd.kernel.principal import Principal
 from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application.create_ledger import LedgerCreatorGrants
 from ledgerd.main.bounded_context import GrpcService, merged_access
 from ledgerd.main.call_pipeline import UNADMITTED_SERVICES
 from ledgerd.main.settings import Settings
-from ledgerd.platform.api.authentication import Authentication, CachedRevocations
+from ledgerd.platform.api.authentication import (
+    Authentication,
+    CachedRevocations,
+    TokenVerifier,
+)
+from ledgerd.platform.api.verified_tokens import CachedTokenVerifier
 from ledgerd.platform.auth.access_tokens import AccessTokenVerifier
+from ledgerd.platform.auth.keys import KeyRing
 
 
 class StoredRevocations:
@@ -107,21 +114,30 @@ class RequiredAuthenticationProvider(Provider):
         self._services = tuple(services)
 
     @provide
-    def authentication(
+    def authentication(  # noqa: PLR0913, PLR0917 - dishka injects one dependency per parameter
         self,
         settings: Settings,
         uow: UnitOfWork,
         verifier: AccessTokenVerifier,
+        keys: KeyRing,
+        clock: Clock,
         families: RefreshFamilyRepository,
         clients: ClientRepository,
     ) -> PipelineAuthentication:
         hidden = {service.name: service.hidden for service in self._services if service.hidden}
+        # Verifying a token's signature is most of authentication's cost per call: a token that
+        # verified is remembered a while (bench/auth.py measures what that saves).
+        tokens: TokenVerifier = verifier
+        if settings.verified_token_cache_seconds > 0:
+            tokens = CachedTokenVerifier(
+                verifier, keys, clock, ttl_s=settings.verified_token_cache_seconds
+            )
         revocations = CachedRevocations(
             StoredRevocations(uow, families), ttl_s=settings.revocation_cache_seconds
         )
         return PipelineAuthentication(
             Authentication(
-                verifier=verifier,
+                verifier=tokens,
                 revocations=revocations,
                 live_grants=StoredClientGrants(uow, clients),
                 access=merged_access(self._services),

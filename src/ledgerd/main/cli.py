@@ -38,6 +38,7 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
+from ledgerd.loadgen.credentials import bench_auth
 from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
@@ -463,13 +464,35 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
     seed: Annotated[
         int | None, typer.Option(help="vary the load (unset: the same accounts every run)")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LEDGERD_TOKEN", help="a ready access token for every call"),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEDGERD_CLIENT_ID",
+            help="get tokens by the client-credentials grant as this client (and renew them)",
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None, typer.Option(envvar="LEDGERD_CLIENT_SECRET", help="that client's secret")
+    ] = None,
+    token_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the server's POST /oauth2/token (default: on an http:// target's server; "
+            "needed with a grpc:// target)"
+        ),
+    ] = None,
 ) -> None:
     """Load a running server over gRPC or REST, report the rate and latency, check invariants."""
     from ledgerd.loadgen.bench import BenchOptions, bench  # noqa: PLC0415 - bench's alone
 
     try:
+        parsed_target = parse_target(target)
         config = BenchConfig(
-            target=parse_target(target),
+            target=parsed_target,
             workload=workload,
             accounts=accounts,
             clients=clients,
@@ -486,6 +509,7 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
             rest_client=rest_client,
             request_timeout_s=timeout,
             seed=seed,
+            auth=bench_auth(parsed_target, token, client_id, client_secret, token_url),
         )
         options = BenchOptions(
             output=output,

@@ -240,6 +240,14 @@ class Settings(BaseSettings):
         description="how long a server remembers that a refresh-token family is not revoked: "
         "a revocation made through another process reaches this one within it",
     )
+    verified_token_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        description="how long a server remembers an access token it verified (never past its "
+        "`exp`, nor once its key is retired; revocation and ledger grants are still checked on "
+        "every call); 0: verify the signature on every call",
+    )
     token_issuer: str | None = Field(
         default=None,
         description="the origin (scheme://host[:port], no path) the OAuth2 endpoints are "
