@@ -150,7 +150,8 @@ CONTEXTS = (*ENABLED_CONTEXTS, OPERATIONS)
 
 @contextlib.asynccontextmanager
 async def _container(database_url: str) -> AsyncIterator[AsyncContainer]:
-    container = build_container(Settings(database_url=database_url), contexts=CONTEXTS)
+    # Authentication off: this serves a context's RPCs as such (tests/security checks access).
+    container = build_container(Settings(database_url=database_url, auth="off"), contexts=CONTEXTS)
     try:
         await migrations_for(CONTEXTS).upgrade(await container.get(AsyncEngine))
         yield container

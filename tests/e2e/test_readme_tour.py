@@ -22,7 +22,9 @@ from tests.e2e.grpc.test_serve import LEDGERD, Served, ledgerd_environment
 README = Path(__file__).parents[2] / "README.md"
 TOUR_PORT = "localhost:8080"
 REST = re.compile(r"^REST\s+http://127\.0\.0\.1:(\d+)/v1/ledgers$")
-TOKEN_LINE = re.compile(r"^export LEDGERD_TOKEN=\S+$", re.MULTILINE)
+# README's line (a placeholder, with a comment) and the line `serve --demo` prints.
+TOUR_TOKEN_LINE = re.compile(r"^export LEDGERD_TOKEN=.*$", re.MULTILINE)
+TOKEN_LINE = re.compile(r"^export LEDGERD_TOKEN=\S+$")
 WAIT_S = 60.0  # a bound for the test to fail rather than hang, not a measurement
 
 
@@ -40,11 +42,12 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         service_unavailable("no curl, which README's tour uses (.ci/run installs it)")
     block = tour_block()
     assert TOUR_PORT in block
-    assert TOKEN_LINE.search(block) is not None, "README's tour sets no LEDGERD_TOKEN"
+    assert TOUR_TOKEN_LINE.search(block) is not None, "README's tour sets no LEDGERD_TOKEN"
     env = ledgerd_environment(
         f"sqlite+aiosqlite:///{tmp_path}/ledgerd.db",
         grpc_address="127.0.0.1:0",
         http_address="127.0.0.1:0",
+        auth="default",  # as `make run` serves: tokens required
     )
     migrated = subprocess.run(  # noqa: ASYNC221, S603 - one short command, our own binary
         [str(LEDGERD), "migrate"], env=env, capture_output=True, text=True, check=False
@@ -64,7 +67,8 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
             line = await served.read_until(lambda text: REST.match(text) is not None)
             token_line = await served.read_until(lambda text: TOKEN_LINE.match(text) is not None)
         port = REST.match(line).group(1)  # type: ignore[union-attr]
-        script = TOKEN_LINE.sub(lambda _: token_line, block.replace(TOUR_PORT, f"127.0.0.1:{port}"))
+        steps = block.replace(TOUR_PORT, f"127.0.0.1:{port}")
+        script = TOUR_TOKEN_LINE.sub(lambda _: token_line, steps)
         tour = await asyncio.create_subprocess_exec(
             "bash",
             "-euo",

@@ -12,6 +12,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledgerd.main.cli import AUTH_REQUIRED
 from tests.e2e.grpc.test_serve import (
     LEDGERD,
     LOG_RECORD,
@@ -80,7 +81,7 @@ async def _serve_and_stop(tmp_path: Path, **settings: str) -> Run:
 
 
 async def test_serve_prints_its_banner_and_logs_in_one_format(tmp_path: Path) -> None:
-    run = await _serve_and_stop(tmp_path)
+    run = await _serve_and_stop(tmp_path, auth="default")
 
     assert run.exit_code == 0, run.log
     assert len(run.stdout) == len(BANNER), run.log
@@ -89,6 +90,7 @@ async def test_serve_prints_its_banner_and_logs_in_one_format(tmp_path: Path) ->
     assert all(records), run.log
     assert says(run.stderr[-1], STOPPED), run.log
     assert any(says(line, STOPPING) for line in run.stderr), run.log
+    assert any(says(line, AUTH_REQUIRED) for line in run.stderr), run.log  # the default
     # Quiet by default: no collector summary, no web server narrating what the banner says.
     levels = {record["level"] for record in records if record}
     assert levels == {"INFO"}, run.log

@@ -81,6 +81,7 @@ def _main_options(
 
 log = logging.getLogger(__name__)
 
+AUTH_REQUIRED = "authentication required: every call needs an access token"
 AUTH_OFF = (
     "authentication off (LEDGERD_AUTH=off): every caller may use every ledger; "
     "for a server only its own tests reach (docs/security.md)"
@@ -351,7 +352,7 @@ def serve(
             background.workers_for("serve", settings), container, settings, "serve", stop
         ) as supervision:
             if settings.auth == "required":
-                log.info("authentication required: every call needs an access token")
+                log.info(AUTH_REQUIRED)
             else:
                 log.warning(AUTH_OFF)
             if relaying.relay_in_serve(settings):

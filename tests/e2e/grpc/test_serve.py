@@ -113,13 +113,24 @@ class Served:
 
 
 def ledgerd_environment(database_url: str, **settings: str) -> dict[str, str]:
-    """The environment a ``ledgerd`` subprocess runs in: ``settings`` as ``LEDGERD_*``."""
-    return {
+    """The environment a ``ledgerd`` subprocess runs in: ``settings`` as ``LEDGERD_*``.
+
+    Authentication is off unless ``settings`` say otherwise (``auth="required"``, or
+    ``auth="default"`` for whatever ``ledgerd`` does unconfigured): the servers these tests
+    start are there for the ledger's behaviour, and tests/security proves the checks.
+    """
+    settings = {"auth": "off", **settings}
+    if settings["auth"] == "default":
+        del settings["auth"]
+    environment = {
         **os.environ,
         "LEDGERD_DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",  # its lines must reach the test as they are written
         **{f"LEDGERD_{name.upper()}": value for name, value in settings.items()},
     }
+    if "auth" not in settings:
+        environment.pop("LEDGERD_AUTH", None)
+    return environment
 
 
 @asynccontextmanager

@@ -261,6 +261,27 @@ async def test_the_directory_lists_clients_and_revokes_each_once(sql_kit: Identi
     assert await _read(sql_kit, directory.list_all) == [client, later]
 
 
+async def test_the_directory_replaces_an_active_confidential_clients_secret_only(
+    sql_kit: IdentityKit,
+) -> None:
+    directory = sql_kit.directory
+    assert directory is not None
+    await _committed(sql_kit, lambda: sql_kit.clients.add(_confidential()))
+    await _committed(sql_kit, lambda: sql_kit.clients.add(_public()))
+    await _committed(sql_kit, lambda: sql_kit.clients.add(_confidential("gone")))
+    assert await _read_committed(sql_kit, lambda: directory.revoke("gone", T0))
+
+    assert await _read_committed(sql_kit, lambda: directory.replace_secret("svc", "new-hash"))
+    assert not await _read_committed(sql_kit, lambda: directory.replace_secret("spa", "x"))
+    assert not await _read_committed(sql_kit, lambda: directory.replace_secret("gone", "x"))
+    assert not await _read_committed(sql_kit, lambda: directory.replace_secret("nobody", "x"))
+
+    replaced = await _read(sql_kit, lambda: sql_kit.clients.get("svc"))
+    assert replaced == replace(_confidential(), secret_hash="new-hash")
+    public = await _read(sql_kit, lambda: sql_kit.clients.get("spa"))
+    assert public == _public()
+
+
 async def _read_committed(kit: IdentityKit, work: Callable[[], Awaitable[T]]) -> T:
     async with kit.uow.begin() as tx:
         result = await work()
