@@ -18,10 +18,11 @@ from ledgerd.identity.adapters.sql_repositories import (
     SqlClientRepository,
     SqlRefreshFamilyRepository,
 )
-from ledgerd.identity.application.authenticate_client import (
-    AuthenticateClient,
-    ClientCredentials,
+from ledgerd.identity.application.authenticate_any_client import (
+    ClientIdentification,
+    IdentifyClient,
 )
+from ledgerd.identity.application.authenticate_client import AuthenticateClient
 from ledgerd.identity.application.issue_token_pair import IssueTokenPair, TokenPairRequest
 from ledgerd.identity.application.refresh_tokens import RefreshRequest, RefreshTokens
 from ledgerd.identity.application.token_response import TokenResponse
@@ -49,7 +50,8 @@ T0 = datetime(2030, 6, 1, 12, 0, 0, 654321, tzinfo=UTC)
 NAMES = TokenAudience(issuer="https://ledgerd.test", audience="ledgerd")
 POLICY = RefreshPolicy(absolute_lifetime=timedelta(days=30), idle_timeout=timedelta(days=7))
 GRANT = AccessGrant(frozenset({Scope.LEDGER_READ}), frozenset({"main"}))
-SERVICE = ClientCredentials("svc", "svc-secret")
+SECRET = "svc-secret"
+SERVICE = ClientIdentification("svc", SECRET)
 RENDEZVOUS_LIMIT_S = 10
 
 
@@ -118,9 +120,7 @@ async def _identity(engine: AsyncEngine) -> Identity:
     ring = KeyRing(SigningKeySet.generate(T0))
     issuer = AccessTokenIssuer(ring, NAMES, timedelta(minutes=15), clock)
     opaque = OpaqueTokens()
-    client = OAuthClient(
-        "svc", "service", ClientKind.CONFIDENTIAL, hasher.hash(SERVICE.secret), GRANT, T0
-    )
+    client = OAuthClient("svc", "service", ClientKind.CONFIDENTIAL, hasher.hash(SECRET), GRANT, T0)
     async with uow.begin() as tx:
         await clients.add(client)
         await tx.commit()
@@ -138,7 +138,7 @@ async def _identity(engine: AsyncEngine) -> Identity:
             new_id=SequentialIds("fam"),
         ),
         refresh=RefreshTokens(
-            authenticate=AuthenticateClient(uow, clients, hasher),
+            identify=IdentifyClient(AuthenticateClient(uow, clients, hasher), uow, clients),
             uow=uow,
             families=families,
             access_tokens=issuer,

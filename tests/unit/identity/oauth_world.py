@@ -155,7 +155,7 @@ async def oauth_world(*, seeded: bool = True) -> OAuthWorld:
             clock=clock,
         ),
         refresh=RefreshTokens(
-            authenticate=authenticate,
+            identify=identify,
             uow=uow,
             families=families,
             access_tokens=issuer,

@@ -1,7 +1,8 @@
 """Who is asking at the token endpoint: a confidential client by its secret, or a public one.
 
-A public client (RFC 6749 §2.1) has no secret; it names itself with ``client_id`` and may use
-the authorization-code grant only, where PKCE binds the code to the instance that asked for it.
+A public client (RFC 6749 §2.1) has no secret; it names itself with ``client_id``. It may use
+the authorization-code grant, where PKCE binds the code to the instance that asked for it, then
+refresh what that gave it, where rotation with reuse detection guards the refresh token.
 """
 
 from __future__ import annotations

@@ -5,13 +5,22 @@ refresh token; the one presented is spent. Presenting a spent one revokes the fa
 `domain.refresh_families`). Of two concurrent uses of one token, storage lets one rotate; the
 other is retried, finds the token spent, and so revokes the family: a race on one refresh token
 is exactly what a stolen copy looks like, and the safe answer is to end the family.
+
+The client is identified as at the code exchange (`IdentifyClient`): a confidential client by its
+secret, a public one by its ``client_id`` alone. A public client's refresh token is then a bearer
+credential, and rotation with reuse detection is what makes that acceptable (OAuth 2.0 Security
+BCP, RFC 9700 §4.14.2): a stolen copy is good for one use at most, and the next use by either
+holder ends the family.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledgerd.identity.application.authenticate_client import AuthenticateClient, ClientCredentials
+from ledgerd.identity.application.authenticate_any_client import (
+    ClientIdentification,
+    IdentifyClient,
+)
 from ledgerd.identity.application.ports import AccessTokenMinter, RefreshTokenMaker
 from ledgerd.identity.application.token_response import TokenResponse
 from ledgerd.identity.domain.errors import IdentityErrorCode
@@ -26,7 +35,7 @@ from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 
 @dataclass(frozen=True, slots=True)
 class RefreshRequest:
-    credentials: ClientCredentials
+    client: ClientIdentification
     refresh_token: str = field(repr=False)
     # A narrower scope than the family's may be asked for (RFC 6749 §6); None keeps it.
     scope: str | None = None
@@ -36,14 +45,14 @@ class RefreshTokens:
     def __init__(  # noqa: PLR0913 - the ports a refresh touches, each named
         self,
         *,
-        authenticate: AuthenticateClient,
+        identify: IdentifyClient,
         uow: UnitOfWork,
         families: RefreshFamilyRepository,
         access_tokens: AccessTokenMinter,
         refresh_tokens: RefreshTokenMaker,
         clock: Clock,
     ) -> None:
-        self._authenticate, self._uow, self._families = authenticate, uow, families
+        self._identify, self._uow, self._families = identify, uow, families
         self._access_tokens, self._refresh_tokens, self._clock = (
             access_tokens,
             refresh_tokens,
@@ -51,7 +60,7 @@ class RefreshTokens:
         )
 
     async def __call__(self, request: RefreshRequest) -> TokenResponse:
-        client = await self._authenticate(request.credentials)
+        client = await self._identify(request.client)
         requested = None if request.scope is None else parse_scopes(request.scope)
         presented = self._refresh_tokens.digest(request.refresh_token)
         next_token = self._refresh_tokens.new_token()

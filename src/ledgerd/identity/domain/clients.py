@@ -12,7 +12,8 @@ from ledgerd.identity.domain.grants import AccessGrant
 class ClientKind(StrEnum):
     # A service that keeps a secret (RFC 6749 §2.1): client credentials, refresh.
     CONFIDENTIAL = "confidential"
-    # A browser or native app that cannot keep one: authorization code with PKCE only.
+    # A browser or native app that cannot keep one: authorization code with PKCE only (and the
+    # refreshes of the tokens it got).
     PUBLIC = "public"
 
 

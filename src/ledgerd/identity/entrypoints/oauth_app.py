@@ -307,8 +307,9 @@ class OAuthHttpApp:
         self, client: PresentedClient, form: Mapping[str, str]
     ) -> TokenResponse:
         refresh_token = _required(form, "refresh_token")
+        # A public client names itself with client_id (RFC 6749 §6, §3.2.1), as at the exchange.
         return await self._use_cases.refresh(
-            RefreshRequest(_credentials(client), refresh_token, form.get("scope"))
+            RefreshRequest(client.identification, refresh_token, form.get("scope"))
         )
 
     def _token_response(self, tokens: TokenResponse) -> Response:
@@ -520,7 +521,7 @@ def _required(form: Mapping[str, str], name: str) -> str:
 
 
 def _credentials(client: PresentedClient) -> ClientCredentials:
-    """A confidential client's credentials: these grants are not for public clients."""
+    """A confidential client's credentials: client_credentials is not for public clients."""
     secret = client.identification.secret
     if secret is None:
         raise invalid_client(basic_used=client.basic_used)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ledgerd.identity.application.authenticate_any_client import ClientIdentification
 from ledgerd.identity.application.authenticate_client import ClientCredentials
 from ledgerd.identity.application.client_credentials import IssueClientCredentialsToken
 from ledgerd.identity.application.issue_token_pair import IssueTokenPair
@@ -24,13 +25,26 @@ from tests.fakes.identity_store import (
 from tests.unit.identity.oauth_world import POLICY, oauth_world
 
 # POLICY is the tests' refresh policy, which the wiring uses; re-exported for their imports.
-__all__ = ["OTHER", "POLICY", "SERVICE", "SERVICE_GRANT", "Identity"]
+__all__ = [
+    "APP",
+    "OTHER",
+    "OTHER_ID",
+    "POLICY",
+    "SERVICE",
+    "SERVICE_GRANT",
+    "SERVICE_ID",
+    "Identity",
+]
 
 SERVICE_GRANT = AccessGrant(
     frozenset({Scope.LEDGER_READ, Scope.TRANSFERS_WRITE}), frozenset({"main"})
 )
 SERVICE = ClientCredentials("svc", "svc-secret")
 OTHER = ClientCredentials("other", "other-secret")
+# The two confidential clients as the token endpoint identifies them, and a public client.
+SERVICE_ID = ClientIdentification(SERVICE.client_id, SERVICE.secret)
+OTHER_ID = ClientIdentification(OTHER.client_id, OTHER.secret)
+APP = ClientIdentification("app")
 
 
 @dataclass
@@ -60,10 +74,21 @@ class Identity:
             self.clock.now(),
         )
 
+    def public(self, identification: ClientIdentification) -> OAuthClient:
+        return OAuthClient(
+            identification.client_id,
+            identification.client_id,
+            ClientKind.PUBLIC,
+            None,
+            SERVICE_GRANT,
+            self.clock.now(),
+            redirect_uris=("https://app.test/cb",),
+        )
+
 
 @pytest.fixture
 async def identity() -> Identity:
-    # The use cases as the OAuth2 tests wire them, with this module's two clients only.
+    # The use cases as the OAuth2 tests wire them, with this module's three clients only.
     world = await oauth_world(seeded=False)
     setup = Identity(
         clock=world.clock,
@@ -78,4 +103,5 @@ async def identity() -> Identity:
     )
     await setup.add_client(setup.confidential(SERVICE))
     await setup.add_client(setup.confidential(OTHER))
+    await setup.add_client(setup.public(APP))
     return setup

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from ledgerd.identity.application.authenticate_any_client import ClientIdentification
-from ledgerd.identity.application.authenticate_client import ClientCredentials
 from ledgerd.identity.application.authenticate_user import UserCredentials
 from ledgerd.identity.application.exchange_authorization_code import (
     CodeExchangeRequest,
@@ -29,7 +28,6 @@ from tests.unit.identity.oauth_world import (
     SPA_REDIRECT,
     SVC,
     SVC_REDIRECT,
-    SVC_SECRET,
     VERIFIER,
     OAuthWorld,
 )
@@ -134,9 +132,7 @@ async def test_reusing_a_code_is_refused_and_revokes_the_tokens_it_issued(
     assert await world.family_revoked(family_id)
     assert pair.refresh_token is not None
     with pytest.raises(LedgerdError) as refresh_refused:
-        await world.use_cases.refresh(
-            RefreshRequest(ClientCredentials("svc", SVC_SECRET), pair.refresh_token)
-        )
+        await world.use_cases.refresh(RefreshRequest(SVC, pair.refresh_token))
     assert refresh_refused.value.details["reason"] == "revoked"
 
 
@@ -266,7 +262,5 @@ async def test_a_family_started_by_a_code_keeps_the_refresh_policy(world: OAuthW
     world.clock.advance(timedelta(days=8))
     assert pair.refresh_token is not None
     with pytest.raises(LedgerdError) as refused:
-        await world.use_cases.refresh(
-            RefreshRequest(ClientCredentials("svc", SVC_SECRET), pair.refresh_token)
-        )
+        await world.use_cases.refresh(RefreshRequest(SVC, pair.refresh_token))
     assert refused.value.details["reason"] == "idle"

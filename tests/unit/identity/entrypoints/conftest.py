@@ -16,6 +16,7 @@ from ledgerd.identity.entrypoints.oauth_app import OAuthHttpApp, OAuthHttpSettin
 from tests.unit.identity.oauth_world import (
     ALICE_PASSWORD,
     ISSUER,
+    SPA_REDIRECT,
     SVC_REDIRECT,
     SVC_SECRET,
     VERIFIER,
@@ -85,6 +86,24 @@ class OAuthHttp:
             **overrides,
         }
         return await self.http.post("/oauth2/token", data=form, auth=svc_auth())
+
+    async def public_pair(self) -> dict[str, str]:
+        """The token pair the public client spa gets: code flow, then ``client_id`` alone."""
+        answer = await self.sign_in(client_id="spa", redirect_uri=SPA_REDIRECT)
+        assert answer.status_code == 303, answer.text
+        exchanged = await self.http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "client_id": "spa",
+                "code": redirect_query(answer)["code"],
+                "redirect_uri": SPA_REDIRECT,
+                "code_verifier": VERIFIER,
+            },
+        )
+        assert exchanged.status_code == 200, exchanged.text
+        pair: dict[str, str] = exchanged.json()
+        return pair
 
 
 def svc_auth() -> httpx.BasicAuth:

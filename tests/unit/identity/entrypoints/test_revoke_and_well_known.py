@@ -24,6 +24,33 @@ async def test_revoking_a_refresh_token_ends_its_family(oauth: OAuthHttp) -> Non
     assert await oauth.world.family_revoked(family_id)
 
 
+async def test_a_public_client_revokes_its_own_refresh_token_by_its_id(oauth: OAuthHttp) -> None:
+    pair = await oauth.public_pair()
+    family_id = oauth.world.verifier.verify(pair["access_token"]).family_id
+    assert family_id is not None
+
+    answer = await oauth.http.post(
+        "/oauth2/revoke", data={"token": pair["refresh_token"], "client_id": "spa"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert await oauth.world.family_revoked(family_id)
+
+
+async def test_a_public_client_cannot_revoke_another_clients_token(oauth: OAuthHttp) -> None:
+    pair = (await oauth.exchange(await oauth.code())).json()
+    family_id = oauth.world.verifier.verify(pair["access_token"]).family_id
+    assert family_id is not None
+
+    answer = await oauth.http.post(
+        "/oauth2/revoke", data={"token": pair["refresh_token"], "client_id": "spa"}
+    )
+
+    # Answered like any token it does not own (RFC 7009 §2.2), and the family is left alone.
+    assert answer.status_code == 200
+    assert not await oauth.world.family_revoked(family_id)
+
+
 async def test_unknown_tokens_and_access_tokens_are_answered_200(oauth: OAuthHttp) -> None:
     pair = (await oauth.exchange(await oauth.code())).json()
     for token in ("no-such-token", pair["access_token"]):
@@ -51,6 +78,10 @@ async def test_the_metadata_document_names_the_endpoints_and_s256_only(oauth: OA
     assert document["code_challenge_methods_supported"] == ["S256"]
     assert document["response_types_supported"] == ["code"]
     assert "ledger.read" in document["scopes_supported"]
+    # "none": a public client names itself at both endpoints, for codes, refreshes, revocation.
+    methods = ["client_secret_basic", "client_secret_post", "none"]
+    assert document["token_endpoint_auth_methods_supported"] == methods
+    assert document["revocation_endpoint_auth_methods_supported"] == methods
 
 
 async def test_the_jwks_lists_the_public_keys_through_a_rotation(oauth: OAuthHttp) -> None:

@@ -188,6 +188,55 @@ class TestRefreshGrant:
         again = await oauth.http.post("/oauth2/token", data=form, auth=svc_auth())
         _assert_error(again, 400, "invalid_grant")
 
+    async def test_a_public_client_refreshes_with_its_id_in_the_form(
+        self, oauth: OAuthHttp
+    ) -> None:
+        pair = await oauth.public_pair()
+        form = {"grant_type": "refresh_token", "client_id": "spa"}
+
+        answer = await oauth.http.post(
+            "/oauth2/token", data={**form, "refresh_token": pair["refresh_token"]}
+        )
+
+        assert answer.status_code == 200, answer.text
+        rotated = answer.json()
+        assert rotated["refresh_token"] != pair["refresh_token"]
+        verified = oauth.world.verifier.verify(rotated["access_token"])
+        assert verified.family_id == oauth.world.verifier.verify(pair["access_token"]).family_id
+        # The spent token presented again: the family ends, the newest token with it.
+        reused = await oauth.http.post(
+            "/oauth2/token", data={**form, "refresh_token": pair["refresh_token"]}
+        )
+        _assert_error(reused, 400, "invalid_grant")
+        assert verified.family_id is not None
+        assert await oauth.world.family_revoked(verified.family_id)
+        newest = await oauth.http.post(
+            "/oauth2/token", data={**form, "refresh_token": rotated["refresh_token"]}
+        )
+        _assert_error(newest, 400, "invalid_grant")
+
+    async def test_a_public_client_cannot_use_a_confidential_clients_token(
+        self, oauth: OAuthHttp
+    ) -> None:
+        pair = (await oauth.exchange(await oauth.code())).json()
+        form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+
+        answer = await oauth.http.post("/oauth2/token", data={**form, "client_id": "spa"})
+
+        _assert_error(answer, 400, "invalid_grant")
+        assert (await oauth.http.post("/oauth2/token", data=form, auth=svc_auth())).is_success
+
+    async def test_a_confidential_client_without_its_secret_is_invalid_client(
+        self, oauth: OAuthHttp
+    ) -> None:
+        pair = (await oauth.exchange(await oauth.code())).json()
+        form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+
+        answer = await oauth.http.post("/oauth2/token", data={**form, "client_id": "svc"})
+
+        _assert_error(answer, 401, "invalid_client")
+        assert (await oauth.http.post("/oauth2/token", data=form, auth=svc_auth())).is_success
+
     async def test_a_missing_refresh_token_is_invalid_request(self, oauth: OAuthHttp) -> None:
         answer = await oauth.http.post(
             "/oauth2/token", data={"grant_type": "refresh_token"}, auth=svc_auth()
