@@ -22,7 +22,7 @@ MAX_NAME_LENGTH = 200
 class NewClient:
     name: str
     grant: AccessGrant
-    # Public: a browser or native app, authorization code with PKCE only, no secret.
+    # Public: a browser or native app, no secret: authorization code with PKCE, then refresh.
     public: bool = False
     redirect_uris: tuple[str, ...] = ()
     # A chosen id (the demo client's); None: a new one.

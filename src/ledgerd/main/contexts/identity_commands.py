@@ -94,7 +94,7 @@ def create_client(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-
     public: Annotated[  # noqa: FBT002 - typer: a flag is a bool parameter
         bool,
         typer.Option(
-            "--public", help="a browser or native app: no secret, authorization code with PKCE"
+            "--public", help="a browser or native app: no secret, code flow with PKCE, refresh"
         ),
     ] = False,
     redirect_uris: Annotated[
