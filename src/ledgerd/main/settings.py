@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerd.platform.secrets.references import is_reference, parse_reference
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
 
 
@@ -287,6 +289,58 @@ class Settings(BaseSettings):
         description="how often `serve` checks for a rotated signing key set (`ledgerd keys "
         "rotate`)",
     )
+    # --- Secrets (docs/security.md, "Secrets"): where `secret://` references are resolved ---
+    secret_ttl_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="how often the values of `secret://` references are read again: a rotated "
+        "value is used within this",
+    )
+    vault_addr: str | None = Field(
+        default=None,
+        description="OpenBao/Vault address (http[s]://host:port) for `secret://vault/...` "
+        "references",
+    )
+    vault_token: SecretStr | None = Field(
+        default=None,
+        description="the token ledgerd reads OpenBao/Vault with (secret; from the environment "
+        "only, never a reference)",
+    )
+    aws_region: str | None = Field(
+        default=None,
+        description="AWS region of `secret://aws/...` secrets; unset: AWS's own configuration "
+        "(AWS_REGION, AWS_DEFAULT_REGION, the profile)",
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Secrets Manager endpoint (an emulator, a VPC endpoint); unset: AWS's",
+    )
+
+    @field_validator("rabbitmq_url", "redis_url", "nats_url")
+    @classmethod
+    def _reference_or_plain(cls, value: str) -> str:
+        if is_reference(value):
+            parse_reference(value)
+        return value
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _vault_origin(cls, address: str | None) -> str | None:
+        if address is not None and not is_origin(address.rstrip("/")):
+            msg = "not an address: http[s]://host[:port]"
+            raise ValueError(msg)
+        return address
+
+    @field_validator("vault_token")
+    @classmethod
+    def _not_a_reference(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and is_reference(token.get_secret_value()):
+            msg = "the store's own token cannot be a secret:// reference (set the token itself)"
+            raise ValueError(msg)
+        return token
+
+    # --- end of Secrets ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="any case: debug is DEBUG"
     )
@@ -294,6 +348,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:
+        if is_reference(url):
+            parse_reference(url)  # resolved at start-up (ledgerd.main.secrets)
+            return url
         return normalise_database_url(url)
 
     @field_validator("grpc_address", "http_address")
@@ -316,10 +373,11 @@ class Settings(BaseSettings):
     @field_validator("csrf_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None and len(key.get_secret_value()) < MIN_CSRF_KEY_LENGTH:
-            msg = f"must be a random secret of {MIN_CSRF_KEY_LENGTH} characters or more"
-            raise ValueError(msg)
-        return key
+        if key is not None and is_reference(key.get_secret_value()):
+            # Its value is checked once resolved, at start-up (ledgerd.main.secrets).
+            parse_reference(key.get_secret_value())
+            return key
+        return check_csrf_key(key)
 
     @property
     def issuer(self) -> str:
@@ -340,6 +398,14 @@ MIN_CSRF_KEY_LENGTH = 32
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 _SQLITE_SCHEMES = ("sqlite+aiosqlite://", "sqlite://")
 ACCEPTED_DATABASES = "sqlite+aiosqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def check_csrf_key(key: SecretStr | None) -> SecretStr | None:
+    """``key`` if it is long enough to be a CSRF key (or unset); else why not."""
+    if key is not None and len(key.get_secret_value()) < MIN_CSRF_KEY_LENGTH:
+        msg = f"must be a random secret of {MIN_CSRF_KEY_LENGTH} characters or more"
+        raise ValueError(msg)
+    return key
 
 
 def is_origin(text: str) -> bool:

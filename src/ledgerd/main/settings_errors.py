@@ -8,7 +8,9 @@ from ledgerd.main.settings import Settings
 
 ENV_PREFIX = "LEDGERD_"
 # Their values can hold a password or are a secret: say what is wrong, not what was given.
-_SECRET_FIELDS = frozenset({"database_url", "rabbitmq_url", "redis_url", "nats_url", "csrf_key"})
+_SECRET_FIELDS = frozenset(
+    {"database_url", "rabbitmq_url", "redis_url", "nats_url", "csrf_key", "vault_token"}
+)
 
 
 def settings_problems(error: ValidationError) -> list[str]:

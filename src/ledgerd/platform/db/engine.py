@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -57,6 +58,7 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
     connect_timeout_s: float = 5.0,
     statement_timeout_s: float = 30.0,
     echo: bool = False,
+    current_url: Callable[[], str] | None = None,
 ) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
 
@@ -65,6 +67,10 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
     ``pool_timeout_s`` for a free pooled connection, ``connect_timeout_s`` for a new one,
     ``statement_timeout_s`` for any statement's answer. Each ends in UNAVAILABLE (or, during
     COMMIT, OUTCOME_UNKNOWN). A request's own deadline is enforced besides, on the server.
+
+    ``current_url`` (PostgreSQL): asked for the URL each time a connection is opened, so
+    rotated credentials (a secret store's) are used by every new connection; connections
+    already open keep theirs until the pool recycles them.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -85,7 +91,7 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
         if parsed.get_driver_name() != "asyncpg":
             msg = f"PostgreSQL URLs must use asyncpg (postgresql+asyncpg://), got {url!r}"
             raise ValueError(msg)
-        return create_async_engine(
+        engine = create_async_engine(
             parsed,
             echo=echo,
             pool_size=pool_size,
@@ -98,8 +104,25 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
                 "command_timeout": statement_timeout_s,
             },
         )
+        if current_url is not None:
+            _connect_with_current_url(engine, current_url)
+        return engine
     msg = f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
     raise ValueError(msg)
+
+
+def _connect_with_current_url(engine: AsyncEngine, current_url: Callable[[], str]) -> None:
+    """Open each new connection with what ``current_url`` says now (user, password, host...)."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_connect(
+        dialect: Any,  # noqa: ANN401 - SQLAlchemy's dialect, untyped here
+        _record: ConnectionPoolEntry,
+        _cargs: list[Any],
+        cparams: dict[str, Any],
+    ) -> None:
+        _args, url_params = dialect.create_connect_args(make_url(current_url()))
+        cparams.update(url_params)
 
 
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:

@@ -1,0 +1,38 @@
+"""What a secret store does for ledgerd: read the current value a reference names."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ledgerd.platform.secrets.references import SecretReference
+from ledgerd.platform.secrets.secret import Secret
+
+
+class SecretError(Exception):
+    """A reference that could not be resolved; the message names the reference, not a value."""
+
+    def __init__(self, reference: SecretReference, reason: str) -> None:
+        super().__init__(f"secret {reference}: {reason}")
+        self.reference = reference
+
+
+class SecretUnreachableError(SecretError):
+    """The store did not answer (down, refused, timed out): worth retrying later."""
+
+
+class SecretNotFoundError(SecretError):
+    """The store answered that there is no such secret or field, or that it may not be read."""
+
+
+class SecretStore(Protocol):
+    """One kind of store (env/file, OpenBao/Vault KV v2, AWS Secrets Manager).
+
+    A store for leased credentials (Vault's database engine) fits the same contract: each
+    ``read`` gives the value current now, and the cache's refresh renews it before it ends.
+    """
+
+    async def read(self, reference: SecretReference) -> Secret:
+        """The value now; ``SecretUnreachableError`` or ``SecretNotFoundError`` otherwise."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,230 @@
+"""``ledgerd serve`` and ``migrate`` whose settings are ``secret://`` references.
+
+Real processes, a real OpenBao (tests/openbao.py), the local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from ledgerd.v1 import ledger_pb2 as pb
+from tests.e2e.grpc.test_serve import (
+    CALL_TIMEOUT_S,
+    LEDGERD,
+    LOG_RECORD,
+    client,
+    ledgerd_environment,
+    ledgerd_serve,
+)
+from tests.network import free_port
+from tests.openbao import KV_MOUNT, OpenBao, openbao_server
+
+RUN_WAIT_S = 60.0
+EXIT_ERROR = 2
+EXIT_UNREACHABLE = 3
+
+
+def _vault_settings(server: OpenBao, **more: str) -> dict[str, str]:
+    return {"vault_addr": server.address, "vault_token": server.token, **more}
+
+
+async def _ledgerd(command: str, database_url: str, **settings: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(LEDGERD),
+        command,
+        env=ledgerd_environment(database_url, **settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(RUN_WAIT_S):
+        output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+@asynccontextmanager
+async def _login_roles(server_url: str, database_url: str) -> AsyncIterator[tuple[str, str]]:
+    """Two login roles for ``database_url``, both dropped on the way out.
+
+    The first owns the database; the second acts as the first (a rotated credential).
+    """
+    first, second = (f"ledgerd_t_role_{secrets.token_hex(4)}" for _ in range(2))
+    database = make_url(database_url).database
+    admin = await _admin(server_url)
+    try:
+        for role in (first, second):
+            await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secrets.token_hex(12)}'")
+        await admin.execute(f"ALTER DATABASE {database} OWNER TO {first}")
+        await admin.execute(f"GRANT {first} TO {second}")
+        yield first, second
+    finally:
+        owned = await _admin(database_url)
+        await owned.execute(f"REASSIGN OWNED BY {first}, {second} TO CURRENT_USER")
+        await owned.execute(f"DROP OWNED BY {first}, {second}")
+        await owned.close()
+        await admin.execute(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
+        await admin.execute(f"DROP ROLE IF EXISTS {first}, {second}")
+        await admin.close()
+
+
+async def _admin(url: str) -> asyncpg.Connection:
+    parsed = make_url(url).set(drivername="postgresql")
+    connection: asyncpg.Connection = await asyncpg.connect(
+        parsed.render_as_string(hide_password=False)
+    )
+    return connection
+
+
+def _as(url: str, role: str, password: str) -> str:
+    return make_url(url).set(username=role, password=password).render_as_string(hide_password=False)
+
+
+async def _create_ledger(port: int, ledger: str) -> None:
+    async with client(port) as (stub, _):
+        await stub.CreateLedger(pb.CreateLedgerRequest(id=ledger), timeout=CALL_TIMEOUT_S)
+
+
+async def test_serve_reads_its_database_url_from_openbao_and_follows_a_rotation(
+    openbao: OpenBao, postgres_server_url: str, postgres_url_factory: Callable[[], str]
+) -> None:
+    database_url = postgres_url_factory()
+    path = f"ledgerd/db-{secrets.token_hex(4)}"
+    reference = f"secret://vault/{KV_MOUNT}/{path}#url"
+    async with _login_roles(postgres_server_url, database_url) as (first, second):
+        first_password, second_password = "first-" + secrets.token_hex(8), "second-pw"
+        admin = await _admin(postgres_server_url)
+        await admin.execute(f"ALTER ROLE {first} PASSWORD '{first_password}'")
+        await admin.execute(f"ALTER ROLE {second} PASSWORD '{second_password}'")
+        await admin.close()
+        openbao.put(path, {"url": _as(database_url, first, first_password)})
+        settings = _vault_settings(openbao, secret_ttl_seconds="1")
+
+        migrated, output = await _ledgerd("migrate", reference, **settings)
+        assert migrated == 0, output
+        async with ledgerd_serve(reference, **settings) as served:
+            await _create_ledger(served.port, "L1")
+            # Rotate: the store gets the second role; the first may no longer log in, and its
+            # sessions end, so every call from here on runs on a new connection.
+            openbao.put(path, {"url": _as(database_url, second, second_password)})
+            await asyncio.sleep(2.5)  # two refreshes of LEDGERD_SECRET_TTL_SECONDS=1
+            admin = await _admin(postgres_server_url)
+            await admin.execute(f"ALTER ROLE {first} NOLOGIN")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", first
+            )
+            sessions = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", second
+            )
+            await _create_ledger(served.port, "L2")
+            in_use = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", second
+            )
+            await admin.close()
+            served.process.send_signal(signal.SIGTERM)
+            exit_code = await served.wait_for_exit()
+    assert exit_code == 0, served.log
+    assert (sessions, in_use > 0) == (0, True)
+    log = output + served.log
+    assert first_password not in log
+    assert second_password not in log
+    assert any(f"secret {reference} changed" in line for line in served.output), served.log
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+async def test_an_unreachable_store_at_start_up_is_one_line_naming_the_reference(
+    command: str,
+) -> None:
+    reference = "secret://vault/kv/ledgerd/db#url"
+    code, output = await _ledgerd(
+        command,
+        reference,
+        vault_addr=f"http://127.0.0.1:{free_port()}",
+        vault_token="token-" + secrets.token_hex(8),
+    )
+    assert code == EXIT_UNREACHABLE, output
+    assert output.splitlines() == [
+        f"error: LEDGERD_DATABASE_URL: secret {reference}: the store did not answer (ConnectError)"
+    ]
+
+
+async def test_a_vault_reference_without_a_vault_is_one_line_saying_what_to_set() -> None:
+    code, output = await _ledgerd("migrate", "secret://vault/kv/ledgerd/db#url")
+    assert code == EXIT_ERROR, output
+    what_to_set = "set LEDGERD_VAULT_ADDR and LEDGERD_VAULT_TOKEN to read it"
+    assert output.splitlines() == [
+        f"error: LEDGERD_DATABASE_URL: secret://vault/kv/ledgerd/db#url: {what_to_set}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shape"),
+    [
+        ("database_url", "secret://vault/kv/ledgerd/db", "secret://vault/MOUNT/PATH#FIELD"),
+        ("redis_url", "secret://aws/db?stage=p@ssw0rd&x=1", "secret://aws/SECRET_ID"),
+        ("csrf_key", "secret://file/../p@ssw0rd", "secret://file/ABSOLUTE/PATH"),
+    ],
+)
+async def test_a_malformed_reference_is_a_settings_error_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, shape: str
+) -> None:
+    settings = {variable: value}
+    database_url = settings.pop("database_url", f"sqlite+aiosqlite:///{tmp_path}/l.db")
+    code, output = await _ledgerd("migrate", database_url, **settings)
+    assert code == EXIT_ERROR, output
+    [line] = output.splitlines()
+    assert line.startswith(f"error: LEDGERD_{variable.upper()}: malformed secret reference")
+    assert shape in line
+    assert value not in line
+
+
+async def test_a_csrf_key_from_a_file_and_a_plain_value_in_a_secret_file_never_show(
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "csrf"
+    key_file.write_text("too-short-key\n")
+    code, output = await _ledgerd(
+        "migrate", f"sqlite+aiosqlite:///{tmp_path}/l.db", csrf_key=f"secret://file{key_file}"
+    )
+    assert code == EXIT_ERROR, output
+    too_short = "must be a random secret of 32 characters or more"
+    assert output.splitlines() == [f"error: LEDGERD_CSRF_KEY: secret://file{key_file}: {too_short}"]
+    assert "too-short-key" not in output
+
+
+async def test_a_store_going_away_while_serving_is_one_warning_and_serving_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = "ledgerd/db"
+    reference = f"secret://vault/{KV_MOUNT}/{path}#url"
+    with contextlib.ExitStack() as openbao_running:
+        server = openbao_running.enter_context(openbao_server(tmp_path))
+        server.put(path, {"url": f"sqlite+aiosqlite:///{tmp_path}/served.db"})
+        settings = _vault_settings(server, secret_ttl_seconds="1")
+        async with ledgerd_serve(reference, **settings) as served:
+            served.drain()
+            await _create_ledger(served.port, "L1")
+            openbao_running.close()  # OpenBao goes away
+            await asyncio.sleep(3.5)  # three refreshes fail
+            await _create_ledger(served.port, "L2")
+            served.process.send_signal(signal.SIGTERM)
+            exit_code = await served.wait_for_exit()
+    assert exit_code == 0, served.log
+    warnings = [
+        record
+        for line in served.output
+        if (record := LOG_RECORD.match(line)) and record["level"] == "WARNING"
+        if reference in record["message"]
+    ]
+    assert len(warnings) == 1, served.log
+    assert "keeping the value read before" in warnings[0]["message"]
+    assert "served.db" not in served.log
