@@ -60,7 +60,7 @@ class SecretCache:
                 value = await self.resolve(reference)
             except Exception as error:  # noqa: BLE001 - whatever the store did, serving goes on
                 if reference.store not in self._failing | failed:
-                    reason = error if isinstance(error, SecretError) else type(error).__name__
+                    reason = _reason(error)
                     log.warning(
                         "secret %s could not be refreshed (%s); keeping the value read before",
                         reference,
@@ -88,3 +88,8 @@ class SecretCache:
     async def aclose(self) -> None:
         for store in self._stores.values():
             await store.aclose()
+
+
+def _reason(error: Exception) -> str:
+    # Another exception's text is not ours to vouch for (it might quote what was read).
+    return error.reason if isinstance(error, SecretError) else type(error).__name__

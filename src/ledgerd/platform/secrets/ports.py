@@ -14,6 +14,7 @@ class SecretError(Exception):
     def __init__(self, reference: SecretReference, reason: str) -> None:
         super().__init__(f"secret {reference}: {reason}")
         self.reference = reference
+        self.reason = reason
 
 
 class SecretUnreachableError(SecretError):
