@@ -1,20 +1,23 @@
 """``ledgerd serve`` and ``migrate`` whose settings are ``secret://`` references.
 
-Real processes, a real OpenBao (tests/openbao.py), the local PostgreSQL.
+Real processes, a real OpenBao (tests/openbao.py), moto's server (an AWS emulator), the local
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiobotocore.session import get_session  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from ledgerd.v1 import ledger_pb2 as pb
@@ -26,6 +29,7 @@ from tests.e2e.grpc.test_serve import (
     ledgerd_environment,
     ledgerd_serve,
 )
+from tests.integration.messaging.sqs_emulator import ENVIRONMENT, REGION, UNSET, moto_server
 from tests.network import free_port
 from tests.openbao import KV_MOUNT, OpenBao, openbao_server
 
@@ -94,28 +98,36 @@ async def _create_ledger(port: int, ledger: str) -> None:
         await stub.CreateLedger(pb.CreateLedgerRequest(id=ledger), timeout=CALL_TIMEOUT_S)
 
 
-async def test_serve_reads_its_database_url_from_openbao_and_follows_a_rotation(
-    openbao: OpenBao, postgres_server_url: str, postgres_url_factory: Callable[[], str]
+# Writes a new value of the database URL's secret in its store.
+PutUrl = Callable[[str], Awaitable[None]]
+
+
+async def _serve_through_a_rotation(
+    reference: str,
+    put: PutUrl,
+    postgres_server_url: str,
+    database_url: str,
+    **settings: str,
 ) -> None:
-    database_url = postgres_url_factory()
-    path = f"ledgerd/db-{secrets.token_hex(4)}"
-    reference = f"secret://vault/{KV_MOUNT}/{path}#url"
+    """``migrate`` and ``serve`` on ``reference``; the URL rotated to another role under it.
+
+    The first role is then locked out and its sessions ended, so the call after the rotation
+    runs on a connection opened with the rotated URL, or fails.
+    """
     async with _login_roles(postgres_server_url, database_url) as (first, second):
         first_password, second_password = "first-" + secrets.token_hex(8), "second-pw"
         admin = await _admin(postgres_server_url)
         await admin.execute(f"ALTER ROLE {first} PASSWORD '{first_password}'")
         await admin.execute(f"ALTER ROLE {second} PASSWORD '{second_password}'")
         await admin.close()
-        openbao.put(path, {"url": _as(database_url, first, first_password)})
-        settings = _vault_settings(openbao, secret_ttl_seconds="1")
+        await put(_as(database_url, first, first_password))
+        settings = {"secret_ttl_seconds": "1", **settings}
 
         migrated, output = await _ledgerd("migrate", reference, **settings)
         assert migrated == 0, output
         async with ledgerd_serve(reference, **settings) as served:
             await _create_ledger(served.port, "L1")
-            # Rotate: the store gets the second role; the first may no longer log in, and its
-            # sessions end, so every call from here on runs on a new connection.
-            openbao.put(path, {"url": _as(database_url, second, second_password)})
+            await put(_as(database_url, second, second_password))
             await asyncio.sleep(2.5)  # two refreshes of LEDGERD_SECRET_TTL_SECONDS=1
             admin = await _admin(postgres_server_url)
             await admin.execute(f"ALTER ROLE {first} NOLOGIN")
@@ -138,6 +150,60 @@ async def test_serve_reads_its_database_url_from_openbao_and_follows_a_rotation(
     assert first_password not in log
     assert second_password not in log
     assert any(f"secret {reference} changed" in line for line in served.output), served.log
+
+
+async def test_serve_reads_its_database_url_from_openbao_and_follows_a_rotation(
+    openbao: OpenBao, postgres_server_url: str, postgres_url_factory: Callable[[], str]
+) -> None:
+    path = f"ledgerd/db-{secrets.token_hex(4)}"
+
+    async def put(url: str) -> None:
+        openbao.put(path, {"url": url})
+
+    await _serve_through_a_rotation(
+        f"secret://vault/{KV_MOUNT}/{path}#url",
+        put,
+        postgres_server_url,
+        postgres_url_factory(),
+        **_vault_settings(openbao),
+    )
+
+
+@pytest.fixture(scope="module")
+def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Moto's server, an AWS emulator, with dummy credentials (ledgerd inherits them)."""
+    with pytest.MonkeyPatch.context() as environment:
+        for name in UNSET:
+            environment.delenv(name, raising=False)
+        for name, value in ENVIRONMENT.items():
+            environment.setenv(name, value)
+        with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
+            yield endpoint
+
+
+async def test_serve_reads_its_database_url_from_aws_and_follows_a_rotation(
+    aws_emulator: str, postgres_server_url: str, postgres_url_factory: Callable[[], str]
+) -> None:
+    name = f"ledgerd/db-{secrets.token_hex(4)}"
+
+    async def put(url: str) -> None:
+        async with get_session().create_client(
+            "secretsmanager", region_name=REGION, endpoint_url=aws_emulator
+        ) as manager:
+            value = json.dumps({"url": url})
+            try:
+                await manager.put_secret_value(SecretId=name, SecretString=value)
+            except manager.exceptions.ResourceNotFoundException:
+                await manager.create_secret(Name=name, SecretString=value)
+
+    await _serve_through_a_rotation(
+        f"secret://aws/{name}#url",
+        put,
+        postgres_server_url,
+        postgres_url_factory(),
+        aws_region=REGION,
+        aws_endpoint_url=aws_emulator,
+    )
 
 
 @pytest.mark.parametrize("command", ["serve", "migrate"])
