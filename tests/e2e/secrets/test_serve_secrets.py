@@ -29,7 +29,7 @@ from tests.e2e.grpc.test_serve import (
     ledgerd_environment,
     ledgerd_serve,
 )
-from tests.integration.messaging.sqs_emulator import ENVIRONMENT, REGION, UNSET, moto_server
+from tests.integration.messaging.sqs_emulator import REGION, emulated_aws
 from tests.network import free_port
 from tests.openbao import KV_MOUNT, OpenBao, openbao_server
 
@@ -172,13 +172,8 @@ async def test_serve_reads_its_database_url_from_openbao_and_follows_a_rotation(
 @pytest.fixture(scope="module")
 def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Moto's server, an AWS emulator, with dummy credentials (ledgerd inherits them)."""
-    with pytest.MonkeyPatch.context() as environment:
-        for name in UNSET:
-            environment.delenv(name, raising=False)
-        for name, value in ENVIRONMENT.items():
-            environment.setenv(name, value)
-        with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
-            yield endpoint
+    with emulated_aws(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
+        yield endpoint
 
 
 async def test_serve_reads_its_database_url_from_aws_and_follows_a_rotation(

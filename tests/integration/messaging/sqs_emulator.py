@@ -36,6 +36,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
 from ledgerd.platform.messaging.sqs import sqs_client
 from tests.conftest import service_unavailable
 from tests.network import free_port
@@ -79,6 +81,22 @@ def moto_server(log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def emulated_aws(log: Path) -> Iterator[str]:
+    """Moto's server, its endpoint yielded, with dummy credentials in the environment.
+
+    In this process's environment, and so in the ``ledgerd`` processes a test starts; nothing of
+    the developer's own AWS set-up is left in it.
+    """
+    with pytest.MonkeyPatch.context() as environment:
+        for name in UNSET:
+            environment.delenv(name, raising=False)
+        for name, value in ENVIRONMENT.items():
+            environment.setenv(name, value)
+        with moto_server(log) as endpoint:
+            yield endpoint
 
 
 def sqs_text(raw: bytes) -> str:

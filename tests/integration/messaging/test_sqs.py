@@ -45,11 +45,9 @@ from tests.integration.messaging.contract import (
     interleaved,
 )
 from tests.integration.messaging.sqs_emulator import (
-    ENVIRONMENT,
     REGION,
-    UNSET,
+    emulated_aws,
     message_counts,
-    moto_server,
     send_raw,
 )
 
@@ -101,13 +99,8 @@ class Queue:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as environment:
-        for name in UNSET:
-            environment.delenv(name, raising=False)
-        for name, value in ENVIRONMENT.items():
-            environment.setenv(name, value)
-        with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
-            yield endpoint
+    with emulated_aws(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

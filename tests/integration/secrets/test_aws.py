@@ -18,19 +18,14 @@ from ledgerd.platform.secrets.aws import AwsSecretsManagerStore
 from ledgerd.platform.secrets.cache import SecretCache
 from ledgerd.platform.secrets.ports import SecretNotFoundError
 from ledgerd.platform.secrets.references import parse_reference
-from tests.integration.messaging.sqs_emulator import ENVIRONMENT, REGION, UNSET, moto_server
+from tests.integration.messaging.sqs_emulator import REGION, emulated_aws
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Moto's server with dummy credentials, nothing of the developer's AWS set-up."""
-    with pytest.MonkeyPatch.context() as environment:
-        for name in UNSET:
-            environment.delenv(name, raising=False)
-        for name, value in ENVIRONMENT.items():
-            environment.setenv(name, value)
-        with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
-            yield endpoint
+    with emulated_aws(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
+        yield endpoint
 
 
 async def _create(emulator: str, value: str) -> str:
