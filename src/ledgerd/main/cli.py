@@ -40,6 +40,7 @@ from ledgerd.loadgen.config import (
 )
 from ledgerd.loadgen.credentials import bench_auth
 from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.certs_commands import certs
 from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.contexts import ENABLED_CONTEXTS
@@ -535,5 +536,6 @@ def register_context_commands(
             context.commands(cli)
 
 
+app.add_typer(certs)
 # After the program's own, so that `ledgerd -h` lists those first.
 register_context_commands(app)
