@@ -265,7 +265,8 @@ async def _banner(
 ) -> list[str]:
     """What ``serve`` prints once it listens: where, and with ``--demo`` how to call it."""
     grpc_host, (grpc_port, services) = settings.grpc_address.rpartition(":")[0], grpc
-    http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http_port}"
+    scheme = "https" if settings.tls else "http"
+    http_base = f"{scheme}://{settings.http_address.rpartition(':')[0]}:{http_port}"
     lines = [
         f"gRPC  {grpc_host}:{grpc_port}  ({', '.join(services)}, health, reflection)",
         f"REST  {http_base}/v1/ledgers",
@@ -294,6 +295,7 @@ def serve(
             http_app,
             http_server,
             relaying,
+            tls,
         )
 
         raise_file_limit()  # every connection holds a file
@@ -302,14 +304,21 @@ def serve(
         await ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)
+        # Certificate files are checked before anything listens: a problem is one line.
+        server_tls = tls.server_tls(settings)
+        forwarding_credentials = tls.channel_credentials(settings)
         stop = _stop_on_signals()
         server = await grpc_server.start_grpc_server(
-            container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
+            container,
+            settings.grpc_address,
+            reuse_port=settings.grpc_reuse_port,
+            credentials=None if server_tls is None else server_tls.grpc,
         )
         invoker, channel = http_app.build_invoker(
             await http_app.resolve_servicers(container),
             settings.gateway_forward_to,
             await container.get(CallPipeline),
+            forwarding_credentials,
         )
         app = http_app.build_http_app(
             await container.get(AsyncEngine),
@@ -322,6 +331,7 @@ def serve(
                 settings.http_address,
                 settings.shutdown_grace_seconds,
                 http_server.connection_limits(settings),
+                None if server_tls is None else server_tls.rest,
             )
         except BaseException:
             # It has listened for a moment only: nothing in flight is worth waiting for.
@@ -349,9 +359,12 @@ def serve(
         # The background workers (the relay, the contexts' sweeps) start now and drain after
         # the servers: the relay, started first, stops last, so what the final calls committed
         # goes out.
-        async with background.supervised(
-            background.workers_for("serve", settings), container, settings, "serve", stop
-        ) as supervision:
+        async with (
+            tls.certificates_reloaded(server_tls, settings),
+            background.supervised(
+                background.workers_for("serve", settings), container, settings, "serve", stop
+            ) as supervision,
+        ):
             if settings.auth == "required":
                 log.info(AUTH_REQUIRED)
             else:

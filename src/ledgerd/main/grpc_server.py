@@ -68,6 +68,7 @@ async def start_grpc_server(
     *,
     reuse_port: bool = False,
     services: Sequence[GrpcService] | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningGrpcServer:
     """The server, listening on ``address``; ``CannotListenError`` if it cannot.
 
@@ -77,6 +78,8 @@ async def start_grpc_server(
     grpc shares a port with any other process that asks (``SO_REUSEPORT``) unless told not
     to: two servers on one port, each with its own database, would each answer some of the
     channels. Only ``reuse_port`` (processes of one deployment) allows that.
+
+    With ``credentials`` it listens with TLS (``main/tls.py``), else in plaintext.
     """
     try:
         probe_bind(address, reuse_port=reuse_port)
@@ -96,7 +99,11 @@ async def start_grpc_server(
     names = tuple(service.name for service in served)
     enable_reflection(server, (*names, health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(address)
+        port = (
+            server.add_insecure_port(address)
+            if credentials is None
+            else server.add_secure_port(address, credentials)
+        )
     except RuntimeError:
         # Taken between the probe and now: grpc has logged its reason (to stderr) already.
         await server.stop(None)  # else its finaliser tries to, once the event loop is closed

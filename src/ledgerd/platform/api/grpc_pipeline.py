@@ -21,6 +21,7 @@ from ledgerd.kernel.errors import LedgerdError
 from ledgerd.platform.api.authentication import AUTHORIZATION_KEY
 from ledgerd.platform.api.grpc_errors import rpc_status_of
 from ledgerd.platform.api.grpc_handlers import DecoratingInterceptor, Handler
+from ledgerd.platform.api.peer_certificates import peer_identity
 from ledgerd.platform.api.pipeline import (
     GRPC,
     REQUEST_ID_KEY,
@@ -155,6 +156,7 @@ def _begin(method: str, context: Context, request: object) -> CallInfo:
         request_id=request_id_of(metadata),
         timeout_s=context.time_remaining(),
         request=request if isinstance(request, Message) else None,
+        peer=peer_identity(context.auth_context()),
     )
     context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id),))
     return info
