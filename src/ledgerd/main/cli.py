@@ -298,15 +298,15 @@ def serve(
             tls,
         )
 
+        # Certificate files are checked first: a problem is one line naming the setting.
+        server_tls = tls.server_tls(settings)
+        forwarding_credentials = tls.channel_credentials(settings)
         raise_file_limit()  # every connection holds a file
         warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
         warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
         await ensure_schema(container, settings)
         if with_demo:
             await _seed_demo(container)
-        # Certificate files are checked before anything listens: a problem is one line.
-        server_tls = tls.server_tls(settings)
-        forwarding_credentials = tls.channel_credentials(settings)
         stop = _stop_on_signals()
         server = await grpc_server.start_grpc_server(
             container,

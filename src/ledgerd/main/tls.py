@@ -22,11 +22,8 @@ from dataclasses import dataclass
 import grpc
 
 from ledgerd.main.settings import Settings
-from ledgerd.platform.tls.certificate_files import (
-    CertificatePaths,
-    read_certificate_bundle,
-    read_key_pair,
-)
+from ledgerd.platform.tls.certificate_files import CertificatePaths
+from ledgerd.platform.tls.channel_credentials import client_channel_credentials
 from ledgerd.platform.tls.grpc_credentials import reloading_server_credentials
 from ledgerd.platform.tls.reloading import ReloadingCertificates, run_certificate_reload_loop
 from ledgerd.platform.tls.ssl_context import load_certificates, server_ssl_context
@@ -81,22 +78,7 @@ async def certificates_reloaded(tls: ServerTls | None, settings: Settings) -> As
 
 
 def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
-    """What ledgerd calls a gRPC server with: TLS when ``LEDGERD_GRPC_SERVER_CA`` is set.
-
-    With a client certificate when ``LEDGERD_GRPC_CLIENT_CERT_FILE`` is. None: plaintext.
-    ``CertificateFileError`` names the setting of a file that cannot be used.
-    """
-    if settings.grpc_server_ca is None:
-        return None
-    root = read_certificate_bundle("LEDGERD_GRPC_SERVER_CA", settings.grpc_server_ca)
-    if settings.grpc_client_cert_file is None or settings.grpc_client_key_file is None:
-        return grpc.ssl_channel_credentials(root_certificates=root)
-    chain, key = read_key_pair(
-        "LEDGERD_GRPC_CLIENT_CERT_FILE",
-        settings.grpc_client_cert_file,
-        "LEDGERD_GRPC_CLIENT_KEY_FILE",
-        settings.grpc_client_key_file,
-    )
-    return grpc.ssl_channel_credentials(
-        root_certificates=root, private_key=key, certificate_chain=chain
+    """What ``serve`` forwards REST calls with (``LEDGERD_GATEWAY_FORWARD_TO``); None: plaintext."""
+    return client_channel_credentials(
+        settings.grpc_server_ca, settings.grpc_client_cert_file, settings.grpc_client_key_file
     )

@@ -6,7 +6,9 @@ dials it with the certificates it needs, all made by the development CA.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -38,6 +40,8 @@ LEDGER = "main"
 IDENTITIES = {PAYOUTS: {"scopes": ["ledger.read", "ledgers.admin"], "ledgers": [LEDGER]}}
 RELOAD_INTERVAL_S = "0.2"
 ROTATION_WAIT_S = 15.0
+EXIT_ERROR = 2
+EXIT_UNREACHABLE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,3 +304,94 @@ def _trusting(deployment: Deployment) -> ssl.SSLContext:
 def _fresh_rest_call(deployment: Deployment) -> None:
     with httpx.Client(verify=_trusting(deployment), timeout=CALL_TIMEOUT_S) as client:
         client.get(f"https://localhost:{deployment.http_port}/healthz").raise_for_status()
+
+
+@contextlib.contextmanager
+def _gateway(deployment: Deployment, name: str, **client: str) -> Iterator[str]:
+    """A second ``serve`` whose REST gateway forwards to the mTLS server; its base URL."""
+    directory = deployment.directory / name
+    directory.mkdir()
+    grpc_port, http_port = free_port(), free_port()
+    log = directory / "serve.log"
+    process = _start(
+        directory,
+        log,
+        grpc_address=f"127.0.0.1:{grpc_port}",
+        http_address=f"127.0.0.1:{http_port}",
+        gateway_forward_to=deployment.grpc_target,
+        grpc_server_ca=str(deployment.ca_file),
+        **client,
+    )
+    try:
+        deadline = time.monotonic() + START_WAIT_S
+        while "REST  http://" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{http_port}"
+    finally:
+        _stop(process)
+
+
+def test_the_gateway_forwards_over_mtls_presenting_its_certificate(
+    deployment: Deployment,
+) -> None:
+    with (
+        _gateway(
+            deployment,
+            "with-certificate",
+            grpc_client_cert_file=str(deployment.payouts.certificate),
+            grpc_client_key_file=str(deployment.payouts.key),
+        ) as presenting,
+        _gateway(deployment, "without-certificate") as bare,
+        httpx.Client(timeout=CALL_TIMEOUT_S) as client,
+    ):
+        forwarded = client.get(f"{presenting}/v1/ledgers/{LEDGER}")
+        refused = client.get(f"{bare}/v1/ledgers/{LEDGER}")
+    assert forwarded.status_code == 200, forwarded.text
+    assert forwarded.json()["id"] == LEDGER
+    # No certificate: the mTLS server refuses the handshake, so the gateway cannot reach it.
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "UNAVAILABLE"
+
+
+def _client_command(deployment: Deployment, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own console script with fixed arguments
+        [str(LEDGERD), "ledgers", "list"],
+        env={
+            **os.environ,
+            "LEDGERD_SERVER": f"127.0.0.1:{deployment.grpc_port}",
+            **{f"LEDGERD_{name.upper()}": value for name, value in variables.items()},
+        },
+        capture_output=True,
+        text=True,
+        timeout=CALL_TIMEOUT_S * 2,
+        check=False,
+    )
+
+
+def test_the_client_commands_call_over_mtls(deployment: Deployment) -> None:
+    listed = _client_command(
+        deployment,
+        grpc_server_ca=str(deployment.ca_file),
+        grpc_client_cert_file=str(deployment.payouts.certificate),
+        grpc_client_key_file=str(deployment.payouts.key),
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert LEDGER in listed.stdout
+
+    without = _client_command(deployment, grpc_server_ca=str(deployment.ca_file))
+    assert without.returncode == EXIT_UNREACHABLE, without.stderr
+    assert "cannot reach ledgerd" in without.stderr
+
+    missing = _client_command(
+        deployment,
+        grpc_server_ca=str(deployment.directory / "nowhere.pem"),
+    )
+    assert missing.returncode == EXIT_ERROR
+    assert missing.stderr.strip().splitlines() == [
+        (
+            f"error: LEDGERD_GRPC_SERVER_CA='{deployment.directory / 'nowhere.pem'}': "
+            "No such file or directory"
+        )
+    ]
