@@ -312,7 +312,7 @@ def serve(
             container,
             settings.grpc_address,
             reuse_port=settings.grpc_reuse_port,
-            credentials=None if server_tls is None else server_tls.grpc,
+            tls=server_tls,
         )
         invoker, channel = http_app.build_invoker(
             await http_app.resolve_servicers(container),

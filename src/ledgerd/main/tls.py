@@ -37,6 +37,11 @@ class ServerTls:
     grpc: grpc.ServerCredentials
     rest: ssl.SSLContext
 
+    @property
+    def requires_client_certificates(self) -> bool:
+        """GRPC refuses a handshake without a client certificate (``LEDGERD_GRPC_CLIENT_CA``)."""
+        return self.certificates.current.client_ca_pem is not None
+
 
 def server_tls(settings: Settings) -> ServerTls | None:
     """Both servers' TLS, or None (plaintext); ``CertificateFileError`` for unusable files."""

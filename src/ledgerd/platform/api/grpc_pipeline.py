@@ -53,9 +53,15 @@ _SHAPES: tuple[tuple[str, Callable[..., Handler]], ...] = (
 class PipelineInterceptor(DecoratingInterceptor):
     """Runs each method of the server inside ``pipeline``."""
 
-    def __init__(self, pipeline: CallPipeline) -> None:
+    def __init__(self, pipeline: CallPipeline, *, peer_certificates: bool = False) -> None:
+        """``peer_certificates``: the server verifies client certificates (mTLS).
+
+        Only then is each call's peer identity read (``CallInfo.peer``): a plaintext or
+        server-only TLS server has none, and need not ask grpc for its auth context per call.
+        """
         super().__init__()
         self._pipeline = pipeline
+        self._peer_certificates = peer_certificates
 
     def _decorate(self, method: str, handler: Handler) -> Handler:
         for shape, make_handler in _SHAPES:
@@ -97,6 +103,8 @@ class PipelineInterceptor(DecoratingInterceptor):
         respond: Callable[[], Awaitable[Any]],
     ) -> Any:  # noqa: ANN401 - any message type
         info = _begin(method, context, request)
+        if self._peer_certificates:
+            info.peer = peer_identity(context.auth_context())
 
         async def answer() -> Any:  # noqa: ANN401 - any message type
             try:
@@ -156,7 +164,6 @@ def _begin(method: str, context: Context, request: object) -> CallInfo:
         request_id=request_id_of(metadata),
         timeout_s=context.time_remaining(),
         request=request if isinstance(request, Message) else None,
-        peer=peer_identity(context.auth_context()),
     )
     context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id),))
     return info
