@@ -300,7 +300,7 @@ def serve(
 
         # Certificate files are checked first: a problem is one line naming the setting.
         server_tls = tls.server_tls(settings)
-        forwarding_credentials = tls.channel_credentials(settings)
+        forwarding = tls.forwarding(settings)
         raise_file_limit()  # every connection holds a file
         warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
         warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
@@ -318,7 +318,7 @@ def serve(
             await http_app.resolve_servicers(container),
             settings.gateway_forward_to,
             await container.get(CallPipeline),
-            forwarding_credentials,
+            None if forwarding is None else forwarding.channel,
         )
         app = http_app.build_http_app(
             await container.get(AsyncEngine),
@@ -360,7 +360,7 @@ def serve(
         # the servers: the relay, started first, stops last, so what the final calls committed
         # goes out.
         async with (
-            tls.certificates_reloaded(server_tls, settings),
+            tls.certificates_reloaded(tls.reloading(server_tls, forwarding), settings),
             background.supervised(
                 background.workers_for("serve", settings), container, settings, "serve", stop
             ) as supervision,

@@ -70,23 +70,18 @@ def build_invoker(
     servicers: Mapping[str, object],
     forward_to: str | None,
     pipeline: CallPipeline,
-    credentials: grpc.ChannelCredentials | None = None,
+    channel: grpc.aio.Channel | None = None,
 ) -> tuple[Invoker, grpc.aio.Channel | None]:
     """In-process by default; with ``forward_to`` (HOST:PORT) a gateway to a remote ledgerd.
 
     In-process calls pass through ``pipeline``, the gRPC server's: the same request ids,
     deadlines, admission, access log and error classification for both transports. Forwarded
-    calls pass through the pipeline of the server they reach; with ``credentials`` they go over
-    TLS, presenting the client certificate they hold (``main/tls.py``: the other server may
-    require one).
+    calls pass through the pipeline of the server they reach, over ``channel`` when given (TLS,
+    and a client certificate: ``main/tls.py``), else over a plaintext one.
     """
     if forward_to:
-        channel = (
-            grpc.aio.insecure_channel(forward_to)
-            if credentials is None
-            else grpc.aio.secure_channel(forward_to, credentials)
-        )
-        return ChannelInvoker(channel), channel
+        forwarding = channel or grpc.aio.insecure_channel(forward_to)
+        return ChannelInvoker(forwarding), forwarding
     return InProcessInvoker(servicers, pipeline), None
 
 

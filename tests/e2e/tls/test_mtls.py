@@ -395,3 +395,35 @@ def test_the_client_commands_call_over_mtls(deployment: Deployment) -> None:
             "No such file or directory"
         )
     ]
+
+
+def test_the_gateway_presents_its_renewed_client_certificate_without_a_restart(
+    deployment: Deployment,
+) -> None:
+    # The gateway starts with a certificate whose identity is granted nothing, then its files
+    # are replaced by one for the payouts identity: the calls after are made as payouts.
+    _, files = leaf(
+        deployment.directory, deployment.ca, "gateway", usage=Usage.CLIENT, uris=(STRANGER,)
+    )
+    with (
+        _gateway(
+            deployment,
+            "renewing",
+            grpc_client_cert_file=str(files.certificate),
+            grpc_client_key_file=str(files.key),
+            tls_reload_interval_seconds=RELOAD_INTERVAL_S,
+        ) as gateway,
+        httpx.Client(timeout=CALL_TIMEOUT_S) as client,
+    ):
+        url = f"{gateway}/v1/ledgers/{LEDGER}"
+        refused = client.get(url)
+        assert refused.status_code == 401, refused.text
+        assert "granted nothing" in refused.json()["message"]
+
+        leaf(deployment.directory, deployment.ca, "gateway", usage=Usage.CLIENT, uris=(PAYOUTS,))
+        deadline = time.monotonic() + ROTATION_WAIT_S
+        while (answer := client.get(url)).status_code != 200:
+            assert answer.status_code == 401, answer.text
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.05)
+        assert answer.json()["id"] == LEDGER
