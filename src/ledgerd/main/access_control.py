@@ -26,7 +26,8 @@ from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application.create_ledger import LedgerCreatorGrants
 from ledgerd.main.bounded_context import GrpcService, merged_access
 from ledgerd.main.call_pipeline import UNADMITTED_SERVICES
-from ledgerd.main.settings import MtlsGrant, Settings
+from ledgerd.main.settings import Settings
+from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.api.authentication import (
     Authentication,
     CachedRevocations,

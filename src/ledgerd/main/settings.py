@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pathlib
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+import pydantic
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledgerd.identity.domain.scopes import Scope
+from ledgerd.main.tls_settings import MtlsGrant
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
-
-
-class MtlsGrant(BaseModel):
-    """What a client certificate's identity is granted (LEDGERD_MTLS_IDENTITIES), as a client."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    scopes: tuple[str, ...] = Field(min_length=1)
-    ledgers: tuple[str, ...] | Literal["*"]
-
-    @field_validator("scopes")
-    @classmethod
-    def _known_scopes(cls, scopes: tuple[str, ...]) -> tuple[str, ...]:
-        known = {scope.value for scope in Scope}
-        unknown = sorted(set(scopes) - known)
-        if unknown:
-            msg = f"unknown scopes {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            raise ValueError(msg)
-        return scopes
 
 
 class Settings(BaseSettings):
@@ -310,12 +292,12 @@ class Settings(BaseSettings):
         "rotate`)",
     )
     # --- TLS and mTLS (docs/security.md, "TLS and mTLS") ---
-    tls_cert_file: Path | None = Field(
+    tls_cert_file: pathlib.Path | None = Field(
         default=None,
         description="the server's certificate (its chain, leaf first), PEM; with "
         "LEDGERD_TLS_KEY_FILE, gRPC and REST listen with TLS; unset: plaintext",
     )
-    tls_key_file: Path | None = Field(
+    tls_key_file: pathlib.Path | None = Field(
         default=None, description="the key of LEDGERD_TLS_CERT_FILE, PEM, unencrypted"
     )
     tls_reload_interval_seconds: float = Field(
@@ -325,7 +307,7 @@ class Settings(BaseSettings):
         description="how often `serve` checks the certificate files for a change (SIGHUP: at "
         "once); changed files that pass the checks are used by the connections after",
     )
-    grpc_client_ca: Path | None = Field(
+    grpc_client_ca: pathlib.Path | None = Field(
         default=None,
         description="a PEM bundle of CAs; set, gRPC requires a client certificate issued by one "
         "(mTLS); needs TLS",
@@ -336,21 +318,21 @@ class Settings(BaseSettings):
         'subject CN) to its grant, {"spiffe://x/payouts": {"scopes": ["ledger.read"], '
         '"ledgers": ["main"]}} ("ledgers": "*" for every ledger); needs LEDGERD_GRPC_CLIENT_CA',
     )
-    grpc_client_cert_file: Path | None = Field(
+    grpc_client_cert_file: pathlib.Path | None = Field(
         default=None,
         description="the certificate ledgerd presents as a gRPC client (the gateway's "
         "forwarding, the client commands), PEM; with LEDGERD_GRPC_CLIENT_KEY_FILE",
     )
-    grpc_client_key_file: Path | None = Field(
+    grpc_client_key_file: pathlib.Path | None = Field(
         default=None, description="the key of LEDGERD_GRPC_CLIENT_CERT_FILE, PEM, unencrypted"
     )
-    grpc_server_ca: Path | None = Field(
+    grpc_server_ca: pathlib.Path | None = Field(
         default=None,
         description="a PEM bundle of the CAs ledgerd trusts for the gRPC server it calls; set, "
         "it calls with TLS",
     )
 
-    @model_validator(mode="after")
+    @pydantic.model_validator(mode="after")
     def _tls_complete(self) -> Settings:
         pairs = (
             ("tls_cert_file", "tls_key_file"),
