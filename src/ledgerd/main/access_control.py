@@ -13,7 +13,7 @@ where they meet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dishka import Provider, Scope, provide
@@ -21,12 +21,13 @@ from dishka import Provider, Scope, provide
 from ledgerd.identity.domain.ledger_grants import ClientLedgerGrants
 from ledgerd.identity.domain.repositories import ClientRepository, RefreshFamilyRepository
 from ledgerd.kernel.clock import Clock
-from ledgerd.kernel.principal import Principal
+from ledgerd.kernel.principal import ALL_LEDGERS, Principal
 from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.ledger.application.create_ledger import LedgerCreatorGrants
 from ledgerd.main.bounded_context import GrpcService, merged_access
 from ledgerd.main.call_pipeline import UNADMITTED_SERVICES
 from ledgerd.main.settings import Settings
+from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.api.authentication import (
     Authentication,
     CachedRevocations,
@@ -93,6 +94,27 @@ class UnrecordedCreatorGrants:
         raise RuntimeError(msg)
 
 
+class ConfiguredPeerGrants:
+    """``LEDGERD_MTLS_IDENTITIES``: a client certificate's identity granted like a client.
+
+    The principal's subject is the identity itself (``spiffe://ledgerd.test/payouts``); it is no
+    stored client, so its grant is exactly the configured one (a ledger it creates is not added).
+    """
+
+    def __init__(self, grants: Mapping[str, MtlsGrant]) -> None:
+        self._principals = {
+            identity: Principal(
+                subject=identity,
+                scopes=frozenset(grant.scopes),
+                ledgers=ALL_LEDGERS if grant.ledgers == "*" else frozenset(grant.ledgers),
+            )
+            for identity, grant in grants.items()
+        }
+
+    def principal_of(self, identity: str) -> Principal | None:
+        return self._principals.get(identity)
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineAuthentication:
     """The pipeline's authentication concern, or None: ``LEDGERD_AUTH=off``."""
@@ -143,6 +165,7 @@ class RequiredAuthenticationProvider(Provider):
                 access=merged_access(self._services),
                 hidden=hidden,
                 public_services=UNADMITTED_SERVICES,
+                peers=ConfiguredPeerGrants(settings.mtls_identities),
             )
         )
 

@@ -3,6 +3,8 @@
 Every call has a deadline, so a command never hangs on a server that does not answer; every
 call carries the access token, when there is one (``authorization: Bearer …``); every
 failure becomes a :class:`ClientError`: one line to print and the exit code it deserves.
+The channel is TLS, and mTLS, when ``LEDGERD_GRPC_SERVER_CA`` and
+``LEDGERD_GRPC_CLIENT_CERT_FILE`` say so, as for ``serve``'s own gRPC client.
 Listings follow ``next_page_token`` until the end, or until ``limit`` items. A context's client
 wraps its service's stub around an :class:`ApiChannel` (the ledger's:
 ``main/contexts/ledger_api_client.py``).
@@ -10,10 +12,12 @@ wraps its service's stub around an :class:`ApiChannel` (the ledger's:
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import grpc
@@ -23,6 +27,13 @@ from grpc_status import rpc_status
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
 from ledgerd.kernel.paging import MAX_PAGE_SIZE
 from ledgerd.platform.api.grpc_errors import error_of
+from ledgerd.platform.tls.certificate_files import CertificateFileError
+from ledgerd.platform.tls.channel_credentials import (
+    CLIENT_CERT_SETTING,
+    CLIENT_KEY_SETTING,
+    SERVER_CA_SETTING,
+    client_channel_credentials,
+)
 
 # The address the client commands call, and the variable that sets it. Not
 # LEDGERD_GRPC_ADDRESS: that is where `serve` listens, which need not be where a client
@@ -219,5 +230,33 @@ def connect(
     Listings ask for ``page_size`` items a call (the API's largest page unless a test wants
     to see several pages).
     """
-    with grpc.insecure_channel(check_server(server)) as channel:
+    target = check_server(server)
+    credentials = environment_credentials(os.environ)
+    with (
+        grpc.insecure_channel(target)
+        if credentials is None
+        else grpc.secure_channel(target, credentials)
+    ) as channel:
         yield ApiChannel(channel, server, timeout_s, page_size, token)
+
+
+def environment_credentials(environ: Mapping[str, str]) -> grpc.ChannelCredentials | None:
+    """TLS as ``serve``'s own gRPC client does it, from the same variables; None: plaintext.
+
+    ``LEDGERD_GRPC_SERVER_CA`` (the CA the server's certificate is checked against) turns it
+    on; ``LEDGERD_GRPC_CLIENT_CERT_FILE`` and ``_KEY_FILE`` add a client certificate (mTLS). A
+    file that cannot be used is a ClientError naming its variable.
+    """
+
+    def path(variable: str) -> Path | None:
+        value = environ.get(variable)
+        return Path(value) if value else None
+
+    certificate, key = path(CLIENT_CERT_SETTING), path(CLIENT_KEY_SETTING)
+    if (certificate is None) != (key is None):
+        line = f"error: {CLIENT_CERT_SETTING} and {CLIENT_KEY_SETTING} go together: set both"
+        raise ClientError(line, EXIT_ERROR)
+    try:
+        return client_channel_credentials(path(SERVER_CA_SETTING), certificate, key)
+    except CertificateFileError as error:
+        raise ClientError(f"error: {error}", EXIT_ERROR) from None

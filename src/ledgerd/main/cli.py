@@ -40,6 +40,7 @@ from ledgerd.loadgen.config import (
 )
 from ledgerd.loadgen.credentials import bench_auth
 from ledgerd.main.bounded_context import BoundedContext
+from ledgerd.main.certs_commands import certs
 from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.contexts import ENABLED_CONTEXTS
@@ -264,7 +265,8 @@ async def _banner(
 ) -> list[str]:
     """What ``serve`` prints once it listens: where, and with ``--demo`` how to call it."""
     grpc_host, (grpc_port, services) = settings.grpc_address.rpartition(":")[0], grpc
-    http_base = f"http://{settings.http_address.rpartition(':')[0]}:{http_port}"
+    scheme = "https" if settings.tls else "http"
+    http_base = f"{scheme}://{settings.http_address.rpartition(':')[0]}:{http_port}"
     lines = [
         f"gRPC  {grpc_host}:{grpc_port}  ({', '.join(services)}, health, reflection)",
         f"REST  {http_base}/v1/ledgers",
@@ -293,8 +295,12 @@ def serve(
             http_app,
             http_server,
             relaying,
+            tls,
         )
 
+        # Certificate files are checked first: a problem is one line naming the setting.
+        server_tls = tls.server_tls(settings)
+        forwarding = tls.forwarding(settings)
         raise_file_limit()  # every connection holds a file
         warn_if_not_loopback("LEDGERD_GRPC_ADDRESS", settings.grpc_address)
         warn_if_not_loopback("LEDGERD_HTTP_ADDRESS", settings.http_address)
@@ -303,12 +309,16 @@ def serve(
             await _seed_demo(container)
         stop = _stop_on_signals()
         server = await grpc_server.start_grpc_server(
-            container, settings.grpc_address, reuse_port=settings.grpc_reuse_port
+            container,
+            settings.grpc_address,
+            reuse_port=settings.grpc_reuse_port,
+            tls=server_tls,
         )
         invoker, channel = http_app.build_invoker(
             await http_app.resolve_servicers(container),
             settings.gateway_forward_to,
             await container.get(CallPipeline),
+            None if forwarding is None else forwarding.channel,
         )
         app = http_app.build_http_app(
             await container.get(AsyncEngine),
@@ -321,6 +331,7 @@ def serve(
                 settings.http_address,
                 settings.shutdown_grace_seconds,
                 http_server.connection_limits(settings),
+                None if server_tls is None else server_tls.rest,
             )
         except BaseException:
             # It has listened for a moment only: nothing in flight is worth waiting for.
@@ -348,9 +359,12 @@ def serve(
         # The background workers (the relay, the contexts' sweeps) start now and drain after
         # the servers: the relay, started first, stops last, so what the final calls committed
         # goes out.
-        async with background.supervised(
-            background.workers_for("serve", settings), container, settings, "serve", stop
-        ) as supervision:
+        async with (
+            tls.certificates_reloaded(tls.reloading(server_tls, forwarding), settings),
+            background.supervised(
+                background.workers_for("serve", settings), container, settings, "serve", stop
+            ) as supervision,
+        ):
             if settings.auth == "required":
                 log.info(AUTH_REQUIRED)
             else:
@@ -535,5 +549,6 @@ def register_context_commands(
             context.commands(cli)
 
 
+app.add_typer(certs)
 # After the program's own, so that `ledgerd -h` lists those first.
 register_context_commands(app)

@@ -24,6 +24,7 @@ from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.listening import CannotListenError
+from ledgerd.platform.tls.certificate_files import CertificateFileError
 
 EXIT_PROBLEMS = 1
 # A configuration mistake, a usage error, or something missing (a ledger, the schema).
@@ -87,7 +88,7 @@ async def _with_secrets(
         typer.echo(f"error {error.code}: {error.message}", err=True)
         typer.echo(f"(database: {database_checks.describe(url)})", err=True)
         return EXIT_ERROR
-    except (database_checks.DatabaseProblemError, CannotListenError) as error:
+    except (database_checks.DatabaseProblemError, CannotListenError, CertificateFileError) as error:
         typer.echo(f"error: {error}", err=True)
         return EXIT_ERROR
     except database_checks.DatabaseUnreachableError as error:

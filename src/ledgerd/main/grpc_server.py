@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ledgerd.main.bounded_context import GrpcService, services_of
 from ledgerd.main.contexts import ENABLED_CONTEXTS
+from ledgerd.main.tls import ServerTls
 from ledgerd.platform.api.grpc_pipeline import PipelineInterceptor
 from ledgerd.platform.api.grpc_reflection import enable_reflection
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -68,6 +69,7 @@ async def start_grpc_server(
     *,
     reuse_port: bool = False,
     services: Sequence[GrpcService] | None = None,
+    tls: ServerTls | None = None,
 ) -> RunningGrpcServer:
     """The server, listening on ``address``; ``CannotListenError`` if it cannot.
 
@@ -77,6 +79,9 @@ async def start_grpc_server(
     grpc shares a port with any other process that asks (``SO_REUSEPORT``) unless told not
     to: two servers on one port, each with its own database, would each answer some of the
     channels. Only ``reuse_port`` (processes of one deployment) allows that.
+
+    With ``tls`` it listens with TLS (``main/tls.py``), else in plaintext; when that requires
+    client certificates, each call carries its certificate's identity to authentication.
     """
     try:
         probe_bind(address, reuse_port=reuse_port)
@@ -85,7 +90,12 @@ async def start_grpc_server(
         raise _refusal(address, error) from None
     server = grpc.aio.server(
         # Every call passes the call pipeline, the one the REST gateway's calls pass too.
-        interceptors=[PipelineInterceptor(await container.get(CallPipeline))],
+        interceptors=[
+            PipelineInterceptor(
+                await container.get(CallPipeline),
+                peer_certificates=tls is not None and tls.requires_client_certificates,
+            )
+        ],
         options=(*_OPTIONS, ("grpc.so_reuseport", int(reuse_port))),
     )
     served = services_of(ENABLED_CONTEXTS) if services is None else tuple(services)
@@ -96,7 +106,11 @@ async def start_grpc_server(
     names = tuple(service.name for service in served)
     enable_reflection(server, (*names, health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(address)
+        port = (
+            server.add_insecure_port(address)
+            if tls is None
+            else server.add_secure_port(address, tls.grpc)
+        )
     except RuntimeError:
         # Taken between the probe and now: grpc has logged its reason (to stderr) already.
         await server.stop(None)  # else its finaliser tries to, once the event loop is closed

@@ -67,17 +67,21 @@ async def resolve_http_endpoints(
 
 
 def build_invoker(
-    servicers: Mapping[str, object], forward_to: str | None, pipeline: CallPipeline
+    servicers: Mapping[str, object],
+    forward_to: str | None,
+    pipeline: CallPipeline,
+    channel: grpc.aio.Channel | None = None,
 ) -> tuple[Invoker, grpc.aio.Channel | None]:
     """In-process by default; with ``forward_to`` (HOST:PORT) a gateway to a remote ledgerd.
 
     In-process calls pass through ``pipeline``, the gRPC server's: the same request ids,
     deadlines, admission, access log and error classification for both transports. Forwarded
-    calls pass through the pipeline of the server they reach.
+    calls pass through the pipeline of the server they reach, over ``channel`` when given (TLS,
+    and a client certificate: ``main/tls.py``), else over a plaintext one.
     """
     if forward_to:
-        channel = grpc.aio.insecure_channel(forward_to)
-        return ChannelInvoker(channel), channel
+        forwarding = channel or grpc.aio.insecure_channel(forward_to)
+        return ChannelInvoker(forwarding), forwarding
     return InProcessInvoker(servicers, pipeline), None
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -101,8 +102,17 @@ def _listen(address: str) -> socket.socket:
 
 
 async def start_http_server(
-    app: AsgiApp, address: str, grace_s: float, limits: ConnectionLimits
+    app: AsgiApp,
+    address: str,
+    grace_s: float,
+    limits: ConnectionLimits,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RunningHttpServer:
+    """Serve ``app`` on ``address``; with TLS when given ``ssl_context``.
+
+    The context is the one ``main/tls.py`` loads reloaded certificates into: uvicorn is handed
+    it as it is, not certificate files it would read once.
+    """
     listening = _listen(address)
     limits = within_file_limit(limits)
     config = uvicorn.Config(
@@ -116,6 +126,9 @@ async def start_http_server(
         http=guarded_protocol(limits),
         timeout_keep_alive=limits.idle_timeout_s,
         h11_max_incomplete_event_size=limits.max_header_bytes,
+        ssl_context_factory=None
+        if ssl_context is None
+        else (lambda _config, _default: ssl_context),
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[listening]))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Literal
 from urllib.parse import urlsplit
 
+import pydantic
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.secrets.references import is_reference, parse_reference
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
@@ -341,6 +344,79 @@ class Settings(BaseSettings):
         return token
 
     # --- end of Secrets ---
+
+    # --- TLS and mTLS (docs/security.md, "TLS and mTLS") ---
+    tls_cert_file: pathlib.Path | None = Field(
+        default=None,
+        description="the server's certificate (its chain, leaf first), PEM; with "
+        "LEDGERD_TLS_KEY_FILE, gRPC and REST listen with TLS; unset: plaintext",
+    )
+    tls_key_file: pathlib.Path | None = Field(
+        default=None, description="the key of LEDGERD_TLS_CERT_FILE, PEM, unencrypted"
+    )
+    tls_reload_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often `serve` checks the certificate files for a change (SIGHUP: at "
+        "once); changed files that pass the checks are used by the connections after",
+    )
+    grpc_client_ca: pathlib.Path | None = Field(
+        default=None,
+        description="a PEM bundle of CAs; set, gRPC requires a client certificate issued by one "
+        "(mTLS); needs TLS",
+    )
+    mtls_identities: dict[str, MtlsGrant] = Field(
+        default_factory=dict,
+        description="a JSON object: a client certificate's identity (its SAN URI, else its "
+        'subject CN) to its grant, {"spiffe://x/payouts": {"scopes": ["ledger.read"], '
+        '"ledgers": ["main"]}} ("ledgers": "*" for every ledger); needs LEDGERD_GRPC_CLIENT_CA',
+    )
+    grpc_client_cert_file: pathlib.Path | None = Field(
+        default=None,
+        description="the certificate ledgerd presents as a gRPC client (the gateway's "
+        "forwarding, the client commands), PEM; with LEDGERD_GRPC_CLIENT_KEY_FILE",
+    )
+    grpc_client_key_file: pathlib.Path | None = Field(
+        default=None, description="the key of LEDGERD_GRPC_CLIENT_CERT_FILE, PEM, unencrypted"
+    )
+    grpc_server_ca: pathlib.Path | None = Field(
+        default=None,
+        description="a PEM bundle of the CAs ledgerd trusts for the gRPC server it calls; set, "
+        "it calls with TLS",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        pairs = (
+            ("tls_cert_file", "tls_key_file"),
+            ("grpc_client_cert_file", "grpc_client_key_file"),
+        )
+        for first, second in pairs:
+            if (getattr(self, first) is None) != (getattr(self, second) is None):
+                msg = (
+                    f"LEDGERD_{first.upper()} and LEDGERD_{second.upper()} go together: "
+                    "set both or neither"
+                )
+                raise ValueError(msg)
+        if self.grpc_client_ca is not None and self.tls_cert_file is None:
+            msg = "LEDGERD_GRPC_CLIENT_CA needs TLS: set LEDGERD_TLS_CERT_FILE and _KEY_FILE"
+            raise ValueError(msg)
+        if self.mtls_identities and self.grpc_client_ca is None:
+            msg = "LEDGERD_MTLS_IDENTITIES needs client certificates: set LEDGERD_GRPC_CLIENT_CA"
+            raise ValueError(msg)
+        if self.grpc_client_cert_file is not None and self.grpc_server_ca is None:
+            msg = "LEDGERD_GRPC_CLIENT_CERT_FILE needs TLS: set LEDGERD_GRPC_SERVER_CA"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the servers listen with TLS."""
+        return self.tls_cert_file is not None
+
+    # --- end of TLS and mTLS ---
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="any case: debug is DEBUG"
     )

@@ -17,7 +17,10 @@ def settings_problems(error: ValidationError) -> list[str]:
     """One line per refused variable: its name, what was given, what is accepted."""
     lines = []
     for problem in error.errors(include_url=False):
-        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        if not problem["loc"]:  # a rule across settings: its message names them
+            lines.append("error: " + str(problem["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(problem["loc"][0])
         variable = ENV_PREFIX + field.upper()
         reason = str(problem["msg"]).removeprefix("Value error, ")
         reason = reason[:1].lower() + reason[1:]

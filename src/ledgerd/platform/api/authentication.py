@@ -12,6 +12,10 @@ A ledger outside the token's grant is asked about once more, live (a ledger crea
 token was issued is granted to its creator in storage, not in the token), and if still not
 granted, the call is refused exactly as the service refuses a ledger that does not exist, so that
 ids cannot be probed. Neither the token nor any part of it is ever put in an error or a log line.
+
+A gRPC call over a connection verified with a client certificate (mTLS) and carrying no token is
+made as the principal its certificate's identity is granted (``LEDGERD_MTLS_IDENTITIES``); a
+call carrying a token is judged by its token alone.
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ class LiveLedgerGrants(Protocol):
     """Whether ``principal`` may use ``ledger_id`` now, as storage says (not its token)."""
 
     async def may_use_ledger(self, principal: Principal, ledger_id: str) -> bool: ...
+
+
+class PeerGrants(Protocol):
+    """The principal a verified client certificate's identity is granted, or None (mTLS)."""
+
+    def principal_of(self, identity: str) -> Principal | None: ...
 
 
 # The refusal a service gives for a resource that does not exist, by the id asked for.
@@ -156,8 +166,10 @@ class Authentication:
         access: Mapping[str, MethodAccessEntry],
         hidden: Mapping[str, HiddenResource],
         public_services: Collection[str],
+        peers: PeerGrants | None = None,
     ) -> None:
         self._verifier, self._revocations, self._live_grants = verifier, revocations, live_grants
+        self._peers = peers
         self._access, self._hidden = dict(access), dict(hidden)
         self._public = frozenset(public_services)
         unrefusable = sorted(
@@ -191,7 +203,10 @@ class Authentication:
             return await proceed()
 
     async def _authenticated(self, call: CallInfo) -> Principal:
-        token = bearer_token(call.metadata.get(AUTHORIZATION_KEY))
+        authorization = call.metadata.get(AUTHORIZATION_KEY)
+        if authorization is None and call.peer is not None and self._peers is not None:
+            return _peer_principal(self._peers, call.peer)
+        token = bearer_token(authorization)
         try:
             verified = self._verifier.verify(token)
         except AccessTokenRejectedError as rejected:
@@ -214,3 +229,16 @@ class Authentication:
         if await self._live_grants.may_use_ledger(principal, ledger_id):
             return
         raise self._hidden[call.service](ledger_id)
+
+
+def _peer_principal(peers: PeerGrants, identity: str) -> Principal:
+    """A verified certificate without a token: its identity's grant, if it has one.
+
+    A valid certificate whose identity is granted nothing is refused as an unknown caller would
+    be (UNAUTHENTICATED): the CA vouches for who it is, not for what it may do.
+    """
+    principal = peers.principal_of(identity)
+    if principal is None:
+        message = f"client certificate {identity!r} is granted nothing (LEDGERD_MTLS_IDENTITIES)"
+        raise unauthenticated(message, token_presented=False)
+    return principal

@@ -21,6 +21,7 @@ from ledgerd.kernel.errors import LedgerdError
 from ledgerd.platform.api.authentication import AUTHORIZATION_KEY
 from ledgerd.platform.api.grpc_errors import rpc_status_of
 from ledgerd.platform.api.grpc_handlers import DecoratingInterceptor, Handler
+from ledgerd.platform.api.peer_certificates import peer_identity
 from ledgerd.platform.api.pipeline import (
     GRPC,
     REQUEST_ID_KEY,
@@ -52,9 +53,15 @@ _SHAPES: tuple[tuple[str, Callable[..., Handler]], ...] = (
 class PipelineInterceptor(DecoratingInterceptor):
     """Runs each method of the server inside ``pipeline``."""
 
-    def __init__(self, pipeline: CallPipeline) -> None:
+    def __init__(self, pipeline: CallPipeline, *, peer_certificates: bool = False) -> None:
+        """``peer_certificates``: the server verifies client certificates (mTLS).
+
+        Only then is each call's peer identity read (``CallInfo.peer``): a plaintext or
+        server-only TLS server has none, and need not ask grpc for its auth context per call.
+        """
         super().__init__()
         self._pipeline = pipeline
+        self._peer_certificates = peer_certificates
 
     def _decorate(self, method: str, handler: Handler) -> Handler:
         for shape, make_handler in _SHAPES:
@@ -96,6 +103,8 @@ class PipelineInterceptor(DecoratingInterceptor):
         respond: Callable[[], Awaitable[Any]],
     ) -> Any:  # noqa: ANN401 - any message type
         info = _begin(method, context, request)
+        if self._peer_certificates:
+            info.peer = peer_identity(context.auth_context())
 
         async def answer() -> Any:  # noqa: ANN401 - any message type
             try:

@@ -66,6 +66,10 @@ class CallInfo:
     request: object | None = None
     # Who is calling: set by authentication, for the concerns after it.
     principal: Principal | None = None
+    # The identity of the client certificate the connection was verified with (mTLS, gRPC
+    # only): its SAN URI, else its subject CN; None without one. Authentication maps it to a
+    # principal when the call carries no access token.
+    peer: str | None = None
     # The status an application gave the call through its transport itself (a gRPC servicer
     # setting its context's code), instead of a result or an error; the access log reports it.
     answered: str | None = None

@@ -291,3 +291,63 @@ async def test_the_access_log_names_the_subject_and_never_the_token(
     for secret in (token, expired):
         for part in secret.split("."):
             assert part not in logged
+
+
+@dataclass
+class FakePeerGrants:
+    """Certificate identities granted like clients (LEDGERD_MTLS_IDENTITIES's role)."""
+
+    granted: dict[str, Principal] = field(default_factory=dict)
+
+    def principal_of(self, identity: str) -> Principal | None:
+        return self.granted.get(identity)
+
+
+PAYOUTS = "spiffe://t/payouts"
+
+
+def _with_peers(world: World) -> Authentication:
+    payouts = Principal(PAYOUTS, frozenset({READ}), frozenset({"a"}))
+    return Authentication(
+        verifier=world.bench.verifier,
+        revocations=world.revocations,
+        live_grants=world.live,
+        access=ACCESS,
+        hidden={SERVICE: _hidden},
+        public_services=(),
+        peers=FakePeerGrants({PAYOUTS: payouts}),
+    )
+
+
+async def test_a_granted_peer_without_a_token_calls_as_its_grant(world: World) -> None:
+    concern = _with_peers(world)
+    call = _call()
+    call.peer = PAYOUTS
+    principal = await concern(call, _principal_seen)
+    assert principal is not None
+    assert principal.subject == PAYOUTS
+    elsewhere = _call(request=pb.GetLedgerRequest(ledger="b"))
+    elsewhere.peer = PAYOUTS
+    assert (await _refusal(concern, elsewhere)).message == f"{HIDDEN} b"
+
+
+async def test_a_peer_granted_nothing_is_unauthenticated(world: World) -> None:
+    call = _call()
+    call.peer = "spiffe://t/stranger"
+    refused = await _refusal(_with_peers(world), call)
+    assert refused.code == ErrorCode.UNAUTHENTICATED
+    assert "granted nothing" in refused.message
+
+
+async def test_a_token_is_judged_by_itself_whatever_the_peer(world: World) -> None:
+    concern = _with_peers(world)
+    call = _call(authorization="Bearer a.b.c")
+    call.peer = PAYOUTS  # would be granted the call without the token
+    refused = await _refusal(concern, call)
+    assert refused.code == ErrorCode.UNAUTHENTICATED
+    assert refused.message.startswith("access token refused")
+    tokened = _call(authorization=f"Bearer {world.token()}")
+    tokened.peer = PAYOUTS
+    principal = await concern(tokened, _principal_seen)
+    assert principal is not None
+    assert principal.subject == "client-1"

@@ -1,0 +1,1 @@
+"""Transport security: certificates for TLS and mTLS (the development CA, and reloading)."""
