@@ -256,7 +256,8 @@ class Settings(BaseSettings):
     token_issuer: str | None = Field(
         default=None,
         description="the origin (scheme://host[:port], no path) the OAuth2 endpoints are "
-        "served under, and the access tokens' `iss`; unset: http://LEDGERD_HTTP_ADDRESS",
+        "served under, and the access tokens' `iss`; unset: http://LEDGERD_HTTP_ADDRESS (https:// "
+        "with TLS)",
     )
     token_audience: str = Field(
         default="ledgerd",
@@ -457,8 +458,9 @@ class Settings(BaseSettings):
 
     @property
     def issuer(self) -> str:
-        """``LEDGERD_TOKEN_ISSUER``, or the HTTP listen address as an http origin."""
-        return self.token_issuer or f"http://{self.http_address}"
+        """``LEDGERD_TOKEN_ISSUER``, or the HTTP listen address as an origin (https with TLS)."""
+        scheme = "https" if self.tls else "http"
+        return self.token_issuer or f"{scheme}://{self.http_address}"
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -17,6 +18,11 @@ def test_the_issuer_defaults_to_the_http_listen_address_as_an_http_origin() -> N
     settings = Settings(http_address="10.0.0.5:8443")
     assert settings.issuer == "http://10.0.0.5:8443"
     assert Settings(token_issuer="https://ledger.example").issuer == "https://ledger.example"
+
+
+def test_with_tls_the_issuers_default_is_an_https_origin(tmp_path: Path) -> None:
+    files = {"tls_cert_file": tmp_path / "server.pem", "tls_key_file": tmp_path / "server.key"}
+    assert Settings(http_address="10.0.0.5:8443", **files).issuer == "https://10.0.0.5:8443"
     assert Settings().token_audience == "ledgerd"
     assert Settings().access_token_lifetime_seconds == 900
 
