@@ -21,8 +21,12 @@ def test_the_issuer_defaults_to_the_http_listen_address_as_an_http_origin() -> N
 
 
 def test_with_tls_the_issuers_default_is_an_https_origin(tmp_path: Path) -> None:
-    files = {"tls_cert_file": tmp_path / "server.pem", "tls_key_file": tmp_path / "server.key"}
-    assert Settings(http_address="10.0.0.5:8443", **files).issuer == "https://10.0.0.5:8443"
+    settings = Settings(
+        http_address="10.0.0.5:8443",
+        tls_cert_file=tmp_path / "server.pem",
+        tls_key_file=tmp_path / "server.key",
+    )
+    assert settings.issuer == "https://10.0.0.5:8443"
     assert Settings().token_audience == "ledgerd"
     assert Settings().access_token_lifetime_seconds == 900
 
