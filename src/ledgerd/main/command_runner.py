@@ -60,7 +60,7 @@ async def _main(work: Work, settings: Settings, *, creates_database: bool) -> in
     try:
         return await _with_secrets(work, settings, secrets, creates_database=creates_database)
     finally:
-        await secrets.cache.aclose()
+        await secrets.aclose()
 
 
 async def _with_secrets(
