@@ -22,6 +22,7 @@ import grpc
 import pytest
 from sqlalchemy.engine import make_url
 
+from ledgerd.main.command_runner import LEASED_OWNER
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.test_serve import LEDGERD, client, ledgerd_environment, ledgerd_serve
 from tests.network import free_port
@@ -314,5 +315,15 @@ async def test_leased_credentials_that_cannot_be_had_are_one_line_at_start_up(
     }
     if not given["vault_token"]:
         del given["vault_token"]
-    exit_code, output = await _run("migrate", database_url, **given)
+    # `expire`: a command that opens the database as any other; `migrate` refuses a lease.
+    exit_code, output = await _run("expire", database_url, **given)
     assert (exit_code, output) == (code, [line])
+
+
+async def test_migrate_refuses_leased_credentials_before_leasing_any() -> None:
+    # The store's address is a closed port: a lease asked for would be exit 3, not this.
+    closed = f"http://127.0.0.1:{free_port()}"
+    exit_code, output = await _run(
+        "migrate", POSTGRES, database_credentials=LEASED, vault_addr=closed, vault_token="t"
+    )
+    assert (exit_code, output) == (EXIT_ERROR, [LEASED_OWNER])
