@@ -95,7 +95,10 @@ def build_registry(
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=resync_seconds, registry=registry)
     async def resync(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **_: object) -> None:
-        await reconcile_resource(body, patch, status)
+        # A pass already under way (a spec change) covers this tick; waiting for it would only
+        # hold the timer, and the operator's shutdown, behind it.
+        if not passes[str(body.metadata.uid)].locked():
+            await reconcile_resource(body, patch, status)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
     async def forget(meta: kopf.Meta, **_: object) -> None:

@@ -148,9 +148,11 @@ async def cluster(kmock: kmock.KubernetesEmulator) -> AsyncIterator[Cluster]:
     settings = kopf.OperatorSettings()
     settings.peering.standalone = True
     settings.posting.enabled = False
-    settings.watching.server_timeout = 1
-    # Idle per-object workers would otherwise hold the shutdown for their 5 s default.
-    settings.queueing.idle_timeout = 0.5
+    # After a patch kopf waits for the object's new resourceVersion to come back through the
+    # watch; the emulator never moves resourceVersion on, so each wait would run its full 5 s.
+    settings.persistence.consistency_timeout = 0.1
+    # A status patch cut short by the test's end is retried on this schedule, holding the stop.
+    settings.networking.error_backoffs = [0.1]
     registry = build_registry(
         login=lambda _settings: kopf.ConnectionInfo(server=str(kmock.url)),
         resync_seconds=RESYNC_SECONDS,
