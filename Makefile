@@ -30,7 +30,7 @@ export UV_NO_PROGRESS := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help install install-runtime lock generate run test lint format bench clean distclean
+.PHONY: help install install-runtime lock generate run test lint format bench clean distclean image
 
 help: ## List the targets with a one-line description each
 	@echo "usage: make <target>"
@@ -94,6 +94,9 @@ bench: install ## Micro-benchmarks, load benchmarks with pgbench beside (BENCH_A
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/relay.py
+
+image: install ## Build the container image offline (mmdebstrap + buildah; docs/deploy.md) and print its sizes
+	$(BIN)/python tools/build_image.py
 
 clean: ## Remove caches and build output (keeps .venv and .tools)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist
