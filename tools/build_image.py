@@ -42,7 +42,6 @@ BUILD_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6", "b
 BUILD_ROOT = f"localhost/ledgerd-build-root:{SUITE}"
 IMAGE = "localhost/ledgerd"
 BUILDAH = ("buildah", "--storage-driver", "vfs")
-SOURCE = "https://example.invalid/ledgerd"  # where the sources live; set with --source
 LARGEST = 8
 
 
@@ -124,7 +123,7 @@ def import_rootfs(tarball: Path) -> None:
     container = run(*BUILDAH, "from", "--quiet", "scratch", capture=True).strip()
     try:
         run(*BUILDAH, "add", "--quiet", container, tarball, "/")
-        run(*BUILDAH, "commit", "--quiet", "--rm", container, BUILD_ROOT)
+        run(*BUILDAH, "commit", "--quiet", "--rm", container, BUILD_ROOT, capture=True)
     except subprocess.CalledProcessError:
         run(*BUILDAH, "rm", container)
         raise
@@ -174,6 +173,17 @@ def make_context(context: Path) -> str:
 def revision() -> str:
     result = subprocess.run(  # noqa: S603 - git, fixed arguments
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as make does
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def source_url() -> str:
+    """Where the sources live, for the image's label: the git remote ``origin``, if any."""
+    result = subprocess.run(  # noqa: S603 - git, fixed arguments
+        ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],  # noqa: S607
         check=False,
         capture_output=True,
         text=True,
@@ -243,7 +253,7 @@ def unpack(layer: Path, rootfs: Path) -> list[tuple[int, str]]:
     return sorted(files, reverse=True)[:LARGEST]
 
 
-def build_image(*, fresh: bool = False, source: str = SOURCE) -> ImageReport:
+def build_image(*, fresh: bool = False, source: str | None = None) -> ImageReport:
     """Build the image and measure it (``make image``)."""
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -253,7 +263,7 @@ def build_image(*, fresh: bool = False, source: str = SOURCE) -> ImageReport:
     context = OUT / "context"
     version = make_context(context)
     tag = f"{IMAGE}:{version}"
-    build(context, tag, version, source)
+    build(context, tag, version, source or source_url())
     step("measure: push to OCI layouts, uncompressed, zstd-19 and gzip")
     zstd = push_layer(
         tag, OUT / "oci-zstd", "--compression-format", "zstd", "--compression-level", "19"
@@ -274,7 +284,9 @@ def build_image(*, fresh: bool = False, source: str = SOURCE) -> ImageReport:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fresh", action="store_true", help="make the Debian build root again")
-    parser.add_argument("--source", default=SOURCE, help="the image's source label (a URL)")
+    parser.add_argument(
+        "--source", help="the image's source label (a URL; default: git's remote origin)"
+    )
     arguments = parser.parse_args()
     missing = [tool for tool in ("buildah", "mmdebstrap") if shutil.which(tool) is None]
     if missing:

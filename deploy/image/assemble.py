@@ -96,6 +96,11 @@ BOTOCORE_SERVICES = frozenset({"sqs", "secretsmanager", "sts", "sso", "sso-oidc"
 # Parts of the dependencies nothing imports at run time: their test helpers, pydantic's v1
 # copy, stubs for type checkers.
 SITE_LEFT_OUT = ("sqlalchemy/testing", "alembic/testing", "pydantic/v1", "wrapt-stubs")
+# What the extension modules were built from (Cython and C sources, headers) and the markers
+# for type checkers: nothing loads them at run time.
+BUILD_ONLY_SUFFIXES = frozenset(
+    {".pyx", ".pxd", ".pxi", ".h", ".hpp", ".c", ".cc", ".cpp", ".asm", ".obj", ".cmd"}
+)
 PASSWD = (
     "root:x:0:0:root:/root:/nonexistent\n"
     f"ledgerd:x:{USER_ID}:{USER_ID}:ledgerd:/var/lib/ledgerd:/nonexistent\n"
@@ -119,6 +124,23 @@ def install_packages() -> None:
 
 
 def prune_site_packages() -> None:
+    prune_botocore_models()
+    for tests in SITE.glob("*/tests"):  # the dependencies' own test suites (greenlet's)
+        shutil.rmtree(tests)
+    for unused in SITE_LEFT_OUT:
+        shutil.rmtree(SITE / unused)
+    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
+        record.unlink()
+    for path in list(SITE.rglob("*")):
+        if path.is_file() and (path.suffix in BUILD_ONLY_SUFFIXES or path.name == "py.typed"):
+            path.unlink()
+    for cache in SITE.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    for stub in SITE.rglob("*.pyi"):
+        stub.unlink()
+
+
+def prune_botocore_models() -> None:
     data = SITE / "botocore" / "data"
     for service in data.iterdir():
         if service.is_dir() and service.name not in BOTOCORE_SERVICES:
@@ -127,16 +149,6 @@ def prune_site_packages() -> None:
         versions = sorted(path for path in (data / kept).iterdir() if path.is_dir())
         for old in versions[:-1]:  # every model version but the newest: botocore loads that
             shutil.rmtree(old)
-    for tests in SITE.glob("*/tests"):  # the dependencies' own test suites (greenlet's)
-        shutil.rmtree(tests)
-    for unused in SITE_LEFT_OUT:
-        shutil.rmtree(SITE / unused)
-    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
-        record.unlink()
-    for cache in SITE.rglob("__pycache__"):
-        shutil.rmtree(cache)
-    for stub in SITE.rglob("*.pyi"):
-        stub.unlink()
 
 
 def compile_site_packages() -> None:
