@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -218,15 +220,9 @@ def test_rotated_signing_keys_are_picked_up_between_invocations(
     before = len(_json(function(build("GET", "/.well-known/jwks.json"), None))["keys"])
     ledgerd(prepared.database_url, "keys", "rotate")
     # No worker runs between invocations: the reload happens inline, once the interval is due.
-    function._loop.run_until_complete(_pause(0.1))  # type: ignore[union-attr]
+    time.sleep(0.1)
     after = len(_json(function(build("GET", "/.well-known/jwks.json"), None))["keys"])
     assert after == before + 1
-
-
-async def _pause(seconds: float) -> None:
-    import asyncio  # noqa: PLC0415
-
-    await asyncio.sleep(seconds)
 
 
 def test_the_database_url_may_come_from_the_secrets_port(
@@ -253,3 +249,31 @@ def test_leased_database_credentials_are_refused(prepared: Prepared) -> None:
     with pytest.raises(LambdaSettingsError, match="LEDGERD_DATABASE_CREDENTIALS"):
         function(BUILDERS["alb"]("GET", "/healthz"), None)
     assert not function.started
+
+
+def test_secrets_are_read_again_between_invocations_once_due(
+    prepared: Prepared, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAMBDA_TEST_DATABASE_URL", prepared.database_url)
+    function = LambdaFunction(
+        Settings(
+            database_url="secret://env/LAMBDA_TEST_DATABASE_URL",
+            secret_ttl_seconds=1,
+            log_level="WARNING",
+        )
+    )
+    rotated = f"sqlite+aiosqlite:///{tmp_path / 'rotated.db'}"
+    try:
+        health = BUILDERS["http-api-v2"]("GET", "/healthz")
+        function(health, None)
+        assert function._serving is not None
+        secrets = function._serving.secrets
+        reference = secrets.references["database_url"]
+        monkeypatch.setenv("LAMBDA_TEST_DATABASE_URL", rotated)
+        function(health, None)  # not due yet: the value read at the start holds
+        assert secrets.cache.current(reference).reveal() == prepared.database_url
+        time.sleep(1.1)  # no worker runs meanwhile: the next invocation reads it again
+        function(health, None)
+        assert secrets.cache.current(reference).reveal() == rotated
+    finally:
+        function.close()
