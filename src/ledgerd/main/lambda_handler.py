@@ -119,6 +119,8 @@ handler = LambdaFunction()
 def _close_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     # Lambda sends SIGTERM before it shuts an environment down (when an extension is
     # registered): the pool's connections are closed rather than left to the server to time out.
+    # Seen only while the runtime client polls in a thread (python3.12+ runtimes): the main
+    # thread is in Python then, not blocked in the client's C poll.
     handler.close()
     raise SystemExit(0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def emulator() -> Iterator[RuntimeApiEmulator]:
 
 
 def _runtime(
-    emulator: RuntimeApiEmulator, prepared: Prepared, log: Path
+    emulator: RuntimeApiEmulator, prepared: Prepared, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("LEDGERD_")
@@ -54,6 +55,7 @@ def _runtime(
         "LEDGERD_DATABASE_URL": "secret://env/LEDGERD_LAMBDA_DATABASE",
         "LEDGERD_LAMBDA_DATABASE": prepared.database_url,
         "LEDGERD_LOG_LEVEL": "WARNING",
+        **extra,
     }
     with log.open("wb") as output:
         return subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
@@ -147,3 +149,25 @@ def test_a_failed_invocation_is_reported_and_the_next_one_served(
         assert response_body(served.payload) == b"ok"
     finally:
         _stopped(process)
+
+
+def test_sigterm_closes_the_function_while_the_client_polls_in_a_thread(
+    emulator: RuntimeApiEmulator, prepared: Prepared, tmp_path: Path
+) -> None:
+    """Lambda sends SIGTERM before shutting an environment down (when an extension is there).
+
+    The client polls in a thread on the python3.12+ runtimes (``AWS_EXECUTION_ENV`` says which),
+    so the main thread can take the signal: the handler closes the pool and the process exits
+    0. Blocked in the poll itself (python3.11), a process takes no signal until Lambda kills it.
+    """
+    log = tmp_path / "runtime.log"
+    process = _runtime(emulator, prepared, log, AWS_EXECUTION_ENV="AWS_Lambda_python3.12")
+    try:
+        assert emulator.invoke(http_api_v2("GET", "/readyz")).ok
+        assert emulator.first_poll.wait(START_WAIT_S)
+        time.sleep(0.2)  # back in its poll for the next event
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            _stopped(process)
