@@ -79,6 +79,9 @@ class LambdaFunction:
     def _start(self) -> None:
         settings = self._settings or _environment_settings()
         configure_logging(settings.log_level)
+        # Inside the runtime the root logger has the client's handler already (its lines carry
+        # the request id, for CloudWatch), which basicConfig leaves alone, level included.
+        logging.getLogger().setLevel(settings.log_level)
         # mangum logs each request at INFO: the gateway's access log has them, with request ids.
         logging.getLogger("mangum.http").setLevel(logging.WARNING)
         loop = asyncio.new_event_loop()
