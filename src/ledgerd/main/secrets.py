@@ -130,7 +130,8 @@ def _checked(name: str, reference: SecretReference, value: Secret) -> object:
         if name == "csrf_key":
             return check_csrf_key(SecretStr(value.reveal()))
         if name in {"signing_keys_secret", "signing_keys_secret_previous"}:
-            return check_wrapping_keys(SecretStr(value.reveal()))
+            several = name == "signing_keys_secret_previous"
+            return check_wrapping_keys(SecretStr(value.reveal()), several=several)
         if name == "database_url":
             return normalise_database_url(value.reveal())
     except ValueError as error:

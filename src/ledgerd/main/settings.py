@@ -7,7 +7,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledgerd.main.tls_settings import MtlsGrant
@@ -309,12 +309,12 @@ class Settings(BaseSettings):
 
     @field_validator("signing_keys_secret", "signing_keys_secret_previous")
     @classmethod
-    def _wrapping_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+    def _wrapping_keys(cls, keys: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if keys is not None and is_reference(keys.get_secret_value()):
             # Its value is checked once resolved, at start-up (ledgerd.main.secrets).
             parse_reference(keys.get_secret_value())
             return keys
-        return check_wrapping_keys(keys)
+        return check_wrapping_keys(keys, several=info.field_name == "signing_keys_secret_previous")
 
     # --- end of Sealed signing keys ---
 
@@ -511,10 +511,11 @@ def check_csrf_key(key: SecretStr | None) -> SecretStr | None:
     return key
 
 
-def check_wrapping_keys(keys: SecretStr | None) -> SecretStr | None:
-    """``keys`` if each comma-separated item is a wrapping key (or unset); else why not."""
-    if keys is not None:
-        wrapping_keys(keys.get_secret_value())
+def check_wrapping_keys(keys: SecretStr | None, *, several: bool) -> SecretStr | None:
+    """``keys`` if it is one wrapping key (``several``: comma-separated ones), or unset."""
+    if keys is not None and len(wrapping_keys(keys.get_secret_value())) > 1 and not several:
+        msg = "one key only (earlier ones go in LEDGERD_SIGNING_KEYS_SECRET_PREVIOUS)"
+        raise ValueError(msg)
     return keys
 
 

@@ -101,10 +101,6 @@ class KeySetSealing:
             return envelope is not None
         return envelope is None or envelope["wrapped_by"] != self.current.fingerprint
 
-    @staticmethod
-    def is_sealed(text: str) -> bool:
-        return _envelope(text) is not None
-
     def _key(self, fingerprint: str) -> WrappingKey | None:
         keys: Sequence[WrappingKey] = (*((self.current,) if self.current else ()), *self.previous)
         return next((key for key in keys if key.fingerprint == fingerprint), None)

@@ -120,8 +120,7 @@ def test_a_plain_set_is_read_with_a_key_set_and_is_due_for_sealing(
     assert plain == key_set.to_json()
     assert sealing.open(plain).to_json() == plain
     assert sealing.needs_resealing(plain)
-    assert not KeySetSealing.is_sealed(plain)
-    assert KeySetSealing.is_sealed(sealing.seal(key_set))
+    assert KeySetSealing().needs_resealing(sealing.seal(key_set))
 
 
 def test_wrapping_keys_are_read_from_either_base64_alphabet_and_checked() -> None:
