@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +45,18 @@ class OpenBao:
         answer.raise_for_status()
         version: int = answer.json()["data"]["version"]
         return version
+
+    def call(self, method: str, path: str, body: dict[str, object] | None = None) -> Any:  # noqa: ANN401 - JSON from the server
+        """``METHOD /v1/PATH`` with the root token; the answer's JSON (``{}`` if none)."""
+        answer = httpx.request(
+            method,
+            f"{self.address}/v1/{path}",
+            json=body,
+            headers={"X-Vault-Token": self.token},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return answer.json() if answer.content else {}
 
 
 @contextlib.contextmanager

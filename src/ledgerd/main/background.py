@@ -21,7 +21,7 @@ from dishka import AsyncContainer
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, forget
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.relaying import OUTBOX_RELAY
-from ledgerd.main.secrets import SECRET_REFRESH
+from ledgerd.main.secrets import DATABASE_LEASE, SECRET_REFRESH
 from ledgerd.main.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,11 @@ def workers_for(
 ) -> tuple[BackgroundWorker, ...]:
     """The workers ``command`` (``serve`` or ``worker``) runs, in start order.
 
-    The secrets' refresh first, so it stops last; then the relay.
+    The secrets' refresh and the database lease first, so they stop last; then the relay.
     """
     declared = (
         SECRET_REFRESH,
+        DATABASE_LEASE,
         OUTBOX_RELAY,
         *(worker for context in contexts for worker in context.workers),
     )

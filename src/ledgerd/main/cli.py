@@ -126,7 +126,7 @@ def migrate(
         typer.echo(f"database at revision {', '.join(sorted(held)) or 'None'}")
         return 0
 
-    run(work, creates_database=True)
+    run(work, creates_database=True, owns_schema=True)
 
 
 async def _downgrade_agreed(

@@ -35,17 +35,28 @@ EXIT_UNREACHABLE = 3
 Work = Callable[[AsyncContainer, Settings], Awaitable[int]]
 
 
-def run(work: Work, *, creates_database: bool = False) -> None:
+LEASED_OWNER = (
+    "error: LEDGERD_DATABASE_CREDENTIALS: this command changes the schema, which must belong "
+    "to its owner, not to a leased role (the lease's end would drop the tables with it): unset "
+    "it and give the owner's credentials in LEDGERD_DATABASE_URL"
+)
+
+
+def run(work: Work, *, creates_database: bool = False, owns_schema: bool = False) -> None:
     """Run ``work`` against the configured database once it is known to be usable.
 
     Only the commands that may make a database (``creates_database``: migrate, and serve,
     demo and worker, which migrate an embedded one) may start from none; the others need an
-    existing database at the schema this package ships.
+    existing database at the schema this package ships. A command that changes the schema
+    (``owns_schema``) is refused leased database credentials.
     """
     settings = load_settings()
     if isinstance(settings, list):
         for line in settings:
             typer.echo(line, err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if owns_schema and settings.database_credentials is not None:
+        typer.echo(LEASED_OWNER, err=True)
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(asyncio.run(_main(work, settings, creates_database=creates_database)))
 
@@ -60,7 +71,7 @@ async def _main(work: Work, settings: Settings, *, creates_database: bool) -> in
     try:
         return await _with_secrets(work, settings, secrets, creates_database=creates_database)
     finally:
-        await secrets.cache.aclose()
+        await secrets.aclose()
 
 
 async def _with_secrets(

@@ -61,7 +61,8 @@ class InfrastructureProvider(Provider):
             connect_timeout_s=settings.database_connect_timeout_seconds,
             statement_timeout_s=settings.database_statement_timeout_seconds,
             echo=settings.database_echo,
-            current_url=secrets.database_url(),
+            current_url=secrets.database_url(settings),
+            credentials_refused=secrets.database_credentials_refused(),
         )
         yield engine
         await engine.dispose()

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from dishka import AsyncContainer
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.main.bounded_context import BackgroundWorker, first_ended
 from ledgerd.main.publishers import destination
+from ledgerd.main.secrets import ResolvedSecrets
 from ledgerd.main.settings import Settings
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.outbox.listener import libpq_dsn, listen_for_commits
@@ -61,9 +63,18 @@ async def relaying(
     ]
     if not is_sqlite(settings.database_url):
         engine = await container.get(AsyncEngine)
+        # The URL of the engine's next connection: a rotated or leased role, if any.
+        secrets = await container.get(ResolvedSecrets)
+        current = secrets.database_url(settings)
         tasks.append(
             asyncio.create_task(
-                listen_for_commits(libpq_dsn(engine.url), relay.wake, stop),
+                listen_for_commits(
+                    (lambda: libpq_dsn(make_url(current())))
+                    if current is not None
+                    else libpq_dsn(engine.url),
+                    relay.wake,
+                    stop,
+                ),
                 name="outbox-listener",
             )
         )

@@ -336,6 +336,12 @@ class Settings(BaseSettings):
         description="the token ledgerd reads OpenBao/Vault with (secret; from the environment "
         "only, never a reference)",
     )
+    database_credentials: str | None = Field(
+        default=None,
+        description="`secret://vault-db/MOUNT/creds/ROLE`: PostgreSQL credentials leased from "
+        "an OpenBao/Vault database engine and renewed; they replace the user and password of "
+        "LEDGERD_DATABASE_URL",
+    )
     aws_region: str | None = Field(
         default=None,
         description="AWS region of `secret://aws/...` secrets; unset: AWS's own configuration "
@@ -352,6 +358,14 @@ class Settings(BaseSettings):
         if is_reference(value):
             parse_reference(value)
         return value
+
+    @field_validator("database_credentials")
+    @classmethod
+    def _leased(cls, reference: str | None) -> str | None:
+        if reference is not None and parse_reference(reference).store != "vault-db":
+            msg = "expected secret://vault-db/MOUNT/creds/ROLE"
+            raise ValueError(msg)
+        return reference
 
     @field_validator("vault_addr")
     @classmethod

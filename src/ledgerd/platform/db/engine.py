@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 SQLITE_BEGIN_OPTION = "ledgerd_sqlite_begin"
 SQLITE_BUSY_MS_OPTION = "ledgerd_sqlite_busy_ms"
@@ -59,6 +61,7 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
     statement_timeout_s: float = 30.0,
     echo: bool = False,
     current_url: Callable[[], str] | None = None,
+    credentials_refused: Callable[[str | None], Awaitable[None]] | None = None,
 ) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
 
@@ -70,7 +73,9 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
 
     ``current_url`` (PostgreSQL): asked for the URL each time a connection is opened, so
     rotated credentials (a secret store's) are used by every new connection; connections
-    already open keep theirs until the pool recycles them.
+    already open keep theirs until the pool recycles them. ``credentials_refused``: awaited
+    with the user name when the server refuses a new connection's credentials (a leased role
+    revoked), before the connection is tried once more with what ``current_url`` says then.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -105,24 +110,52 @@ def create_engine(  # noqa: PLR0913 - the database's URL and its client-side lim
             },
         )
         if current_url is not None:
-            _connect_with_current_url(engine, current_url)
+            _connect_with_current_url(engine, current_url, credentials_refused)
         return engine
     msg = f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
     raise ValueError(msg)
 
 
-def _connect_with_current_url(engine: AsyncEngine, current_url: Callable[[], str]) -> None:
+def _connect_with_current_url(
+    engine: AsyncEngine,
+    current_url: Callable[[], str],
+    credentials_refused: Callable[[str | None], Awaitable[None]] | None,
+) -> None:
     """Open each new connection with what ``current_url`` says now (user, password, host...)."""
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _on_connect(
         dialect: Any,  # noqa: ANN401 - SQLAlchemy's dialect, untyped here
         _record: ConnectionPoolEntry,
-        _cargs: list[Any],
+        cargs: list[Any],
         cparams: dict[str, Any],
-    ) -> None:
-        _args, url_params = dialect.create_connect_args(make_url(current_url()))
+    ) -> Any:  # noqa: ANN401 - the DB-API connection, or None for SQLAlchemy to connect
+        url = make_url(current_url())
+        _args, url_params = dialect.create_connect_args(url)
         cparams.update(url_params)
+        if credentials_refused is None:
+            return None
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            if not _credentials_refused(error):
+                raise
+            # The pool connects inside SQLAlchemy's greenlet bridge, so the event loop's
+            # coroutine (new credentials from the store) can be awaited from this sync hook.
+            await_only(credentials_refused(url.username))
+            _args, url_params = dialect.create_connect_args(make_url(current_url()))
+            cparams.update(url_params)
+            return dialect.connect(*cargs, **cparams)
+
+
+def _credentials_refused(error: BaseException) -> bool:
+    """Whether the server refused the role or its password (SQLSTATE class 28)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:

@@ -30,13 +30,18 @@ def libpq_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen_for_commits(dsn: str, wake: Callable[[], object], stop: asyncio.Event) -> None:
-    """Call ``wake`` on every outbox notification (and on each connect) until ``stop``."""
+async def listen_for_commits(
+    dsn: str | Callable[[], str], wake: Callable[[], object], stop: asyncio.Event
+) -> None:
+    """Call ``wake`` on every outbox notification (and on each connect) until ``stop``.
+
+    ``dsn`` may be asked anew for each connection (rotated or leased credentials).
+    """
     delay = _RECONNECT_MIN_S
     while not stop.is_set():
         lost = asyncio.Event()
         try:
-            connection = await asyncpg.connect(dsn)
+            connection = await asyncpg.connect(dsn if isinstance(dsn, str) else dsn())
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("outbox listener cannot connect (%s); retrying in %.1f s", error, delay)
             with contextlib.suppress(TimeoutError):

@@ -28,8 +28,8 @@ class SecretNotFoundError(SecretError):
 class SecretStore(Protocol):
     """One kind of store (env/file, OpenBao/Vault KV v2, AWS Secrets Manager).
 
-    A store for leased credentials (Vault's database engine) fits the same contract: each
-    ``read`` gives the value current now, and the cache's refresh renews it before it ends.
+    Leased credentials (Vault's database engine) are not a store: a lease is renewed, not
+    re-read (``leases.DatabaseLease``), and raises the same ``SecretError``s.
     """
 
     async def read(self, reference: SecretReference) -> Secret:

@@ -10,6 +10,8 @@
                                               an AWS Secrets Manager secret: its SecretString,
                                               or one field of it as JSON; AWSCURRENT unless
                                               a stage or a version is named
+    secret://vault-db/MOUNT/creds/ROLE        dynamic database credentials leased from an
+                                              OpenBao/Vault database engine (``leases``)
 
 A setting that does not start with ``secret://`` is a plain value. A refused reference's error
 says which shape was expected, never what was given: a mistyped reference may be a pasted
@@ -23,15 +25,16 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 PREFIX: Final = "secret://"
-StoreName = Literal["env", "file", "vault", "aws"]
+StoreName = Literal["env", "file", "vault", "aws", "vault-db"]
 
 SHAPES: Final[dict[str, str]] = {
     "env": "secret://env/NAME",
     "file": "secret://file/ABSOLUTE/PATH",
     "vault": "secret://vault/MOUNT/PATH#FIELD[?version=N]",
     "aws": "secret://aws/SECRET_ID[#FIELD][?stage=LABEL|?version=ID]",
+    "vault-db": "secret://vault-db/MOUNT/creds/ROLE",
 }
-ANY_SHAPE: Final = "secret://{env,file,vault,aws}/... (docs/security.md, 'Secrets')"
+ANY_SHAPE: Final = "secret://{env,file,vault,aws,vault-db}/... (docs/security.md, 'Secrets')"
 
 _SEGMENT = r"[A-Za-z0-9._+=@:-]+"
 _PATH = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
@@ -51,7 +54,8 @@ class SecretReference:
     """Where a secret lives; it holds no secret, so it may be shown (it names the secret)."""
 
     store: StoreName
-    # env: the variable; file: the absolute path; vault: MOUNT/PATH; aws: the secret id.
+    # env: the variable; file: the absolute path; vault: MOUNT/PATH; aws: the secret id;
+    # vault-db: MOUNT/creds/ROLE.
     path: str
     # The field of a structured secret (vault: required; aws: optional JSON key).
     field: str | None = None
@@ -105,6 +109,8 @@ def parse_reference(text: str) -> SecretReference:
         raise _malformed(shape)
     if store == "vault":
         return _vault(path, field_name, options, shape)
+    if store == "vault-db":
+        return _vault_db(path, field_name, options, shape)
     return _aws(path, field_name, options, shape)
 
 
@@ -128,6 +134,15 @@ def _vault(
     if any(not _VERSION.fullmatch(value) for _, value in options):
         raise _malformed(shape)
     return SecretReference("vault", path, field_name, options)
+
+
+def _vault_db(
+    path: str, field_name: str, options: tuple[tuple[str, str], ...], shape: str
+) -> SecretReference:
+    mount, creds, role = (*path.split("/", 2), "", "")[:3]
+    if not (mount and creds == "creds" and role) or "/" in role or field_name or options:
+        raise _malformed(shape)
+    return SecretReference("vault-db", path)
 
 
 def _aws(

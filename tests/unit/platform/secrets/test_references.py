@@ -40,6 +40,10 @@ from ledgerd.platform.secrets.secret import REDACTED, Secret
                 "aws", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
             ),
         ),
+        (
+            "secret://vault-db/database/creds/ledgerd",
+            SecretReference("vault-db", "database/creds/ledgerd"),
+        ),
     ],
 )
 def test_a_reference_parses_and_prints_back_as_written(
@@ -64,9 +68,14 @@ def test_a_reference_parses_and_prints_back_as_written(
         ("secret://file/run/secrets/db#url", "secret://file/ABSOLUTE/PATH"),
         ("secret://file/../etc/shadow", "secret://file/ABSOLUTE/PATH"),
         ("secret://env/1NAME", "secret://env/NAME"),
-        ("secret://s3/bucket/key", "secret://{env,file,vault,aws}"),
-        ("secret://vault", "secret://{env,file,vault,aws}"),
-        ("secret:/vault/kv/db#url", "secret://{env,file,vault,aws}"),
+        ("secret://vault-db/database/ledgerd", "secret://vault-db/MOUNT/creds/ROLE"),
+        ("secret://vault-db/database/creds/a/b", "secret://vault-db/MOUNT/creds/ROLE"),
+        ("secret://vault-db/database/creds/", "secret://vault-db/MOUNT/creds/ROLE"),
+        ("secret://vault-db/database/creds/ledgerd#password", "secret://vault-db/MOUNT/"),
+        ("secret://vault-db/database/creds/ledgerd?ttl=1h", "secret://vault-db/MOUNT/"),
+        ("secret://s3/bucket/key", "secret://{env,file,vault,aws,vault-db}"),
+        ("secret://vault", "secret://{env,file,vault,aws,vault-db}"),
+        ("secret:/vault/kv/db#url", "secret://{env,file,vault,aws,vault-db}"),
     ],
 )
 def test_a_malformed_reference_is_refused_naming_the_shape_not_the_text(
