@@ -75,12 +75,14 @@ run: install-runtime ## Migrate the embedded database, seed the demo ledger and 
 test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS="-k name -x")
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## Lint, check formatting, type-check and check the import contracts
+lint: install ## Lint, check formatting, type-check, check the import contracts and the CI pipelines
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy src tests tools bench
 	$(BIN)/lint-imports
 	$(BIN)/python tools/generate.py --check
+	$(BIN)/actionlint
+	$(BIN)/check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
 
 format: install ## Apply ruff's safe fixes and format the code
 	$(BIN)/ruff check --fix
