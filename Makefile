@@ -30,7 +30,7 @@ export UV_NO_PROGRESS := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help install install-runtime lock generate run test lint format bench clean distclean
+.PHONY: help install install-runtime lock generate run test lint format bench clean distclean lambda-zip image
 
 help: ## List the targets with a one-line description each
 	@echo "usage: make <target>"
@@ -75,12 +75,14 @@ run: install-runtime ## Migrate the embedded database, seed the demo ledger and 
 test: install ## Run the test suite (extra pytest options: make test PYTEST_ARGS="-k name -x")
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## Lint, check formatting, type-check and check the import contracts
+lint: install ## Lint, check formatting, type-check, check the import contracts and the CI pipelines
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy src tests tools bench
 	$(BIN)/lint-imports
 	$(BIN)/python tools/generate.py --check
+	$(BIN)/actionlint
+	$(BIN)/check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
 
 format: install ## Apply ruff's safe fixes and format the code
 	$(BIN)/ruff check --fix
@@ -94,6 +96,30 @@ bench: install ## Micro-benchmarks, load benchmarks with pgbench beside (BENCH_A
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/relay.py
+
+image: install ## Build the container image offline (mmdebstrap + buildah; docs/deploy.md) and print its sizes
+	$(BIN)/python tools/build_image.py
+
+# The AWS Lambda package (docs/deploy.md, "AWS Lambda"): the locked runtime dependencies and the
+# `lambda` extra, as wheels for Lambda's platform (whatever this machine is), not built here. The
+# runtime client is left out: Lambda's managed Python runtime has its own.
+LAMBDA_BUILD := build/lambda
+LAMBDA_PYTHON ?= 3.11
+LAMBDA_PLATFORM ?= x86_64-manylinux_2_28
+
+lambda-zip: $(UV_STAMP) ## Build build/lambda/ledgerd-lambda.zip for deploy/lambda/template.yaml (LAMBDA_PLATFORM=aarch64-manylinux_2_28 for arm64)
+	rm -rf $(LAMBDA_BUILD)
+	mkdir -p $(LAMBDA_BUILD)/package
+	$(UV) export --frozen --quiet --no-dev --extra lambda --no-emit-project \
+		--no-emit-package awslambdaric --output-file $(LAMBDA_BUILD)/requirements.txt
+	$(UV) pip install --quiet --no-deps --only-binary :all: --compile-bytecode \
+		--python-version $(LAMBDA_PYTHON) --python-platform $(LAMBDA_PLATFORM) \
+		--target $(LAMBDA_BUILD)/package --requirement $(LAMBDA_BUILD)/requirements.txt
+	$(UV) build --quiet --wheel --out-dir $(LAMBDA_BUILD)/dist
+	$(UV) pip install --quiet --no-deps --compile-bytecode \
+		--python-version $(LAMBDA_PYTHON) --python-platform $(LAMBDA_PLATFORM) \
+		--target $(LAMBDA_BUILD)/package $(LAMBDA_BUILD)/dist/ledgerd-*.whl
+	$(PYTHON) tools/lambda_zip.py $(LAMBDA_BUILD)/package $(LAMBDA_BUILD)/ledgerd-lambda.zip
 
 clean: ## Remove caches and build output (keeps .venv and .tools)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist

@@ -80,6 +80,8 @@ async def _with_secrets(
     # At run time only (see the module's docstring).
     from ledgerd.main import database_checks  # noqa: PLC0415
     from ledgerd.main.container import build_container  # noqa: PLC0415
+    from ledgerd.platform.auth.keys import KeySetError  # noqa: PLC0415
+    from ledgerd.platform.auth.sealed_keys import SealedKeySetError  # noqa: PLC0415
 
     url = settings.database_url
     try:
@@ -105,6 +107,15 @@ async def _with_secrets(
     except database_checks.DatabaseUnreachableError as error:
         typer.echo(f"error: {error}", err=True)
         return EXIT_UNREACHABLE
+    except KeySetError as error:
+        # The messages name wrapping keys by fingerprint only, never any key material.
+        subject = (
+            "LEDGERD_SIGNING_KEYS_SECRET"
+            if isinstance(error, SealedKeySetError)
+            else "the stored signing key set"
+        )
+        typer.echo(f"error: {subject}: {error}", err=True)
+        return EXIT_ERROR
     finally:
         await container.close()
 

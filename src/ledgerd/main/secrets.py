@@ -21,7 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.main.bounded_context import BackgroundWorker, looping
-from ledgerd.main.settings import Settings, check_csrf_key, normalise_database_url
+from ledgerd.main.settings import (
+    Settings,
+    check_csrf_key,
+    check_wrapping_keys,
+    normalise_database_url,
+)
 from ledgerd.main.settings_errors import ENV_PREFIX
 from ledgerd.platform.secrets.cache import SecretCache
 from ledgerd.platform.secrets.leases import DatabaseLease
@@ -36,7 +41,15 @@ from ledgerd.platform.secrets.references import (
 from ledgerd.platform.secrets.secret import Secret
 
 # The settings whose value may be a `secret://` reference (each holds a password or a key).
-SECRET_SETTINGS = ("database_url", "rabbitmq_url", "redis_url", "nats_url", "csrf_key")
+SECRET_SETTINGS = (
+    "database_url",
+    "rabbitmq_url",
+    "redis_url",
+    "nats_url",
+    "csrf_key",
+    "signing_keys_secret",
+    "signing_keys_secret_previous",
+)
 
 
 class SecretSettingError(Exception):
@@ -184,6 +197,9 @@ def _checked(name: str, reference: SecretReference, value: Secret) -> object:
     try:
         if name == "csrf_key":
             return check_csrf_key(SecretStr(value.reveal()))
+        if name in {"signing_keys_secret", "signing_keys_secret_previous"}:
+            several = name == "signing_keys_secret_previous"
+            return check_wrapping_keys(SecretStr(value.reveal()), several=several)
         if name == "database_url":
             return normalise_database_url(value.reveal())
     except ValueError as error:

@@ -7,10 +7,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledgerd.main.tls_settings import MtlsGrant
+from ledgerd.platform.auth.wrapping_keys import wrapping_keys
 from ledgerd.platform.secrets.references import is_reference, parse_reference
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
@@ -293,6 +294,30 @@ class Settings(BaseSettings):
         description="how often `serve` checks for a rotated signing key set (`ledgerd keys "
         "rotate`)",
     )
+    # --- Sealed signing keys (docs/security.md, "Signing keys and rotation") ---
+    signing_keys_secret: SecretStr | None = Field(
+        default=None,
+        description="the wrapping key (32 random bytes, base64: `openssl rand -base64 32`; "
+        "secret, best a `secret://` reference) that seals the stored signing keys with "
+        "AES-256-GCM; unset: they are stored unsealed",
+    )
+    signing_keys_secret_previous: SecretStr | None = Field(
+        default=None,
+        description="earlier wrapping keys, comma-separated (secret): they only open a set "
+        "sealed under them; the next write (`ledgerd keys encrypt`) seals it under the current",
+    )
+
+    @field_validator("signing_keys_secret", "signing_keys_secret_previous")
+    @classmethod
+    def _wrapping_keys(cls, keys: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if keys is not None and is_reference(keys.get_secret_value()):
+            # Its value is checked once resolved, at start-up (ledgerd.main.secrets).
+            parse_reference(keys.get_secret_value())
+            return keys
+        return check_wrapping_keys(keys, several=info.field_name == "signing_keys_secret_previous")
+
+    # --- end of Sealed signing keys ---
+
     # --- Secrets (docs/security.md, "Secrets"): where `secret://` references are resolved ---
     secret_ttl_seconds: float = Field(
         default=300.0,
@@ -498,6 +523,14 @@ def check_csrf_key(key: SecretStr | None) -> SecretStr | None:
         msg = f"must be a random secret of {MIN_CSRF_KEY_LENGTH} characters or more"
         raise ValueError(msg)
     return key
+
+
+def check_wrapping_keys(keys: SecretStr | None, *, several: bool) -> SecretStr | None:
+    """``keys`` if it is one wrapping key (``several``: comma-separated ones), or unset."""
+    if keys is not None and len(wrapping_keys(keys.get_secret_value())) > 1 and not several:
+        msg = "one key only (earlier ones go in LEDGERD_SIGNING_KEYS_SECRET_PREVIOUS)"
+        raise ValueError(msg)
+    return keys
 
 
 def is_origin(text: str) -> bool:

@@ -9,7 +9,16 @@ from ledgerd.main.settings import Settings
 ENV_PREFIX = "LEDGERD_"
 # Their values can hold a password or are a secret: say what is wrong, not what was given.
 _SECRET_FIELDS = frozenset(
-    {"database_url", "rabbitmq_url", "redis_url", "nats_url", "csrf_key", "vault_token"}
+    {
+        "database_url",
+        "rabbitmq_url",
+        "redis_url",
+        "nats_url",
+        "csrf_key",
+        "vault_token",
+        "signing_keys_secret",
+        "signing_keys_secret_previous",
+    }
 )
 
 

@@ -19,6 +19,7 @@ from ledgerd.identity.domain.signing_key_store import StoredKeySet
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.auth.keys import KeySetError
+from ledgerd.platform.auth.sealed_keys import KeySetSealing
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 
@@ -33,6 +34,8 @@ def uow(identity_engine: AsyncEngine) -> SqlAlchemyUnitOfWork:
 
 
 STORE = SqlSigningKeyStore()
+# No wrapping key: these tests are about storing and versions (test_sealed_key_store seals).
+PLAIN = KeySetSealing()
 
 
 async def _save(uow: SqlAlchemyUnitOfWork, text: str, read_version: int | None) -> StoredKeySet:
@@ -66,8 +69,8 @@ async def test_saves_follow_the_version_they_read(uow: SqlAlchemyUnitOfWork) -> 
 
 
 async def test_a_set_is_made_once_and_then_loaded(uow: SqlAlchemyUnitOfWork) -> None:
-    made = await load_or_create_key_set(uow, STORE, T0)
-    loaded = await load_or_create_key_set(uow, STORE, T0 + timedelta(hours=1))
+    made = await load_or_create_key_set(uow, STORE, T0, PLAIN)
+    loaded = await load_or_create_key_set(uow, STORE, T0 + timedelta(hours=1), PLAIN)
 
     assert made.version == loaded.version == 1
     assert loaded.key_set.current.kid == made.key_set.current.kid
@@ -77,20 +80,20 @@ async def test_a_set_is_made_once_and_then_loaded(uow: SqlAlchemyUnitOfWork) -> 
 async def test_a_rotation_stores_a_new_signer_and_keeps_the_old_one_verifiable(
     uow: SqlAlchemyUnitOfWork,
 ) -> None:
-    made = await load_or_create_key_set(uow, STORE, T0)
+    made = await load_or_create_key_set(uow, STORE, T0, PLAIN)
 
-    rotated = await rotate_key_set(uow, STORE, T0 + timedelta(days=1), LIFETIME)
+    rotated = await rotate_key_set(uow, STORE, T0 + timedelta(days=1), LIFETIME, PLAIN)
 
     assert rotated.version == 2
     assert [key.kid for key in rotated.key_set.keys][1:] == [made.key_set.current.kid]
-    reloaded = await load_or_create_key_set(uow, STORE, T0 + timedelta(days=1))
+    reloaded = await load_or_create_key_set(uow, STORE, T0 + timedelta(days=1), PLAIN)
     assert reloaded.key_set.to_json() == rotated.key_set.to_json()
 
 
 async def test_the_first_rotation_on_an_empty_store_makes_the_first_set(
     uow: SqlAlchemyUnitOfWork,
 ) -> None:
-    rotated = await rotate_key_set(uow, STORE, T0, LIFETIME)
+    rotated = await rotate_key_set(uow, STORE, T0, LIFETIME, PLAIN)
 
     assert rotated.version == 1
     assert len(rotated.key_set.keys) == 1
@@ -99,14 +102,14 @@ async def test_the_first_rotation_on_an_empty_store_makes_the_first_set(
 async def test_a_running_process_reloads_its_ring_after_a_rotation_elsewhere(
     uow: SqlAlchemyUnitOfWork,
 ) -> None:
-    loaded = await load_or_create_key_set(uow, STORE, T0)
-    reloader = KeyRingReloader(uow, STORE, loaded)
+    loaded = await load_or_create_key_set(uow, STORE, T0, PLAIN)
+    reloader = KeyRingReloader(uow, STORE, loaded, PLAIN)
     ring = reloader.ring
     assert not await reloader.reload_if_rotated()
     assert ring.key_set is loaded.key_set
 
     # `ledgerd keys rotate`, in another process.
-    rotated = await rotate_key_set(uow, STORE, T0 + timedelta(days=1), LIFETIME)
+    rotated = await rotate_key_set(uow, STORE, T0 + timedelta(days=1), LIFETIME, PLAIN)
 
     assert await reloader.reload_if_rotated()
     assert ring.key_set.current.kid == rotated.key_set.current.kid
@@ -117,8 +120,8 @@ async def test_a_running_process_reloads_its_ring_after_a_rotation_elsewhere(
 async def test_a_stored_set_that_cannot_be_read_leaves_the_ring_as_it_was(
     uow: SqlAlchemyUnitOfWork, identity_engine: AsyncEngine
 ) -> None:
-    loaded = await load_or_create_key_set(uow, STORE, T0)
-    reloader = KeyRingReloader(uow, STORE, loaded)
+    loaded = await load_or_create_key_set(uow, STORE, T0, PLAIN)
+    reloader = KeyRingReloader(uow, STORE, loaded, PLAIN)
     ring = reloader.ring
     async with identity_engine.begin() as connection:
         await connection.execute(
@@ -172,13 +175,13 @@ async def postgres_uow(postgres_url: str) -> AsyncIterator[SqlAlchemyUnitOfWork]
 async def test_of_two_rotations_at_once_one_wins_on_postgres(
     postgres_uow: SqlAlchemyUnitOfWork,
 ) -> None:
-    made = await load_or_create_key_set(postgres_uow, STORE, T0)
+    made = await load_or_create_key_set(postgres_uow, STORE, T0, PLAIN)
     racing = LoadRendezvous()
     later = T0 + timedelta(days=1)
 
     outcomes = await asyncio.gather(
-        rotate_key_set(postgres_uow, racing, later, LIFETIME),
-        rotate_key_set(postgres_uow, racing, later, LIFETIME),
+        rotate_key_set(postgres_uow, racing, later, LIFETIME, PLAIN),
+        rotate_key_set(postgres_uow, racing, later, LIFETIME, PLAIN),
         return_exceptions=True,
     )
 
@@ -187,7 +190,7 @@ async def test_of_two_rotations_at_once_one_wins_on_postgres(
     assert len(winners) == 1
     assert len(losers) == 1
     assert isinstance(losers[0], ConcurrencyConflictError)
-    stored = await load_or_create_key_set(postgres_uow, STORE, later)
+    stored = await load_or_create_key_set(postgres_uow, STORE, later, PLAIN)
     assert stored.version == 2
     assert stored.key_set.current.kid == winners[0].key_set.current.kid
     assert [key.kid for key in stored.key_set.keys][1:] == [made.key_set.current.kid]
@@ -199,8 +202,8 @@ async def test_two_servers_starting_on_a_new_database_share_one_set_on_postgres(
     racing = LoadRendezvous()
 
     first, second = await asyncio.gather(
-        load_or_create_key_set(postgres_uow, racing, T0),
-        load_or_create_key_set(postgres_uow, racing, T0),
+        load_or_create_key_set(postgres_uow, racing, T0, PLAIN),
+        load_or_create_key_set(postgres_uow, racing, T0, PLAIN),
     )
 
     assert first.version == second.version == 1

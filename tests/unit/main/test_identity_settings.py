@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from ledgerd.main.contexts.identity import csrf_key
+from ledgerd.main.contexts.identity import csrf_key, key_set_sealing
 from ledgerd.main.settings import Settings
 
 KEY = "k" * 32
@@ -54,3 +55,31 @@ def test_without_a_csrf_key_each_process_makes_its_own_and_says_so(
     assert len(first) == 32
     assert first != second
     assert "LEDGERD_CSRF_KEY is not set" in caplog.text
+
+
+def test_the_wrapping_keys_become_the_sealing_and_are_never_shown() -> None:
+    current, old, older = (base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2, 3))
+    settings = Settings(
+        signing_keys_secret=SecretStr(current),
+        signing_keys_secret_previous=SecretStr(f"{old},{older}"),
+    )
+
+    sealing = key_set_sealing(settings)
+
+    assert sealing.current is not None
+    assert sealing.current.secret == bytes([1]) * 32
+    assert [key.secret for key in sealing.previous] == [bytes([2]) * 32, bytes([3]) * 32]
+    for key in (current, old, older):
+        assert key not in repr(settings)
+        assert key not in repr(sealing)
+    assert not key_set_sealing(Settings()).seals
+
+
+def test_the_current_wrapping_key_is_one_key_of_32_bytes() -> None:
+    one = base64.b64encode(bytes(32)).decode()
+    with pytest.raises(ValidationError, match="one key only"):
+        Settings(signing_keys_secret=SecretStr(f"{one},{one}"))
+    with pytest.raises(ValidationError, match="32 random bytes in base64"):
+        Settings(signing_keys_secret=SecretStr(one[:20]))
+    # A reference is checked for its form here, and its value once resolved.
+    assert Settings(signing_keys_secret=SecretStr("secret://env/KEY")).signing_keys_secret

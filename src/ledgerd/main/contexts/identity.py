@@ -77,10 +77,18 @@ from ledgerd.platform.auth.access_tokens import (
 )
 from ledgerd.platform.auth.keys import KeyRing
 from ledgerd.platform.auth.opaque_tokens import OpaqueTokens
+from ledgerd.platform.auth.sealed_keys import KeySetSealing
 from ledgerd.platform.auth.secret_hashing import SecretHasher
+from ledgerd.platform.auth.wrapping_keys import wrapping_keys
 
 log = logging.getLogger(__name__)
 
+# The one warning of a default `serve`: deliberate, since the embedded default is also how a
+# careless deployment would run.
+KEYS_UNSEALED = (
+    "LEDGERD_SIGNING_KEYS_SECRET is not set: the token signing keys are stored unencrypted, so "
+    "whoever can read the database can mint access tokens"
+)
 # The size of a CSRF key made when none is set: HMAC-SHA256's block of randomness.
 _RANDOM_CSRF_KEY_BYTES = 32
 
@@ -106,11 +114,19 @@ class IdentityTokensProvider(Provider):
     scope = Scope.APP
 
     @provide
+    def key_set_sealing(self, settings: Settings) -> KeySetSealing:
+        return key_set_sealing(settings)
+
+    @provide
     async def key_ring_reloader(
-        self, uow: UnitOfWork, store: SigningKeyStore, clock: Clock
+        self, uow: UnitOfWork, store: SigningKeyStore, clock: Clock, sealing: KeySetSealing
     ) -> KeyRingReloader:
         """The stored key set, or a new one stored first (a new database), in the ring."""
-        return KeyRingReloader(uow, store, await load_or_create_key_set(uow, store, clock.now()))
+        if not sealing.seals:
+            # Once per process: the ring is made once, when the identity context first serves.
+            log.warning(KEYS_UNSEALED)
+        loaded = await load_or_create_key_set(uow, store, clock.now(), sealing)
+        return KeyRingReloader(uow, store, loaded, sealing)
 
     @provide
     def key_ring(self, reloader: KeyRingReloader) -> KeyRing:
@@ -222,6 +238,15 @@ class IdentityServingProvider(Provider):
             client_failures=FailureLimiter(DEFAULT_FAILURE_LIMIT),
             user_failures=FailureLimiter(DEFAULT_FAILURE_LIMIT),
         )
+
+
+def key_set_sealing(settings: Settings) -> KeySetSealing:
+    """``LEDGERD_SIGNING_KEYS_SECRET`` and its ``_PREVIOUS`` keys, as the sealing of the set."""
+    current, previous = settings.signing_keys_secret, settings.signing_keys_secret_previous
+    return KeySetSealing(
+        current=wrapping_keys(current.get_secret_value())[0] if current else None,
+        previous=wrapping_keys(previous.get_secret_value()) if previous else (),
+    )
 
 
 def csrf_key(settings: Settings) -> bytes:

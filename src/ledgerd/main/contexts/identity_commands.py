@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from dishka import AsyncContainer
 
-from ledgerd.identity.adapters.signing_keys import rotate_key_set
+from ledgerd.identity.adapters.signing_keys import reseal_key_set, rotate_key_set
 from ledgerd.identity.application.manage_clients import (
     CreateClient,
     ListClients,
@@ -37,6 +37,7 @@ from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.settings import Settings
 from ledgerd.main.text_tables import columns
 from ledgerd.platform.auth.keys import SigningKeySet
+from ledgerd.platform.auth.sealed_keys import KeySetSealing
 
 clients = typer.Typer(name="clients", help="OAuth2 clients: who may get tokens.", **PLAIN_HELP)
 users = typer.Typer(name="users", help="Users who sign in through a client.", **PLAIN_HELP)
@@ -246,12 +247,13 @@ def list_keys() -> None:
 
     async def work(container: AsyncContainer, _settings: Settings) -> int:
         uow, store = await container.get(UnitOfWork), await container.get(SigningKeyStore)
+        sealing = await container.get(KeySetSealing)
         async with uow.begin(read_only=True):
             stored = await store.load()
         if stored is None:
             typer.echo("no signing keys yet: `ledgerd serve` makes the first on start")
             return 0
-        typer.echo(columns(_KEY_HEADERS, _key_rows(SigningKeySet.from_json(stored.text))))
+        typer.echo(columns(_KEY_HEADERS, _key_rows(sealing.open(stored.text))))
         return 0
 
     run(work)
@@ -268,12 +270,49 @@ def rotate_keys() -> None:
         uow, store = await container.get(UnitOfWork), await container.get(SigningKeyStore)
         now = (await container.get(Clock)).now()
         lifetime = timedelta(seconds=settings.access_token_lifetime_seconds)
-        rotated = await rotate_key_set(uow, store, now, lifetime)
+        sealing = await container.get(KeySetSealing)
+        rotated = await rotate_key_set(uow, store, now, lifetime, sealing)
         typer.echo(f"key set version {rotated.version}; signing with {rotated.key_set.current.kid}")
+        typer.echo(_stored_as(sealing))
         typer.echo(columns(_KEY_HEADERS, _key_rows(rotated.key_set)))
         return 0
 
     run(work)
+
+
+@keys.command("encrypt", cls=Command)
+def encrypt_keys() -> None:
+    """Store the signing keys again, unchanged, sealed under LEDGERD_SIGNING_KEYS_SECRET.
+
+    For a set stored unencrypted, or sealed under a key now in
+    LEDGERD_SIGNING_KEYS_SECRET_PREVIOUS. No key changes: tokens stay valid.
+    """
+
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
+        sealing = await container.get(KeySetSealing)
+        if sealing.current is None:
+            typer.echo("error: LEDGERD_SIGNING_KEYS_SECRET is not set: nothing to encrypt with",
+                       err=True)  # fmt: skip
+            return EXIT_ERROR
+        uow, store = await container.get(UnitOfWork), await container.get(SigningKeyStore)
+        resealed = await reseal_key_set(uow, store, sealing)
+        if resealed is None:
+            typer.echo("no signing keys yet: `ledgerd serve` makes the first on start, encrypted")
+            return 0
+        version = resealed.stored.version
+        if resealed.written:
+            typer.echo(f"key set version {version}: {_stored_as(sealing)}")
+        else:
+            typer.echo(f"key set version {version}: already {_stored_as(sealing)}; not rewritten")
+        return 0
+
+    run(work)
+
+
+def _stored_as(sealing: KeySetSealing) -> str:
+    if sealing.current is None:
+        return "stored unencrypted (LEDGERD_SIGNING_KEYS_SECRET is not set)"
+    return f"encrypted under wrapping key {sealing.current.fingerprint}"
 
 
 def add_identity_commands(cli: typer.Typer) -> None:
