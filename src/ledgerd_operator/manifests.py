@@ -107,9 +107,13 @@ def migration_job_name(owner: Owner, spec: LedgerdSpec) -> str:
     return f"{owner.name[: _NAME_LIMIT - len(suffix)]}{suffix}"[:_NAME_LIMIT].rstrip("-")
 
 
-def config_data(spec: LedgerdSpec) -> dict[str, str]:
+def config_data(owner: Owner, spec: LedgerdSpec) -> dict[str, str]:
     """The non-secret settings every ledgerd container reads (`LEDGERD_*`)."""
+    scheme = "https" if spec.tls_secret is not None else "http"
     data = {
+        # The tokens' issuer must be one name for every replica, and not the 0.0.0.0 the
+        # listener binds: the Service's, unless `env` names the address clients use.
+        "LEDGERD_TOKEN_ISSUER": f"{scheme}://{owner.name}.{owner.namespace}.svc:{HTTP_PORT}",
         # Inside a pod the listeners must face the pod's network, not its loopback.
         "LEDGERD_GRPC_ADDRESS": f"0.0.0.0:{GRPC_PORT}",
         "LEDGERD_HTTP_ADDRESS": f"0.0.0.0:{HTTP_PORT}",
@@ -130,7 +134,7 @@ def config_map(owner: Owner, spec: LedgerdSpec) -> Manifest:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _metadata(owner, config_map_name(owner), "config"),
-            "data": config_data(spec),
+            "data": config_data(owner, spec),
         }
     )
 
@@ -159,8 +163,10 @@ def _container(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    # The root filesystem is read-only; Python and the libraries may still want a /tmp.
+    container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
     if spec.tls_secret is not None:
-        container["volumeMounts"] = [{"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True}]
+        container["volumeMounts"].append({"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True})
     return container
 
 
@@ -173,11 +179,12 @@ def _pod_spec(spec: LedgerdSpec, container: dict[str, Any], restart: str) -> dic
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
     if spec.tls_secret is not None:
         # The server re-reads the files (LEDGERD_TLS_RELOAD_INTERVAL_SECONDS), so a renewed
         # certificate reaches running pods without a restart.
-        pod["volumes"] = [{"name": "tls", "secret": {"secretName": spec.tls_secret}}]
+        pod["volumes"].append({"name": "tls", "secret": {"secretName": spec.tls_secret}})
     return pod
 
 
@@ -231,7 +238,7 @@ def _deployment(
                 "template": {
                     "metadata": {
                         "labels": pod_labels,
-                        "annotations": {CONFIG_HASH_ANNOTATION: _digest(config_data(spec))},
+                        "annotations": {CONFIG_HASH_ANNOTATION: _digest(config_data(owner, spec))},
                     },
                     "spec": _pod_spec(spec, container, "Always"),
                 },

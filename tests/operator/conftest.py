@@ -31,7 +31,7 @@ RESYNC_SECONDS = 0.2
 WAIT_SECONDS = 10.0
 
 
-def _declare_resources(emulator: kmock.KubernetesEmulator) -> None:
+def declare_resources(emulator: kmock.KubernetesEmulator) -> None:
     # kopf's discovery must find every resource it watches, plus these two: without them it
     # waits after discovery for CRDs and namespaces to appear.
     emulator.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
@@ -144,7 +144,7 @@ def ledgerd(name: str, version: str, uid: str = "uid-1", generation: int = 1) ->
 @pytest.fixture
 async def cluster(kmock: kmock.KubernetesEmulator) -> AsyncIterator[Cluster]:
     """The emulator with the operator running against it until the test ends."""
-    _declare_resources(kmock)
+    declare_resources(kmock)
     settings = kopf.OperatorSettings()
     settings.peering.standalone = True
     settings.posting.enabled = False

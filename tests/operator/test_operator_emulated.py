@@ -117,6 +117,7 @@ async def test_create_migrates_before_the_deployments_roll_out(cluster: Cluster)
     assert config["data"]["LEDGERD_EVENTS_PUBLISHER"] == "nats"
     assert config["data"]["LEDGERD_NATS_URL"] == "nats://nats:4222"
     assert config["data"]["LEDGERD_TLS_CERT_FILE"] == "/etc/ledgerd/tls/tls.crt"
+    assert config["data"]["LEDGERD_TOKEN_ISSUER"] == "https://books.ledgers.svc:8080"
 
     # The Deployment controller reports the pods ready: the resource is Available.
     assert cluster.condition_is(NAME, "Available", "False")
