@@ -94,8 +94,36 @@ DYNLOAD_LEFT_OUT_PREFIXES = (
 # (secret://aws/...), and the credential chain may call STS and SSO (roles, web identity).
 BOTOCORE_SERVICES = frozenset({"sqs", "secretsmanager", "sts", "sso", "sso-oidc"})
 # Parts of the dependencies nothing imports at run time: their test helpers, pydantic's v1
-# copy, stubs for type checkers.
-SITE_LEFT_OUT = ("sqlalchemy/testing", "alembic/testing", "pydantic/v1", "wrapt-stubs")
+# copy, stubs for type checkers, and SQLAlchemy's dialects for the
+# databases ledgerd does not accept (settings take SQLite and PostgreSQL only; SQLAlchemy
+# loads a dialect when a URL names it, and Alembic names the others only for type checkers).
+SITE_LEFT_OUT = (
+    "sqlalchemy/testing",
+    "alembic/testing",
+    "pydantic/v1",
+    "wrapt-stubs",
+    "sqlalchemy/dialects/mysql",
+    "sqlalchemy/dialects/mssql",
+    "sqlalchemy/dialects/oracle",
+)
+# Pygments' lexers, but for the ones Rich asks for: it highlights Python source in a traceback
+# (`python`, by name) and falls back to plain text (`special`). The registry of every lexer
+# (`_mapping`) stays, so a lexer that is gone is "not found", not an import error.
+PYGMENTS_LEXERS_KEPT = frozenset({"__init__", "_mapping", "python", "special"})
+# Of a distribution's metadata, what importlib.metadata reads (METADATA's headers: name,
+# version, requirements; entry points; top-level names) and the licences, which travel with
+# the code they cover. The rest is for installers and uv's cache.
+DIST_INFO_LEFT_OUT = frozenset({"WHEEL", "INSTALLER", "REQUESTED", "uv_cache.json", "zip-safe"})
+# The dependencies' pure-Python bytecode goes into one zip on sys.path (zipimport), fewer and
+# smaller files. These stay files: ledgerd (Alembic reads its migrations as files, and it its
+# descriptor set), and the packages that read data files next to their modules by path:
+# botocore (service models, endpoints), certifi (the CA bundle by path), dateutil (time zones).
+# A package holding an extension module stays files too (the loader maps a library from a
+# file, and a package's modules are found in one place).
+SITE_ZIP = Path("/usr/local/lib/python3.11/dependencies.zip")
+SITE_ZIP_PTH = SITE / "dependencies.pth"
+SITE_KEPT_AS_FILES = frozenset({"ledgerd", "botocore", "certifi", "dateutil"})
+SITE_ZIP_COMPRESSION = zipfile.ZIP_STORED
 # What the extension modules were built from (Cython and C sources, headers) and the markers
 # for type checkers: nothing loads them at run time.
 BUILD_ONLY_SUFFIXES = frozenset(
@@ -129,8 +157,10 @@ def prune_site_packages() -> None:
         shutil.rmtree(tests)
     for unused in SITE_LEFT_OUT:
         shutil.rmtree(SITE / unused)
-    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
-        record.unlink()
+    prune_distribution_metadata()
+    for lexer in (SITE / "pygments" / "lexers").glob("*.py"):
+        if lexer.stem not in PYGMENTS_LEXERS_KEPT:
+            lexer.unlink()
     for path in list(SITE.rglob("*")):
         if path.is_file() and (path.suffix in BUILD_ONLY_SUFFIXES or path.name == "py.typed"):
             path.unlink()
@@ -138,6 +168,22 @@ def prune_site_packages() -> None:
         shutil.rmtree(cache)
     for stub in SITE.rglob("*.pyi"):
         stub.unlink()
+
+
+def prune_distribution_metadata() -> None:
+    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
+        record.unlink()
+    for info in SITE.glob("*.dist-info/*"):
+        if info.name in DIST_INFO_LEFT_OUT:
+            info.unlink()
+    for metadata in SITE.glob("*.dist-info/METADATA"):
+        metadata.write_text(metadata_headers(metadata.read_text("utf-8")), "utf-8")
+
+
+def metadata_headers(metadata: str) -> str:
+    """A METADATA file without its body: the long description (a README) nothing reads here."""
+    headers, _, _ = metadata.partition("\n\n")
+    return headers + "\n"
 
 
 def prune_botocore_models() -> None:
@@ -171,6 +217,35 @@ def compile_site_packages() -> None:
         sys.exit("compileall failed on ledgerd")
 
 
+def zip_site_packages() -> bytes:
+    """The dependencies' bytecode that can be imported from a zip, moved into one.
+
+    Returns the zip; what went into it is removed from site-packages. Metadata (``*.dist-info``)
+    stays files, where importlib.metadata looks for it.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", SITE_ZIP_COMPRESSION, compresslevel=9) as archive:
+        for entry in sorted(SITE.iterdir()):
+            if not _zippable(entry):
+                continue
+            # Directories too: zipimport finds a namespace package by its directory's entry.
+            for path in [entry, *sorted(entry.rglob("*"))] if entry.is_dir() else [entry]:
+                archive.write(path, str(path.relative_to(SITE)))
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return buffer.getvalue()
+
+
+def _zippable(entry: Path) -> bool:
+    if entry.name.endswith(".dist-info") or entry.name in SITE_KEPT_AS_FILES:
+        return False
+    if entry.is_file():
+        return entry.suffix == ".pyc"
+    return not any(path.is_file() and _is_elf(path) for path in entry.rglob("*"))
+
+
 def shared_objects(root: Path) -> list[Path]:
     return sorted(path for path in root.rglob("*.so*") if path.is_file() and _is_elf(path))
 
@@ -187,7 +262,7 @@ def strip(objects: list[Path]) -> None:
 def stdlib_zip() -> bytes:
     """The standard library as ``-OO`` bytecode in one zip, the parts left out excepted."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(buffer, "w", SITE_ZIP_COMPRESSION) as archive:
         for source in sorted(STDLIB.rglob("*.py")):
             relative = source.relative_to(STDLIB)
             if relative.parts[0] in STDLIB_LEFT_OUT or "__pycache__" in relative.parts:
@@ -266,6 +341,7 @@ def main() -> None:
     install_packages()
     prune_site_packages()
     compile_site_packages()
+    dependencies_zip = zip_site_packages()
     site_objects = shared_objects(SITE)
     modules = kept_extension_modules()
     for path in [PYTHON, *modules, SITE, SCRIPTS / ENTRY_POINT]:
@@ -277,6 +353,8 @@ def main() -> None:
     # has some of the originals mapped (zipfile's _bz2 and _lzma): it would crash.
     strip([OUT / path.relative_to("/") for path in [*site_objects, *modules]])
     write(STDLIB_ZIP, stdlib_zip())
+    write(SITE_ZIP, dependencies_zip)
+    write(SITE_ZIP_PTH, f"{SITE_ZIP}\n")
     # The interpreter takes its prefix from this directory (and says it found none without it).
     (OUT / DYNLOAD.relative_to("/")).mkdir(parents=True, exist_ok=True)
     write(Path("/etc/passwd"), PASSWD)

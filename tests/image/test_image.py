@@ -30,9 +30,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiobotocore.session import get_session  # type: ignore[import-untyped]
 from tools import build_image
 
+from ledgerd.platform.messaging.sqs import sqs_client
 from tests.conftest import service_unavailable
+from tests.integration.messaging.sqs_emulator import ENVIRONMENT, REGION, emulated_aws
 
 USER_ID = 65532
 # By its full path: the commands run with the image's PATH, which has no chroot.
@@ -270,3 +273,79 @@ def _user_of(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     return int(uid_line.split()[1])
+
+
+# Run by the image's interpreter: one SQS message sent and one secret read, through aiobotocore
+# as ledgerd's adapters use it, so botocore's pruned models, its endpoint rules and the
+# dependencies' zip are all exercised. Arguments: endpoint, queue URL, secret id.
+_AWS_FROM_THE_IMAGE = """
+import asyncio, sys
+from aiobotocore.session import get_session
+import ledgerd.platform.messaging.sqs, ledgerd.platform.secrets.aws
+
+async def main(endpoint, queue_url, secret_id):
+    session = get_session()
+    async with session.create_client("sqs", endpoint_url=endpoint) as sqs:
+        await sqs.send_message(QueueUrl=queue_url, MessageBody="from the image",
+                               MessageGroupId="image", MessageDeduplicationId="image-1")
+    async with session.create_client("secretsmanager", endpoint_url=endpoint) as secrets:
+        print((await secrets.get_secret_value(SecretId=secret_id))["SecretString"])
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_the_image_publishes_to_sqs_and_reads_secrets_manager(
+    image: BuiltImage, tmp_path: Path
+) -> None:
+    """Against moto's server (an AWS emulator) on the host's loopback."""
+    with emulated_aws(tmp_path / "moto.log") as endpoint:
+        async with sqs_client(region=REGION, endpoint_url=endpoint) as sqs:
+            queue_url = (
+                await sqs.create_queue(QueueName="image.fifo", Attributes={"FifoQueue": "true"})
+            )["QueueUrl"]
+            session = get_session()
+            async with session.create_client(
+                "secretsmanager", region_name=REGION, endpoint_url=endpoint
+            ) as secrets:
+                await secrets.create_secret(Name="image/database", SecretString="s3cret")
+            env = {**image.environment(), **ENVIRONMENT, "AWS_DEFAULT_REGION": REGION}
+            process = await asyncio.create_subprocess_exec(
+                *image.argv()[:3],
+                "/usr/bin/python3.11",
+                "-c",
+                _AWS_FROM_THE_IMAGE,
+                endpoint,
+                queue_url,
+                "image/database",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(COMMAND_WAIT_S):
+                out, err = await process.communicate()
+            assert process.returncode == 0, err.decode()
+            assert out.decode().strip() == "s3cret"
+            received = await sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)
+            assert [m["Body"] for m in received["Messages"]] == ["from the image"]
+
+
+def test_the_image_renders_a_traceback_with_rich(image: BuiltImage) -> None:
+    """Pygments is cut to the lexers Rich uses for a traceback: Python's, and plain text."""
+    snippet = (
+        "import rich.console, rich.syntax\n"
+        "console = rich.console.Console(force_terminal=True, width=60)\n"
+        "console.print(rich.syntax.Syntax('def f():\\n    return 1', 'python'))\n"
+        "console.print(rich.syntax.Syntax('plain', 'text'))\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    console.print_exception()\n"
+    )
+    probe = subprocess.run(  # noqa: S603 - chroot into our image, fixed arguments
+        [*image.argv()[:3], "/usr/bin/python3.11", "-c", snippet],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=image.environment(),
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert "ZeroDivisionError" in probe.stdout
+    assert "\x1b[" in probe.stdout  # highlighted, not plain
