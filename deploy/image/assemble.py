@@ -12,9 +12,13 @@ nothing else:
   interpreter puts on ``sys.path`` by itself), less the parts a server never imports; its
   extension modules stay files (the loader cannot map a library out of a zip);
 - site-packages as installed by uv from the locked wheels (hash-checked, no index), with
-  bytecode beside the sources' place and the sources dropped (ledgerd's own package keeps
-  them: Alembic reads the migration scripts as files), shared objects stripped, and
-  botocore's models cut to the services ledgerd calls;
+  bytecode in place of the sources (ledgerd's own package keeps them: Alembic reads the
+  migration scripts as files), shared objects stripped, and botocore's models cut to the
+  services ledgerd calls; the dependencies' pure-Python bytecode in one zip
+  (``/usr/local/lib/python3.11/dependencies.zip``, put on ``sys.path`` by a ``.pth`` file);
+- all bytecode without column tables (``-X no_debug_ranges``: tracebacks keep their line
+  numbers, not the carets under the failing expression); the zips are stored, not deflated,
+  because the layer's zstd compresses their contents better than deflate did;
 - /etc/passwd and /etc/group naming the unprivileged user, /etc/hosts for ``localhost``, and
   a world-writable /tmp.
 
@@ -70,6 +74,34 @@ STDLIB_LEFT_OUT = frozenset(
         "__hello__.py",
         "antigravity.py",
         "this.py",
+        # The pure-Python twins of C modules kept (decimal, io), clients of protocols ledgerd
+        # does not speak, profilers (their C part is left out below), audio and image formats.
+        "_pydecimal.py",
+        "_pyio.py",
+        "xmlrpc",
+        "mailbox.py",
+        "imaplib.py",
+        "nntplib.py",
+        "poplib.py",
+        "ftplib.py",
+        "smtplib.py",
+        "telnetlib.py",
+        "cgi.py",
+        "cgitb.py",
+        "mailcap.py",
+        "doctest.py",
+        "tabnanny.py",
+        "pyclbr.py",
+        "cProfile.py",
+        "profile.py",
+        "pstats.py",
+        "trace.py",
+        "aifc.py",
+        "sunau.py",
+        "wave.py",
+        "chunk.py",
+        "sndhdr.py",
+        "imghdr.py",
     }
 )
 DYNLOAD_LEFT_OUT_PREFIXES = (
@@ -105,6 +137,8 @@ SITE_LEFT_OUT = (
     "sqlalchemy/dialects/mysql",
     "sqlalchemy/dialects/mssql",
     "sqlalchemy/dialects/oracle",
+    # botocore's copy of the CA bundle: it takes certifi's when certifi is installed, as here.
+    "botocore/cacert.pem",
 )
 # Pygments' lexers, but for the ones Rich asks for: it highlights Python source in a traceback
 # (`python`, by name) and falls back to plain text (`special`). The registry of every lexer
@@ -155,8 +189,11 @@ def prune_site_packages() -> None:
     prune_botocore_models()
     for tests in SITE.glob("*/tests"):  # the dependencies' own test suites (greenlet's)
         shutil.rmtree(tests)
-    for unused in SITE_LEFT_OUT:
-        shutil.rmtree(SITE / unused)
+    for unused in map(SITE.joinpath, SITE_LEFT_OUT):
+        if unused.is_dir():
+            shutil.rmtree(unused)
+        else:
+            unused.unlink()
     prune_distribution_metadata()
     for lexer in (SITE / "pygments" / "lexers").glob("*.py"):
         if lexer.stem not in PYGMENTS_LEXERS_KEPT:
@@ -267,6 +304,8 @@ def stdlib_zip() -> bytes:
             relative = source.relative_to(STDLIB)
             if relative.parts[0] in STDLIB_LEFT_OUT or "__pycache__" in relative.parts:
                 continue
+            if _needs_cjk_codecs(source):
+                continue
             compiled = Path("/tmp/stdlib-bytecode") / relative.with_suffix(".pyc")  # noqa: S108
             py_compile.compile(
                 str(source),
@@ -277,6 +316,11 @@ def stdlib_zip() -> bytes:
             )
             archive.write(compiled, str(relative.with_suffix(".pyc")))
     return buffer.getvalue()
+
+
+def _needs_cjk_codecs(source: Path) -> bool:
+    """An encoding that imports one of the CJK codec modules left out: it could not load."""
+    return source.parent == STDLIB / "encodings" and "import _codecs_" in source.read_text()
 
 
 def kept_extension_modules() -> list[Path]:
@@ -338,6 +382,10 @@ def write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
 
 
 def main() -> None:
+    if not sys._xoptions.get("no_debug_ranges"):  # noqa: SLF001 - the interpreter's own options
+        # Without it every code object carries its column table: a quarter more compressed
+        # bytecode, for the carets under a failing expression in a traceback.
+        sys.exit("run assemble.py with -X no_debug_ranges (deploy/Containerfile does)")
     install_packages()
     prune_site_packages()
     compile_site_packages()
