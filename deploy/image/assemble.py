@@ -28,6 +28,7 @@ The data directory is left for the Containerfile to copy with the user's ownersh
 from __future__ import annotations
 
 import compileall
+import gzip
 import io
 import os
 import py_compile
@@ -232,6 +233,14 @@ def prune_botocore_models() -> None:
         versions = sorted(path for path in (data / kept).iterdir() if path.is_dir())
         for old in versions[:-1]:  # every model version but the newest: botocore loads that
             shutil.rmtree(old)
+    for examples in data.glob("*/*/examples-1.json"):  # for generated documentation only
+        examples.unlink()
+    # Every client reads the endpoints file; botocore opens a .json.gz as readily as a .json,
+    # and it is the one large file left in its data (1.2 MB of JSON, a tenth gzipped).
+    endpoints = data / "endpoints.json"
+    with gzip.open(endpoints.with_suffix(".json.gz"), "wb", compresslevel=9) as compressed:
+        compressed.write(endpoints.read_bytes())
+    endpoints.unlink()
 
 
 def compile_site_packages() -> None:
