@@ -352,3 +352,32 @@ def test_the_image_renders_a_traceback_with_rich(image: BuiltImage) -> None:
     assert probe.returncode == 0, probe.stderr
     assert "ZeroDivisionError" in probe.stdout
     assert "\x1b[" in probe.stdout  # highlighted, not plain
+
+
+# Every module of ledgerd, imported by the image's interpreter: what the pruning and the
+# dependencies' zip left must be enough for all of them, not only for the commands run above.
+# The Lambda handler needs the `lambda` extra, which the image does not hold (make lambda-zip).
+_IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, ledgerd
+failed = []
+for module in pkgutil.walk_packages(ledgerd.__path__, "ledgerd."):
+    if ".migrations." in module.name or module.name == "ledgerd.main.lambda_handler":
+        continue
+    try:
+        importlib.import_module(module.name)
+    except Exception as error:
+        failed.append(f"{module.name}: {error!r}")
+print("\\n".join(failed))
+"""
+
+
+def test_every_ledgerd_module_imports_in_the_image(image: BuiltImage) -> None:
+    probe = subprocess.run(  # noqa: S603 - chroot into our image, fixed arguments
+        [*image.argv()[:3], "/usr/bin/python3.11", "-c", _IMPORT_EVERY_MODULE],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=image.environment(),
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "", probe.stdout
