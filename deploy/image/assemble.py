@@ -12,9 +12,13 @@ nothing else:
   interpreter puts on ``sys.path`` by itself), less the parts a server never imports; its
   extension modules stay files (the loader cannot map a library out of a zip);
 - site-packages as installed by uv from the locked wheels (hash-checked, no index), with
-  bytecode beside the sources' place and the sources dropped (ledgerd's own package keeps
-  them: Alembic reads the migration scripts as files), shared objects stripped, and
-  botocore's models cut to the services ledgerd calls;
+  bytecode in place of the sources (ledgerd's own package keeps them: Alembic reads the
+  migration scripts as files), shared objects stripped, and botocore's models cut to the
+  services ledgerd calls; the dependencies' pure-Python bytecode in one zip
+  (``/usr/local/lib/python3.11/dependencies.zip``, put on ``sys.path`` by a ``.pth`` file);
+- all bytecode without column tables (``-X no_debug_ranges``: tracebacks keep their line
+  numbers, not the carets under the failing expression); the zips are stored, not deflated,
+  because the layer's zstd compresses their contents better than deflate did;
 - /etc/passwd and /etc/group naming the unprivileged user, /etc/hosts for ``localhost``, and
   a world-writable /tmp.
 
@@ -24,6 +28,7 @@ The data directory is left for the Containerfile to copy with the user's ownersh
 from __future__ import annotations
 
 import compileall
+import gzip
 import io
 import os
 import py_compile
@@ -70,6 +75,34 @@ STDLIB_LEFT_OUT = frozenset(
         "__hello__.py",
         "antigravity.py",
         "this.py",
+        # The pure-Python twins of C modules kept (decimal, io), clients of protocols ledgerd
+        # does not speak, profilers (their C part is left out below), audio and image formats.
+        "_pydecimal.py",
+        "_pyio.py",
+        "xmlrpc",
+        "mailbox.py",
+        "imaplib.py",
+        "nntplib.py",
+        "poplib.py",
+        "ftplib.py",
+        "smtplib.py",
+        "telnetlib.py",
+        "cgi.py",
+        "cgitb.py",
+        "mailcap.py",
+        "doctest.py",
+        "tabnanny.py",
+        "pyclbr.py",
+        "cProfile.py",
+        "profile.py",
+        "pstats.py",
+        "trace.py",
+        "aifc.py",
+        "sunau.py",
+        "wave.py",
+        "chunk.py",
+        "sndhdr.py",
+        "imghdr.py",
     }
 )
 DYNLOAD_LEFT_OUT_PREFIXES = (
@@ -94,8 +127,38 @@ DYNLOAD_LEFT_OUT_PREFIXES = (
 # (secret://aws/...), and the credential chain may call STS and SSO (roles, web identity).
 BOTOCORE_SERVICES = frozenset({"sqs", "secretsmanager", "sts", "sso", "sso-oidc"})
 # Parts of the dependencies nothing imports at run time: their test helpers, pydantic's v1
-# copy, stubs for type checkers.
-SITE_LEFT_OUT = ("sqlalchemy/testing", "alembic/testing", "pydantic/v1", "wrapt-stubs")
+# copy, stubs for type checkers, and SQLAlchemy's dialects for the
+# databases ledgerd does not accept (settings take SQLite and PostgreSQL only; SQLAlchemy
+# loads a dialect when a URL names it, and Alembic names the others only for type checkers).
+SITE_LEFT_OUT = (
+    "sqlalchemy/testing",
+    "alembic/testing",
+    "pydantic/v1",
+    "wrapt-stubs",
+    "sqlalchemy/dialects/mysql",
+    "sqlalchemy/dialects/mssql",
+    "sqlalchemy/dialects/oracle",
+    # botocore's copy of the CA bundle: it takes certifi's when certifi is installed, as here.
+    "botocore/cacert.pem",
+)
+# Pygments' lexers, but for the ones Rich asks for: it highlights Python source in a traceback
+# (`python`, by name) and falls back to plain text (`special`). The registry of every lexer
+# (`_mapping`) stays, so a lexer that is gone is "not found", not an import error.
+PYGMENTS_LEXERS_KEPT = frozenset({"__init__", "_mapping", "python", "special"})
+# Of a distribution's metadata, what importlib.metadata reads (METADATA's headers: name,
+# version, requirements; entry points; top-level names) and the licences, which travel with
+# the code they cover. The rest is for installers and uv's cache.
+DIST_INFO_LEFT_OUT = frozenset({"WHEEL", "INSTALLER", "REQUESTED", "uv_cache.json", "zip-safe"})
+# The dependencies' pure-Python bytecode goes into one zip on sys.path (zipimport), fewer and
+# smaller files. These stay files: ledgerd (Alembic reads its migrations as files, and it its
+# descriptor set), and the packages that read data files next to their modules by path:
+# botocore (service models, endpoints), certifi (the CA bundle by path), dateutil (time zones).
+# A package holding an extension module stays files too (the loader maps a library from a
+# file, and a package's modules are found in one place).
+SITE_ZIP = Path("/usr/local/lib/python3.11/dependencies.zip")
+SITE_ZIP_PTH = SITE / "dependencies.pth"
+SITE_KEPT_AS_FILES = frozenset({"ledgerd", "botocore", "certifi", "dateutil"})
+SITE_ZIP_COMPRESSION = zipfile.ZIP_STORED
 # What the extension modules were built from (Cython and C sources, headers) and the markers
 # for type checkers: nothing loads them at run time.
 BUILD_ONLY_SUFFIXES = frozenset(
@@ -127,10 +190,15 @@ def prune_site_packages() -> None:
     prune_botocore_models()
     for tests in SITE.glob("*/tests"):  # the dependencies' own test suites (greenlet's)
         shutil.rmtree(tests)
-    for unused in SITE_LEFT_OUT:
-        shutil.rmtree(SITE / unused)
-    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
-        record.unlink()
+    for unused in map(SITE.joinpath, SITE_LEFT_OUT):
+        if unused.is_dir():
+            shutil.rmtree(unused)
+        else:
+            unused.unlink()
+    prune_distribution_metadata()
+    for lexer in (SITE / "pygments" / "lexers").glob("*.py"):
+        if lexer.stem not in PYGMENTS_LEXERS_KEPT:
+            lexer.unlink()
     for path in list(SITE.rglob("*")):
         if path.is_file() and (path.suffix in BUILD_ONLY_SUFFIXES or path.name == "py.typed"):
             path.unlink()
@@ -138,6 +206,22 @@ def prune_site_packages() -> None:
         shutil.rmtree(cache)
     for stub in SITE.rglob("*.pyi"):
         stub.unlink()
+
+
+def prune_distribution_metadata() -> None:
+    for record in SITE.glob("*.dist-info/RECORD"):  # what an uninstaller reads; none runs here
+        record.unlink()
+    for info in SITE.glob("*.dist-info/*"):
+        if info.name in DIST_INFO_LEFT_OUT:
+            info.unlink()
+    for metadata in SITE.glob("*.dist-info/METADATA"):
+        metadata.write_text(metadata_headers(metadata.read_text("utf-8")), "utf-8")
+
+
+def metadata_headers(metadata: str) -> str:
+    """A METADATA file without its body: the long description (a README) nothing reads here."""
+    headers, _, _ = metadata.partition("\n\n")
+    return headers + "\n"
 
 
 def prune_botocore_models() -> None:
@@ -149,6 +233,14 @@ def prune_botocore_models() -> None:
         versions = sorted(path for path in (data / kept).iterdir() if path.is_dir())
         for old in versions[:-1]:  # every model version but the newest: botocore loads that
             shutil.rmtree(old)
+    for examples in data.glob("*/*/examples-1.json"):  # for generated documentation only
+        examples.unlink()
+    # Every client reads the endpoints file; botocore opens a .json.gz as readily as a .json,
+    # and it is the one large file left in its data (1.2 MB of JSON, a tenth gzipped).
+    endpoints = data / "endpoints.json"
+    with gzip.open(endpoints.with_suffix(".json.gz"), "wb", compresslevel=9) as compressed:
+        compressed.write(endpoints.read_bytes())
+    endpoints.unlink()
 
 
 def compile_site_packages() -> None:
@@ -171,6 +263,35 @@ def compile_site_packages() -> None:
         sys.exit("compileall failed on ledgerd")
 
 
+def zip_site_packages() -> bytes:
+    """The dependencies' bytecode that can be imported from a zip, moved into one.
+
+    Returns the zip; what went into it is removed from site-packages. Metadata (``*.dist-info``)
+    stays files, where importlib.metadata looks for it.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", SITE_ZIP_COMPRESSION, compresslevel=9) as archive:
+        for entry in sorted(SITE.iterdir()):
+            if not _zippable(entry):
+                continue
+            # Directories too: zipimport finds a namespace package by its directory's entry.
+            for path in [entry, *sorted(entry.rglob("*"))] if entry.is_dir() else [entry]:
+                archive.write(path, str(path.relative_to(SITE)))
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return buffer.getvalue()
+
+
+def _zippable(entry: Path) -> bool:
+    if entry.name.endswith(".dist-info") or entry.name in SITE_KEPT_AS_FILES:
+        return False
+    if entry.is_file():
+        return entry.suffix == ".pyc"
+    return not any(path.is_file() and _is_elf(path) for path in entry.rglob("*"))
+
+
 def shared_objects(root: Path) -> list[Path]:
     return sorted(path for path in root.rglob("*.so*") if path.is_file() and _is_elf(path))
 
@@ -187,10 +308,12 @@ def strip(objects: list[Path]) -> None:
 def stdlib_zip() -> bytes:
     """The standard library as ``-OO`` bytecode in one zip, the parts left out excepted."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(buffer, "w", SITE_ZIP_COMPRESSION) as archive:
         for source in sorted(STDLIB.rglob("*.py")):
             relative = source.relative_to(STDLIB)
             if relative.parts[0] in STDLIB_LEFT_OUT or "__pycache__" in relative.parts:
+                continue
+            if _needs_cjk_codecs(source):
                 continue
             compiled = Path("/tmp/stdlib-bytecode") / relative.with_suffix(".pyc")  # noqa: S108
             py_compile.compile(
@@ -202,6 +325,11 @@ def stdlib_zip() -> bytes:
             )
             archive.write(compiled, str(relative.with_suffix(".pyc")))
     return buffer.getvalue()
+
+
+def _needs_cjk_codecs(source: Path) -> bool:
+    """An encoding that imports one of the CJK codec modules left out: it could not load."""
+    return source.parent == STDLIB / "encodings" and "import _codecs_" in source.read_text()
 
 
 def kept_extension_modules() -> list[Path]:
@@ -263,9 +391,14 @@ def write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
 
 
 def main() -> None:
+    if not sys._xoptions.get("no_debug_ranges"):  # noqa: SLF001 - the interpreter's own options
+        # Without it every code object carries its column table: a quarter more compressed
+        # bytecode, for the carets under a failing expression in a traceback.
+        sys.exit("run assemble.py with -X no_debug_ranges (deploy/Containerfile does)")
     install_packages()
     prune_site_packages()
     compile_site_packages()
+    dependencies_zip = zip_site_packages()
     site_objects = shared_objects(SITE)
     modules = kept_extension_modules()
     for path in [PYTHON, *modules, SITE, SCRIPTS / ENTRY_POINT]:
@@ -277,6 +410,8 @@ def main() -> None:
     # has some of the originals mapped (zipfile's _bz2 and _lzma): it would crash.
     strip([OUT / path.relative_to("/") for path in [*site_objects, *modules]])
     write(STDLIB_ZIP, stdlib_zip())
+    write(SITE_ZIP, dependencies_zip)
+    write(SITE_ZIP_PTH, f"{SITE_ZIP}\n")
     # The interpreter takes its prefix from this directory (and says it found none without it).
     (OUT / DYNLOAD.relative_to("/")).mkdir(parents=True, exist_ok=True)
     write(Path("/etc/passwd"), PASSWD)
