@@ -58,6 +58,18 @@ class Refusal:
     details: dict[str, Any]
     www_authenticate: str | None = None
 
+    @classmethod
+    def of_http(cls, answer: httpx.Response) -> Refusal:
+        """The refusal an HTTP answer carries (the API's problem body, the challenge header)."""
+        problem = answer.json()
+        return cls(
+            problem["code"],
+            answer.status_code,
+            problem["message"],
+            problem.get("details", {}),
+            answer.headers.get("www-authenticate"),
+        )
+
 
 @dataclass
 class Deployment:
@@ -168,14 +180,7 @@ class Deployment:
         )
         if answer.status_code == 200:
             return None
-        problem = answer.json()
-        return Refusal(
-            problem["code"],
-            answer.status_code,
-            problem["message"],
-            problem.get("details", {}),
-            answer.headers.get("www-authenticate"),
-        )
+        return Refusal.of_http(answer)
 
     async def post_over_grpc(
         self, authorization: str | bytes | None, ledger: str = LEDGER

@@ -81,14 +81,7 @@ async def _rest(api: Deployment, method: MethodDescriptor, token: str | None) ->
     )
     if answer.status_code < 400:
         return None
-    problem = answer.json()
-    return Refusal(
-        problem["code"],
-        answer.status_code,
-        problem["message"],
-        problem.get("details", {}),
-        answer.headers.get("www-authenticate"),
-    )
+    return Refusal.of_http(answer)
 
 
 TRANSPORTS: dict[str, Call] = {"grpc": _grpc, "rest": _rest}

@@ -48,7 +48,6 @@ from ledgerd.main.demo_access import demo_access_lines
 from ledgerd.main.downgrade_guard import count_holdings
 from ledgerd.main.relay_report import relay_lines
 from ledgerd.main.settings import Settings
-from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.file_limit import raise_file_limit
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
 from ledgerd.platform.listening import warn_if_not_loopback
@@ -314,16 +313,10 @@ def serve(
             reuse_port=settings.grpc_reuse_port,
             tls=server_tls,
         )
-        invoker, channel = http_app.build_invoker(
-            await http_app.resolve_servicers(container),
+        app, channel = await http_app.served_http_app(
+            container,
             settings.gateway_forward_to,
-            await container.get(CallPipeline),
             None if forwarding is None else forwarding.channel,
-        )
-        app = http_app.build_http_app(
-            await container.get(AsyncEngine),
-            invoker,
-            endpoints=await http_app.resolve_http_endpoints(container),
         )
         try:
             http = await http_server.start_http_server(

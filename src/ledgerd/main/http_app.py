@@ -85,6 +85,25 @@ def build_invoker(
     return InProcessInvoker(servicers, pipeline), None
 
 
+async def served_http_app(
+    container: AsyncContainer, forward_to: str | None, channel: grpc.aio.Channel | None = None
+) -> tuple[HttpApp, grpc.aio.Channel | None]:
+    """The HTTP app a process serves from ``container`` (``serve``'s, Lambda's).
+
+    And the forwarding channel it calls through, if any (``build_invoker``), for the caller to
+    close.
+    """
+    invoker, channel = build_invoker(
+        await resolve_servicers(container), forward_to, await container.get(CallPipeline), channel
+    )
+    app = build_http_app(
+        await container.get(AsyncEngine),
+        invoker,
+        endpoints=await resolve_http_endpoints(container),
+    )
+    return app, channel
+
+
 def build_http_app(
     engine: AsyncEngine,
     invoker: Invoker,

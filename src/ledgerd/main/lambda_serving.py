@@ -41,7 +41,6 @@ from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.database_checks import require_reachable
 from ledgerd.main.secrets import ResolvedSecrets, resolve_settings
 from ledgerd.main.settings import Settings
-from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.db.engine import is_sqlite
 
 log = logging.getLogger(__name__)
@@ -172,14 +171,8 @@ async def start_serving(settings: Settings) -> LambdaServing:
         await ensure_schema(container, settings)
         forwarding = tls.forwarding(settings)
         channel = None if forwarding is None else forwarding.channel
-        invoker, channel = http_app.build_invoker(
-            await http_app.resolve_servicers(container),
-            settings.gateway_forward_to,
-            await container.get(CallPipeline),
-            channel,
-        )
-        app = http_app.build_http_app(
-            engine, invoker, endpoints=await http_app.resolve_http_endpoints(container)
+        app, channel = await http_app.served_http_app(
+            container, settings.gateway_forward_to, channel
         )
         upkeep = Upkeep(
             secrets,

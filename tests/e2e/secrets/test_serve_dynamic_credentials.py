@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from ledgerd.main.command_runner import LEASED_OWNER
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.test_serve import LEDGERD, client, ledgerd_environment, ledgerd_serve
+from tests.e2e.secrets.support import run_ledgerd
 from tests.network import free_port
 from tests.openbao import OpenBao
 from tests.openbao_database import DatabaseEngine, database_engine
@@ -246,20 +247,6 @@ def _assert_switched(switch: Switch) -> None:
     assert switch.leases_after_exit == []
 
 
-async def _run(command: str, database_url: str, **settings: str) -> tuple[int, list[str]]:
-    process = await asyncio.create_subprocess_exec(
-        str(LEDGERD),
-        command,
-        env=ledgerd_environment(database_url, **settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(WAIT_S):
-        output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode().splitlines()
-
-
 LEASED = "secret://vault-db/database/creds/ledgerd"
 POSTGRES = "postgresql+asyncpg://127.0.0.1:5432/test"
 EXIT_ERROR, EXIT_UNREACHABLE = 2, 3
@@ -316,14 +303,14 @@ async def test_leased_credentials_that_cannot_be_had_are_one_line_at_start_up(
     if not given["vault_token"]:
         del given["vault_token"]
     # `expire`: a command that opens the database as any other; `migrate` refuses a lease.
-    exit_code, output = await _run("expire", database_url, **given)
-    assert (exit_code, output) == (code, [line])
+    exit_code, output = await run_ledgerd("expire", database_url, **given)
+    assert (exit_code, output.splitlines()) == (code, [line])
 
 
 async def test_migrate_refuses_leased_credentials_before_leasing_any() -> None:
     # The store's address is a closed port: a lease asked for would be exit 3, not this.
     closed = f"http://127.0.0.1:{free_port()}"
-    exit_code, output = await _run(
+    exit_code, output = await run_ledgerd(
         "migrate", POSTGRES, database_credentials=LEASED, vault_addr=closed, vault_token="t"
     )
-    assert (exit_code, output) == (EXIT_ERROR, [LEASED_OWNER])
+    assert (exit_code, output.splitlines()) == (EXIT_ERROR, [LEASED_OWNER])

@@ -23,37 +23,21 @@ from sqlalchemy.engine import make_url
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.test_serve import (
     CALL_TIMEOUT_S,
-    LEDGERD,
     LOG_RECORD,
     client,
-    ledgerd_environment,
     ledgerd_serve,
 )
+from tests.e2e.secrets.support import run_ledgerd
 from tests.integration.messaging.sqs_emulator import REGION, emulated_aws
 from tests.network import free_port
 from tests.openbao import KV_MOUNT, OpenBao, openbao_server
 
-RUN_WAIT_S = 60.0
 EXIT_ERROR = 2
 EXIT_UNREACHABLE = 3
 
 
 def _vault_settings(server: OpenBao, **more: str) -> dict[str, str]:
     return {"vault_addr": server.address, "vault_token": server.token, **more}
-
-
-async def _ledgerd(command: str, database_url: str, **settings: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(LEDGERD),
-        command,
-        env=ledgerd_environment(database_url, **settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(RUN_WAIT_S):
-        output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
 
 
 @asynccontextmanager
@@ -123,7 +107,7 @@ async def _serve_through_a_rotation(
         await put(_as(database_url, first, first_password))
         settings = {"secret_ttl_seconds": "1", **settings}
 
-        migrated, output = await _ledgerd("migrate", reference, **settings)
+        migrated, output = await run_ledgerd("migrate", reference, **settings)
         assert migrated == 0, output
         async with ledgerd_serve(reference, **settings) as served:
             await _create_ledger(served.port, "L1")
@@ -206,7 +190,7 @@ async def test_an_unreachable_store_at_start_up_is_one_line_naming_the_reference
     command: str,
 ) -> None:
     reference = "secret://vault/kv/ledgerd/db#url"
-    code, output = await _ledgerd(
+    code, output = await run_ledgerd(
         command,
         reference,
         vault_addr=f"http://127.0.0.1:{free_port()}",
@@ -219,7 +203,7 @@ async def test_an_unreachable_store_at_start_up_is_one_line_naming_the_reference
 
 
 async def test_a_vault_reference_without_a_vault_is_one_line_saying_what_to_set() -> None:
-    code, output = await _ledgerd("migrate", "secret://vault/kv/ledgerd/db#url")
+    code, output = await run_ledgerd("migrate", "secret://vault/kv/ledgerd/db#url")
     assert code == EXIT_ERROR, output
     what_to_set = "set LEDGERD_VAULT_ADDR and LEDGERD_VAULT_TOKEN to read it"
     assert output.splitlines() == [
@@ -240,7 +224,7 @@ async def test_a_malformed_reference_is_a_settings_error_naming_the_variable(
 ) -> None:
     settings = {variable: value}
     database_url = settings.pop("database_url", f"sqlite+aiosqlite:///{tmp_path}/l.db")
-    code, output = await _ledgerd("migrate", database_url, **settings)
+    code, output = await run_ledgerd("migrate", database_url, **settings)
     assert code == EXIT_ERROR, output
     [line] = output.splitlines()
     assert line.startswith(f"error: LEDGERD_{variable.upper()}: malformed secret reference")
@@ -253,7 +237,7 @@ async def test_a_csrf_key_from_a_file_and_a_plain_value_in_a_secret_file_never_s
 ) -> None:
     key_file = tmp_path / "csrf"
     key_file.write_text("too-short-key\n")
-    code, output = await _ledgerd(
+    code, output = await run_ledgerd(
         "migrate", f"sqlite+aiosqlite:///{tmp_path}/l.db", csrf_key=f"secret://file{key_file}"
     )
     assert code == EXIT_ERROR, output
