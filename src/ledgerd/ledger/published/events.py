@@ -189,3 +189,16 @@ def with_json_payload(envelope: Envelope) -> Envelope:
     if media_type(envelope.datacontenttype) == JSON:
         return envelope
     return replace(envelope, data=render_json(decode_envelope(envelope)), datacontenttype=JSON)
+
+
+def accounts_concerned(message: Message) -> frozenset[str]:
+    """The accounts an event is about: its account, or every account its transfer's entries touch.
+
+    What a subscriber filtering by account is shown (streams, webhooks): a transfer concerns
+    each account it wrote an entry on; a ledger's creation concerns none.
+    """
+    if isinstance(message, ACCOUNT_MESSAGES):
+        return frozenset((message.account.id,))
+    if isinstance(message, TRANSFER_MESSAGES):
+        return frozenset(entry.account for entry in message.entries)
+    return frozenset()
