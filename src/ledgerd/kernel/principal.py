@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Final, Literal
 
@@ -38,6 +39,9 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     ledgers: LedgerGrant
+    # When its credentials stop being valid (an access token's expiry): a long-lived call, a
+    # stream of events, ends then. None: they do not expire while the process runs (mTLS).
+    expires_at: datetime | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
