@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Final, Literal
@@ -41,7 +41,8 @@ class Principal:
     ledgers: LedgerGrant
     # When its credentials stop being valid (an access token's expiry): a long-lived call, a
     # stream of events, ends then. None: they do not expire while the process runs (mTLS).
-    expires_at: datetime | None = None
+    # Not part of who the principal is: two tokens of one grant name the same principal.
+    expires_at: datetime | None = field(default=None, compare=False)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
