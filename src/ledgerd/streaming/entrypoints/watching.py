@@ -80,13 +80,18 @@ async def until_credentials_expire(
     if expires_at is None:
         principal = current_principal()
         expires_at = None if principal is None else principal.expires_at
+    sent = subscription.delivered  # the last event the client was given: where it resumes
     while True:
         if expires_at is None:
             yield await anext(subscription)
             continue
         remaining = (expires_at - clock.now()).total_seconds()
         if remaining <= 0:
-            raise credentials_expired(subscription.delivered)
+            raise credentials_expired(sent)
         event = await subscription.next_within(remaining)
-        if event is not None:
+        # An event that arrives as the credentials expire is not theirs to see any more.
+        if event is not None and clock.now() < expires_at:
+            sent = event.sequence
             yield event
+        elif event is not None:
+            raise credentials_expired(sent)
