@@ -32,6 +32,7 @@ from tests.unit.ledger.application.scenario import pay as app_pay
 
 LEDGER = "books"
 WAIT_S = 10.0
+Metadata = tuple[tuple[str, str], ...]
 # No bandwidth-delay probing: the client's receive window stays at its initial 64 KiB.
 SMALL_WINDOW = (("grpc.http2.bdp_probe", 0),)
 
@@ -51,7 +52,7 @@ async def watching(database_url: str, **settings: object) -> AsyncIterator[Watch
             yield Watching(api, streaming_pb2_grpc.StreamServiceStub(api.channel))
 
 
-async def books(api: GrpcApi | GrpcApiLike, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+async def books(api: GrpcApi | GrpcApiLike, metadata: Metadata = ()) -> None:
     await api.stub.CreateLedger(pb.CreateLedgerRequest(id=LEDGER), metadata=metadata)
     for account in ("bank", "alice", "bob"):
         await api.stub.CreateAccount(
@@ -176,8 +177,9 @@ async def test_tokens_decide_who_watches_and_for_how_long(sqlite_url: str) -> No
     async with watching(sqlite_url, auth="required") as world:
         issuer = await world.api.app.container.get(AccessTokenIssuer)
 
-        def bearer(*ledgers: str) -> tuple[tuple[str, str], ...]:
-            scopes = frozenset({"ledger.read", "ledger.write", "ledgers.admin", "transfers.write"})
+        every_scope = frozenset({"ledger.read", "ledger.write", "ledgers.admin", "transfers.write"})
+
+        def bearer(*ledgers: str, scopes: frozenset[str] = every_scope) -> Metadata:
             token = issuer.issue(Principal("watcher", scopes, frozenset(ledgers))).token
             return (("authorization", f"Bearer {token}"),)
 
@@ -190,6 +192,13 @@ async def test_tokens_decide_who_watches_and_for_how_long(sqlite_url: str) -> No
         with pytest.raises(grpc.aio.AioRpcError) as hidden:
             await receive(elsewhere, 1)
         assert decode(hidden.value).reason == "LEDGER_NOT_FOUND"
+        writer = world.streams.WatchLedger(
+            stream_pb.WatchLedgerRequest(ledger=LEDGER),
+            metadata=bearer(LEDGER, scopes=every_scope - {"ledger.read"}),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unscoped:
+            await receive(writer, 1)
+        assert decode(unscoped.value).reason == "INSUFFICIENT_SCOPE"
         anonymous = world.streams.WatchLedger(stream_pb.WatchLedgerRequest(ledger=LEDGER))
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await receive(anonymous, 1)

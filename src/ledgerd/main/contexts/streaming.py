@@ -62,7 +62,7 @@ def _providers() -> Sequence[Provider]:
 async def waking_the_hub(
     container: AsyncContainer, settings: Settings, command: str
 ) -> AsyncIterator[asyncio.Future[None]]:
-    """Commits wake the hub: this process's at once, others' through PostgreSQL's NOTIFY."""
+    """Commits wake the hub: on PostgreSQL every process's, by NOTIFY; on SQLite, this one's."""
     del command
     hub = await container.get(StreamHub)
     commits = await container.get(Notifier)
@@ -74,8 +74,12 @@ async def waking_the_hub(
             seen = await commits.changed(seen)
             hub.wake_all()
 
-    tasks = [asyncio.create_task(on_local_commits(), name="stream-local-commits")]
-    if not is_sqlite(settings.database_url):
+    # PostgreSQL's NOTIFY names the ledger and reaches this process's own commits too; the
+    # local signal does not say which ledger, so it serves only the embedded database.
+    tasks = []
+    if is_sqlite(settings.database_url):
+        tasks.append(asyncio.create_task(on_local_commits(), name="stream-local-commits"))
+    else:
         engine = await container.get(AsyncEngine)
         current = (await container.get(ResolvedSecrets)).database_url(settings)
         tasks.append(
