@@ -7,6 +7,8 @@ context's wake-up worker running as ``serve`` runs it; once on SQLite, once on P
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from ledgerd.v1 import ledger_pb2_grpc, streaming_pb2_grpc
 from ledgerd.v1 import streaming_pb2 as stream_pb
 from tests.e2e.grpc.conftest import GrpcApi, running_api
 from tests.e2e.grpc.support import decode, pay
-from tests.e2e.grpc.test_serve import ledgerd_serve
+from tests.e2e.grpc.test_serve import LEDGERD, ledgerd_serve
 from tests.integration.conftest import open_ledger_app
 from tests.unit.ledger.application.scenario import pay as app_pay
 
@@ -308,3 +310,48 @@ class GrpcApiLike:
     """What ``books`` and ``post`` use of a GrpcApi: a LedgerService client of any server."""
 
     stub: ledger_pb2_grpc.LedgerServiceAsyncStub
+
+
+async def test_ledgerd_events_watch_prints_one_json_line_per_event(sqlite_url: str) -> None:
+    async with watching(sqlite_url) as world:
+        await books(world.api)
+        environment = {**os.environ, "LEDGERD_SERVER": f"127.0.0.1:{world.api.port}"}
+        environment.pop("LEDGERD_TOKEN", None)
+        watcher = await asyncio.create_subprocess_exec(
+            str(LEDGERD),
+            *("events", "watch", LEDGER, "--account", "alice", "--after", "0", "--limit", "3"),
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await post(world.api, "t1", "bank", "alice", 250)
+        await post(world.api, "t2", "bank", "bob", 100)  # not about alice
+        await post(world.api, "t3", "alice", "bob", 50)
+        async with asyncio.timeout(30):
+            out, err = await watcher.communicate()
+        assert watcher.returncode == 0, err.decode()
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        assert [(line["sequence"], line["type"]) for line in lines] == [
+            ("3", "ledgerd.v1.AccountCreated"),
+            ("5", "ledgerd.v1.TransferPosted"),
+            ("7", "ledgerd.v1.TransferPosted"),
+        ]
+        payload = lines[1]["payload"]
+        assert payload["@type"] == "type.googleapis.com/ledgerd.v1.TransferPosted"
+        assert [(e["account"], e["amount"]) for e in payload["entries"]] == [
+            ("bank", "250"),
+            ("alice", "250"),
+        ]
+
+        refused = await asyncio.create_subprocess_exec(
+            str(LEDGERD),
+            *("events", "watch", "nowhere"),
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            out, err = await refused.communicate()
+        assert refused.returncode == 2
+        assert out == b""
+        assert err.decode().strip() == "error LEDGER_NOT_FOUND: ledger nowhere does not exist"

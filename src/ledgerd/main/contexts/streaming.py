@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledgerd.kernel.clock import Clock
 from ledgerd.ledger.application._lookups import ledger_not_found
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService, first_ended
+from ledgerd.main.contexts.streaming_commands import add_streaming_commands
 from ledgerd.main.secrets import ResolvedSecrets
 from ledgerd.main.settings import Settings
 from ledgerd.platform.concurrency.notifier import Notifier
@@ -126,6 +127,7 @@ STREAMING = BoundedContext(
             name="stream wake-ups", run=waking_the_hub, in_worker=lambda _settings: False
         ),
     ),
+    commands=add_streaming_commands,
     error_codes=STREAM_ERRORS,
     before_drain=end_streams,
     unadmitted_methods=(WATCH_LEDGER,),
