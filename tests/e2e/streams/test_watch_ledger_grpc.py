@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -355,3 +356,56 @@ async def test_ledgerd_events_watch_prints_one_json_line_per_event(sqlite_url: s
         assert refused.returncode == 2
         assert out == b""
         assert err.decode().strip() == "error LEDGER_NOT_FOUND: ledger nowhere does not exist"
+
+
+def resident_bytes() -> int:
+    """The resident set size of the process (Linux: /proc/self/statm counts pages)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_a_client_that_never_reads_does_not_grow_the_servers_memory(
+    sqlite_url: str,
+) -> None:
+    """40 MB of events go by a client that reads none of them; the process grows far less.
+
+    Server and clients share this process, so its resident size bounds the server's.
+    """
+    async with (
+        watching(sqlite_url, stream_buffer_events=64) as world,
+        grpc.aio.insecure_channel(f"127.0.0.1:{world.api.port}", options=SMALL_WINDOW) as narrow,
+    ):
+        await books(world.api)
+        request = stream_pb.WatchLedgerRequest(ledger=LEDGER, after=4)
+        slow = streaming_pb2_grpc.StreamServiceStub(narrow).WatchLedger(request)
+        fast = world.streams.WatchLedger(request)
+        padding = {f"note-{n}": "x" * 1000 for n in range(16)}  # 16 kB an event
+
+        async def post_batch(batch: int) -> None:
+            transfers = [pay(f"b{batch}-{n}", "bank", "alice", 1) for n in range(100)]
+            for transfer in transfers:
+                transfer.metadata.update(padding)
+            answer = await world.api.stub.PostTransfers(
+                pb.PostTransfersRequest(ledger=LEDGER, transfers=transfers)
+            )
+            assert all(result.HasField("transfer") for result in answer.results)
+
+        await post_batch(0)  # warm: caches, pools, the first allocations
+        assert len(await receive(fast, 100)) == 100
+        before = resident_bytes()
+        batches = 25
+        received = 0
+        for batch in range(1, batches + 1):
+            await post_batch(batch)
+            received += len(await receive(fast, 100))  # the reader keeps up all along
+        grown = resident_bytes() - before
+        missed_bytes = batches * 100 * 16_000
+        assert received == batches * 100
+        # Queued for the non-reader, the events alone would add 40 MB.
+        assert grown < missed_bytes // 4, f"grew {grown / 1e6:.1f} MB"
+        hub = await world.api.app.container.get(StreamHub)
+        feed = hub.feed(LEDGER)
+        assert feed is not None
+        assert max(subscription.buffered for subscription in feed.members) <= 64
+        slow.cancel()
+        fast.cancel()
