@@ -20,7 +20,7 @@ class FakeEventLog:
     def __init__(self, *ledgers: str) -> None:
         self.events: dict[str, list[StreamEvent]] = {ledger: [] for ledger in ledgers}
         self.reads = 0
-        # Set to make the next reads wait (to interleave commits with a read in flight).
+        # Set to make reads wait (to interleave commits or cancellations with a read in flight).
         self.hold: asyncio.Event | None = None
 
     def append(
@@ -56,6 +56,8 @@ class FakeEventLog:
         hub.wake(ledger)
 
     async def last_sequence(self, ledger: str) -> int | None:
+        if self.hold is not None:
+            await self.hold.wait()
         events = self.events.get(ledger)
         return None if events is None else len(events)
 

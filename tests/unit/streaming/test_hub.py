@@ -196,3 +196,24 @@ async def test_the_poll_finds_events_nobody_announced() -> None:
         assert await take(subscription, 1) == [1]
     finally:
         await hub.aclose()
+
+
+async def test_a_first_subscriber_cancelled_while_opening_the_feed_does_not_fail_the_others() -> (
+    None
+):
+    log = FakeEventLog("books")
+    hub = StreamHub(log, poll_interval_s=30)
+    log.hold = asyncio.Event()
+    first = asyncio.create_task(hub.subscribe("books", EVERYTHING))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(hub.subscribe("books", EVERYTHING))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.sleep(0.01)
+    log.hold.set()
+    log.hold = None
+    subscription = await second
+    assert first.cancelled()
+    log.commit(hub, "books")
+    assert await take(subscription, 1) == [1]
+    await hub.aclose()

@@ -99,7 +99,13 @@ class StreamHub:
             return feed
         opening = self._opening.get(ledger)
         if opening is not None:
-            return await asyncio.shield(opening)
+            try:
+                return await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this subscriber was cancelled
+                return await self._open(ledger)  # the one opening it was: open it anew
         opening = asyncio.get_running_loop().create_future()
         self._opening[ledger] = opening
         try:
