@@ -90,3 +90,24 @@ async def until_credentials_expire(
         event = await subscription.next_within(remaining)
         if event is not None:
             yield event
+
+
+async def events_or_idle(
+    subscription: Subscription,
+    clock: Clock,
+    idle_s: float,
+    expires_at: datetime | None,
+) -> AsyncGenerator[StreamEvent | None]:
+    """The subscription's events, and None after each ``idle_s`` without one (a heartbeat is due).
+
+    Ends with UNAUTHENTICATED once ``expires_at`` passes (the credentials the stream runs on),
+    and with StreamEndedError when the server ends the subscription.
+    """
+    while True:
+        wait_s = idle_s
+        if expires_at is not None:
+            remaining = (expires_at - clock.now()).total_seconds()
+            if remaining <= 0:
+                raise credentials_expired(subscription.delivered)
+            wait_s = min(wait_s, remaining)
+        yield await subscription.next_within(wait_s)
