@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ledgerd.main.http_server import WS_MAX_MESSAGE_BYTES
 from tests.e2e.rest.support import RestApi
@@ -162,3 +162,12 @@ async def test_plain_http_on_the_websocket_path_is_told_to_upgrade(api: RestApi)
     assert answer.status_code == 426
     assert answer.json()["code"] == "UPGRADE_REQUIRED"
     assert answer.headers["upgrade"] == "websocket"
+
+
+async def test_a_websocket_to_a_path_without_an_endpoint_is_a_404_problem(api: RestApi) -> None:
+    url = f"ws://127.0.0.1:{api.http_port}/v1/ledgers/shop/accounts"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url):
+            pass
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body)["code"] == "ROUTE_NOT_FOUND"
