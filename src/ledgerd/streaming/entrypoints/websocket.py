@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from ledgerd.kernel.errors import LedgerdError, validation_error
+from ledgerd.kernel.errors import ErrorCode, LedgerdError, unavailable, validation_error
 from ledgerd.kernel.principal import current_principal
 from ledgerd.platform.api.http_problems import Problem, problem_of_error
 from ledgerd.platform.api.pipeline import CallInfo, UnexpectedError, request_id_of
@@ -56,7 +56,6 @@ from ledgerd.streaming.entrypoints.http_streams import (
     stream_call,
 )
 from ledgerd.streaming.entrypoints.watching import (
-    credentials_expired,
     events_or_idle,
     stream_filter,
     subscribe,
@@ -76,6 +75,18 @@ MAX_SUBSCRIPTION_ID: Final = 64
 _MAX_REASON_BYTES = 123
 _SUBSCRIBE_FIELDS = frozenset({"type", "id", "accounts", "types", "after"})
 _UNSUBSCRIBE_FIELDS = frozenset({"type", "id"})
+
+
+_RESUME = "resume each subscription after its position"
+
+
+def _expired() -> LedgerdError:
+    """The socket's credentials expired: one token for all its subscriptions."""
+    return LedgerdError(
+        ErrorCode.UNAUTHENTICATED,
+        f"the access token expired during the stream; get a new one and {_RESUME}",
+        {"reason": "expired"},
+    )
 
 
 class ClosedError(Exception):
@@ -165,7 +176,14 @@ class _Socket:
     async def close(self, code: int, problem: Problem, positions: Mapping[str, int]) -> None:
         """The server ends the session: a ``closing`` message with the positions, then ``code``."""
         await self.accept()
-        closing = {"type": "closing", **problem.body, "positions": dict(positions)}
+        # One socket, several positions: each subscription's is in `positions`, none in details.
+        details = {name: value for name, value in problem.details.items() if name != "position"}
+        closing = {
+            "type": "closing",
+            **problem.body,
+            "details": details,
+            "positions": dict(positions),
+        }
         await self.message(json.dumps(closing))
         await self._close(code, _reason(problem))
 
@@ -233,7 +251,7 @@ class _Session:
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if ending in done or not done:
-                    await self._end(self._ending.error or credentials_expired(0))
+                    await self._end(self._ending.error or _expired())
                     return
                 message = receiving.result()
                 receiving = None
@@ -258,8 +276,18 @@ class _Session:
         }
 
     async def _end(self, error: LedgerdError) -> None:
-        """Close for ``error``: the positions to resume from, and the code that says why."""
-        code = SERVICE_RESTART if isinstance(error, StreamEndedError) else POLICY_VIOLATION
+        """Close for ``error``: the positions to resume from, and the code that says why.
+
+        The error a subscription met is said of the socket: its one token, or the server, ends
+        every subscription, each resuming from its own position.
+        """
+        if isinstance(error, StreamEndedError):
+            code = SERVICE_RESTART
+            error = LedgerdError(error.code, f"{error.reason}; {_RESUME}", {"reason": error.reason})
+        elif error.code == ErrorCode.UNAUTHENTICATED:
+            code, error = POLICY_VIOLATION, _expired()
+        else:
+            code = INTERNAL_ERROR  # the event log could not be read (an outage): retry later
         await self._socket.close(code, problem_of_error(error), self._positions())
         # Raised so that the access log tells how the stream ended; the edge says no more.
         raise error
@@ -362,6 +390,9 @@ class _Session:
                         )
         except LedgerdError as ended:  # shutdown, expiry: the session closes the socket
             self._ending.end(ended)
+        except Exception as error:  # noqa: BLE001 - told to the client, logged, never lost
+            log.warning("event stream %s of ledger %s failed: %r", name, self._ledger, error)
+            self._ending.end(unavailable("the ledger's event log"))
 
     async def _stop_all(self) -> None:
         forwardings = list(self._subscriptions.values())
