@@ -31,6 +31,7 @@ class FakeEventLog:
             ledger=ledger,
             sequence=sequence,
             id=f"{ledger}-{sequence}",
+            source=f"/ledgers/{ledger}",
             type=type_,
             subject=f"transfers/t{sequence}",
             time=_TIME,

@@ -325,6 +325,7 @@ def serve(
                 settings.shutdown_grace_seconds,
                 http_server.connection_limits(settings),
                 None if server_tls is None else server_tls.rest,
+                heartbeat_s=settings.stream_heartbeat_seconds,
             )
         except BaseException:
             # It has listened for a moment only: nothing in flight is worth waiting for.

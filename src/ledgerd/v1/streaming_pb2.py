@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerd/v1/streaming.proto\x12\nledgerd.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\x12WatchLedgerRequest\x12\x14\n\x06ledger\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x03(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x12\n\x05\x61\x66ter\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_after\"\xad\x01\n\rStreamedEvent\x12\x0e\n\x06ledger\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07payload\x18\x07 \x01(\x0b\x32\x14.google.protobuf.Any\"1\n\x19\x43reateStreamTicketRequest\x12\x14\n\x06ledger\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"N\n\x0cStreamTicket\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xb2\x01\n\rStreamService\x12J\n\x0bWatchLedger\x12\x1e.ledgerd.v1.WatchLedgerRequest\x1a\x19.ledgerd.v1.StreamedEvent0\x01\x12U\n\x12\x43reateStreamTicket\x12%.ledgerd.v1.CreateStreamTicketRequest\x1a\x18.ledgerd.v1.StreamTicketb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerd/v1/streaming.proto\x12\nledgerd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\x12WatchLedgerRequest\x12\x14\n\x06ledger\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x03(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x12\n\x05\x61\x66ter\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_after\"\xad\x01\n\rStreamedEvent\x12\x0e\n\x06ledger\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07payload\x18\x07 \x01(\x0b\x32\x14.google.protobuf.Any\"1\n\x19\x43reateStreamTicketRequest\x12\x14\n\x06ledger\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"N\n\x0cStreamTicket\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe2\x01\n\rStreamService\x12J\n\x0bWatchLedger\x12\x1e.ledgerd.v1.WatchLedgerRequest\x1a\x19.ledgerd.v1.StreamedEvent0\x01\x12\x84\x01\n\x12\x43reateStreamTicket\x12%.ledgerd.v1.CreateStreamTicketRequest\x1a\x18.ledgerd.v1.StreamTicket\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/ledgers/{ledger}/events:ticket:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,14 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHLEDGERREQUEST'].fields_by_name['ledger']._serialized_options = b'\342A\001\002'
   _globals['_CREATESTREAMTICKETREQUEST'].fields_by_name['ledger']._loaded_options = None
   _globals['_CREATESTREAMTICKETREQUEST'].fields_by_name['ledger']._serialized_options = b'\342A\001\002'
-  _globals['_WATCHLEDGERREQUEST']._serialized_start=135
-  _globals['_WATCHLEDGERREQUEST']._serialized_end=240
-  _globals['_STREAMEDEVENT']._serialized_start=243
-  _globals['_STREAMEDEVENT']._serialized_end=416
-  _globals['_CREATESTREAMTICKETREQUEST']._serialized_start=418
-  _globals['_CREATESTREAMTICKETREQUEST']._serialized_end=467
-  _globals['_STREAMTICKET']._serialized_start=469
-  _globals['_STREAMTICKET']._serialized_end=547
-  _globals['_STREAMSERVICE']._serialized_start=550
-  _globals['_STREAMSERVICE']._serialized_end=728
+  _globals['_STREAMSERVICE'].methods_by_name['CreateStreamTicket']._loaded_options = None
+  _globals['_STREAMSERVICE'].methods_by_name['CreateStreamTicket']._serialized_options = b'\202\323\344\223\002\'\"\"/v1/ledgers/{ledger}/events:ticket:\001*'
+  _globals['_WATCHLEDGERREQUEST']._serialized_start=165
+  _globals['_WATCHLEDGERREQUEST']._serialized_end=270
+  _globals['_STREAMEDEVENT']._serialized_start=273
+  _globals['_STREAMEDEVENT']._serialized_end=446
+  _globals['_CREATESTREAMTICKETREQUEST']._serialized_start=448
+  _globals['_CREATESTREAMTICKETREQUEST']._serialized_end=497
+  _globals['_STREAMTICKET']._serialized_start=499
+  _globals['_STREAMTICKET']._serialized_end=577
+  _globals['_STREAMSERVICE']._serialized_start=580
+  _globals['_STREAMSERVICE']._serialized_end=806
 # @@protoc_insertion_point(module_scope)

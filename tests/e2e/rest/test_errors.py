@@ -777,7 +777,8 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
     assert as_yaml.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(as_yaml.text) == document
 
-    # One operation per RPC, each naming its gRPC method.
+    # One operation per RPC over HTTP, each naming its gRPC method: every LedgerService RPC,
+    # and StreamService's ticket (its watch is served as Server-Sent Events, docs/streams.md).
     service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
     operations = {
         operation["operationId"]: operation["x-grpc-method"]
@@ -785,7 +786,8 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
         for operation in item.values()
     }
     assert operations == {
-        method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods
+        **{method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods},
+        "CreateStreamTicket": "/ledgerd.v1.StreamService/CreateStreamTicket",
     }
     assert "/v1/ledgers/{ledger}/transfers:batch" in document["paths"]
 

@@ -44,6 +44,7 @@ def stream_event(envelope: Envelope) -> StreamEvent:
         ledger=envelope.ledger,
         sequence=envelope.sequence,
         id=envelope.id,
+        source=envelope.source,
         type=envelope.type,
         subject=envelope.subject,
         time=envelope.time,

@@ -19,6 +19,8 @@ class StreamEvent:
     ledger: str
     sequence: int
     id: str
+    # The CloudEvents ``source`` it was recorded with, for the transports that send it as one.
+    source: str
     type: str
     subject: str
     time: datetime

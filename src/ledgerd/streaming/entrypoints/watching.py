@@ -95,3 +95,33 @@ async def until_credentials_expire(
             yield event
         elif event is not None:
             raise credentials_expired(sent)
+
+
+async def events_or_idle(
+    subscription: Subscription,
+    clock: Clock,
+    idle_s: float,
+    expires_at: datetime | None,
+) -> AsyncGenerator[StreamEvent | None]:
+    """The subscription's events, and None after each ``idle_s`` without one (a heartbeat is due).
+
+    Ends with UNAUTHENTICATED once ``expires_at`` passes (the credentials the stream runs on),
+    and with StreamEndedError when the server ends the subscription.
+    """
+    sent = subscription.delivered  # the last event the client was given: where it resumes
+    while True:
+        wait_s = idle_s
+        if expires_at is not None:
+            remaining = (expires_at - clock.now()).total_seconds()
+            if remaining <= 0:
+                raise credentials_expired(sent)
+            wait_s = min(wait_s, remaining)
+        event = await subscription.next_within(wait_s)
+        if event is None:
+            yield None
+            continue
+        # An event that arrives as the credentials expire is not theirs to see any more.
+        if expires_at is not None and clock.now() >= expires_at:
+            raise credentials_expired(sent)
+        sent = event.sequence
+        yield event
