@@ -82,6 +82,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "OUTCOME_UNKNOWN": 503,
     "UNAUTHENTICATED": 401,
     "INSUFFICIENT_SCOPE": 403,
+    "POSITION_AHEAD": 400,
+    "STREAM_ENDED": 503,
     # The gateway's own, for requests that reach no RPC.
     ROUTE_NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
@@ -93,7 +95,10 @@ EXPECTED_STATUS: dict[str, int] = {
 # inside the server, but a stale expected_version answers it. UNAUTHENTICATED and
 # INSUFFICIENT_SCOPE come from the authentication concern, which `ledgerd serve` does not run
 # yet (tests/unit/gateway/test_authentication_headers.py answers them over HTTP).
+# POSITION_AHEAD and STREAM_ENDED are the event streams' (tests/e2e/streams answers both).
 NOT_A_RESPONSE_CODE = {
+    "POSITION_AHEAD",
+    "STREAM_ENDED",
     "BATCH_ABORTED",
     "OVERLOADED",
     "UNAVAILABLE",
