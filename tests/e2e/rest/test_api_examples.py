@@ -18,6 +18,8 @@ import httpx
 from ledgerd.kernel.rules import ApiExample
 from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.main.api_docs import ledgerd_openapi
+from ledgerd.main.bounded_context import merged_examples, services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from tests.e2e.rest.support import JsonObject, RestApi
 
 L = "/v1/ledgers/shop"
@@ -55,7 +57,7 @@ SETUP: dict[str, list[tuple[str, str, JsonObject]]] = {
 _MADE_UP_ID = re.compile(r"[0-9a-f]{32}(?:[0-9a-f]{32})?")
 
 
-class _Ids:
+class MadeUpIds:
     """The server's made-up ids as the examples spell them ↔ as this run spells them."""
 
     def __init__(self) -> None:
@@ -73,14 +75,14 @@ class _Ids:
         return _MADE_UP_ID.sub(lambda found: self.actual.get(found[0], found[0]), text)
 
 
-def _same(example: object, actual: object, ids: _Ids) -> bool:
+def same_answer(example: object, actual: object, ids: MadeUpIds) -> bool:
     if isinstance(example, Mapping) and isinstance(actual, Mapping):
         return example.keys() == actual.keys() and all(
-            _same(example[key], actual[key], ids) for key in example
+            same_answer(example[key], actual[key], ids) for key in example
         )
     if isinstance(example, list) and isinstance(actual, list):
         return len(example) == len(actual) and all(
-            _same(one, other, ids) for one, other in zip(example, actual, strict=True)
+            same_answer(one, other, ids) for one, other in zip(example, actual, strict=True)
         )
     if isinstance(example, str) and isinstance(actual, str):  # ids may be inside: capture/<id>
         made_up = _MADE_UP_ID.findall(example)
@@ -94,7 +96,7 @@ def _same(example: object, actual: object, ids: _Ids) -> bool:
 
 
 async def replay(
-    client: httpx.AsyncClient, operation: str, example: ApiExample, ids: _Ids
+    client: httpx.AsyncClient, operation: str, example: ApiExample, ids: MadeUpIds
 ) -> object:
     """Run ``example``'s setup and the example; its answer (a 200, checked here)."""
     made: list[str] = []
@@ -117,10 +119,10 @@ async def replay(
 
 
 async def test_every_example_answers_as_shown(local_api: RestApi) -> None:
-    ids = _Ids()
+    ids = MadeUpIds()
     for operation, example in LEDGER_API_EXAMPLES.items():
         answer = await replay(local_api.client, operation, example, ids)
-        assert _same(example.response, answer, ids), (operation, answer)
+        assert same_answer(example.response, answer, ids), (operation, answer)
 
 
 def test_every_operation_shows_its_example() -> None:
@@ -129,9 +131,10 @@ def test_every_operation_shows_its_example() -> None:
         for item in ledgerd_openapi()["paths"].values()
         for operation in item.values()
     }
-    assert set(LEDGER_API_EXAMPLES) == set(operations)
+    examples = merged_examples(services_of(ENABLED_CONTEXTS))
+    assert set(examples) == set(operations)
     for name, operation in operations.items():
-        answer = LEDGER_API_EXAMPLES[name].response
+        answer = examples[name].response
         (media_type, content), *_ = operation["responses"]["200"]["content"].items()
         if media_type == "application/json":
             assert content["example"] == answer, name
