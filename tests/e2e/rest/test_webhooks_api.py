@@ -17,6 +17,7 @@ from sqlalchemy import select
 from ledgerd.v1 import webhooks_pb2 as pb
 from ledgerd.v1 import webhooks_pb2_grpc
 from ledgerd.webhooks.adapters.tables import TABLES
+from ledgerd.webhooks.domain.endpoints import MAX_ENDPOINTS_PER_LEDGER
 from tests.e2e.grpc.support import decode
 from tests.e2e.rest.support import JsonObject, RestApi, ok, problem, serve_rest
 from tests.integration.conftest import dump_tables
@@ -241,3 +242,17 @@ async def test_grpc_clients_get_the_same_errors(sqlite_api: RestApi) -> None:
         assert decode(missing.value).reason == "WEBHOOK_NOT_FOUND"
         listed = await stub.ListWebhooks(pb.ListWebhooksRequest(ledger=L), timeout=CALL_TIMEOUT_S)
         assert [hook.id for hook in listed.webhooks] == [created.webhook.id]
+
+
+async def test_a_ledger_has_a_limited_number_of_webhooks(sqlite_api: RestApi) -> None:
+    await _books(sqlite_api)
+    for _ in range(MAX_ENDPOINTS_PER_LEDGER):
+        ok(await sqlite_api.client.post(HOOKS, json={"url": URL}))
+    before = await _webhook_tables(sqlite_api)
+    refused = problem(
+        await sqlite_api.client.post(HOOKS, json={"url": URL}), 422, "WEBHOOK_LIMIT_REACHED"
+    )
+    assert refused["details"] == {"ledger": L, "limit": str(MAX_ENDPOINTS_PER_LEDGER)}
+    assert await _webhook_tables(sqlite_api) == before
+    # Another ledger has its own.
+    ok(await sqlite_api.client.post(f"/v1/ledgers/{OTHER}/webhooks", json={"url": URL}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledgerd.kernel.ids import check_id
+from ledgerd.kernel.ids import check_id, check_id_shape
 from ledgerd.kernel.paging import Page, check_page_size
 from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.webhooks.application._lookups import (
@@ -70,7 +70,9 @@ class WebhookQueries:
         limit: int | None = None,
     ) -> Page[DeadLetter]:
         """``ledger`` None: the endpoint's own, whichever it is (the command line)."""
-        if ledger is not None:
+        if ledger is None:
+            check_id_shape(webhook_id, "webhook")
+        else:
             check_names(ledger, webhook_id)
         size = check_page_size(limit)
         async with self._uow.begin(read_only=True):
