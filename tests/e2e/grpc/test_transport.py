@@ -23,10 +23,17 @@ if TYPE_CHECKING:
     from grpc import _CallIterator  # what the typing stubs call a client's streaming call
 
 LEDGER_SERVICE = "ledgerd.v1.LedgerService"
+WEBHOOK_SERVICE = "ledgerd.v1.WebhookService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
-SERVED = (LEDGER_SERVICE, HEALTH_SERVICE, REFLECTION_V1_SERVICE, REFLECTION_SERVICE)
+SERVED = (
+    LEDGER_SERVICE,
+    WEBHOOK_SERVICE,
+    HEALTH_SERVICE,
+    REFLECTION_V1_SERVICE,
+    REFLECTION_SERVICE,
+)
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 # Bounds for calls made from a worker thread, so a hung server fails the test instead.
 THREAD_CALL_TIMEOUT_S = 10.0

@@ -28,7 +28,7 @@ from ledgerd.gateway.transcoding import MAX_BODY_BYTES
 from ledgerd.kernel.money import MAX_AMOUNT
 from ledgerd.kernel.paging import encode_cursor
 from ledgerd.main.api_docs import error_statuses
-from ledgerd.v1 import ledger_pb2
+from ledgerd.v1 import ledger_pb2, webhooks_pb2
 from tests.e2e.rest.support import (
     CLIENT_TIMEOUT_S,
     FORWARDING,
@@ -783,15 +783,19 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
     assert as_yaml.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(as_yaml.text) == document
 
-    # One operation per RPC, each naming its gRPC method.
-    service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+    # One operation per RPC of every service served, each naming its gRPC method.
     operations = {
         operation["operationId"]: operation["x-grpc-method"]
         for item in document["paths"].values()
         for operation in item.values()
     }
     assert operations == {
-        method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods
+        method.name: f"/{service.full_name}/{method.name}"
+        for service in (
+            ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"],
+            webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"],
+        )
+        for method in service.methods
     }
     assert "/v1/ledgers/{ledger}/transfers:batch" in document["paths"]
 

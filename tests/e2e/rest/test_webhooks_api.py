@@ -239,7 +239,8 @@ async def test_grpc_clients_get_the_same_errors(sqlite_api: RestApi) -> None:
             await stub.GetWebhook(
                 pb.WebhookRequest(ledger=L, webhook="0" * 32), timeout=CALL_TIMEOUT_S
             )
-        assert decode(missing.value).reason == "WEBHOOK_NOT_FOUND"
+        failure = decode(missing.value)
+        assert (failure.status.name, failure.reason) == ("NOT_FOUND", "WEBHOOK_NOT_FOUND")
         listed = await stub.ListWebhooks(pb.ListWebhooksRequest(ledger=L), timeout=CALL_TIMEOUT_S)
         assert [hook.id for hook in listed.webhooks] == [created.webhook.id]
 

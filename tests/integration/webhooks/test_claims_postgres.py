@@ -1,4 +1,4 @@
-"""Two dispatchers on one PostgreSQL database never deliver to one endpoint at the same time.
+"""Dispatchers on PostgreSQL: never two at one endpoint at once, and woken by any commit.
 
 Each dispatcher has a container (an engine, a pool) of its own, as two ``ledgerd worker``
 processes would, and may serve one attempt at a time, so neither can hold every endpoint and
@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 
 from dishka import Provider, Scope, provide
 
+from ledgerd.main.contexts.webhooks import delivering
 from ledgerd.main.settings import Settings
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.webhooks.adapters.http_sender import HttpWebhookSender
+from ledgerd.webhooks.application.dispatch import WebhookDispatcher
 from ledgerd.webhooks.domain.deliveries import Response
 from tests.integration.conftest import LedgerApp, open_ledger_app
 from tests.integration.outbox.helpers import open_books, pay
@@ -100,3 +102,33 @@ async def test_two_dispatchers_never_deliver_to_one_endpoint_at_once(postgres_ur
         assert [arrival.event_id for arrival in receiver.at(path)] == [e.id for e in written]
     senders = Counter(arrival.headers[DISPATCHER_HEADER] for arrival in receiver.arrivals)
     assert set(senders) == {"a", "b"}, senders  # both took turns, so the claims were contended
+
+
+async def test_a_commit_in_another_process_wakes_the_dispatcher_through_notify(
+    postgres_url: str,
+) -> None:
+    """A dispatcher polling only once a minute delivers at once: PostgreSQL's NOTIFY woke it."""
+    slow_poll = {**FAST_RETRIES, "webhooks_poll_interval_seconds": 60.0}
+    async with (
+        open_ledger_app(postgres_url, settings=slow_poll) as api,
+        open_ledger_app(postgres_url, settings=slow_poll, migrate=False) as worker,
+        receiving() as receiver,
+    ):
+        await open_books(api, LEDGER, "bank", "alice")
+        await register(api, LEDGER, receiver.url("/woken"))
+        settings = await worker.container.get(Settings)
+        async with delivering(worker.container, settings, "worker"):
+            # The listener wakes a round when it connects: let that pass (its rounds quiet for
+            # a while), then commit in the other container, whose in-process wake-up the
+            # worker never hears.
+            dispatcher = await worker.container.get(WebhookDispatcher)
+            while True:
+                seen = dispatcher.rounds.version
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await dispatcher.rounds.changed(since=seen)
+                        continue
+                if seen > 0:
+                    break
+            await api.post.post_one(LEDGER, pay("t1", "bank", "alice", 100))
+            await receiver.wait_for(lambda: len(receiver.at("/woken")) == 1, timeout_s=15)
