@@ -1,8 +1,9 @@
 """Every RPC, over gRPC and REST, refused without a token, without its scope, off its ledgers.
 
 A real ``ledgerd serve`` with ``LEDGERD_AUTH=required`` (``tests/security/deployment.py``). The
-RPCs are read from the descriptors of every service the contexts serve (the ledger's, the
-webhooks'), so one added tomorrow is covered; each call is the
+RPCs are read from the descriptors of every service the contexts serve over the REST gateway
+(the ledger's, the webhooks', the streams' ticket), so one added tomorrow is covered; each call
+is the
 operation's documented example (REST) or its request message naming the example's ledger
 (gRPC). A refused call must change nothing: the ledger read before and after is the same.
 """
@@ -31,12 +32,18 @@ from tests.security.deployment import (
     leaked,
 )
 
-# Every service's methods (the ledger's, the webhooks', ...), with their access entries and
-# examples as the server has them.
+# Every service's methods the REST gateway routes (those with an example), with their access
+# entries and examples as the server has them. WatchLedger is served over SSE and WebSocket
+# instead, and refused on its own in tests/e2e/streams/test_stream_auth.py.
 SERVICES = services_of(ENABLED_CONTEXTS)
-METHODS = tuple(method for service in SERVICES for method in service.descriptor.methods)
 ACCESS = merged_access(SERVICES)
 EXAMPLES = merged_examples(SERVICES)
+METHODS = tuple(
+    method
+    for service in SERVICES
+    for method in service.descriptor.methods
+    if method.name in EXAMPLES
+)
 # The examples' story is on this ledger; the tenant's token is for another one only.
 LEDGER = "shop"
 ELSEWHERE = "elsewhere"

@@ -25,7 +25,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.main.grpc_server import RunningGrpcServer, start_grpc_server
-from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
+from ledgerd.main.http_app import (
+    build_http_app,
+    build_invoker,
+    resolve_http_endpoints,
+    resolve_servicers,
+)
 from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -86,14 +91,23 @@ async def serve_rest(
         stack.push_async_callback(grpc_server.stop, STOP_GRACE_S)
         servicers = await resolve_servicers(app.container)
         pipeline = await app.container.get(CallPipeline)
+        # The contexts' own endpoints (OAuth2, the event streams), served in-process.
+        endpoints = await resolve_http_endpoints(app.container)
+        served_settings = await app.container.get(Settings)
 
         async def start_gateway(forward_to: str | None) -> RunningHttpServer:
             invoker, channel = build_invoker(servicers, forward_to, pipeline)
             if channel is not None:
                 stack.push_async_callback(_close_channel, channel)
-            http_app = build_http_app(app.engine, invoker)
+            http_app = build_http_app(app.engine, invoker, endpoints=endpoints)
             limits = connection_limits(Settings())
-            server = await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, limits)
+            server = await start_http_server(
+                http_app,
+                "127.0.0.1:0",
+                STOP_GRACE_S,
+                limits,
+                heartbeat_s=served_settings.stream_heartbeat_seconds,
+            )
             stack.push_async_callback(server.stop)
             return server
 

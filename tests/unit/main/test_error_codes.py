@@ -12,6 +12,8 @@ from ledgerd.kernel.errors import ErrorCode
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
 from ledgerd.main.error_codes import CONTEXT_ERROR_TABLES, ERROR_CODES
+from ledgerd.streaming.domain.errors import StreamErrorCode
+from ledgerd.streaming.entrypoints.errors import STREAM_ERRORS
 from ledgerd.webhooks.domain.errors import WebhookErrorCode
 from ledgerd.webhooks.entrypoints.errors import WEBHOOK_ERRORS
 
@@ -19,7 +21,11 @@ from ledgerd.webhooks.entrypoints.errors import WEBHOOK_ERRORS
 def test_every_code_of_every_context_is_registered() -> None:
     registered = [code for code, _ in ERROR_CODES]
     assert set(registered) == (
-        set(ErrorCode) | set(LedgerErrorCode) | set(IdentityErrorCode) | set(WebhookErrorCode)
+        set(ErrorCode)
+        | set(LedgerErrorCode)
+        | set(IdentityErrorCode)
+        | set(StreamErrorCode)
+        | set(WebhookErrorCode)
     )
     assert len(registered) == len(ERROR_CODES)
 
@@ -29,6 +35,8 @@ def test_each_context_table_covers_its_whole_code_enum() -> None:
     assert set(LEDGER_ERRORS) == set(LedgerErrorCode)
     assert IDENTITY_ERRORS in CONTEXT_ERROR_TABLES
     assert set(IDENTITY_ERRORS) == set(IdentityErrorCode)
+    assert STREAM_ERRORS in CONTEXT_ERROR_TABLES
+    assert set(STREAM_ERRORS) == set(StreamErrorCode)
     assert WEBHOOK_ERRORS in CONTEXT_ERROR_TABLES
     assert set(WEBHOOK_ERRORS) == set(WebhookErrorCode)
 
