@@ -26,7 +26,11 @@ from tests.e2e.grpc.test_serve import (
 )
 
 BANNER = (
-    re.compile(r"^gRPC  127\.0\.0\.1:\d+  \(ledgerd\.v1\.LedgerService, health, reflection\)$"),
+    re.compile(
+        r"^gRPC  127\.0\.0\.1:\d+  "
+        r"\(ledgerd\.v1\.LedgerService, ledgerd\.v1\.StreamService, ledgerd\.v1\.WebhookService, "
+        r"health, reflection\)$"
+    ),
     re.compile(r"^REST  http://127\.0\.0\.1:\d+/v1/ledgers$"),
     re.compile(r"^docs  http://127\.0\.0\.1:\d+/docs   \(OpenAPI: http://\S+/openapi\.yaml\)$"),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from dishka import AsyncContainer
@@ -62,20 +62,9 @@ async def relaying(
         asyncio.create_task(presence.run(stop), name="outbox-relay-presence"),
     ]
     if not is_sqlite(settings.database_url):
-        engine = await container.get(AsyncEngine)
-        # The URL of the engine's next connection: a rotated or leased role, if any.
-        secrets = await container.get(ResolvedSecrets)
-        current = secrets.database_url(settings)
         tasks.append(
             asyncio.create_task(
-                listen_for_commits(
-                    (lambda: libpq_dsn(make_url(current())))
-                    if current is not None
-                    else libpq_dsn(engine.url),
-                    relay.wake,
-                    stop,
-                ),
-                name="outbox-listener",
+                listen_to_outbox(container, settings, relay.wake, stop), name="outbox-listener"
             )
         )
     try:
@@ -95,6 +84,24 @@ async def relaying(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await presence.withdraw()
+
+
+async def listen_to_outbox(
+    container: AsyncContainer, settings: Settings, wake: Callable[[], object], stop: asyncio.Event
+) -> None:
+    """Call ``wake`` on every commit that wrote events, in any process, until ``stop``.
+
+    PostgreSQL's NOTIFY, for the relay and for whatever else reads the outbox (webhooks).
+    """
+    engine = await container.get(AsyncEngine)
+    # The URL of the engine's next connection: a rotated or leased role, if any.
+    secrets = await container.get(ResolvedSecrets)
+    current = secrets.database_url(settings)
+    await listen_for_commits(
+        (lambda: libpq_dsn(make_url(current()))) if current is not None else libpq_dsn(engine.url),
+        wake,
+        stop,
+    )
 
 
 def relays_in_worker(settings: Settings) -> bool:

@@ -241,6 +241,60 @@ class Settings(BaseSettings):
         le=3600,
         description="idle time after which SSE and WebSocket streams send a heartbeat",
     )
+    # --- Webhooks (docs/webhooks.md): deliveries of the ledgers' events to HTTP endpoints ---
+    webhooks_in_serve: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="deliver webhooks inside `ledgerd serve` (auto: with the embedded SQLite "
+        "database; with PostgreSQL run `ledgerd worker`)",
+    )
+    webhooks_first_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="the longest wait before retrying a failed delivery the first time; it "
+        "doubles with each failure (each wait is random below it: full jitter)",
+    )
+    webhooks_max_retry_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="the longest wait between two attempts"
+    )
+    webhooks_max_attempts: int = Field(
+        default=15,
+        ge=1,
+        le=1000,
+        description="attempts at one event before it is dead-lettered and the endpoint goes on",
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how long one delivery (connect, send, answer) may take before it failed",
+    )
+    webhooks_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="deliveries in flight at once over all endpoints (on PostgreSQL each holds a "
+        "database connection: keep it below LEDGERD_DATABASE_POOL_SIZE)",
+    )
+    webhooks_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="longest sleep between looks for deliveries when not woken",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _retry_delays_in_order(self) -> Settings:
+        if self.webhooks_max_retry_seconds < self.webhooks_first_retry_seconds:
+            msg = (
+                "LEDGERD_WEBHOOKS_MAX_RETRY_SECONDS must be at least "
+                "LEDGERD_WEBHOOKS_FIRST_RETRY_SECONDS"
+            )
+            raise ValueError(msg)
+        return self
+
+    # --- end of Webhooks ---
+
     gc_freeze: bool = Field(
         default=True,
         description="after start-up, freeze the heap so full collections no longer walk it",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from grpc import _CallIterator  # what the typing stubs call a client's streaming call
 
 LEDGER_SERVICE = "ledgerd.v1.LedgerService"
+WEBHOOK_SERVICE = "ledgerd.v1.WebhookService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"

@@ -20,6 +20,7 @@ from ledgerd.kernel.rules import ApiExample
 from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.bounded_context import merged_examples, services_of
 from ledgerd.main.contexts import ENABLED_CONTEXTS
+from ledgerd.webhooks.entrypoints.grpc.api_examples import WEBHOOK_API_EXAMPLES
 from tests.e2e.rest.support import JsonObject, RestApi
 
 L = "/v1/ledgers/shop"
@@ -59,7 +60,7 @@ API_EXAMPLES = merged_examples(services_of(ENABLED_CONTEXTS))
 _MADE_UP_ID = re.compile(r"[0-9a-f]{32}(?:[0-9a-f]{32})?")
 
 
-class _Ids:
+class MadeUpIds:
     """The server's made-up ids as the examples spell them ↔ as this run spells them."""
 
     def __init__(self) -> None:
@@ -77,14 +78,14 @@ class _Ids:
         return _MADE_UP_ID.sub(lambda found: self.actual.get(found[0], found[0]), text)
 
 
-def _same(example: object, actual: object, ids: _Ids) -> bool:
+def same_answer(example: object, actual: object, ids: MadeUpIds) -> bool:
     if isinstance(example, Mapping) and isinstance(actual, Mapping):
         return example.keys() == actual.keys() and all(
-            _same(example[key], actual[key], ids) for key in example
+            same_answer(example[key], actual[key], ids) for key in example
         )
     if isinstance(example, list) and isinstance(actual, list):
         return len(example) == len(actual) and all(
-            _same(one, other, ids) for one, other in zip(example, actual, strict=True)
+            same_answer(one, other, ids) for one, other in zip(example, actual, strict=True)
         )
     if isinstance(example, str) and isinstance(actual, str):  # ids may be inside: capture/<id>
         made_up = _MADE_UP_ID.findall(example)
@@ -98,7 +99,7 @@ def _same(example: object, actual: object, ids: _Ids) -> bool:
 
 
 async def replay(
-    client: httpx.AsyncClient, operation: str, example: ApiExample, ids: _Ids
+    client: httpx.AsyncClient, operation: str, example: ApiExample, ids: MadeUpIds
 ) -> object:
     """Run ``example``'s setup and the example; its answer (a 200, checked here)."""
     made: list[str] = []
@@ -120,11 +121,18 @@ async def replay(
     return [json.loads(line) for line in response.text.splitlines()]  # a stream: NDJSON
 
 
+# The webhooks' examples are a story of their own, on a fresh ledger and with deliveries no
+# server here makes: tests/e2e/rest/test_webhook_api_examples.py replays them.
+_OWN_STORIES = frozenset(WEBHOOK_API_EXAMPLES)
+
+
 async def test_every_example_answers_as_shown(local_api: RestApi) -> None:
-    ids = _Ids()
+    ids = MadeUpIds()
     for operation, example in API_EXAMPLES.items():
+        if operation in _OWN_STORIES:
+            continue
         answer = await replay(local_api.client, operation, example, ids)
-        assert _same(example.response, answer, ids), (operation, answer)
+        assert same_answer(example.response, answer, ids), (operation, answer)
 
 
 def test_every_operation_shows_its_example() -> None:

@@ -28,7 +28,7 @@ from ledgerd.gateway.transcoding import MAX_BODY_BYTES
 from ledgerd.kernel.money import MAX_AMOUNT
 from ledgerd.kernel.paging import encode_cursor
 from ledgerd.main.api_docs import error_statuses
-from ledgerd.v1 import ledger_pb2
+from ledgerd.v1 import ledger_pb2, webhooks_pb2
 from tests.e2e.rest.support import (
     CLIENT_TIMEOUT_S,
     FORWARDING,
@@ -84,6 +84,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "INSUFFICIENT_SCOPE": 403,
     "POSITION_AHEAD": 400,
     "STREAM_ENDED": 503,
+    "WEBHOOK_NOT_FOUND": 404,
+    "WEBHOOK_LIMIT_REACHED": 422,
     # The gateway's own, for requests that reach no RPC.
     ROUTE_NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
@@ -687,9 +689,13 @@ async def test_an_oversized_body_is_refused_from_its_declared_length(rest_api: R
     assert "larger than" in body["message"]
 
 
+# The webhooks' codes, answered by their own requests (tests/e2e/rest/test_webhooks_api.py).
+COVERED_WITH_WEBHOOKS = {"WEBHOOK_NOT_FOUND", "WEBHOOK_LIMIT_REACHED"}
+
+
 def test_every_code_a_request_can_fail_with_is_covered() -> None:
     covered = {code for _, code, _ in CASES}
-    assert covered == set(EXPECTED_STATUS) - NOT_A_RESPONSE_CODE
+    assert covered == set(EXPECTED_STATUS) - NOT_A_RESPONSE_CODE - COVERED_WITH_WEBHOOKS
 
 
 def test_the_expected_statuses_are_the_error_catalogue() -> None:
@@ -782,8 +788,9 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
     assert as_yaml.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(as_yaml.text) == document
 
-    # One operation per RPC over HTTP, each naming its gRPC method: every LedgerService RPC,
-    # and StreamService's ticket (its watch is served as Server-Sent Events, docs/streams.md).
+    # One operation per RPC over HTTP, each naming its gRPC method: every LedgerService and
+    # WebhookService RPC, and StreamService's ticket (its watch is served as Server-Sent Events,
+    # docs/streams.md).
     service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
     operations = {
         operation["operationId"]: operation["x-grpc-method"]
@@ -792,6 +799,10 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
     }
     assert operations == {
         **{method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods},
+        **{
+            method.name: f"/ledgerd.v1.WebhookService/{method.name}"
+            for method in webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].methods
+        },
         "CreateStreamTicket": "/ledgerd.v1.StreamService/CreateStreamTicket",
     }
     assert "/v1/ledgers/{ledger}/transfers:batch" in document["paths"]

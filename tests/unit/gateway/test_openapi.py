@@ -137,6 +137,11 @@ def test_info_servers_and_tags(ledger_document: JsonObject) -> None:
             "description": "Double-entry ledgers: accounts, transfers, holds and the journal.",
         },
         {"name": "StreamService", "description": "Subscriptions to a ledger's events."},
+        {
+            "name": "WebhookService",
+            "description": "HTTP endpoints that receive a ledger's events, each as a signed "
+            "CloudEvents document.",
+        },
     ]
 
 
@@ -149,8 +154,11 @@ def test_one_operation_per_http_binding_at_its_verb_and_path(
     operations = _operations(ledger_document)
     routes = [route for service in SERVED for route in http_routes(service.descriptor)]
 
-    # Every LedgerService method is over HTTP; StreamService's watch is not (SSE serves it).
+    # Every LedgerService and WebhookService method is over HTTP; StreamService's watch is not
+    # (SSE serves it).
     assert len(http_routes(ledger_service)) == len(ledger_service.methods)
+    webhooks = next(s.descriptor for s in SERVED if s.descriptor.name == "WebhookService")
+    assert len(http_routes(webhooks)) == len(webhooks.methods)
     assert len(operations) == len(routes)
     for route in routes:
         path, method, operation = operations[route.operation_id]

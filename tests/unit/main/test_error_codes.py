@@ -14,12 +14,18 @@ from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
 from ledgerd.main.error_codes import CONTEXT_ERROR_TABLES, ERROR_CODES
 from ledgerd.streaming.domain.errors import StreamErrorCode
 from ledgerd.streaming.entrypoints.errors import STREAM_ERRORS
+from ledgerd.webhooks.domain.errors import WebhookErrorCode
+from ledgerd.webhooks.entrypoints.errors import WEBHOOK_ERRORS
 
 
 def test_every_code_of_every_context_is_registered() -> None:
     registered = [code for code, _ in ERROR_CODES]
     assert set(registered) == (
-        set(ErrorCode) | set(LedgerErrorCode) | set(IdentityErrorCode) | set(StreamErrorCode)
+        set(ErrorCode)
+        | set(LedgerErrorCode)
+        | set(IdentityErrorCode)
+        | set(StreamErrorCode)
+        | set(WebhookErrorCode)
     )
     assert len(registered) == len(ERROR_CODES)
 
@@ -31,6 +37,8 @@ def test_each_context_table_covers_its_whole_code_enum() -> None:
     assert set(IDENTITY_ERRORS) == set(IdentityErrorCode)
     assert STREAM_ERRORS in CONTEXT_ERROR_TABLES
     assert set(STREAM_ERRORS) == set(StreamErrorCode)
+    assert WEBHOOK_ERRORS in CONTEXT_ERROR_TABLES
+    assert set(WEBHOOK_ERRORS) == set(WebhookErrorCode)
 
 
 def test_codes_are_unique_across_contexts() -> None:

@@ -21,6 +21,8 @@ class Scope(StrEnum):
     LEDGER_WRITE = "ledger.write"
     TRANSFERS_WRITE = "transfers.write"
     LEDGERS_ADMIN = "ledgers.admin"
+    WEBHOOKS_READ = "webhooks.read"
+    WEBHOOKS_WRITE = "webhooks.write"
 
 
 SCOPE_MEANINGS: Final[Mapping[Scope, str]] = MappingProxyType(
@@ -37,6 +39,15 @@ SCOPE_MEANINGS: Final[Mapping[Scope, str]] = MappingProxyType(
         Scope.LEDGERS_ADMIN: (
             "create ledgers (granted to the creating client) and freeze, unfreeze or close "
             "accounts of a granted ledger"
+        ),
+        Scope.WEBHOOKS_READ: (
+            "see a granted ledger's webhooks: their URLs, filters, delivery attempts and dead "
+            "letters"
+        ),
+        Scope.WEBHOOKS_WRITE: (
+            "register, change, disable, enable and delete a granted ledger's webhooks, rotate "
+            "their secrets and replay their dead letters: ledgerd then sends the ledger's events "
+            "to the URLs given"
         ),
     }
 )

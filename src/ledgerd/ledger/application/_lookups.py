@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from ledgerd.kernel.errors import LedgerdError
-from ledgerd.ledger.domain.errors import LedgerErrorCode
+from ledgerd.ledger.domain.errors import LedgerErrorCode, ledger_not_found
 from ledgerd.ledger.domain.model import Account, Ledger
 from ledgerd.ledger.domain.repositories import AccountRepository, LedgerRepository
 
-
-def ledger_not_found(ledger_id: str) -> LedgerdError:
-    return LedgerdError(
-        LedgerErrorCode.LEDGER_NOT_FOUND,
-        f"ledger {ledger_id} does not exist",
-        {"ledger": ledger_id},
-    )
+# ledger_not_found lives in the domain now (published for other contexts); its callers here
+# keep importing it from this module.
+__all__ = ["account_not_found", "ledger_not_found", "require_account", "require_ledger"]
 
 
 def account_not_found(account_id: str) -> LedgerdError:

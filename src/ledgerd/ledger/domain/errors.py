@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from ledgerd.kernel.errors import LedgerdError
+
 
 class LedgerErrorCode(StrEnum):
     """The ledger's codes; their spelling is part of the API."""
@@ -32,3 +34,12 @@ class LedgerErrorCode(StrEnum):
     TRANSFER_NOT_REVERSIBLE = "TRANSFER_NOT_REVERSIBLE"
     TRANSFER_ALREADY_REVERSED = "TRANSFER_ALREADY_REVERSED"
     BATCH_ABORTED = "BATCH_ABORTED"
+
+
+def ledger_not_found(ledger_id: str) -> LedgerdError:
+    """No ledger ``ledger_id``: also the answer about one the caller may not see."""
+    return LedgerdError(
+        LedgerErrorCode.LEDGER_NOT_FOUND,
+        f"ledger {ledger_id} does not exist",
+        {"ledger": ledger_id},
+    )

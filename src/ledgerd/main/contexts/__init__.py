@@ -10,5 +10,6 @@ from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.contexts.identity import IDENTITY
 from ledgerd.main.contexts.ledger import LEDGER
 from ledgerd.main.contexts.streaming import STREAMING
+from ledgerd.main.contexts.webhooks import WEBHOOKS
 
-ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER, IDENTITY, STREAMING)
+ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER, IDENTITY, STREAMING, WEBHOOKS)

@@ -140,7 +140,7 @@ class OutboxStore:
             .order_by(outbox_events.c.sequence)
             .limit(batch_size)
         )
-        envelopes = [_envelope(row) for row in rows]
+        envelopes = [envelope_of(row) for row in rows]
         return Claim(self, cursor, envelopes)
 
     async def _next_cursor(self, *, after: str, lock: bool) -> Cursor | None:
@@ -265,7 +265,7 @@ class OutboxStore:
                 .order_by(outbox_events.c.sequence)
                 .limit(limit)
             )
-            return [_envelope(row) for row in rows]
+            return [envelope_of(row) for row in rows]
 
     async def lag(self) -> list[StreamLag]:
         oldest = (
@@ -458,7 +458,8 @@ async def _record_dead_letter(envelope: Envelope, reason: str, now: datetime) ->
         )
 
 
-def _envelope(row: Row[Any]) -> Envelope:
+def envelope_of(row: Row[Any]) -> Envelope:
+    """An envelope from its ``outbox_events`` row (for readers of the log, such as webhooks)."""
     return Envelope(
         id=row.id,
         source=row.source,

@@ -1,0 +1,1 @@
+"""The webhooks context: a ledger's events pushed to partners' HTTP endpoints, signed, in order."""

@@ -1,0 +1,1 @@
+"""The webhooks' adapters: SQL tables and repositories, the delivery queue, the HTTP sender."""

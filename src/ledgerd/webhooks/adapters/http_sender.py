@@ -1,0 +1,81 @@
+"""The webhook sender on httpx: one POST, bounded in time, its outcome never an exception.
+
+- The whole request (connecting, sending, waiting for and reading the answer) must end within
+  the timeout (``LEDGERD_WEBHOOKS_TIMEOUT_SECONDS``): httpx bounds each phase on its own, so a
+  receiver trickling its answer a byte at a time could otherwise hold an attempt for ever.
+- Redirects are not followed: a 3xx is an answer that is not 2xx, a failure. The endpoint's
+  URL is the one registered, and a signed event does not go anywhere else.
+- The answer's body is read (so the connection can be reused) up to a small limit and thrown
+  away: a receiver says "got it" with its status, not with what it writes.
+- One client (one connection pool) serves every endpoint, with as many connections as
+  attempts may be in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from ledgerd.webhooks.domain.deliveries import Response
+
+# The delivery format's version (docs/webhooks.md), not the program's: receivers may key on it.
+USER_AGENT = "ledgerd-webhooks/1"
+# What is read of an answer's body before the connection is dropped instead of reused.
+_MAX_ANSWER_BYTES = 64 * 1024
+
+
+class HttpWebhookSender:
+    def __init__(self, *, timeout_s: float, max_connections: int) -> None:
+        self._timeout_s = timeout_s
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": USER_AGENT},
+            # The environment's proxies are for this host's own traffic, not a partner's URLs.
+            trust_env=False,
+        )
+
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Response:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                status = await self._send(url, headers, body)
+        except TimeoutError:
+            return Response(None, f"timed out after {self._timeout_s:g} s", _since(started))
+        except httpx.HTTPError as error:
+            return Response(None, _describe(error), _since(started))
+        return Response(status, None, _since(started))
+
+    async def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> int:
+        request = self._client.build_request("POST", url, headers=headers, content=body)
+        answer = await self._client.send(request, stream=True)
+        try:
+            read = 0
+            async for chunk in answer.aiter_raw():
+                read += len(chunk)
+                if read > _MAX_ANSWER_BYTES:
+                    break
+        finally:
+            await answer.aclose()
+        return answer.status_code
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    """``ConnectError: [Errno 111] Connection refused``: the kind of failure, then its detail."""
+    if isinstance(error, httpx.TimeoutException):
+        return f"timed out ({type(error).__name__})"
+    detail = str(error) or repr(error.__cause__ or error)
+    return f"{type(error).__name__}: {detail}"

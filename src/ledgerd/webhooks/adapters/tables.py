@@ -1,0 +1,110 @@
+"""The webhooks context's tables (SQLAlchemy Core); its migrations build them.
+
+Every name starts with ``webhook_``: the tables share one schema with the other contexts'.
+
+- ``webhook_endpoints``: an endpoint's settings: its ledger, URL, filter (two JSON lists), the
+  secret that signs and, while its grace lasts, the one before it. The secrets are stored as
+  they are (signing needs them), so whoever reads this table can sign as ledgerd would;
+- ``webhook_cursors``: per endpoint, its place in its ledger's events (``position``: every
+  event up to it is delivered, dead-lettered or not for it) and its retry state. A dispatcher
+  holds an endpoint by locking this row (``FOR UPDATE SKIP LOCKED``, PostgreSQL) for one
+  attempt, so two never deliver to one endpoint at once. Kept apart from the endpoints so
+  that changing an endpoint never waits for a delivery in flight;
+- ``webhook_attempts``: every request made, with its outcome, numbered in the order written;
+- ``webhook_dead_letters``: the events an endpoint failed every attempt at, and whether a
+  replay of each was asked for. The event itself stays in the outbox's log.
+
+No foreign key leads to another owner's table (the ledger's stream, the outbox's events): a
+context does not reach into another's tables, and the events are kept for replay anyway.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Table,
+)
+
+from ledgerd.platform.db.schema import metadata
+from ledgerd.platform.db.types import UtcDateTime
+
+ID = String(128)
+URL = String(2048)
+SECRET = String(100)
+ERROR = String(1000)
+EVENT_TYPE = String(200)
+EVENT_ID = String(64)
+# SQLite numbers a table's rows itself only for an INTEGER PRIMARY KEY; PostgreSQL's is 64-bit.
+ROW_NUMBER = BigInteger().with_variant(Integer(), "sqlite")
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("ledger", ID, nullable=False),
+    Column("url", URL, nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("event_types", JSON, nullable=False),
+    Column("accounts", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", SECRET, nullable=False),
+    Column("previous_secret", SECRET, nullable=True),
+    Column("previous_secret_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "ledger", "id"),
+)
+
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("webhook_id", ID, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    # Failed attempts in a row at the endpoint's next delivery: the back-off, and when to give up.
+    Column("failed_attempts", Integer, nullable=False),
+    Column("retry_at", UtcDateTime, nullable=True),
+    Column("last_error", ERROR, nullable=True),
+    ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", ROW_NUMBER, primary_key=True, autoincrement=True),
+    Column("webhook_id", ID, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event_id", EVENT_ID, nullable=False),
+    Column("event_type", EVENT_TYPE, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("replay", Boolean, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", ERROR, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
+    Index(None, "webhook_id", "id"),
+)
+
+webhook_dead_letters = Table(
+    "webhook_dead_letters",
+    metadata,
+    Column("webhook_id", ID, primary_key=True),
+    Column("sequence", BigInteger, primary_key=True),
+    Column("event_id", EVENT_ID, nullable=False),
+    Column("event_type", EVENT_TYPE, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", ERROR, nullable=False),
+    Column("dead_at", UtcDateTime, nullable=False),
+    Column("replay_requested", Boolean, nullable=False),
+    ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
+)
+
+TABLES = (webhook_endpoints, webhook_cursors, webhook_attempts, webhook_dead_letters)

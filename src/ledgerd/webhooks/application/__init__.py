@@ -1,0 +1,1 @@
+"""The webhooks' use cases, one per module, and the dispatcher that delivers."""

@@ -1,0 +1,1 @@
+"""Webhook endpoints, their filters and secrets, signatures, retries: plain Python, stdlib only."""
