@@ -56,6 +56,22 @@ def workers_for(
     return tuple(worker for worker in declared if worker.in_worker(settings))
 
 
+def left_to_worker(
+    settings: Settings, contexts: Sequence[BoundedContext] = ENABLED_CONTEXTS
+) -> list[str]:
+    """The contexts' workers that ``ledgerd worker`` runs and ``serve`` does not (by name).
+
+    So that ``serve`` can say what it leaves undone (webhook deliveries on PostgreSQL); the
+    relay has its own line.
+    """
+    in_serve = workers_for("serve", settings, contexts)
+    return [
+        worker.name
+        for worker in workers_for("worker", settings, contexts)
+        if worker not in in_serve and worker is not OUTBOX_RELAY
+    ]
+
+
 @contextlib.asynccontextmanager
 async def supervised(
     workers: Sequence[BackgroundWorker],

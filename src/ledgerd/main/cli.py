@@ -367,6 +367,8 @@ def serve(
                 log.info("relay outbox events to %s", settings.events_publisher)
             else:
                 log.info(NO_RELAY_IN_SERVE)
+            if left := background.left_to_worker(settings):
+                log.info("left to `ledgerd worker` (not run by this process): %s", ", ".join(left))
             await stop.wait()
             log.info("stopping: ending event streams, finishing calls in flight")
             await _before_drain(container)
