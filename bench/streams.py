@@ -21,16 +21,18 @@ backpressure. Three experiments:
   worth of events are committed: RSS as the events flow, and whether every reader still got
   every event in time.
 
-Every case runs in a fresh interpreter, so that one case's freed heap does not absorb the
-next one's growth, with the garbage collector tuned as ``ledgerd serve`` tunes it (by
-default, or as LEDGERD_GC_FREEZE and LEDGERD_GC_GEN0_THRESHOLD say).
+Every case runs in a fresh interpreter (``--quick``: all in this one), so that one case's
+freed heap does not absorb the next one's growth, with the garbage collector tuned as
+``ledgerd serve`` tunes it (by default, or as LEDGERD_GC_FREEZE and LEDGERD_GC_GEN0_THRESHOLD
+say).
 
     python bench/streams.py [--quick] [--only fanout,throughput,slow] [--profile] \
-        [--server-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+        [--server-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] [--output FILE]
 
 Creates (and afterwards drops) the database ``ledgerd_bench_streams`` on that server. Writes
-bench/results/streams.json and prints a table; ``--profile`` also writes
-bench/results/streams-profile.txt, cProfile's view of the 100k unfiltered fan-out (fake log).
+bench/results/streams.json (or ``--output``) and prints a table; ``--profile`` also runs the
+100k unfiltered fan-out on the fake log once more under cProfile, into
+bench/results/streams-profile.txt.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ if str(ROOT) not in sys.path:
 from tests.fakes.event_log import FakeEventLog  # noqa: E402 - needs the path above
 
 RESULTS = SCRIPT.parent / "results"
+PROFILE = RESULTS / "streams-profile.txt"
 DEFAULT_SERVER_URL = os.environ.get(
     "LEDGERD_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
@@ -97,6 +100,8 @@ USD = Asset("USD", 2)
 # The accounts the transfers move money between; subscribers filter on accounts 0 .. N-1,
 # so with N of 1,000 or more both accounts of every transfer have a subscriber each.
 ACCOUNTS = 1_000
+# Two more, for the transfers that open a ledger's feed before a case is measured.
+WARM_UP_ACCOUNTS = ("warm-up-debit", "warm-up-credit")
 EVERYTHING = StreamFilter()
 # Long enough that a feed only reads its log when a commit wakes it: every delivery timed is
 # one the commit caused, not the safety-net poll's.
@@ -145,7 +150,9 @@ class Arrivals:
     """Where every reader reports each event it receives: when the first and the last got it.
 
     The benchmark commits one event (or one batch) at a time and waits until every reader it
-    concerns has received it, so one count of who is still missing it is enough.
+    concerns has received it, so one count of who is still missing it is enough. An event
+    from before the round (one the count would wrongly take for this round's) is a stray:
+    the case fails rather than report a latency measured on the wrong event.
     """
 
     def __init__(self) -> None:
@@ -154,13 +161,21 @@ class Arrivals:
         self.first = 0.0
         self.last = 0.0
         self.received = 0
+        self.strays = 0
+        self._newest = 0  # the newest sequence received
+        self._before_round = 0  # the newest when this round began
         self.done = asyncio.Event()
 
     def expect(self, deliveries: int) -> None:
         self.expected = self.missing = deliveries
+        self._before_round = self._newest
         self.done.clear()
 
-    def arrived(self) -> None:
+    def arrived(self, sequence: int) -> None:
+        if sequence <= self._before_round or self.missing <= 0:
+            self.strays += 1
+            return
+        self._newest = max(self._newest, sequence)
         self.received += 1
         self.missing -= 1
         if self.missing == self.expected - 1:
@@ -173,12 +188,17 @@ class Arrivals:
         async with asyncio.timeout(DELIVERY_TIMEOUT_S):
             await self.done.wait()
 
+    def check(self) -> None:
+        if self.strays:
+            msg = f"{self.strays} deliveries of events from before their round"
+            raise RuntimeError(msg)
+
 
 async def read(subscription: Subscription, arrivals: Arrivals) -> None:
     """One subscriber's transport: take each event as soon as it comes, until the stream ends."""
     with contextlib.suppress(StreamEndedError):
-        async for _event in subscription:
-            arrivals.arrived()
+        async for event in subscription:
+            arrivals.arrived(event.sequence)
 
 
 async def read_within(subscription: Subscription, arrivals: Arrivals) -> None:
@@ -190,8 +210,9 @@ async def read_within(subscription: Subscription, arrivals: Arrivals) -> None:
     """
     with contextlib.suppress(StreamEndedError):
         while True:
-            if await subscription.next_within(HEARTBEAT_S) is not None:
-                arrivals.arrived()
+            event = await subscription.next_within(HEARTBEAT_S)
+            if event is not None:
+                arrivals.arrived(event.sequence)
 
 
 READERS = {"iterate": read, "within": read_within}
@@ -266,7 +287,7 @@ async def sql_log(database_url: str) -> AsyncIterator[SqlLogCommits]:
         commits = SqlLogCommits(
             await container.get(StreamHub),
             await container.get(PostTransfersHandler),
-            run=f"fanout-{os.getpid()}",
+            run=f"fanout-{time.time_ns()}",
         )
         yield commits
     finally:
@@ -280,8 +301,8 @@ async def prepare_database(database_url: str) -> None:
         await MIGRATIONS.upgrade(await container.get(AsyncEngine))
         await (await container.get(CreateLedgerHandler))(CreateLedger(LEDGER, LEDGER))
         open_account = await container.get(OpenAccountHandler)
-        for number in range(ACCOUNTS):
-            await open_account(OpenAccount(LEDGER, account(number), USD, AccountFlags()))
+        for name in [*WARM_UP_ACCOUNTS, *(account(number) for number in range(ACCOUNTS))]:
+            await open_account(OpenAccount(LEDGER, name, USD, AccountFlags()))
     finally:
         await container.close()
 
@@ -302,13 +323,18 @@ class FanOut:
 async def open_the_feed(commits: Commits) -> None:
     """Open the ledger's feed, and warm the posting path, before anything is measured.
 
-    A feed is the ledger's, not a subscriber's: a subscription on an account no transfer
-    touches keeps it open at no cost per event, so the first subscriber measured pays for
-    itself only. A few commits then warm the database connections and statement caches.
+    A feed is the ledger's, not a subscriber's: a subscription to accounts the measured
+    transfers never touch keeps it open at no cost per event, so the first subscriber
+    measured pays for itself only. A few transfers between those accounts warm the database
+    connections and statement caches; the sentinel receiving them proves the feed has
+    dispatched them, so that no subscriber measured starts before them.
     """
-    await commits.hub.subscribe(LEDGER, StreamFilter(accounts=frozenset({"nobody"})))
+    debit, credit = WARM_UP_ACCOUNTS
+    sentinel = await commits.hub.subscribe(LEDGER, StreamFilter(accounts=frozenset({debit})))
     for _ in range(3):
-        await commits.commit([(account(0), account(1))])
+        await commits.commit([(debit, credit)])
+        async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+            await anext(sentinel)
 
 
 async def subscribe_all(hub: StreamHub, count: int, *, filtered: bool) -> list[Subscription]:
@@ -389,6 +415,7 @@ async def measure_fan_out(commits: Commits, case: FanOut, profile: Path | None) 
         _write_profile(profiler, profile, case)
     pauses.stop()
     await stop_readers(hub, readers)
+    arrivals.check()
     return {
         "experiment": "fanout",
         "log": case.log,
@@ -502,7 +529,7 @@ async def measure_throughput(database_url: str, case: Throughput) -> dict[str, A
         hub = await container.get(StreamHub)
         async with waking_the_hub(container, settings, "serve"):
             _tune_gc_as_serve_does()
-            run = f"throughput-{os.getpid()}"
+            run = f"throughput-{time.time_ns()}"
             await post_for(poster, case.warm_up_s, case.callers, f"{run}-warm")
             alone, alone_s = await post_for(poster, case.seconds, case.callers, f"{run}-alone")
 
@@ -512,12 +539,14 @@ async def measure_throughput(database_url: str, case: Throughput) -> dict[str, A
             watched, watched_s = await post_for(
                 poster, case.seconds, case.callers, f"{run}-watched"
             )
-            taken = tally.events
+            # At the stop (every caller has its answer: nothing more will be committed), before
+            # the subscriber can run again.
+            stopped = time.perf_counter()
+            taken, taken_last = tally.events, tally.last
             last = await hub.log.last_sequence(LEDGER) or 0
-            lag = last - tally.last
-            began = time.perf_counter()
+            lag = last - taken_last
             await tally.until(last)
-            catch_up_s = time.perf_counter() - began
+            catch_up_s = time.perf_counter() - stopped
             lagged = subscription.lagged
             await subscription.aclose()
             await reader
@@ -571,6 +600,7 @@ class Slow:
 async def measure_slow(commits: Commits, case: Slow) -> dict[str, Any]:
     hub = commits.hub
     buffer_events = int(Settings.model_fields["stream_buffer_events"].default)
+    await open_the_feed(commits)
     _tune_gc_as_serve_does()
     rss_before = _settled_rss_bytes()
     reading = await subscribe_all(hub, case.readers, filtered=False)
@@ -605,6 +635,7 @@ async def measure_slow(commits: Commits, case: Slow) -> dict[str, Any]:
     idle_held = max((subscription.buffered for subscription in idle), default=0)
     idle_still_live = sum(subscription.live for subscription in idle)
     await stop_readers(hub, readers)
+    arrivals.check()
     return {
         "experiment": "slow",
         "log": case.log,
@@ -674,6 +705,12 @@ def plan(*, quick: bool, only: Sequence[str]) -> list[dict[str, Any]]:
     return cases
 
 
+def _in_this_interpreter(
+    case: dict[str, Any], database_url: str, profile: Path | None
+) -> dict[str, Any]:
+    return asyncio.run(run_case(dict(case), database_url, profile))
+
+
 def _in_a_fresh_interpreter(
     case: dict[str, Any], database_url: str, profile: Path | None
 ) -> dict[str, Any]:
@@ -714,7 +751,7 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['reader']} | {r['subscribe_s'] + r['start_readers_s']:.2f} "
             f"| {r['subscribe_us_per_subscriber']} | {r['bytes_per_subscriber']:,} "
             f"| {r['first_p50_ms']} | {r['last_p50_ms']} | {r['last_p99_ms']} "
-            f"| {r['last_max_ms']} | {r['cpu_us_per_delivery']} |"
+            f"| {r['last_max_ms']} | {'n/a' if r['filtered'] else r['cpu_us_per_delivery']} |"
             for r in fan_outs
         ]
     for r in results:
@@ -772,12 +809,15 @@ def _machine() -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="1 and 1,000 subscribers, < 1 min")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 and 1,000 subscribers, one interpreter: < 1 min"
+    )
     parser.add_argument(
         "--only", default=",".join(EXPERIMENTS), help=f"of {', '.join(EXPERIMENTS)}"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the 100k fan-out")
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL, help="a PostgreSQL server")
+    parser.add_argument("--output", type=Path, default=RESULTS / "streams.json")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # one case, in this interpreter
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
@@ -803,13 +843,17 @@ def main() -> int:
     asyncio.run(recreate_database(server, DATABASE))
     try:
         asyncio.run(prepare_database(database_url))
+        # --quick saves the interpreters' start-up (seconds each): its memory figures are
+        # rougher, each case's heap growing into what the previous ones freed.
+        run = _in_this_interpreter if arguments.quick else _in_a_fresh_interpreter
         for case in plan(quick=arguments.quick, only=only):
-            profile = (
-                RESULTS / "streams-profile.txt" if arguments.profile and _profiled(case) else None
-            )
-            result = _in_a_fresh_interpreter(case, database_url, profile)
+            result = run(case, database_url, None)
             print(json.dumps(result), flush=True)
             results.append(result)
+            if arguments.profile and _profiled(case):
+                # Once more under the profiler, which slows every call: its figures are not kept.
+                run(case, database_url, PROFILE)
+                print(f"profile: {PROFILE}", flush=True)
     finally:
         asyncio.run(drop_database(server, DATABASE))
     report = {
@@ -819,8 +863,8 @@ def main() -> int:
         "elapsed_s": round(time.monotonic() - began),
         "results": results,
     }
-    (RESULTS / "streams.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{_table(results)}\n\nbench/results/streams.json ({report['elapsed_s']} s)")
+    arguments.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{_table(results)}\n\n{arguments.output} ({report['elapsed_s']} s)")
     return 0
 
 
