@@ -730,6 +730,7 @@ def _profiled(case: dict[str, Any]) -> bool:
         case["experiment"] == "fanout"
         and case["log"] == "fake"
         and not case["filtered"]
+        and case["reader"] == "iterate"
         and case["subscribers"] == BIG
     )
 
