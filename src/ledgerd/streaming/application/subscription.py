@@ -14,6 +14,15 @@ that finds it full is not queued: the subscription leaves the live set and, once
 has emptied the buffer, catches up from the log again, from the last event it kept. The
 feed never waits for a subscriber and no subscriber's memory grows past its bound; a slow
 reader only gets its events later, from the log, in the same order.
+
+**Waiting.** A live reader with an empty buffer parks on a future that the next offer
+completes. ``next_within``, which the real streams call for every event (to send a heartbeat,
+or to end the stream when the caller's credentials expire), bounds that wait by a deadline
+without a timer per call: each subscription has one alarm, set for the earliest deadline it
+was asked for and moved on, when it rings, to the deadline of whoever waits then. A stream
+that receives an event every second and sends heartbeats after 15 idle seconds thus costs the
+event loop one timer every 15 seconds, not one per event (with 100,000 subscribers a timer
+per event and subscriber tripled the cost of each delivery: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ class Subscription:
     """The matching events of one ledger after a position; iterate it, close it when done."""
 
     __slots__ = (
+        "_alarm",
         "_buffer",
         "_capacity",
+        "_deadline",
         "_ended_because",
         "_feed",
         "_log",
@@ -62,6 +73,10 @@ class Subscription:
         self._capacity = capacity
         self._buffer: deque[StreamEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # When the parked reader gives up (loop time; None: never), and the timer that wakes
+        # it then: see "Waiting" above.
+        self._deadline: float | None = None
+        self._alarm: asyncio.TimerHandle | None = None
         self._ended_because: str | None = None
         # The last sequence looked at (from the log or offered), matching or not.
         self.scanned = after
@@ -85,23 +100,39 @@ class Subscription:
     async def __anext__(self) -> StreamEvent:
         while True:
             if self._buffer:
-                event = self._buffer.popleft()
-                self.delivered = event.sequence
-                return event
+                return self._hand_out()
             if self._ended_because is not None:
                 raise StreamEndedError(self._ended_because, self.delivered)
             if self.live:
-                await self._wait()
+                await self._park(None)
             else:
                 await self._read_page()
 
     async def next_within(self, seconds: float) -> StreamEvent | None:
         """The next event, or None if none came within ``seconds`` (time for a heartbeat)."""
-        try:
-            async with asyncio.timeout(seconds):
-                return await self.__anext__()
-        except TimeoutError:
-            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if self._buffer:
+                return self._hand_out()
+            if self._ended_because is not None:
+                raise StreamEndedError(self._ended_because, self.delivered)
+            if loop.time() >= deadline:
+                return None
+            if self.live:
+                await self._park(deadline)
+                continue
+            try:
+                # Catching up reads the log: rare enough for a timer of its own.
+                async with asyncio.timeout_at(deadline):
+                    await self._read_page()
+            except TimeoutError:
+                return None
+
+    def _hand_out(self) -> StreamEvent:
+        event = self._buffer.popleft()
+        self.delivered = event.sequence
+        return event
 
     async def _read_page(self) -> None:
         page = await self._log.read(self.ledger, self.scanned, self._capacity)
@@ -118,17 +149,44 @@ class Subscription:
             self.live = True
             self._feed.join(self)
 
-    async def _wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+    def _park(self, deadline: float | None) -> asyncio.Future[None]:
+        """What the reader awaits: completed by the next offer, the end, or the alarm.
+
+        A future awaited directly, not a coroutine: one object fewer per event and reader.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        self._deadline = deadline
+        if deadline is not None and (self._alarm is None or self._alarm.when() > deadline):
+            self._disarm()
+            self._alarm = loop.call_at(deadline, self._ring)
+        return waiter
+
+    def _ring(self) -> None:
+        """The alarm: wake a reader whose time is up, or ring again when it will be."""
+        self._alarm = None
+        deadline = self._deadline
+        if self._waiter is None or deadline is None:
+            return  # nobody waits with a deadline now; the next one sets the alarm again
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._alarm = loop.call_at(deadline, self._ring)
+        else:
+            self._wake()
+
+    def _disarm(self) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is not None:
+            # Forgotten at once: a reader cancelled while parked leaves nothing to clear.
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def offer(self, event: StreamEvent) -> None:
         """The feed's live delivery of ``event`` (the next after ``scanned``, or one seen)."""
@@ -153,6 +211,7 @@ class Subscription:
         if self._ended_because is None:
             self._ended_because = reason
             self._wake()
+            self._disarm()  # or its timer would hold the subscription until it rang
 
     @property
     def ended(self) -> bool:
