@@ -53,9 +53,9 @@ async def _locked(postgres_url: str, account: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def busy(postgres_url: str) -> AsyncIterator[RestApi]:
+async def busy(migrated_postgres_url: str) -> AsyncIterator[RestApi]:
     settings = {"batch_queue_capacity": QUEUE, "batch_workers": 1}
-    async with serve_rest(postgres_url, settings=settings) as api:
+    async with serve_rest(migrated_postgres_url, settings=settings) as api:
         ledger = Ledger(api.client, L)
         await ledger.create()
         await ledger.open("bank")

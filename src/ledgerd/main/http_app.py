@@ -5,6 +5,7 @@ And the contexts' own HTTP endpoints beside them (identity's OAuth2 endpoints).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import grpc
@@ -122,7 +123,9 @@ def build_http_app(
     gateway = RestGateway(Router(routes), invoker, merged_rules(served))
     # The very document `make generate` writes to docs/openapi.yaml.
     document = ledgerd_openapi()
-    spec_yaml = openapi_yaml(document)
+    # YAML on the first request for it, not at start-up: PyYAML takes ~0.1 s over the document,
+    # which every start of serve (and every server a test starts) would pay for a page rarely read.
+    spec_yaml = functools.cache(functools.partial(openapi_yaml, document))
     docs_html = render_docs_page(document)
 
     async def healthz(_request: Request) -> Response:
@@ -140,7 +143,7 @@ def build_http_app(
         return JSONResponse(document)
 
     async def openapi_yaml_route(_request: Request) -> Response:
-        return PlainTextResponse(spec_yaml, media_type="application/yaml")
+        return PlainTextResponse(spec_yaml(), media_type="application/yaml")
 
     async def docs(_request: Request) -> Response:
         return HTMLResponse(docs_html)

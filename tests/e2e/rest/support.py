@@ -90,14 +90,15 @@ async def serve_rest(
         async def start_gateway(forward_to: str | None) -> RunningHttpServer:
             invoker, channel = build_invoker(servicers, forward_to, pipeline)
             if channel is not None:
-                stack.push_async_callback(_close_channel, channel)
+                channels.append(channel)
             http_app = build_http_app(app.engine, invoker)
             limits = connection_limits(Settings())
-            server = await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, limits)
-            stack.push_async_callback(server.stop)
-            return server
+            return await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, limits)
 
-        servers = [await start_gateway(None)]
+        servers: list[RunningHttpServer] = []
+        channels: list[grpc.aio.Channel] = []
+        stack.push_async_callback(_stop_gateways, servers, channels)
+        servers.append(await start_gateway(None))
         if forwarding:
             servers.append(await start_gateway(f"127.0.0.1:{grpc_server.port}"))
         port = servers[-1].port
@@ -118,8 +119,16 @@ async def serve_rest(
         )
 
 
-async def _close_channel(channel: grpc.aio.Channel) -> None:
-    await channel.close()
+async def _stop_gateways(
+    servers: list[RunningHttpServer], channels: list[grpc.aio.Channel]
+) -> None:
+    """Stop the HTTP servers together, then close the channels they forwarded over.
+
+    Together, because each stop waits ~0.2 s on uvicorn's polling whatever it has to do.
+    """
+    await asyncio.gather(*(server.stop() for server in servers))
+    for channel in channels:
+        await channel.close()
 
 
 class ThreadedRestServer:
