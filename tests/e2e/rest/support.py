@@ -13,6 +13,8 @@ synchronous clients (schemathesis) that would otherwise block the loop the serve
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -29,6 +31,7 @@ from ledgerd.main.http_app import build_http_app, build_invoker, resolve_service
 from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
+from ledgerd.platform.http_guard import ConnectionLimits
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp, open_ledger_app
 
@@ -92,8 +95,7 @@ async def serve_rest(
             if channel is not None:
                 channels.append(channel)
             http_app = build_http_app(app.engine, invoker)
-            limits = connection_limits(Settings())
-            return await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, limits)
+            return await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, _limits())
 
         servers: list[RunningHttpServer] = []
         channels: list[grpc.aio.Channel] = []
@@ -104,7 +106,7 @@ async def serve_rest(
         port = servers[-1].port
         base_url = f"http://127.0.0.1:{port}"
         client = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT_S)
+            httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT_S, verify=_tls_context())
         )
         yield RestApi(
             client=client,
@@ -117,6 +119,21 @@ async def serve_rest(
             grpc_server=grpc_server,
             http_servers=tuple(servers),
         )
+
+
+@functools.cache
+def _limits() -> ConnectionLimits:
+    """The HTTP limits ``serve`` has by default (reading the settings takes ~0.04 s)."""
+    return connection_limits(Settings())
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client: httpx would load a CA bundle for each (~0.09 s).
+
+    The clients here speak plain HTTP and never use it.
+    """
+    return ssl.create_default_context()
 
 
 async def _stop_gateways(
