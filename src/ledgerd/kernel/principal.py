@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Final, Literal
 
@@ -38,6 +39,10 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     ledgers: LedgerGrant
+    # When its credentials stop being valid (an access token's expiry): a long-lived call, a
+    # stream of events, ends then. None: they do not expire while the process runs (mTLS).
+    # Not part of who the principal is: two tokens of one grant name the same principal.
+    expires_at: datetime | None = field(default=None, compare=False)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

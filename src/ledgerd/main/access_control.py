@@ -8,7 +8,8 @@ and — for ``CreateLedger`` — the ledger context records the new ledger's gra
 through its own port, implemented here on identity's, inside the creating transaction.
 
 The ledger and identity contexts never import each other: this module of the composition root is
-where they meet.
+where they meet. The streaming context's single-use stream tickets (``SingleUseTickets``, for
+browsers' event streams) are redeemed by the same concern; it needs that context's providers.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.api.authentication import (
     Authentication,
     CachedRevocations,
+    SingleUseTickets,
     TokenVerifier,
 )
 from ledgerd.platform.api.verified_tokens import CachedTokenVerifier
@@ -145,6 +147,7 @@ class RequiredAuthenticationProvider(Provider):
         clock: Clock,
         families: RefreshFamilyRepository,
         clients: ClientRepository,
+        tickets: SingleUseTickets,
     ) -> PipelineAuthentication:
         hidden = {service.name: service.hidden for service in self._services if service.hidden}
         # Verifying a token's signature is most of authentication's cost per call: a token that
@@ -166,6 +169,7 @@ class RequiredAuthenticationProvider(Provider):
                 hidden=hidden,
                 public_services=UNADMITTED_SERVICES,
                 peers=ConfiguredPeerGrants(settings.mtls_identities),
+                tickets=tickets,
             )
         )
 

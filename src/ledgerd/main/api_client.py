@@ -144,6 +144,19 @@ class ApiChannel:
         except grpc.RpcError as error:
             raise self._without_token(self._failure(error)) from None
 
+    def stream(
+        self, method: grpc.UnaryStreamMultiCallable[_Request, _Response], request: _Request
+    ) -> Iterator[_Response]:
+        """The messages a server-streaming call sends, for as long as it sends them.
+
+        No deadline: a stream of events stays open until the client stops reading. A failure,
+        before the first message or after the last, is a ClientError.
+        """
+        try:
+            yield from method(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise self._without_token(self._failure(error)) from None
+
     def _without_token(self, failure: ClientError) -> ClientError:
         """``failure``, its line never quoting the token (a server might, ledgerd does not)."""
         if self._token is None or self._token not in failure.line:

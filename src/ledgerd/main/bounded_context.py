@@ -104,6 +104,12 @@ class BoundedContext:
     migrations: tuple[str, ...] = ()
     # HTTP endpoints that are no gRPC method (``HttpEndpoints``), served beside the gateway.
     http_endpoints: HttpEndpoints | None = None
+    # Run by ``serve`` when it starts stopping, before the servers drain their calls: ends
+    # what would otherwise hold a graceful stop for its whole grace (open event streams).
+    before_drain: Callable[[AsyncContainer], Awaitable[None]] | None = None
+    # Full method paths that take no admission permit: calls open for hours (event streams),
+    # bounded by the context's own limits instead.
+    unadmitted_methods: tuple[str, ...] = ()
 
 
 def services_of(contexts: Sequence[BoundedContext]) -> tuple[GrpcService, ...]:

@@ -9,9 +9,11 @@ other server's pipeline applies.)
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from grpc_health.v1 import health
 
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.platform.api.admission import Admission
 from ledgerd.platform.api.authentication import Authentication
 from ledgerd.platform.api.call_concerns import (
@@ -30,7 +32,10 @@ UNADMITTED_SERVICES = (health.SERVICE_NAME, *REFLECTION_SERVICES)
 
 
 def build_call_pipeline(
-    admission: Admission, authentication: Authentication | None = None
+    admission: Admission,
+    authentication: Authentication | None = None,
+    *,
+    unadmitted_methods: Collection[str] | None = None,
 ) -> CallPipeline:
     """The concerns, outermost first; each acts around all that follow it.
 
@@ -39,7 +44,9 @@ def build_call_pipeline(
        a bug (logged once, INTERNAL to the client).
     3. The client's deadline, so that all work below it — admission's, authentication's
        look-ups, the call's — is bounded by it.
-    4. Admission: a permit per call, or OVERLOADED before any work is done.
+    4. Admission: a permit per call, or OVERLOADED before any work is done; but probes, and
+       the methods the contexts declare open for hours (``unadmitted_methods``, default the
+       enabled contexts': event streams).
 
     5. Authentication and authorisation (``LEDGERD_AUTH=required``), after admission (an
        overloaded server refuses before checking credentials) and before the call: it sets
@@ -52,7 +59,15 @@ def build_call_pipeline(
         AccessLog(logger),
         ErrorClassification(ThrottledLog(logger)),
         deadline,
-        AdmissionControl(admission, exempt_services=UNADMITTED_SERVICES),
+        AdmissionControl(
+            admission,
+            exempt_services=UNADMITTED_SERVICES,
+            exempt_methods=(
+                [method for context in ENABLED_CONTEXTS for method in context.unadmitted_methods]
+                if unadmitted_methods is None
+                else unadmitted_methods
+            ),
+        ),
     ]
     if authentication is not None:
         concerns.append(authentication)

@@ -324,6 +324,7 @@ def serve(
                 settings.shutdown_grace_seconds,
                 http_server.connection_limits(settings),
                 None if server_tls is None else server_tls.rest,
+                heartbeat_s=settings.stream_heartbeat_seconds,
             )
         except BaseException:
             # It has listened for a moment only: nothing in flight is worth waiting for.
@@ -366,7 +367,8 @@ def serve(
             else:
                 log.info(NO_RELAY_IN_SERVE)
             await stop.wait()
-            log.info("stopping: finishing calls in flight")
+            log.info("stopping: ending event streams, finishing calls in flight")
+            await _before_drain(container)
             await http.stop()
             await server.stop(settings.shutdown_grace_seconds)
             if channel is not None:
@@ -378,6 +380,13 @@ def serve(
         return 0 if supervision.ok else EXIT_PROBLEMS
 
     run(work, creates_database=True)
+
+
+async def _before_drain(container: AsyncContainer) -> None:
+    """What the contexts end before the servers drain (open event streams)."""
+    for context in ENABLED_CONTEXTS:
+        if context.before_drain is not None:
+            await context.before_drain(container)
 
 
 @command()

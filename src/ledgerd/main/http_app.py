@@ -1,6 +1,7 @@
 """The HTTP side of ``ledgerd serve``: REST gateway, health probes, OpenAPI and its docs page.
 
-And the contexts' own HTTP endpoints beside them (identity's OAuth2 endpoints).
+And the contexts' own HTTP endpoints beside them (identity's OAuth2 endpoints, streaming's
+Server-Sent Events and WebSocket streams).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from ledgerd.gateway.framing import framing_refusal
 from ledgerd.gateway.http_rules import http_routes
 from ledgerd.gateway.invoker import ChannelInvoker, InProcessInvoker, Invoker
 from ledgerd.gateway.openapi import openapi_yaml
+from ledgerd.gateway.path_template import (
+    MalformedPathError,
+    PathTemplate,
+    check_raw_path,
+    parse_path_template,
+)
 from ledgerd.gateway.router import Router
 from ledgerd.main.api_docs import ledgerd_openapi
 from ledgerd.main.bounded_context import (
@@ -31,6 +38,7 @@ from ledgerd.main.bounded_context import (
 )
 from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.health import PROBE_TIMEOUT_S
+from ledgerd.platform.api.http_problems import Problem
 from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.db.health import probe_writes
 
@@ -163,7 +171,12 @@ Page = Callable[[Request], Awaitable[Response]]
 
 
 class HttpApp:
-    """GET pages, then the contexts' endpoints (any method), by exact path; else the gateway.
+    """GET pages, then the contexts' endpoints (any method); else the gateway.
+
+    An endpoint's path is exact, or a template whose ``{name}`` segments match one path segment
+    each (``/v1/ledgers/{ledger}/events:stream``), as ``google.api.http`` templates do: the
+    values, decoded, are in the scope's ``path_params``. WebSocket connections go to the
+    endpoints only; one to any other path is refused with a 404 problem.
 
     Everything the gateway answers, errors included, is in the API's error format.
 
@@ -181,7 +194,11 @@ class HttpApp:
         endpoints: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self._pages = dict(pages)
-        self._endpoints = dict(endpoints or {})
+        every = dict(endpoints or {})
+        self._endpoints = {path: app for path, app in every.items() if "{" not in path}
+        self._templates: list[tuple[PathTemplate, ASGIApp]] = [
+            (parse_path_template(path), app) for path, app in every.items() if "{" in path
+        ]
         shared = sorted(self._pages.keys() & self._endpoints.keys())
         if shared:
             msg = f"HTTP paths claimed by a context and by the server's pages: {', '.join(shared)}"
@@ -189,15 +206,18 @@ class HttpApp:
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
-            return  # no websockets or lifespan events here (uvicorn runs with lifespan off)
+            return  # no lifespan events here (uvicorn runs with lifespan off)
         refusal = framing_refusal(scope["headers"])
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         page = self._pages.get(scope["path"]) if scope["method"] in {"GET", "HEAD"} else None
         if page is None:
-            endpoint = self._endpoints.get(scope["path"])
+            endpoint = self._endpoint(scope)
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
@@ -205,3 +225,38 @@ class HttpApp:
             return
         response = await page(Request(scope, receive))
         await response(scope, receive, send)
+
+    def _endpoint(self, scope: Scope) -> ASGIApp | None:
+        """The context's endpoint for the request's path (its ``path_params`` set), or None."""
+        exact = self._endpoints.get(scope["path"])
+        if exact is not None or not self._templates:
+            return exact
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        try:
+            check_raw_path(raw_path)
+        except MalformedPathError:
+            return None  # the gateway answers it, in the API's error format
+        for template, app in self._templates:
+            values = template.match(raw_path)
+            if values is not None:
+                scope["path_params"] = values
+                return app
+        return None
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._endpoint(scope)
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
+            return
+        problem = Problem(404, "ROUTE_NOT_FOUND", f"no WebSocket endpoint at {scope['path']}")
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": problem.status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": problem.json().encode()})
+            return
+        await send({"type": "websocket.close", "code": 1008})

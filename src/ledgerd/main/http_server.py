@@ -29,6 +29,10 @@ HTTP_SHARE_OF_FILE_LIMIT = 0.75
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ADDRESS_SETTING = "LEDGERD_HTTP_ADDRESS"
 _BACKLOG = 2048  # uvicorn's own default
+# The largest WebSocket message a client may send: subscribe messages are small (100 accounts
+# of 128 characters is 13 KiB); a larger one is closed with 1009 before the app reads it.
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+DEFAULT_HEARTBEAT_S = 15.0
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -101,14 +105,20 @@ def _listen(address: str) -> socket.socket:
         raise CannotListenError(ADDRESS_SETTING, address, why_not(error) + hint) from None
 
 
-async def start_http_server(
+async def start_http_server(  # noqa: PLR0913 - keyword-only options, each with a default
     app: AsgiApp,
     address: str,
     grace_s: float,
     limits: ConnectionLimits,
     ssl_context: ssl.SSLContext | None = None,
+    *,
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
 ) -> RunningHttpServer:
     """Serve ``app`` on ``address``; with TLS when given ``ssl_context``.
+
+    WebSocket connections (the event streams) are pinged every ``heartbeat_s``
+    (``LEDGERD_STREAM_HEARTBEAT_SECONDS``), and closed if a pong has not come back within as
+    long: a client gone without closing does not hold its subscriptions for ever.
 
     The context is the one ``main/tls.py`` loads reloaded certificates into: uvicorn is handed
     it as it is, not certificate files it would read once.
@@ -126,6 +136,12 @@ async def start_http_server(
         http=guarded_protocol(limits),
         timeout_keep_alive=limits.idle_timeout_s,
         h11_max_incomplete_event_size=limits.max_header_bytes,
+        # websockets' sans-I/O protocol (uvicorn's other implementation of the same library
+        # is its deprecated legacy API).
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
+        ws_ping_interval=heartbeat_s,
+        ws_ping_timeout=heartbeat_s,
         ssl_context_factory=None
         if ssl_context is None
         else (lambda _config, _default: ssl_context),

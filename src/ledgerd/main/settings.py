@@ -223,6 +223,24 @@ class Settings(BaseSettings):
     relay_poll_interval_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="longest sleep between sweeps when not woken"
     )
+    stream_buffer_events: int = Field(
+        default=256,
+        ge=16,
+        le=100_000,
+        description="events a live stream subscriber may fall behind before it reads from the log",
+    )
+    stream_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="how often watched ledgers are read even if no commit was announced",
+    )
+    stream_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="idle time after which SSE and WebSocket streams send a heartbeat",
+    )
     gc_freeze: bool = Field(
         default=True,
         description="after start-up, freeze the heap so full collections no longer walk it",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 LEDGERD = Path(sys.executable).parent / "ledgerd"
 LISTENING = re.compile(r"^gRPC\s+127\.0\.0\.1:(\d+)\s")
-STOPPING = "stopping: finishing calls in flight"
+STOPPING = "stopping: ending event streams, finishing calls in flight"
 STOPPED = "ledgerd stopped"
 # The one format of every log line, ledgerd's and its libraries' alike (LEDGERD_LOG_LEVEL).
 LOG_RECORD = re.compile(

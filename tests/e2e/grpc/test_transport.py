@@ -15,6 +15,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from ledgerd.main.bounded_context import services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.v1 import ledger_pb2 as pb
 from tests.e2e.grpc.conftest import GrpcApi
 from tests.e2e.grpc.support import REQUEST_ID, decode
@@ -26,7 +28,13 @@ LEDGER_SERVICE = "ledgerd.v1.LedgerService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
-SERVED = (LEDGER_SERVICE, HEALTH_SERVICE, REFLECTION_V1_SERVICE, REFLECTION_SERVICE)
+# Every enabled context's services, and the server's own.
+SERVED = (
+    *(service.name for service in services_of(ENABLED_CONTEXTS)),
+    HEALTH_SERVICE,
+    REFLECTION_V1_SERVICE,
+    REFLECTION_SERVICE,
+)
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 # Bounds for calls made from a worker thread, so a hung server fails the test instead.
 THREAD_CALL_TIMEOUT_S = 10.0

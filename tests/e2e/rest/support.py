@@ -27,7 +27,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.main.grpc_server import RunningGrpcServer, start_grpc_server
-from ledgerd.main.http_app import build_http_app, build_invoker, resolve_servicers
+from ledgerd.main.http_app import (
+    build_http_app,
+    build_invoker,
+    resolve_http_endpoints,
+    resolve_servicers,
+)
 from ledgerd.main.http_server import RunningHttpServer, connection_limits, start_http_server
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.pipeline import CallPipeline
@@ -89,13 +94,22 @@ async def serve_rest(
         stack.push_async_callback(grpc_server.stop, STOP_GRACE_S)
         servicers = await resolve_servicers(app.container)
         pipeline = await app.container.get(CallPipeline)
+        # The contexts' own endpoints (OAuth2, the event streams), served in-process.
+        endpoints = await resolve_http_endpoints(app.container)
+        served_settings = await app.container.get(Settings)
 
         async def start_gateway(forward_to: str | None) -> RunningHttpServer:
             invoker, channel = build_invoker(servicers, forward_to, pipeline)
             if channel is not None:
                 channels.append(channel)
-            http_app = build_http_app(app.engine, invoker)
-            return await start_http_server(http_app, "127.0.0.1:0", STOP_GRACE_S, _limits())
+            http_app = build_http_app(app.engine, invoker, endpoints=endpoints)
+            return await start_http_server(
+                http_app,
+                "127.0.0.1:0",
+                STOP_GRACE_S,
+                _limits(),
+                heartbeat_s=served_settings.stream_heartbeat_seconds,
+            )
 
         servers: list[RunningHttpServer] = []
         channels: list[grpc.aio.Channel] = []

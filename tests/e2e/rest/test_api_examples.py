@@ -1,8 +1,9 @@
 """The request/response example of each operation, as /docs shows it, replayed for real.
 
-The examples (``ledgerd.ledger.entrypoints.grpc.api_examples``) are one story on a fresh
-server, in order, with a few calls of their own set up in between (``SETUP``). Each answer
-must be the example's, but for the ids the server makes up (32 hex digits): those must
+The examples (``ledgerd.ledger.entrypoints.grpc.api_examples``, then the other contexts', as
+the API reference shows them) are one story on a fresh server, in order, with a few calls of
+their own set up in between (``SETUP``). Each answer must be the example's, but for the ids
+the server makes up (32 hex digits; a stream ticket's 64 are random too): those must
 correspond one to one (hashes too, as they cover the ids), and an id an answer gave is used in
 the next examples' paths; an id a path names first is the one the setup call just made.
 """
@@ -16,8 +17,9 @@ from collections.abc import Mapping
 import httpx
 
 from ledgerd.kernel.rules import ApiExample
-from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
 from ledgerd.main.api_docs import ledgerd_openapi
+from ledgerd.main.bounded_context import merged_examples, services_of
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from tests.e2e.rest.support import JsonObject, RestApi
 
 L = "/v1/ledgers/shop"
@@ -51,7 +53,9 @@ SETUP: dict[str, list[tuple[str, str, JsonObject]]] = {
         ),
     ],
 }
-# Transfer ids (32 hex digits) and hashes (64), which cover the ids.
+# Every operation's example, the ledger's first: the others' stories use its ledger.
+API_EXAMPLES = merged_examples(services_of(ENABLED_CONTEXTS))
+# Transfer ids (32 hex digits) and hashes (64), which cover the ids; stream tickets (64).
 _MADE_UP_ID = re.compile(r"[0-9a-f]{32}(?:[0-9a-f]{32})?")
 
 
@@ -118,7 +122,7 @@ async def replay(
 
 async def test_every_example_answers_as_shown(local_api: RestApi) -> None:
     ids = _Ids()
-    for operation, example in LEDGER_API_EXAMPLES.items():
+    for operation, example in API_EXAMPLES.items():
         answer = await replay(local_api.client, operation, example, ids)
         assert _same(example.response, answer, ids), (operation, answer)
 
@@ -129,9 +133,9 @@ def test_every_operation_shows_its_example() -> None:
         for item in ledgerd_openapi()["paths"].values()
         for operation in item.values()
     }
-    assert set(LEDGER_API_EXAMPLES) == set(operations)
+    assert set(API_EXAMPLES) == set(operations)
     for name, operation in operations.items():
-        answer = LEDGER_API_EXAMPLES[name].response
+        answer = API_EXAMPLES[name].response
         (media_type, content), *_ = operation["responses"]["200"]["content"].items()
         if media_type == "application/json":
             assert content["example"] == answer, name

@@ -82,6 +82,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "OUTCOME_UNKNOWN": 503,
     "UNAUTHENTICATED": 401,
     "INSUFFICIENT_SCOPE": 403,
+    "POSITION_AHEAD": 400,
+    "STREAM_ENDED": 503,
     # The gateway's own, for requests that reach no RPC.
     ROUTE_NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
@@ -93,7 +95,10 @@ EXPECTED_STATUS: dict[str, int] = {
 # inside the server, but a stale expected_version answers it. UNAUTHENTICATED and
 # INSUFFICIENT_SCOPE come from the authentication concern, which `ledgerd serve` does not run
 # yet (tests/unit/gateway/test_authentication_headers.py answers them over HTTP).
+# POSITION_AHEAD and STREAM_ENDED are the event streams' (tests/e2e/streams answers both).
 NOT_A_RESPONSE_CODE = {
+    "POSITION_AHEAD",
+    "STREAM_ENDED",
     "BATCH_ABORTED",
     "OVERLOADED",
     "UNAVAILABLE",
@@ -777,7 +782,8 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
     assert as_yaml.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(as_yaml.text) == document
 
-    # One operation per RPC, each naming its gRPC method.
+    # One operation per RPC over HTTP, each naming its gRPC method: every LedgerService RPC,
+    # and StreamService's ticket (its watch is served as Server-Sent Events, docs/streams.md).
     service = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
     operations = {
         operation["operationId"]: operation["x-grpc-method"]
@@ -785,7 +791,8 @@ async def test_the_openapi_document_is_served_as_json_and_yaml(local_api: RestAp
         for operation in item.values()
     }
     assert operations == {
-        method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods
+        **{method.name: f"/ledgerd.v1.LedgerService/{method.name}" for method in service.methods},
+        "CreateStreamTicket": "/ledgerd.v1.StreamService/CreateStreamTicket",
     }
     assert "/v1/ledgers/{ledger}/transfers:batch" in document["paths"]
 

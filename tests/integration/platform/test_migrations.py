@@ -19,6 +19,7 @@ from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.migrations import MIGRATIONS, migrations_for
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.migrations import current_revisions
+from ledgerd.streaming.adapters import tables as streaming_tables
 
 LEDGER_TABLES = {
     "ledgers",
@@ -33,7 +34,11 @@ LEDGER_TABLES = {
     "inbox",
 }
 # Every enabled context's tables: the ledger's and the outbox's above, identity's here.
-ALL_TABLES = LEDGER_TABLES | {table.name for table in identity_tables.TABLES}
+ALL_TABLES = (
+    LEDGER_TABLES
+    | {table.name for table in identity_tables.TABLES}
+    | {streaming_tables.tickets.name}
+)
 # A throwaway context's first revision: a branch of its own, as a new context starts one.
 _WIDGETS_REVISION = '''"""Widgets: the throwaway context's one table."""
 
@@ -129,9 +134,10 @@ def _widgets_context(folder: Path, depends_on: str | None) -> BoundedContext:
     ("depends_on", "held"),
     [
         # Its own base: the database holds each branch's head.
-        (None, {"v0004", "i0002", "w0001"}),
-        # On top of the outbox: the database holds w0001 (and identity's head), v0004 below it.
-        ("v0004", {"i0002", "w0001"}),
+        (None, {"v0004", "i0002", "s0001", "w0001"}),
+        # On top of the outbox: the database holds w0001 (and identity's and streaming's heads),
+        # v0004 below it.
+        ("v0004", {"i0002", "s0001", "w0001"}),
     ],
 )
 async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to_base(

@@ -17,9 +17,14 @@ from ledgerd.gateway.openapi import NDJSON, build_openapi, openapi_json, openapi
 from ledgerd.identity.domain.scopes import SCOPE_MEANINGS
 from ledgerd.kernel.ids import ID_PATTERN
 from ledgerd.ledger.entrypoints.grpc.api_examples import LEDGER_API_EXAMPLES
-from ledgerd.ledger.entrypoints.grpc.api_rules import LEDGER_API_RULES
 from ledgerd.main.api_docs import error_statuses, oauth2_security
-from ledgerd.main.bounded_context import merged_access
+from ledgerd.main.bounded_context import (
+    merged_access,
+    merged_examples,
+    merged_rules,
+    services_of,
+)
+from ledgerd.main.contexts import ENABLED_CONTEXTS
 from ledgerd.main.contexts.ledger import LEDGER
 from ledgerd.platform.api.access import MethodAccess
 from ledgerd.v1 import ledger_pb2
@@ -38,6 +43,10 @@ ID_SCHEMA = {
     "pattern": ID_PATTERN.pattern,
     "not": {"enum": [".", ".."]},
 }
+
+
+# Every service the server documents, as ``ledgerd_openapi`` takes them.
+SERVED = services_of(ENABLED_CONTEXTS)
 
 
 def _operations(document: JsonObject) -> dict[str, tuple[str, str, JsonObject]]:
@@ -126,7 +135,8 @@ def test_info_servers_and_tags(ledger_document: JsonObject) -> None:
         {
             "name": "LedgerService",
             "description": "Double-entry ledgers: accounts, transfers, holds and the journal.",
-        }
+        },
+        {"name": "StreamService", "description": "Subscriptions to a ledger's events."},
     ]
 
 
@@ -137,13 +147,15 @@ def test_one_operation_per_http_binding_at_its_verb_and_path(
     ledger_document: JsonObject, ledger_service: ServiceDescriptor
 ) -> None:
     operations = _operations(ledger_document)
-    routes = http_routes(ledger_service)
+    routes = [route for service in SERVED for route in http_routes(service.descriptor)]
 
-    assert len(operations) == len(routes) == len(ledger_service.methods)
+    # Every LedgerService method is over HTTP; StreamService's watch is not (SSE serves it).
+    assert len(http_routes(ledger_service)) == len(ledger_service.methods)
+    assert len(operations) == len(routes)
     for route in routes:
         path, method, operation = operations[route.operation_id]
         assert (path, method) == (route.template.openapi_path(), route.http_method.lower())
-        assert operation["tags"] == ["LedgerService"]
+        assert operation["tags"] == [route.method.containing_service.name]
         assert operation["x-grpc-method"] == route.grpc_path
 
 
@@ -402,12 +414,12 @@ def test_operation_ids_are_unique(library_document: JsonObject) -> None:
 def test_yaml_and_json_are_deterministic_and_round_trip(ledger_document: JsonObject) -> None:
     text = openapi_yaml(ledger_document)
     again = build_openapi(
-        [ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]],
+        [service.descriptor for service in SERVED],
         comments=CommentIndex.from_descriptor_set(load_descriptor_set()),
         error_statuses=error_statuses(),
-        rules=LEDGER_API_RULES,
-        examples=LEDGER_API_EXAMPLES,
-        security=oauth2_security(LEDGER.services),
+        rules=merged_rules(SERVED),
+        examples=merged_examples(SERVED),
+        security=oauth2_security(SERVED),
     )
 
     assert openapi_yaml(again) == text  # default-pool descriptors document the same API
@@ -454,10 +466,10 @@ def test_the_oauth2_scheme_offers_both_flows_and_every_scope(ledger_document: Js
 
 
 def test_each_operation_needs_the_scope_its_rpc_does(ledger_document: JsonObject) -> None:
-    (service,) = LEDGER.services
+    access = merged_access(SERVED)
     for operation_id, (_, _, operation) in _operations(ledger_document).items():
-        rpc = operation["x-grpc-method"].rpartition("/")[2]
-        assert operation["security"] == [{"oauth2": [service.access[rpc].scope]}], operation_id
+        needed = access[operation["x-grpc-method"]].scope
+        assert operation["security"] == [{"oauth2": [needed]}], operation_id
         for status in ("401", "403"):
             response = _resolve(ledger_document, operation["responses"][status])
             assert response["content"]["application/json"]["schema"] == {

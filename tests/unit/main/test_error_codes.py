@@ -12,11 +12,15 @@ from ledgerd.kernel.errors import ErrorCode
 from ledgerd.ledger.domain.errors import LedgerErrorCode
 from ledgerd.ledger.entrypoints.errors import LEDGER_ERRORS
 from ledgerd.main.error_codes import CONTEXT_ERROR_TABLES, ERROR_CODES
+from ledgerd.streaming.domain.errors import StreamErrorCode
+from ledgerd.streaming.entrypoints.errors import STREAM_ERRORS
 
 
 def test_every_code_of_every_context_is_registered() -> None:
     registered = [code for code, _ in ERROR_CODES]
-    assert set(registered) == set(ErrorCode) | set(LedgerErrorCode) | set(IdentityErrorCode)
+    assert set(registered) == (
+        set(ErrorCode) | set(LedgerErrorCode) | set(IdentityErrorCode) | set(StreamErrorCode)
+    )
     assert len(registered) == len(ERROR_CODES)
 
 
@@ -25,6 +29,8 @@ def test_each_context_table_covers_its_whole_code_enum() -> None:
     assert set(LEDGER_ERRORS) == set(LedgerErrorCode)
     assert IDENTITY_ERRORS in CONTEXT_ERROR_TABLES
     assert set(IDENTITY_ERRORS) == set(IdentityErrorCode)
+    assert STREAM_ERRORS in CONTEXT_ERROR_TABLES
+    assert set(STREAM_ERRORS) == set(StreamErrorCode)
 
 
 def test_codes_are_unique_across_contexts() -> None:

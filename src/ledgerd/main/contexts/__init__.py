@@ -9,5 +9,6 @@ from __future__ import annotations
 from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.contexts.identity import IDENTITY
 from ledgerd.main.contexts.ledger import LEDGER
+from ledgerd.main.contexts.streaming import STREAMING
 
-ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER, IDENTITY)
+ENABLED_CONTEXTS: tuple[BoundedContext, ...] = (LEDGER, IDENTITY, STREAMING)

@@ -16,6 +16,11 @@ ids cannot be probed. Neither the token nor any part of it is ever put in an err
 A gRPC call over a connection verified with a client certificate (mTLS) and carrying no token is
 made as the principal its certificate's identity is granted (``LEDGERD_MTLS_IDENTITIES``); a
 call carrying a token is judged by its token alone.
+
+A call carrying a stream ticket instead (``CallInfo.ticket``: a browser's event stream, which
+cannot send a header) is made as the principal the ticket was issued to, once: redeeming it
+consumes it. A ticket stands for one ledger, so its call is judged by that grant alone, never
+widened by storage's live grants.
 """
 
 from __future__ import annotations
@@ -82,6 +87,16 @@ class PeerGrants(Protocol):
     """The principal a verified client certificate's identity is granted, or None (mTLS)."""
 
     def principal_of(self, identity: str) -> Principal | None: ...
+
+
+class SingleUseTickets(Protocol):
+    """Redeems a stream ticket: the principal it was issued to, once; None if it is not valid.
+
+    The principal's ledger grant is the ticket's one ledger, and its ``expires_at`` that of the
+    access token that asked for the ticket.
+    """
+
+    async def redeem(self, ticket: str) -> Principal | None: ...
 
 
 # The refusal a service gives for a resource that does not exist, by the id asked for.
@@ -167,9 +182,10 @@ class Authentication:
         hidden: Mapping[str, HiddenResource],
         public_services: Collection[str],
         peers: PeerGrants | None = None,
+        tickets: SingleUseTickets | None = None,
     ) -> None:
         self._verifier, self._revocations, self._live_grants = verifier, revocations, live_grants
-        self._peers = peers
+        self._peers, self._tickets = peers, tickets
         self._access, self._hidden = dict(access), dict(hidden)
         self._public = frozenset(public_services)
         unrefusable = sorted(
@@ -198,12 +214,16 @@ class Authentication:
         if not principal.has_scope(scope):
             raise insufficient_scope(scope, call.method)
         if entry.ledger_field is not None:
-            await self._check_ledger(call, principal, entry.ledger_field)
+            # A ticket's grant is its one ledger: storage's live grants do not widen it.
+            live = call.ticket is None
+            await self._check_ledger(call, principal, entry.ledger_field, live=live)
         with principal_scope(principal):
             return await proceed()
 
     async def _authenticated(self, call: CallInfo) -> Principal:
         authorization = call.metadata.get(AUTHORIZATION_KEY)
+        if call.ticket is not None:
+            return await self._redeemed(call.ticket, token_presented=authorization is not None)
         if authorization is None and call.peer is not None and self._peers is not None:
             return _peer_principal(self._peers, call.peer)
         token = bearer_token(authorization)
@@ -219,14 +239,30 @@ class Authentication:
             raise unauthenticated("access token refused: revoked", token_presented=True)
         return verified.principal
 
-    async def _check_ledger(self, call: CallInfo, principal: Principal, field: str) -> None:
+    async def _redeemed(self, ticket: str, *, token_presented: bool) -> Principal:
+        if token_presented:
+            # Which of the two would the call run as? Neither is guessed; the ticket stays valid.
+            raise unauthenticated(
+                "a stream ticket and an access token: present one credential",
+                token_presented=True,
+            )
+        principal = None if self._tickets is None else await self._tickets.redeem(ticket)
+        if principal is None:
+            raise unauthenticated(
+                "stream ticket refused: unknown, already used or expired", token_presented=True
+            )
+        return principal
+
+    async def _check_ledger(
+        self, call: CallInfo, principal: Principal, field: str, *, live: bool = True
+    ) -> None:
         ledger_id = getattr(call.request, field, None)
         if not isinstance(ledger_id, str):
             # A client stream, or a request without the field: nothing to check it against.
             raise insufficient_scope(None, call.method)
         if principal.may_use_ledger(ledger_id):
             return
-        if await self._live_grants.may_use_ledger(principal, ledger_id):
+        if live and await self._live_grants.may_use_ledger(principal, ledger_id):
             return
         raise self._hidden[call.service](ledger_id)
 

@@ -107,15 +107,23 @@ class AdmissionControl:
 
     Services in ``exempt_services`` (health checking, reflection) take no permit: probes must
     be answered when the server is full, and a health Watch stream would otherwise hold a
-    permit for as long as it stays open.
+    permit for as long as it stays open. Methods in ``exempt_methods`` (full paths) neither:
+    event streams stay open for hours, and are bounded by their own limit.
     """
 
-    def __init__(self, admission: Admission, *, exempt_services: Collection[str]) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        *,
+        exempt_services: Collection[str],
+        exempt_methods: Collection[str] = (),
+    ) -> None:
         self._admission = admission
         self._exempt = frozenset(exempt_services)
+        self._exempt_methods = frozenset(exempt_methods)
 
     async def __call__(self, call: CallInfo, proceed: Callable[[], Awaitable[T]]) -> T:
-        if call.service in self._exempt:
+        if call.service in self._exempt or call.method in self._exempt_methods:
             return await proceed()
         with self._admission.admit():
             return await proceed()

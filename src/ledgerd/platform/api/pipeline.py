@@ -70,6 +70,10 @@ class CallInfo:
     # only): its SAN URI, else its subject CN; None without one. Authentication maps it to a
     # principal when the call carries no access token.
     peer: str | None = None
+    # A single-use ticket the edge took from the request's URL in place of an access token: a
+    # browser's event stream (EventSource, WebSocket) cannot send an Authorization header. Only
+    # the HTTP stream edges set it; authentication redeems it (and never logs it).
+    ticket: str | None = None
     # The status an application gave the call through its transport itself (a gRPC servicer
     # setting its context's code), instead of a result or an error; the access log reports it.
     answered: str | None = None

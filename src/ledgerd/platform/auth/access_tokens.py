@@ -226,6 +226,6 @@ def _verified(claims: dict[str, Any], kid: str) -> VerifiedAccessToken:
         grant = frozenset(ledgers)
     else:
         raise AccessTokenRejectedError(RejectionReason.MALFORMED)
-    principal = Principal(subject, frozenset(scope.split()), grant)
     expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+    principal = Principal(subject, frozenset(scope.split()), grant, expires_at)
     return VerifiedAccessToken(principal, token_id, family_id, expires_at, kid)

@@ -31,11 +31,17 @@ def libpq_dsn(url: URL) -> str:
 
 
 async def listen_for_commits(
-    dsn: str | Callable[[], str], wake: Callable[[], object], stop: asyncio.Event
+    dsn: str | Callable[[], str],
+    wake: Callable[[], object],
+    stop: asyncio.Event,
+    *,
+    wake_stream: Callable[[str], object] | None = None,
 ) -> None:
     """Call ``wake`` on every outbox notification (and on each connect) until ``stop``.
 
-    ``dsn`` may be asked anew for each connection (rotated or leased credentials).
+    ``dsn`` may be asked anew for each connection (rotated or leased credentials). With
+    ``wake_stream``, a notification calls it with the stream (ledger) it names instead, and
+    ``wake`` is called only on each connect (anything may have been missed then).
     """
     delay = _RECONNECT_MIN_S
     while not stop.is_set():
@@ -51,7 +57,9 @@ async def listen_for_commits(
         delay = _RECONNECT_MIN_S
         try:
             connection.add_termination_listener(_setter(lost))
-            await connection.add_listener(NOTIFY_CHANNEL, _caller(wake))
+            await connection.add_listener(
+                NOTIFY_CHANNEL, _caller(wake) if wake_stream is None else _naming(wake_stream)
+            )
             wake()  # whatever was committed while nobody was listening
             stopping = asyncio.ensure_future(stop.wait())
             losing = asyncio.ensure_future(lost.wait())
@@ -77,5 +85,12 @@ def _setter(event: asyncio.Event) -> Callable[..., None]:
 def _caller(wake: Callable[[], object]) -> Callable[..., None]:
     def call_it(*_: object) -> None:
         wake()
+
+    return call_it
+
+
+def _naming(wake_stream: Callable[[str], object]) -> Callable[..., None]:
+    def call_it(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+        wake_stream(payload)
 
     return call_it

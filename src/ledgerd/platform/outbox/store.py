@@ -248,6 +248,14 @@ class OutboxStore:
             await transaction.commit()
         return int(last) - after
 
+    async def last_sequence(self, stream: str) -> int | None:
+        """The stream's last event's sequence; None for a stream that never had one."""
+        async with self._uow.begin(read_only=True):
+            last = await current_connection().scalar(
+                select(outbox_streams.c.last_sequence).where(outbox_streams.c.stream == stream)
+            )
+        return None if last is None else int(last)
+
     async def read(self, stream: str, *, after: int = 0, limit: int = 1000) -> list[Envelope]:
         """Up to ``limit`` of the stream's events after sequence ``after``, in order."""
         async with self._uow.begin(read_only=True):

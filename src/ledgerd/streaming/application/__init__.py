@@ -1,0 +1,1 @@
+"""The hub that fans a ledger's events out to its subscriptions, and the subscriptions."""
