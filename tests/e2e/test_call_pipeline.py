@@ -83,11 +83,11 @@ class Served:
 
 
 @pytest.fixture
-async def served(sqlite_url: str) -> AsyncIterator[Served]:
+async def served(migrated_sqlite_url: str) -> AsyncIterator[Served]:
     probe = Probe()
     async with AsyncExitStack() as stack:
         app = await stack.enter_async_context(
-            open_ledger_app(sqlite_url, overrides=(ProbedPipeline(probe),))
+            open_ledger_app(migrated_sqlite_url, overrides=(ProbedPipeline(probe),))
         )
         server = await start_grpc_server(app.container, "127.0.0.1:0")
         stack.push_async_callback(server.stop, STOP_GRACE_S)

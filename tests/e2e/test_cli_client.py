@@ -1,8 +1,13 @@
 """The client commands as a user runs them, against a real ``ledgerd serve`` on a free port.
 
-`ledgers list`, `accounts list`, `balance` and `transfers get` are run as processes, in both
-outputs, on books the test makes over gRPC; then what a user sees when something is missing
-(exit 2) or no server answers (exit 3): one line on stderr, never a traceback.
+`ledgers list`, `accounts list`, `balance` and `transfers get`, in both outputs, on books the
+test makes over gRPC; then what a user sees when something is missing (exit 2) or no server
+answers (exit 3): one line on stderr, never a traceback.
+
+What the commands print is read in process (typer's runner on the real command line, calling
+the real server over gRPC): the same text, without an interpreter started for each of ~20
+commands. The failures are the console script's, as a process: its exit code, and its stderr
+holding one line where an uncaught error would print a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 
+from ledgerd.main.cli import app
 from ledgerd.main.contexts.ledger_api_client import connect_ledger
 from ledgerd.v1 import ledger_pb2 as pb
 from ledgerd.v1 import ledger_pb2_grpc
@@ -126,6 +133,15 @@ def ledgerd(server: str, *args: str) -> Run:
     return Run(completed.returncode, completed.stdout, completed.stderr)
 
 
+def printed(server: str, *args: str) -> Run:
+    """What ``ledgerd ARGS`` prints, run in process with ``LEDGERD_SERVER`` set to ``server``."""
+    result = CliRunner().invoke(
+        app, list(args), env={"LEDGERD_SERVER": server}, prog_name="ledgerd"
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
 def ok(run: Run) -> str:
     assert (run.code, run.err) == (0, ""), run
     return run.out
@@ -149,13 +165,13 @@ def fields(text: str) -> dict[str, str]:
 
 
 def test_ledgers_list_as_a_table_and_as_json(books: Books) -> None:
-    table = rows(ok(ledgerd(books.server, "ledgers", "list")))
+    table = rows(ok(printed(books.server, "ledgers", "list")))
     assert table[0] == ["id", "name", "created", "at", "metadata"]
     assert [row[0] for row in table[1:]] == ["books", "shop"]
     assert table[2][1] == "Shop"
     assert table[2][-1] == "region=eu"
 
-    answer = json.loads(ok(ledgerd(books.server, "ledgers", "list", "--output", "json")))
+    answer = json.loads(ok(printed(books.server, "ledgers", "list", "--output", "json")))
     assert answer["next_page_token"] == ""
     assert [ledger["id"] for ledger in answer["ledgers"]] == ["books", "shop"]
     shop = answer["ledgers"][1]
@@ -164,12 +180,12 @@ def test_ledgers_list_as_a_table_and_as_json(books: Books) -> None:
 
 
 def test_a_limit_shows_the_first_and_says_more_follow(books: Books) -> None:
-    limited = ledgerd(books.server, "ledgers", "list", "--limit", "1")
+    limited = printed(books.server, "ledgers", "list", "--limit", "1")
     assert limited.code == 0, limited
     assert [row[0] for row in rows(limited.out)[1:]] == ["books"]
     assert limited.err.strip() == "more ledgers follow: raise --limit to see them"
 
-    answer = json.loads(ok(ledgerd(books.server, "ledgers", "list", "--limit", "1", "-o", "json")))
+    answer = json.loads(ok(printed(books.server, "ledgers", "list", "--limit", "1", "-o", "json")))
     assert [ledger["id"] for ledger in answer["ledgers"]] == ["books"]
     assert answer["next_page_token"]  # the API's token for what follows
 
@@ -190,7 +206,7 @@ def test_the_client_follows_every_page(books: Books) -> None:
 
 
 def test_accounts_list_shows_balances_in_the_assets_units(books: Books) -> None:
-    table = rows(ok(ledgerd(books.server, "accounts", "list", "shop")))
+    table = rows(ok(printed(books.server, "accounts", "list", "shop")))
     assert table[0] == [
         "id", "asset", "status", "posted", "dr", "posted", "cr", "pending", "dr", "pending",
         "cr", "available", "metadata",
@@ -203,7 +219,7 @@ def test_accounts_list_shows_balances_in_the_assets_units(books: Books) -> None:
 
 
 def test_accounts_list_as_json_is_the_apis_minor_units(books: Books) -> None:
-    answer = json.loads(ok(ledgerd(books.server, "accounts", "list", "shop", "-o", "json")))
+    answer = json.loads(ok(printed(books.server, "accounts", "list", "shop", "-o", "json")))
     assert [account["id"] for account in answer["accounts"]] == ["alice", "bank", "bob"]
     alice = answer["accounts"][0]
     assert alice["balance"] == {
@@ -221,10 +237,10 @@ def test_accounts_list_as_json_is_the_apis_minor_units(books: Books) -> None:
 
 
 def test_accounts_list_filters_by_metadata(books: Books) -> None:
-    wallets = ok(ledgerd(books.server, "accounts", "list", "shop", "--metadata", "kind=wallet"))
+    wallets = ok(printed(books.server, "accounts", "list", "shop", "--metadata", "kind=wallet"))
     assert [row[0] for row in rows(wallets)[1:]] == ["alice", "bob"]
     both = ("--metadata", "kind=wallet", "--metadata", "kind2=x")
-    none = ok(ledgerd(books.server, "accounts", "list", "shop", *both, "-o", "json"))
+    none = ok(printed(books.server, "accounts", "list", "shop", *both, "-o", "json"))
     assert json.loads(none) == {"accounts": [], "next_page_token": ""}
 
 
@@ -232,7 +248,7 @@ def test_accounts_list_filters_by_metadata(books: Books) -> None:
 
 
 def test_balance_now_as_a_table_and_as_json(books: Books) -> None:
-    shown = fields(ok(ledgerd(books.server, "balance", "shop", "alice")))
+    shown = fields(ok(printed(books.server, "balance", "shop", "alice")))
     assert shown == {
         "ledger": "shop",
         "account": "alice",
@@ -243,7 +259,7 @@ def test_balance_now_as_a_table_and_as_json(books: Books) -> None:
         "pending cr": "0.00",
         "available": "14.66",
     }
-    answer = json.loads(ok(ledgerd(books.server, "balance", "shop", "bob", "--output", "json")))
+    answer = json.loads(ok(printed(books.server, "balance", "shop", "bob", "--output", "json")))
     assert answer == {
         "ledger": "shop",
         "account": "bob",
@@ -260,11 +276,11 @@ def test_balance_now_as_a_table_and_as_json(books: Books) -> None:
 
 def test_balance_as_of_an_instant_before_any_transfer(books: Books) -> None:
     before = "2000-01-01T02:00:00+02:00"
-    shown = fields(ok(ledgerd(books.server, "balance", "shop", "alice", "--as-of", before)))
+    shown = fields(ok(printed(books.server, "balance", "shop", "alice", "--as-of", before)))
     assert shown["as of"] == "2000-01-01T00:00:00Z"
     assert shown["available"] == shown["posted cr"] == "0.00"
     answer = json.loads(
-        ok(ledgerd(books.server, "balance", "shop", "alice", "--as-of", before, "-o", "json"))
+        ok(printed(books.server, "balance", "shop", "alice", "--as-of", before, "-o", "json"))
     )
     assert answer["as_of"] == "2000-01-01T00:00:00Z"
     assert answer["balance"]["posted_credits"] == "0"
@@ -282,7 +298,7 @@ def test_an_as_of_without_a_time_zone_is_refused(books: Books, instant: str) -> 
 
 
 def test_transfers_get_shows_the_legs(books: Books) -> None:
-    text = ok(ledgerd(books.server, "transfers", "get", "shop", books.payment))
+    text = ok(printed(books.server, "transfers", "get", "shop", books.payment))
     shown = fields(text)
     assert (shown["id"], shown["ledger"], shown["kind"], shown["status"]) == (
         books.payment, "shop", "POSTING", "POSTED"
@@ -300,7 +316,7 @@ def test_transfers_get_shows_the_legs(books: Books) -> None:
 
 def test_transfers_get_as_json(books: Books) -> None:
     answer = json.loads(
-        ok(ledgerd(books.server, "transfers", "get", "shop", books.hold, "-o", "json"))
+        ok(printed(books.server, "transfers", "get", "shop", books.hold, "-o", "json"))
     )
     assert (answer["id"], answer["kind"], answer["status"]) == (books.hold, "HOLD", "PENDING")
     assert answer["legs"] == [
@@ -309,7 +325,7 @@ def test_transfers_get_as_json(books: Books) -> None:
     assert answer["pending"] == {"timeout_seconds": "3600"}
     assert "expires_at" in answer
     assert answer["sequence"] == "3"
-    table = fields(ok(ledgerd(books.server, "transfers", "get", "shop", books.hold)))
+    table = fields(ok(printed(books.server, "transfers", "get", "shop", books.hold)))
     assert table["expires at"] == answer["expires_at"]
 
 

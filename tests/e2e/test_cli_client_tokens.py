@@ -85,8 +85,8 @@ async def _token(api: GrpcApi, name: str, scopes: frozenset[Scope]) -> str:
 
 
 @pytest.fixture
-async def guarded(sqlite_url: str) -> AsyncIterator[Guarded]:
-    async with running_api(sqlite_url, {"auth": "required"}) as api:
+async def guarded(migrated_sqlite_url: str) -> AsyncIterator[Guarded]:
+    async with running_api(migrated_sqlite_url, {"auth": "required"}) as api:
         reader = await _token(api, "reader", frozenset(Scope))
         writer_only = await _token(api, "writer", frozenset(Scope) - {Scope.LEDGER_READ})
         metadata = (("authorization", f"Bearer {reader}"),)

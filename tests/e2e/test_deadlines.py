@@ -76,8 +76,8 @@ class Slow:
 
 
 @pytest.fixture
-async def slow(postgres_url: str) -> AsyncIterator[Slow]:
-    async with serve_rest(postgres_url, forwarding=True) as api:
+async def slow(migrated_postgres_url: str) -> AsyncIterator[Slow]:
+    async with serve_rest(migrated_postgres_url, forwarding=True) as api:
         listeners = sum(_is_listener(task) for task in asyncio.all_tasks())
         assert listeners > 0
         in_process, forwarding = (
@@ -93,7 +93,7 @@ async def slow(postgres_url: str) -> AsyncIterator[Slow]:
             await ledger.create()
             await ledger.open("bank")
             await ledger.open("alice", flags={"debits_must_not_exceed_credits": True})
-            dsn = make_url(postgres_url).set(drivername="postgresql")
+            dsn = make_url(migrated_postgres_url).set(drivername="postgresql")
             yield Slow(
                 api=api,
                 in_process=in_process,
@@ -387,9 +387,9 @@ def _dechunk(body: bytes) -> tuple[bytes, bool]:
 
 
 async def test_a_deadline_during_a_streamed_export_ends_it_with_an_error_line(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    async with serve_rest(sqlite_url) as api:
+    async with serve_rest(migrated_sqlite_url) as api:
         ledger = Ledger(api.client, L)
         await ledger.create()
         await ledger.open("bank")

@@ -53,9 +53,9 @@ async def _locked(postgres_url: str, account: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def busy(postgres_url: str) -> AsyncIterator[RestApi]:
+async def busy(migrated_postgres_url: str) -> AsyncIterator[RestApi]:
     settings = {"batch_queue_capacity": QUEUE, "batch_workers": 1}
-    async with serve_rest(postgres_url, settings=settings) as api:
+    async with serve_rest(migrated_postgres_url, settings=settings) as api:
         ledger = Ledger(api.client, L)
         await ledger.create()
         await ledger.open("bank")
@@ -79,7 +79,7 @@ async def _fill_until_refused(
 
 
 async def test_rest_answers_429_with_retry_after_when_the_queue_is_full(
-    busy: RestApi, postgres_url: str
+    busy: RestApi, migrated_postgres_url: str
 ) -> None:
     client = busy.client
 
@@ -88,7 +88,7 @@ async def test_rest_answers_429_with_retry_after_when_the_queue_is_full(
             f"/v1/ledgers/{L}/transfers", json=pay(f"rest-{number}", "bank", "alice", 1)
         )
 
-    async with _locked(postgres_url, "alice"):
+    async with _locked(migrated_postgres_url, "alice"):
         accepted, refusal = await _fill_until_refused(post, lambda r: r.status_code == 429)
     body = problem(refusal, 429, "OVERLOADED")
     assert body["details"] == {"retry_after_seconds": f"{RETRY_AFTER_S:g}"}
@@ -102,7 +102,7 @@ async def test_rest_answers_429_with_retry_after_when_the_queue_is_full(
 
 
 async def test_grpc_answers_resource_exhausted_with_retry_info_when_the_queue_is_full(
-    busy: RestApi, postgres_url: str
+    busy: RestApi, migrated_postgres_url: str
 ) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{busy.grpc_port}") as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
@@ -120,7 +120,7 @@ async def test_grpc_answers_resource_exhausted_with_retry_info_when_the_queue_is
             except grpc.aio.AioRpcError as error:
                 return error
 
-        async with _locked(postgres_url, "alice"):
+        async with _locked(migrated_postgres_url, "alice"):
             accepted, refusal = await _fill_until_refused(
                 post, lambda r: isinstance(r, grpc.aio.AioRpcError)
             )

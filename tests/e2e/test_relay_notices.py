@@ -15,7 +15,7 @@ import uuid
 
 from ledgerd.main.relay_report import NO_RELAY_ACTIVE
 from tests.e2e.grpc.test_serve import LEDGERD, ledgerd_serve, says
-from tests.e2e.test_cli import COMMAND_TIMEOUT_S, ledgerd
+from tests.e2e.test_cli import COMMAND_TIMEOUT_S
 from tests.e2e.test_relaying_processes import (
     GRACE_S,
     WORKER_STOPPED,
@@ -27,9 +27,8 @@ from tests.integration.messaging.test_nats import SHARED_NATS_URL
 NO_RELAY = "no outbox relay in this process (LEDGERD_RELAY_IN_SERVE)"
 
 
-async def test_serve_on_postgres_says_the_worker_relays_events(postgres_url: str) -> None:
-    assert ledgerd(postgres_url, "migrate").returncode == 0
-    async with ledgerd_serve(postgres_url) as served:
+async def test_serve_on_postgres_says_the_worker_relays_events(migrated_postgres_url: str) -> None:
+    async with ledgerd_serve(migrated_postgres_url) as served:
         served.process.send_signal(signal.SIGTERM)
         assert await served.wait_for_exit() == 0, served.log
     notices = [line for line in served.output if NO_RELAY in line]
@@ -60,15 +59,14 @@ def _relays(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("relay: ")]
 
 
-async def test_outbox_names_the_running_worker_and_sees_it_stop(postgres_url: str) -> None:
-    assert ledgerd(postgres_url, "migrate").returncode == 0
-    assert _outbox_report(postgres_url)[0] == NO_RELAY_ACTIVE
+async def test_outbox_names_the_running_worker_and_sees_it_stop(migrated_postgres_url: str) -> None:
+    assert _outbox_report(migrated_postgres_url)[0] == NO_RELAY_ACTIVE
 
     tag = uuid.uuid4().hex[:12]
     stream = f"LEDGERD_E2E_{tag.upper()}"
     try:
         async with ledgerd_worker(
-            postgres_url,
+            migrated_postgres_url,
             events_publisher="nats",
             nats_url=SHARED_NATS_URL,
             nats_stream=stream,
@@ -76,7 +74,7 @@ async def test_outbox_names_the_running_worker_and_sees_it_stop(postgres_url: st
             shutdown_grace_seconds=str(GRACE_S),
         ) as worker:
             # The worker records itself before it says it is running.
-            running = await asyncio.to_thread(_outbox_report, postgres_url)
+            running = await asyncio.to_thread(_outbox_report, migrated_postgres_url)
             assert NO_RELAY_ACTIVE not in running
             [relay] = _relays(running)
             assert relay.startswith(f"relay: nats ({SHARED_NATS_URL}) in worker, ")
@@ -90,7 +88,7 @@ async def test_outbox_names_the_running_worker_and_sees_it_stop(postgres_url: st
     finally:
         await _delete_nats_stream(stream)
 
-    stopped = await asyncio.to_thread(_outbox_report, postgres_url)
+    stopped = await asyncio.to_thread(_outbox_report, migrated_postgres_url)
     assert _relays(stopped) == []
     assert stopped[0] == NO_RELAY_ACTIVE
 

@@ -313,12 +313,15 @@ def _assert_received(
 
 
 async def test_worker_relays_postgres_commits_to_nats_and_stops_on_sigterm(
-    postgres_url: str, nats_watch: Watched
+    migrated_postgres_url: str, nats_watch: Watched
 ) -> None:
     ledger = nats_watch.ledger
     # The API runs in this process, on the same database: every commit reaches the worker
     # only through PostgreSQL (NOTIFY, or its poll).
-    async with running_api(postgres_url) as api, _nats_worker(postgres_url, nats_watch) as worker:
+    async with (
+        running_api(migrated_postgres_url) as api,
+        _nats_worker(migrated_postgres_url, nats_watch) as worker,
+    ):
         await _open_books(api.stub, ledger)
         posted = await _pay(api.stub, ledger, 0, 40)
         live = LedgerArrived(ledger, len(OPENING) + len(posted))
@@ -329,7 +332,7 @@ async def test_worker_relays_postgres_commits_to_nats_and_stops_on_sigterm(
         posted += await _pay(api.stub, ledger, 40, 10)
         await _stops_cleanly(worker, WORKER_STOPPED)
 
-    stored, lag = await _outbox(postgres_url, ledger)
+    stored, lag = await _outbox(migrated_postgres_url, ledger)
     assert lag.unpublished == 0, lag
     everything = LedgerArrived(ledger, len(stored))
     seen = await collect(nats_watch.subscriber, everything, collected=seen)
@@ -338,34 +341,34 @@ async def test_worker_relays_postgres_commits_to_nats_and_stops_on_sigterm(
 
 @pytest.mark.faults
 async def test_a_worker_killed_mid_backlog_loses_nothing(
-    postgres_url: str, nats_watch: Watched
+    migrated_postgres_url: str, nats_watch: Watched
 ) -> None:
     ledger = nats_watch.ledger
-    async with running_api(postgres_url) as api:
+    async with running_api(migrated_postgres_url) as api:
         # The backlog is committed while no worker runs: the first one starts with all of it.
         await _open_books(api.stub, ledger)
         posted = await _pay(api.stub, ledger, 0, BACKLOG)
         total = len(OPENING) + len(posted)
 
         async with _nats_worker(
-            postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
+            migrated_postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
         ) as doomed:
             seen = await collect(nats_watch.subscriber, LedgerArrived(ledger, KILL_AFTER))
             doomed.process.kill()
             assert await doomed.wait_for_exit() == -signal.SIGKILL, doomed.log
-        _, lag = await _outbox(postgres_url, ledger)
+        _, lag = await _outbox(migrated_postgres_url, ledger)
         # Killed with work left, or the test proved nothing about a crash.
         assert lag.unpublished > 0, f"the worker finished the backlog before the kill: {lag}"
 
         async with _nats_worker(
-            postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
+            migrated_postgres_url, nats_watch, relay_batch_size=str(RELAY_BATCH)
         ) as successor:
             seen = await collect(
                 nats_watch.subscriber, LedgerArrived(ledger, total), collected=seen
             )
             await _stops_cleanly(successor, WORKER_STOPPED)
 
-    stored, lag = await _outbox(postgres_url, ledger)
+    stored, lag = await _outbox(migrated_postgres_url, ledger)
     assert lag.unpublished == 0, lag
     _assert_received(seen, ledger, stored, posted)
 

@@ -1,7 +1,9 @@
 """Signing keys sealed under ``LEDGERD_SIGNING_KEYS_SECRET``, as an operator runs ``ledgerd``.
 
-Real processes on SQLite; the wrapping key is given as a ``secret://`` reference (to an
-environment variable or a file), and every output is searched for it.
+Real processes on SQLite (a database at the schema's head, copied rather than migrated by a
+process each time: `ledgerd migrate` has tests of its own); the wrapping key is given as a
+``secret://`` reference (to an environment variable or a file), and every output is searched
+for it.
 """
 
 from __future__ import annotations
@@ -62,15 +64,14 @@ def _one_error_line(output: str) -> str:
 
 
 async def test_a_plain_set_is_encrypted_by_the_command_and_then_needs_the_key(
-    tmp_path: Path,
+    migrated_sqlite_url: str,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/keys.db"
+    url = migrated_sqlite_url
     wrapping_key = _new_wrapping_key()
     by_reference = {
         KEY_VARIABLE: wrapping_key,
         "LEDGERD_SIGNING_KEYS_SECRET": f"secret://env/{KEY_VARIABLE}",
     }
-    assert (await _ledgerd(url, "migrate"))[0] == 0
     code, plain_rotation = await _ledgerd(url, "keys", "rotate")
     assert code == 0, plain_rotation
     assert '"d":' in _stored_row(url)
@@ -104,13 +105,12 @@ async def test_a_plain_set_is_encrypted_by_the_command_and_then_needs_the_key(
 
 
 async def test_a_previous_wrapping_key_opens_and_encrypt_moves_the_set_to_the_current(
-    tmp_path: Path,
+    tmp_path: Path, migrated_sqlite_url: str
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/keys.db"
+    url = migrated_sqlite_url
     old, new = _new_wrapping_key(), _new_wrapping_key()
     key_file = tmp_path / "wrapping-key"
     key_file.write_text(new + "\n")
-    assert (await _ledgerd(url, "migrate"))[0] == 0
     assert (await _ledgerd(url, "keys", "rotate", env={"LEDGERD_SIGNING_KEYS_SECRET": old}))[0] == 0
     under_old = json.loads(_stored_row(url))["wrapped_by"]
 
@@ -131,10 +131,11 @@ async def test_a_previous_wrapping_key_opens_and_encrypt_moves_the_set_to_the_cu
     assert old not in line
 
 
-async def test_serve_with_the_wrong_key_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/keys.db"
+async def test_serve_with_the_wrong_key_says_so_in_one_line_and_exits_2(
+    migrated_sqlite_url: str,
+) -> None:
+    url = migrated_sqlite_url
     right, wrong = _new_wrapping_key(), _new_wrapping_key()
-    assert (await _ledgerd(url, "migrate"))[0] == 0
     assert (await _ledgerd(url, "keys", "rotate", env={"LEDGERD_SIGNING_KEYS_SECRET": right}))[
         0
     ] == 0

@@ -144,7 +144,7 @@ async def dump_tables(engine: AsyncEngine) -> TableDump:
 
 
 @pytest.fixture
-async def ledger_app(database_url: str) -> AsyncIterator[LedgerApp]:
+async def ledger_app(migrated_database_url: str) -> AsyncIterator[LedgerApp]:
     """The application on a freshly migrated database, once per backend."""
-    async with open_ledger_app(database_url) as app:
+    async with open_ledger_app(migrated_database_url) as app:
         yield app

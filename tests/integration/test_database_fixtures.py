@@ -1,10 +1,13 @@
-"""The database fixtures hand each test an empty database of its own, on every backend."""
+"""The database fixtures hand each test a database of its own (empty, or migrated), per backend."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledgerd.main.migrations import MIGRATIONS
 
 
 def _table_names(connection: Connection) -> list[str]:
@@ -53,3 +56,34 @@ async def test_database_url_is_an_empty_writable_database(
 
     is_postgres = engine.dialect.name == "postgresql"
     assert (request.node.get_closest_marker("postgres") is not None) is is_postgres
+
+
+async def test_migrated_database_url_is_at_the_head_and_a_copy_of_its_own(
+    migrated_database_url: str, request: pytest.FixtureRequest
+) -> None:
+    engine = create_async_engine(migrated_database_url)
+    try:
+        assert await MIGRATIONS.is_current(engine)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE only_here (id integer PRIMARY KEY)"))
+        assert {"ledgers", "outbox_events", "only_here"} <= set(await _tables(engine))
+    finally:
+        await engine.dispose()
+
+    # What the test does to its copy never reaches the session's original, which later tests
+    # are copied from.
+    if engine.dialect.name == "postgresql":
+        template: str = request.getfixturevalue("migrated_postgres_template")
+        server: str = request.getfixturevalue("postgres_server_url")
+        original_url = make_url(server).set(database=template)
+    else:
+        original_file: Path = request.getfixturevalue("migrated_sqlite_file")
+        original_url = make_url(f"sqlite+aiosqlite:///{original_file}")
+    assert make_url(migrated_database_url).database != original_url.database
+    original = create_async_engine(original_url)
+    try:
+        assert await MIGRATIONS.is_current(original)
+        assert "only_here" not in await _tables(original)
+    finally:
+        # Disposed at once: PostgreSQL copies no template while a session is open on it.
+        await original.dispose()

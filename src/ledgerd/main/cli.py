@@ -38,7 +38,6 @@ from ledgerd.loadgen.config import (
     parse_duration,
     parse_target,
 )
-from ledgerd.loadgen.credentials import bench_auth
 from ledgerd.main.bounded_context import BoundedContext
 from ledgerd.main.certs_commands import certs
 from ledgerd.main.command_runner import EXIT_ERROR, EXIT_PROBLEMS, ensure_schema, run
@@ -506,7 +505,10 @@ def bench(  # noqa: PLR0913, PLR0917 - typer: one parameter per command-line opt
     ] = None,
 ) -> None:
     """Load a running server over gRPC or REST, report the rate and latency, check invariants."""
-    from ledgerd.loadgen.bench import BenchOptions, bench  # noqa: PLC0415 - bench's alone
+    # bench's alone: credentials brings httpx, whose import (~0.2 s, its own command line's rich
+    # and pygments included) no other command should wait for.
+    from ledgerd.loadgen.bench import BenchOptions, bench  # noqa: PLC0415
+    from ledgerd.loadgen.credentials import bench_auth  # noqa: PLC0415
 
     try:
         parsed_target = parse_target(target)

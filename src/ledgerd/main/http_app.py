@@ -6,6 +6,7 @@ Server-Sent Events and WebSocket streams).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import grpc
@@ -128,10 +129,13 @@ def build_http_app(
     served = _served(services)
     routes = tuple(route for service in served for route in http_routes(service.descriptor))
     gateway = RestGateway(Router(routes), invoker, merged_rules(served))
-    # The very document `make generate` writes to docs/openapi.yaml.
-    document = ledgerd_openapi()
-    spec_yaml = openapi_yaml(document)
-    docs_html = render_docs_page(document)
+    # The very document `make generate` writes to docs/openapi.yaml. Built on the first request
+    # for it, not at start-up: building and rendering it takes ~0.2 s, which every start of
+    # serve (and every server a test starts) would otherwise wait for, for pages rarely read;
+    # the first request for one of them waits for it instead.
+    document = functools.cache(ledgerd_openapi)
+    spec_yaml = functools.cache(lambda: openapi_yaml(document()))
+    docs_html = functools.cache(lambda: render_docs_page(document()))
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -145,13 +149,13 @@ def build_http_app(
         return JSONResponse({"ready": True})
 
     async def openapi_json(_request: Request) -> Response:
-        return JSONResponse(document)
+        return JSONResponse(document())
 
     async def openapi_yaml_route(_request: Request) -> Response:
-        return PlainTextResponse(spec_yaml, media_type="application/yaml")
+        return PlainTextResponse(spec_yaml(), media_type="application/yaml")
 
     async def docs(_request: Request) -> Response:
-        return HTMLResponse(docs_html)
+        return HTMLResponse(docs_html())
 
     pages: dict[str, Page] = {
         "/healthz": healthz,

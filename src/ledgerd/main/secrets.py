@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dishka import AsyncContainer
 from pydantic import SecretStr
@@ -29,7 +29,6 @@ from ledgerd.main.settings import (
 )
 from ledgerd.main.settings_errors import ENV_PREFIX
 from ledgerd.platform.secrets.cache import SecretCache
-from ledgerd.platform.secrets.leases import DatabaseLease
 from ledgerd.platform.secrets.local import LocalSecretStore
 from ledgerd.platform.secrets.ports import SecretError, SecretStore, SecretUnreachableError
 from ledgerd.platform.secrets.references import (
@@ -39,6 +38,11 @@ from ledgerd.platform.secrets.references import (
     parse_reference,
 )
 from ledgerd.platform.secrets.secret import Secret
+
+if TYPE_CHECKING:
+    # Imported where a lease is taken: it brings httpx, whose import (~0.2 s, its command line's
+    # rich and pygments included) every ledgerd command would pay for otherwise.
+    from ledgerd.platform.secrets.leases import DatabaseLease
 
 # The settings whose value may be a `secret://` reference (each holds a password or a key).
 SECRET_SETTINGS = (
@@ -162,6 +166,8 @@ async def _leased(settings: Settings, database_url: str) -> DatabaseLease:
     if settings.vault_addr is None or token is None:
         reason = f"{reference}: set LEDGERD_VAULT_ADDR and LEDGERD_VAULT_TOKEN to read it"
         raise SecretSettingError(name, reason, unreachable=False)
+    from ledgerd.platform.secrets.leases import DatabaseLease  # noqa: PLC0415 - see the top
+
     lease = DatabaseLease(settings.vault_addr, token, reference)
     try:
         await lease.obtain()

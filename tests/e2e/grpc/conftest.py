@@ -69,19 +69,19 @@ async def running_api(
 
 
 @pytest.fixture
-async def grpc_api(database_url: str) -> AsyncIterator[GrpcApi]:
+async def grpc_api(migrated_database_url: str) -> AsyncIterator[GrpcApi]:
     """The gRPC API on a fresh, migrated database; once on SQLite and once on PostgreSQL."""
-    async with running_api(database_url) as api:
+    async with running_api(migrated_database_url) as api:
         yield api
 
 
 @pytest.fixture
-async def sqlite_grpc_api(sqlite_url: str) -> AsyncIterator[GrpcApi]:
-    async with running_api(sqlite_url) as api:
+async def sqlite_grpc_api(migrated_sqlite_url: str) -> AsyncIterator[GrpcApi]:
+    async with running_api(migrated_sqlite_url) as api:
         yield api
 
 
 @pytest.fixture
-async def postgres_grpc_api(postgres_url: str) -> AsyncIterator[GrpcApi]:
-    async with running_api(postgres_url) as api:
+async def postgres_grpc_api(migrated_postgres_url: str) -> AsyncIterator[GrpcApi]:
+    async with running_api(migrated_postgres_url) as api:
         yield api

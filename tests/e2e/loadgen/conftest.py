@@ -11,7 +11,7 @@ from tests.e2e.rest.support import serve_rest
 
 
 @pytest.fixture
-async def served(database_url: str) -> AsyncIterator[Served]:
+async def served(migrated_database_url: str) -> AsyncIterator[Served]:
     """Once per backend (SQLite, PostgreSQL)."""
-    async with serve_rest(database_url) as api:
-        yield Served(api, database_url)
+    async with serve_rest(migrated_database_url) as api:
+        yield Served(api, migrated_database_url)

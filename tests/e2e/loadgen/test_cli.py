@@ -18,9 +18,9 @@ LEDGERD = Path(sys.executable).parent / "ledgerd"
 COMMAND_TIMEOUT_S = 180
 
 
-async def test_bench_with_two_client_processes(sqlite_url: str, tmp_path: Path) -> None:
+async def test_bench_with_two_client_processes(migrated_sqlite_url: str, tmp_path: Path) -> None:
     output = tmp_path / "result.json"
-    async with serve_rest(sqlite_url) as api:
+    async with serve_rest(migrated_sqlite_url) as api:
         # A subprocess, awaited without blocking: the server runs in this event loop.
         process = await asyncio.create_subprocess_exec(
             str(LEDGERD),

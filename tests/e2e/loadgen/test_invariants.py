@@ -108,16 +108,16 @@ async def test_an_account_that_disagrees_with_its_entries_is_caught(served: Serv
 
 
 async def test_bench_exits_1_and_ledgerd_verify_fails_on_a_broken_ledger(
-    sqlite_url: str, tmp_path: Path
+    migrated_sqlite_url: str, tmp_path: Path
 ) -> None:
     # One backend is enough to see `ledgerd verify` fail (a process of its own, slow to start).
-    async with serve_rest(sqlite_url) as api:
-        served = Served(api, sqlite_url)
+    async with serve_rest(migrated_sqlite_url) as api:
+        served = Served(api, migrated_sqlite_url)
         await _loaded(served, transfers=40)
         await _shift(served, account_id(2), debits=3, credits_=3)
         output = tmp_path / "result.json"
         out = quiet()
-        config = replace(served.config(GRPC, transfers=40), database_url=sqlite_url)
+        config = replace(served.config(GRPC, transfers=40), database_url=migrated_sqlite_url)
         status, report = await bench(config, BenchOptions(output=output), out=out, err=quiet())
     assert status == EXIT_INVARIANT_FAILED
     assert report is not None

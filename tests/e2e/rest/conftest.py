@@ -16,14 +16,16 @@ from tests.e2e.rest.support import FORWARDING, IN_PROCESS, RestApi, serve_rest
 
 
 @pytest.fixture(params=[IN_PROCESS, FORWARDING])
-async def rest_api(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[RestApi]:
+async def rest_api(
+    request: pytest.FixtureRequest, migrated_database_url: str
+) -> AsyncIterator[RestApi]:
     """The REST API on a fresh, migrated database, through either gateway mode."""
-    async with serve_rest(database_url, forwarding=request.param == FORWARDING) as api:
+    async with serve_rest(migrated_database_url, forwarding=request.param == FORWARDING) as api:
         yield api
 
 
 @pytest.fixture
-async def local_api(database_url: str) -> AsyncIterator[RestApi]:
+async def local_api(migrated_database_url: str) -> AsyncIterator[RestApi]:
     """The REST API with the in-process gateway only, on a fresh database per backend."""
-    async with serve_rest(database_url) as api:
+    async with serve_rest(migrated_database_url) as api:
         yield api

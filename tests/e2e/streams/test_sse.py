@@ -25,15 +25,15 @@ POSTED = "ledgerd.v1.TransferPosted"
 
 
 @pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[RestApi]:
-    async with serve_streams(sqlite_url) as served:
+async def api(migrated_sqlite_url: str) -> AsyncIterator[RestApi]:
+    async with serve_streams(migrated_sqlite_url) as served:
         yield served
 
 
 async def test_events_come_in_order_with_their_sequences_and_resume_after_last_event_id(
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
-    async with serve_streams(database_url) as api:
+    async with serve_streams(migrated_database_url) as api:
         books = Books(api.client)
         await books.open()
         async with api.client.stream("GET", PATH, params={"after": "0"}) as response:

@@ -40,8 +40,8 @@ TOKEN_LIFETIME = timedelta(seconds=900)  # the default LEDGERD_ACCESS_TOKEN_LIFE
 
 
 @pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[RestApi]:
-    async with serve_streams(sqlite_url, SETTINGS) as served:
+async def api(migrated_sqlite_url: str) -> AsyncIterator[RestApi]:
+    async with serve_streams(migrated_sqlite_url, SETTINGS) as served:
         await Books(served.client, bearer(await token(served))).open()
         yield served
 
@@ -97,9 +97,9 @@ async def test_a_granted_token_watches_over_both_transports(api: RestApi) -> Non
 
 
 async def test_a_ticket_opens_one_stream_once_and_is_stored_only_as_its_digest(
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
-    async with serve_streams(database_url, SETTINGS) as api:
+    async with serve_streams(migrated_database_url, SETTINGS) as api:
         admin = await token(api)
         await Books(api.client, bearer(admin)).open()
         reader = await token(api, scopes=frozenset({"ledger.read"}), ledgers=frozenset({LEDGER}))

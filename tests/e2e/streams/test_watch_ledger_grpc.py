@@ -30,7 +30,6 @@ from ledgerd.v1 import streaming_pb2 as stream_pb
 from tests.e2e.grpc.conftest import GrpcApi, running_api
 from tests.e2e.grpc.support import decode, pay
 from tests.e2e.grpc.test_serve import LEDGERD, ledgerd_serve
-from tests.integration.conftest import open_ledger_app
 from tests.unit.ledger.application.scenario import pay as app_pay
 
 LEDGER = "books"
@@ -47,8 +46,8 @@ class Watching:
 
 
 @asynccontextmanager
-async def watching(database_url: str, **settings: object) -> AsyncIterator[Watching]:
-    async with running_api(database_url, settings=settings) as api:
+async def watching(migrated_database_url: str, **settings: object) -> AsyncIterator[Watching]:
+    async with running_api(migrated_database_url, settings=settings) as api:
         container = api.app.container
         wakeups = STREAMING.workers[0].run(container, await container.get(Settings), "serve")
         async with wakeups:
@@ -83,8 +82,8 @@ def kinds(events: list[stream_pb.StreamedEvent]) -> list[tuple[int, str]]:
     return [(event.sequence, event.type.removeprefix("ledgerd.v1.")) for event in events]
 
 
-async def test_every_event_in_order_then_live_with_payloads(database_url: str) -> None:
-    async with watching(database_url) as world:
+async def test_every_event_in_order_then_live_with_payloads(migrated_database_url: str) -> None:
+    async with watching(migrated_database_url) as world:
         await books(world.api)
         call = world.streams.WatchLedger(stream_pb.WatchLedgerRequest(ledger=LEDGER, after=0))
         history = await receive(call, 4)
@@ -110,8 +109,10 @@ async def test_every_event_in_order_then_live_with_payloads(database_url: str) -
         call.cancel()
 
 
-async def test_a_cut_stream_resumes_with_exactly_the_missed_events(database_url: str) -> None:
-    async with watching(database_url) as world:
+async def test_a_cut_stream_resumes_with_exactly_the_missed_events(
+    migrated_database_url: str,
+) -> None:
+    async with watching(migrated_database_url) as world:
         await books(world.api)
         first = world.streams.WatchLedger(stream_pb.WatchLedgerRequest(ledger=LEDGER))
         await post(world.api, "t1", "bank", "alice")
@@ -129,8 +130,8 @@ async def test_a_cut_stream_resumes_with_exactly_the_missed_events(database_url:
         resumed.cancel()
 
 
-async def test_filters_by_account_and_by_type(sqlite_url: str) -> None:
-    async with watching(sqlite_url) as world:
+async def test_filters_by_account_and_by_type(migrated_sqlite_url: str) -> None:
+    async with watching(migrated_sqlite_url) as world:
         await books(world.api)
         bob = world.streams.WatchLedger(
             stream_pb.WatchLedgerRequest(ledger=LEDGER, accounts=["bob"], after=0)
@@ -148,8 +149,8 @@ async def test_filters_by_account_and_by_type(sqlite_url: str) -> None:
         accounts.cancel()
 
 
-async def test_refusals_are_the_apis_own(sqlite_url: str) -> None:
-    async with watching(sqlite_url) as world:
+async def test_refusals_are_the_apis_own(migrated_sqlite_url: str) -> None:
+    async with watching(migrated_sqlite_url) as world:
         await books(world.api)
 
         async def refused(request: stream_pb.WatchLedgerRequest) -> tuple[grpc.StatusCode, str]:
@@ -176,8 +177,8 @@ async def test_refusals_are_the_apis_own(sqlite_url: str) -> None:
         )
 
 
-async def test_tokens_decide_who_watches_and_for_how_long(sqlite_url: str) -> None:
-    async with watching(sqlite_url, auth="required") as world:
+async def test_tokens_decide_who_watches_and_for_how_long(migrated_sqlite_url: str) -> None:
+    async with watching(migrated_sqlite_url, auth="required") as world:
         issuer = await world.api.app.container.get(AccessTokenIssuer)
 
         every_scope = frozenset({"ledger.read", "ledger.write", "ledgers.admin", "transfers.write"})
@@ -221,8 +222,8 @@ async def test_tokens_decide_who_watches_and_for_how_long(sqlite_url: str) -> No
         assert failure.details == {"reason": "expired", "position": "4"}
 
 
-async def test_shutdown_ends_streams_with_where_to_resume(sqlite_url: str) -> None:
-    async with watching(sqlite_url) as world:
+async def test_shutdown_ends_streams_with_where_to_resume(migrated_sqlite_url: str) -> None:
+    async with watching(migrated_sqlite_url) as world:
         await books(world.api)
         call = world.streams.WatchLedger(stream_pb.WatchLedgerRequest(ledger=LEDGER, after=2))
         assert [event.sequence for event in await receive(call, 2)] == [3, 4]
@@ -236,10 +237,10 @@ async def test_shutdown_ends_streams_with_where_to_resume(sqlite_url: str) -> No
 
 
 async def test_a_client_that_never_reads_is_held_to_its_bound_and_slows_nobody(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
     async with (
-        watching(sqlite_url, stream_buffer_events=32) as world,
+        watching(migrated_sqlite_url, stream_buffer_events=32) as world,
         # A client whose HTTP/2 window stays small: what it does not read stays on the server.
         grpc.aio.insecure_channel(f"127.0.0.1:{world.api.port}", options=SMALL_WINDOW) as narrow,
     ):
@@ -279,15 +280,13 @@ async def test_a_client_that_never_reads_is_held_to_its_bound_and_slows_nobody(
 
 
 async def test_a_subscriber_on_one_server_sees_what_another_server_committed(
-    postgres_url: str,
+    migrated_postgres_url: str,
 ) -> None:
-    async with open_ledger_app(postgres_url):
-        pass  # migrated
     # No polling: what A delivers, it heard of through PostgreSQL's NOTIFY.
     quiet = {"stream_poll_interval_seconds": "3600"}
     async with (
-        ledgerd_serve(postgres_url, **quiet) as server_a,
-        ledgerd_serve(postgres_url, **quiet) as server_b,
+        ledgerd_serve(migrated_postgres_url, **quiet) as server_a,
+        ledgerd_serve(migrated_postgres_url, **quiet) as server_b,
         grpc.aio.insecure_channel(f"127.0.0.1:{server_a.port}") as channel_a,
         grpc.aio.insecure_channel(f"127.0.0.1:{server_b.port}") as channel_b,
     ):
@@ -313,8 +312,10 @@ class GrpcApiLike:
     stub: ledger_pb2_grpc.LedgerServiceAsyncStub
 
 
-async def test_ledgerd_events_watch_prints_one_json_line_per_event(sqlite_url: str) -> None:
-    async with watching(sqlite_url) as world:
+async def test_ledgerd_events_watch_prints_one_json_line_per_event(
+    migrated_sqlite_url: str,
+) -> None:
+    async with watching(migrated_sqlite_url) as world:
         await books(world.api)
         environment = {**os.environ, "LEDGERD_SERVER": f"127.0.0.1:{world.api.port}"}
         environment.pop("LEDGERD_TOKEN", None)

@@ -17,8 +17,8 @@ POSTED = "ledgerd.v1.TransferPosted"
 
 
 @pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[RestApi]:
-    async with serve_streams(sqlite_url) as served:
+async def api(migrated_sqlite_url: str) -> AsyncIterator[RestApi]:
+    async with serve_streams(migrated_sqlite_url) as served:
         books = Books(served.client)
         await books.open()
         yield served

@@ -5,16 +5,14 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 
 
 @pytest.fixture
-async def identity_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def identity_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh database with every table, identity's too; once per backend."""
-    engine = create_engine(database_url)
+    engine = create_engine(migrated_database_url)
     try:
-        await MIGRATIONS.upgrade(engine)
         yield engine
     finally:
         await engine.dispose()

@@ -32,7 +32,6 @@ from ledgerd.identity.domain.grants import AccessGrant
 from ledgerd.identity.domain.refresh_families import RefreshFamily, RefreshPolicy
 from ledgerd.identity.domain.scopes import Scope
 from ledgerd.kernel.errors import ConcurrencyConflictError, LedgerdError
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.auth.access_tokens import (
     AccessTokenIssuer,
     AccessTokenVerifier,
@@ -149,23 +148,22 @@ async def _identity(engine: AsyncEngine) -> Identity:
 
 
 async def _migrated(url: str) -> AsyncIterator[Identity]:
-    engine = create_engine(url)
+    engine = create_engine(url)  # at the schema's head already
     try:
-        await MIGRATIONS.upgrade(engine)
         yield await _identity(engine)
     finally:
         await engine.dispose()
 
 
 @pytest.fixture
-async def identity(database_url: str) -> AsyncIterator[Identity]:
-    async for setup in _migrated(database_url):
+async def identity(migrated_database_url: str) -> AsyncIterator[Identity]:
+    async for setup in _migrated(migrated_database_url):
         yield setup
 
 
 @pytest.fixture
-async def postgres_identity(postgres_url: str) -> AsyncIterator[Identity]:
-    async for setup in _migrated(postgres_url):
+async def postgres_identity(migrated_postgres_url: str) -> AsyncIterator[Identity]:
+    async for setup in _migrated(migrated_postgres_url):
         yield setup
 
 

@@ -47,7 +47,6 @@ from ledgerd.identity.domain.users import User
 from ledgerd.kernel.errors import ConcurrencyConflictError
 from ledgerd.kernel.principal import ALL_LEDGERS
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from tests.fakes.identity_oauth_store import FakeAuthorizationCodeRepository, OAuthTables
@@ -88,9 +87,8 @@ KitFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Ident
 
 @asynccontextmanager
 async def _sql_kit(url: str) -> AsyncIterator[IdentityKit]:
-    engine = create_engine(url)
+    engine = create_engine(url)  # at the schema's head already
     try:
-        await MIGRATIONS.upgrade(engine)
         clients = SqlClientRepository()
         yield IdentityKit(
             uow=SqlAlchemyUnitOfWork(engine),
@@ -120,8 +118,8 @@ async def _fake_kit() -> AsyncIterator[IdentityKit]:
 
 
 SQL_IMPLEMENTATIONS: Mapping[str, KitFactory] = {
-    "sql-sqlite": lambda request: _sql_kit(request.getfixturevalue("sqlite_url")),
-    "sql-postgresql": lambda request: _sql_kit(request.getfixturevalue("postgres_url")),
+    "sql-sqlite": lambda request: _sql_kit(request.getfixturevalue("migrated_sqlite_url")),
+    "sql-postgresql": lambda request: _sql_kit(request.getfixturevalue("migrated_postgres_url")),
 }
 IMPLEMENTATIONS: Mapping[str, KitFactory] = {
     "fake-in-memory": lambda _request: _fake_kit(),

@@ -17,7 +17,6 @@ from ledgerd.identity.adapters.signing_keys import (
 from ledgerd.identity.adapters.sql_repositories import SqlSigningKeyStore
 from ledgerd.identity.domain.signing_key_store import StoredKeySet
 from ledgerd.kernel.errors import ConcurrencyConflictError
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.auth.keys import KeySetError
 from ledgerd.platform.auth.sealed_keys import KeySetSealing
 from ledgerd.platform.db.engine import create_engine
@@ -161,12 +160,11 @@ class LoadRendezvous:
 
 
 @pytest.fixture
-async def postgres_uow(postgres_url: str) -> AsyncIterator[SqlAlchemyUnitOfWork]:
+async def postgres_uow(migrated_postgres_url: str) -> AsyncIterator[SqlAlchemyUnitOfWork]:
     # Not on SQLite: its writers take the write lock at BEGIN, one after the other, so two
     # rotations never overlap there (the second rotates the first's set).
-    engine = create_engine(postgres_url)
+    engine = create_engine(migrated_postgres_url)
     try:
-        await MIGRATIONS.upgrade(engine)
         yield SqlAlchemyUnitOfWork(engine)
     finally:
         await engine.dispose()

@@ -347,20 +347,20 @@ async def _check(app: LedgerApp, outcome: Outcome) -> None:
     assert report.transfers == len(sequences)
 
 
-async def test_many_writers_on_one_hot_account_postgres(postgres_url: str) -> None:
-    async with open_ledger_app(postgres_url, pool_size=POSTGRES_WRITERS + 4) as app:
+async def test_many_writers_on_one_hot_account_postgres(migrated_postgres_url: str) -> None:
+    async with open_ledger_app(migrated_postgres_url, pool_size=POSTGRES_WRITERS + 4) as app:
         outcome = await _run_workload(app, POSTGRES_WRITERS, POSTGRES_SECONDS)
         await _check(app, outcome)
         assert outcome.replays > 0
         assert outcome.expired_by_sweeps > 0
 
 
-async def test_a_few_writers_serialise_on_sqlite(sqlite_url: str) -> None:
+async def test_a_few_writers_serialise_on_sqlite(migrated_sqlite_url: str) -> None:
     """The same workload on SQLite, with a few writers.
 
     Writers queue for the lock; none sees "database is locked" (it would surface as an
     unexpected error).
     """
-    async with open_ledger_app(sqlite_url) as app:
+    async with open_ledger_app(migrated_sqlite_url) as app:
         outcome = await _run_workload(app, SQLITE_WRITERS, SQLITE_SECONDS)
         await _check(app, outcome)

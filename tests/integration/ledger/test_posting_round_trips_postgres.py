@@ -34,8 +34,8 @@ SMALL, LARGE = 10, 1_000
 
 
 @pytest.fixture
-async def app(postgres_url: str) -> AsyncIterator[LedgerApp]:
-    async with open_ledger_app(postgres_url) as app:
+async def app(migrated_postgres_url: str) -> AsyncIterator[LedgerApp]:
+    async with open_ledger_app(migrated_postgres_url) as app:
         await app.create_ledger(CreateLedger(LEDGER, "round trips"))
         for account_id in (BANK, *ACCOUNTS):
             await app.open_account(OpenAccount(LEDGER, account_id, USD))

@@ -52,7 +52,6 @@ from ledgerd.ledger.domain.repositories import (
     LedgerRepository,
     TransferRepository,
 )
-from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from tests.fakes.ledger_store import (
@@ -112,9 +111,8 @@ async def _let_sqlite_writer_queue() -> None:
 
 @asynccontextmanager
 async def _sql_kit(url: str) -> AsyncIterator[RepositoryKit]:
-    engine = create_engine(url)
+    engine = create_engine(url)  # at the schema's head already
     try:
-        await MIGRATIONS.upgrade(engine)
         statements = count_statements(engine)
 
         async def until_a_writer_waits() -> None:
@@ -159,8 +157,8 @@ async def _fake_kit() -> AsyncIterator[RepositoryKit]:
 IMPLEMENTATIONS: Mapping[str, KitFactory] = {
     # The in-memory fake the unit tests use must keep the same contract as the real adapters.
     "fake-in-memory": lambda _request: _fake_kit(),
-    "sql-sqlite": lambda request: _sql_kit(request.getfixturevalue("sqlite_url")),
-    "sql-postgresql": lambda request: _sql_kit(request.getfixturevalue("postgres_url")),
+    "sql-sqlite": lambda request: _sql_kit(request.getfixturevalue("migrated_sqlite_url")),
+    "sql-postgresql": lambda request: _sql_kit(request.getfixturevalue("migrated_postgres_url")),
 }
 _MARKS = {"sql-postgresql": [pytest.mark.postgres]}
 
