@@ -162,6 +162,18 @@ async def test_refusals(log_and_hub: LogAndHub) -> None:
     assert hub.subscriptions == 0
 
 
+async def test_a_watched_ledger_is_known_without_reading_the_log(log_and_hub: LogAndHub) -> None:
+    log, hub = log_and_hub
+    assert not await hub.ledger_exists("nowhere")
+    assert await hub.ledger_exists("books")  # unwatched: the log says so
+    subscription = await hub.subscribe("books", EVERYTHING)
+    log.hold = asyncio.Event()  # from here a read of the log would wait for ever
+    async with asyncio.timeout(1):
+        assert await hub.ledger_exists("books")
+    log.hold.set()
+    await subscription.aclose()
+
+
 async def test_the_feed_lives_while_it_has_subscribers(log_and_hub: LogAndHub) -> None:
     log, hub = log_and_hub
     one = await hub.subscribe("books", EVERYTHING)

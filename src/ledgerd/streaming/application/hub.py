@@ -127,6 +127,16 @@ class StreamHub:
             raise UnknownLedgerError(ledger)
         return last
 
+    async def ledger_exists(self, ledger: str) -> bool:
+        """Whether ``ledger`` exists: at once if it has a feed, else by reading the log.
+
+        A feed is opened only for a ledger the log knows, and ledgers are never deleted, so
+        a burst of streams opening on a watched ledger costs the database nothing.
+        """
+        if ledger in self._feeds:
+            return True
+        return await self._log.last_sequence(ledger) is not None
+
     def wake(self, ledger: str) -> None:
         """``ledger`` committed events: its feed, if any, reads them now."""
         feed = self._feeds.get(ledger)
