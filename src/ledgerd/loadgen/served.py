@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -67,7 +68,11 @@ class BenchClient:
 class ServedLedgerd:
     """``ledgerd serve`` in the background on free ports; SIGTERM and wait on exit."""
 
-    def __init__(self, environment: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, environment: dict[str, str], log: Path, launcher: Sequence[str] = ()
+    ) -> None:
+        # ``launcher``: what runs the console script, e.g. ``python -m cProfile -o FILE``.
+        self._launcher = tuple(launcher)
         self._environment = {
             **environment,
             "LEDGERD_GRPC_ADDRESS": "127.0.0.1:0",
@@ -88,7 +93,10 @@ class ServedLedgerd:
     def __enter__(self) -> Self:
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own console script
-                [LEDGERD, "serve"], env=self._environment, stdout=log, stderr=subprocess.STDOUT
+                [*self._launcher, LEDGERD, "serve"],
+                env=self._environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -162,6 +162,47 @@ async def test_refusals(log_and_hub: LogAndHub) -> None:
     assert hub.subscriptions == 0
 
 
+async def test_a_watched_ledger_is_known_without_reading_the_log(log_and_hub: LogAndHub) -> None:
+    log, hub = log_and_hub
+    assert not await hub.ledger_exists("nowhere")
+    assert await hub.ledger_exists("books")  # unwatched: the log says so
+    subscription = await hub.subscribe("books", EVERYTHING)
+    log.hold = asyncio.Event()  # from here a read of the log would wait for ever
+    async with asyncio.timeout(1):
+        assert await hub.ledger_exists("books")
+    log.hold.set()
+    await subscription.aclose()
+
+
+class _LastSequenceCountingLog(FakeEventLog):
+    """The fake log, counting how often it is asked for a ledger's last sequence."""
+
+    def __init__(self, *ledgers: str) -> None:
+        super().__init__(*ledgers)
+        self.last_sequence_reads = 0
+
+    async def last_sequence(self, ledger: str) -> int | None:
+        self.last_sequence_reads += 1
+        return await super().last_sequence(ledger)
+
+
+async def test_streams_opening_at_once_share_one_read_of_whether_the_ledger_exists() -> None:
+    log = _LastSequenceCountingLog("books")
+    hub = StreamHub(log, buffer_events=4, poll_interval_s=30)
+    log.hold = asyncio.Event()
+    asking = [asyncio.ensure_future(hub.ledger_exists(ledger)) for ledger in ["books"] * 50]
+    asking.append(asyncio.ensure_future(hub.ledger_exists("nowhere")))
+    await asyncio.sleep(0)
+    asking[0].cancel()  # one client leaves: the others still get their answer
+    log.hold.set()
+    answers = await asyncio.gather(*asking[1:])
+    assert answers == [True] * 49 + [False]
+    assert log.last_sequence_reads == 2  # one per ledger
+    assert await hub.ledger_exists("books")  # a later question reads again (nobody watches)
+    assert log.last_sequence_reads == 3
+    await hub.aclose()
+
+
 async def test_the_feed_lives_while_it_has_subscribers(log_and_hub: LogAndHub) -> None:
     log, hub = log_and_hub
     one = await hub.subscribe("books", EVERYTHING)

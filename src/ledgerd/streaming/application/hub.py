@@ -57,6 +57,7 @@ class StreamHub:
         self._poll_interval_s = poll_interval_s
         self._feeds: dict[str, LedgerFeed] = {}
         self._opening: dict[str, asyncio.Future[LedgerFeed]] = {}
+        self._existence_reads: dict[str, asyncio.Future[int | None]] = {}
         self._closed = False
 
     @property
@@ -126,6 +127,28 @@ class StreamHub:
         if last is None:
             raise UnknownLedgerError(ledger)
         return last
+
+    async def ledger_exists(self, ledger: str) -> bool:
+        """Whether ``ledger`` exists: at once if it has a feed, else by reading the log.
+
+        A feed is opened only for a ledger the log knows, and ledgers are never deleted, so
+        a burst of streams opening on a watched ledger costs the database nothing.
+        """
+        if ledger in self._feeds:
+            return True
+        # Streams opening at once before the first has subscribed share one read: hundreds of
+        # handshakes in a burst would otherwise queue for the pool, and time out there.
+        reading = self._existence_reads.get(ledger)
+        if reading is None:
+            reading = asyncio.ensure_future(self._log.last_sequence(ledger))
+            self._existence_reads[ledger] = reading
+            reading.add_done_callback(lambda _: self._forget_existence_read(ledger, reading))
+        # Shielded: one caller cancelled (its client left) does not cancel the others' read.
+        return await asyncio.shield(reading) is not None
+
+    def _forget_existence_read(self, ledger: str, reading: asyncio.Future[int | None]) -> None:
+        if self._existence_reads.get(ledger) is reading:
+            del self._existence_reads[ledger]
 
     def wake(self, ledger: str) -> None:
         """``ledger`` committed events: its feed, if any, reads them now."""

@@ -121,7 +121,8 @@ class WebSocketStreams:
     async def _serve(self, call: CallInfo, ledger: str, socket: _Socket, receive: Receive) -> None:
         async def application() -> None:
             # The ledger must exist (or the grant check has already said it does not, alike).
-            if await self._edge.hub.log.last_sequence(ledger) is None:
+            # Asked of the hub: no database read per connection while the ledger is watched.
+            if not await self._edge.hub.ledger_exists(ledger):
                 raise self._edge.not_found(ledger)
             principal = current_principal()
             expires_at = None if principal is None else principal.expires_at
