@@ -18,8 +18,10 @@ LEDGER = "books"
 OTHER = "other-books"
 
 
-async def test_each_matching_event_is_delivered_once_in_order_and_signed(database_url: str) -> None:
-    async with webhook_app(database_url) as app, receiving() as receiver:
+async def test_each_matching_event_is_delivered_once_in_order_and_signed(
+    migrated_database_url: str,
+) -> None:
+    async with webhook_app(migrated_database_url) as app, receiving() as receiver:
         await open_books(app, LEDGER, "bank", "alice", "bob")
         await open_books(app, OTHER, "x", "y")
         everything = await register(app, LEDGER, receiver.url("/all"))

@@ -45,7 +45,7 @@ async def _post(app: LedgerApp, count: int) -> list[str]:
 
 
 async def test_a_failing_then_recovering_endpoint_gets_every_event_once_in_order(
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
     answered: list[int] = []
 
@@ -54,7 +54,10 @@ async def test_a_failing_then_recovering_endpoint_gets_every_event_once_in_order
         answered.append(500 if len(answered) < 4 else 200)
         return answered[-1]
 
-    async with webhook_app(database_url, webhooks_max_attempts=10) as app, receiving() as receiver:
+    async with (
+        webhook_app(migrated_database_url, webhooks_max_attempts=10) as app,
+        receiving() as receiver,
+    ):
         await open_books(app, LEDGER, "bank", "alice")
         hook = await register(app, LEDGER, receiver.url("/flaky"))
         receiver.answers["/flaky"] = unwell_then_well
@@ -93,9 +96,9 @@ async def test_a_failing_then_recovering_endpoint_gets_every_event_once_in_order
 
 
 async def test_after_max_attempts_an_event_is_dead_lettered_and_the_endpoint_goes_on(
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
-    async with webhook_app(database_url) as app, receiving() as receiver:
+    async with webhook_app(migrated_database_url) as app, receiving() as receiver:
         await open_books(app, LEDGER, "bank", "alice")
         hook = await register(app, LEDGER, receiver.url("/picky"))
         webhook_id = hook.webhook.endpoint.id
@@ -143,8 +146,10 @@ async def test_after_max_attempts_an_event_is_dead_lettered_and_the_endpoint_goe
         assert len(receiver.at("/picky")) == 6
 
 
-async def test_a_refused_connection_is_a_failed_attempt_that_says_so(sqlite_url: str) -> None:
-    async with webhook_app(sqlite_url, webhooks_max_attempts=2) as app:
+async def test_a_refused_connection_is_a_failed_attempt_that_says_so(
+    migrated_sqlite_url: str,
+) -> None:
+    async with webhook_app(migrated_sqlite_url, webhooks_max_attempts=2) as app:
         await open_books(app, LEDGER, "bank", "alice")
         nobody = f"http://127.0.0.1:{free_port()}/gone"
         hook = await register(app, LEDGER, nobody)
@@ -160,9 +165,9 @@ async def test_a_refused_connection_is_a_failed_attempt_that_says_so(sqlite_url:
 
 
 async def test_during_a_rotations_grace_both_secrets_sign_and_then_only_the_new(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    async with webhook_app(sqlite_url) as app, receiving() as receiver:
+    async with webhook_app(migrated_sqlite_url) as app, receiving() as receiver:
         await open_books(app, LEDGER, "bank", "alice")
         hook = await register(app, LEDGER, receiver.url("/rotating"))
         webhook_id = hook.webhook.endpoint.id
@@ -193,13 +198,13 @@ async def test_during_a_rotations_grace_both_secrets_sign_and_then_only_the_new(
         assert not signed_by(after, hook.secret)
 
 
-async def test_a_slow_endpoint_does_not_hold_up_a_healthy_one(sqlite_url: str) -> None:
+async def test_a_slow_endpoint_does_not_hold_up_a_healthy_one(migrated_sqlite_url: str) -> None:
     async def hangs(_arrival: Arrival) -> int:
         await asyncio.sleep(30)  # far past the timeout: every attempt times out
         return 200
 
     settings = {"webhooks_timeout_seconds": 1.0, "webhooks_concurrency": 2}
-    async with webhook_app(sqlite_url, **settings) as app, receiving() as receiver:
+    async with webhook_app(migrated_sqlite_url, **settings) as app, receiving() as receiver:
         await open_books(app, LEDGER, "bank", "alice")
         slow = await register(app, LEDGER, receiver.url("/slow"))
         await register(app, LEDGER, receiver.url("/fast"))

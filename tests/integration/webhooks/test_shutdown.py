@@ -20,12 +20,15 @@ from tests.webhook_receiver import Arrival, receiving
 LEDGER = "books"
 
 
-async def test_an_attempt_in_flight_finishes_within_the_grace(sqlite_url: str) -> None:
+async def test_an_attempt_in_flight_finishes_within_the_grace(migrated_sqlite_url: str) -> None:
     async def takes_a_moment(_arrival: Arrival) -> int:
         await asyncio.sleep(0.3)
         return 200
 
-    async with webhook_app(sqlite_url, shutdown_grace_seconds=10) as app, receiving() as receiver:
+    async with (
+        webhook_app(migrated_sqlite_url, shutdown_grace_seconds=10) as app,
+        receiving() as receiver,
+    ):
         await open_books(app, LEDGER, "bank", "alice")
         created = await register(app, LEDGER, receiver.url("/slowish"))
         receiver.answers["/slowish"] = takes_a_moment
@@ -42,7 +45,7 @@ async def test_an_attempt_in_flight_finishes_within_the_grace(sqlite_url: str) -
 
 
 async def test_an_attempt_cut_short_is_recorded_as_interrupted_and_sent_again(
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
     hanging = asyncio.Event()
 
@@ -52,7 +55,10 @@ async def test_an_attempt_cut_short_is_recorded_as_interrupted_and_sent_again(
             await asyncio.sleep(30)
         return 200
 
-    async with webhook_app(sqlite_url, shutdown_grace_seconds=0.2) as app, receiving() as receiver:
+    async with (
+        webhook_app(migrated_sqlite_url, shutdown_grace_seconds=0.2) as app,
+        receiving() as receiver,
+    ):
         await open_books(app, LEDGER, "bank", "alice")
         created = await register(app, LEDGER, receiver.url("/stuck"))
         webhook_id = created.webhook.endpoint.id

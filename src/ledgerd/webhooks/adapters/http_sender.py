@@ -9,6 +9,10 @@
   away: a receiver says "got it" with its status, not with what it writes.
 - One client (one connection pool) serves every endpoint, with as many connections as
   attempts may be in flight.
+
+httpx is imported where it is used, not with this module: the composition root imports the
+module for every ``ledgerd`` command, and httpx's import (~0.15 s, its own command line's rich
+and pygments included) is for the processes that deliver.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ledgerd.webhooks.domain.deliveries import Response
+
+if TYPE_CHECKING:
+    import httpx
 
 # The delivery format's version (docs/webhooks.md), not the program's: receivers may key on it.
 USER_AGENT = "ledgerd-webhooks/1"
@@ -29,6 +35,8 @@ _MAX_ANSWER_BYTES = 64 * 1024
 
 class HttpWebhookSender:
     def __init__(self, *, timeout_s: float, max_connections: int) -> None:
+        import httpx  # noqa: PLC0415 - see the module's docstring
+
         self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
@@ -42,6 +50,8 @@ class HttpWebhookSender:
         )
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Response:
+        import httpx  # noqa: PLC0415 - imported already (by __init__), so only a lookup
+
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -75,6 +85,8 @@ def _since(started: float) -> int:
 
 def _describe(error: httpx.HTTPError) -> str:
     """``ConnectError: [Errno 111] Connection refused``: the kind of failure, then its detail."""
+    import httpx  # noqa: PLC0415 - imported already (by __init__), so only a lookup
+
     if isinstance(error, httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
     detail = str(error) or repr(error.__cause__ or error)
