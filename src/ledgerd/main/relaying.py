@@ -87,11 +87,18 @@ async def relaying(
 
 
 async def listen_to_outbox(
-    container: AsyncContainer, settings: Settings, wake: Callable[[], object], stop: asyncio.Event
+    container: AsyncContainer,
+    settings: Settings,
+    wake: Callable[[], object],
+    stop: asyncio.Event,
+    *,
+    wake_stream: Callable[[str], object] | None = None,
 ) -> None:
     """Call ``wake`` on every commit that wrote events, in any process, until ``stop``.
 
-    PostgreSQL's NOTIFY, for the relay and for whatever else reads the outbox (webhooks).
+    PostgreSQL's NOTIFY, for the relay and for whatever else reads the outbox (webhooks, the
+    streams' hub). With ``wake_stream``, a notification calls it with the ledger it names and
+    ``wake`` is called on each (re)connection only (see ``listen_for_commits``).
     """
     engine = await container.get(AsyncEngine)
     # The URL of the engine's next connection: a rotated or leased role, if any.
@@ -101,6 +108,7 @@ async def listen_to_outbox(
         (lambda: libpq_dsn(make_url(current()))) if current is not None else libpq_dsn(engine.url),
         wake,
         stop,
+        wake_stream=wake_stream,
     )
 
 

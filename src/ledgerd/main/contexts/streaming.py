@@ -15,21 +15,18 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from dishka import AsyncContainer, Provider, Scope, alias, provide
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from ledgerd.kernel.clock import Clock
 from ledgerd.ledger.application._lookups import ledger_not_found
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService, first_ended
 from ledgerd.main.contexts.streaming_commands import add_streaming_commands
-from ledgerd.main.secrets import ResolvedSecrets
+from ledgerd.main.relaying import listen_to_outbox
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.authentication import SingleUseTickets
 from ledgerd.platform.api.pipeline import CallPipeline
 from ledgerd.platform.concurrency.notifier import Notifier
 from ledgerd.platform.db.engine import is_sqlite
-from ledgerd.platform.outbox.listener import libpq_dsn, listen_for_commits
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.streaming.adapters.outbox_log import OutboxEventLog
 from ledgerd.streaming.adapters.sql_tickets import SqlStreamTicketRepository
@@ -124,21 +121,8 @@ async def waking_the_hub(
     if is_sqlite(settings.database_url):
         tasks.append(asyncio.create_task(on_local_commits(), name="stream-local-commits"))
     else:
-        engine = await container.get(AsyncEngine)
-        current = (await container.get(ResolvedSecrets)).database_url(settings)
-        tasks.append(
-            asyncio.create_task(
-                listen_for_commits(
-                    (lambda: libpq_dsn(make_url(current())))
-                    if current is not None
-                    else libpq_dsn(engine.url),
-                    hub.wake_all,
-                    stop,
-                    wake_stream=hub.wake,
-                ),
-                name="stream-listener",
-            )
-        )
+        listening = listen_to_outbox(container, settings, hub.wake_all, stop, wake_stream=hub.wake)
+        tasks.append(asyncio.create_task(listening, name="stream-listener"))
     try:
         yield first_ended(tasks)
     finally:

@@ -7,6 +7,7 @@ credentials expire.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import datetime
 
@@ -22,6 +23,9 @@ from ledgerd.streaming.domain.events import StreamEvent, StreamFilter
 MAX_ACCOUNTS = 100
 _ACCOUNT_ID_MAX = 128
 KNOWN_TYPES = frozenset(MESSAGES)
+
+# A transport that sends no heartbeats still wakes this often, to no effect.
+_NO_HEARTBEAT_S = 3600.0
 
 # The refusal of a ledger that does not exist, or that the caller may not see (the same).
 NotFound = Callable[[str], Exception]
@@ -75,26 +79,17 @@ async def until_credentials_expire(
     """The subscription's events until the caller's credentials expire (then UNAUTHENTICATED).
 
     ``expires_at`` defaults to the current principal's (None: no authentication, or
-    credentials that do not expire, and the stream runs until the client leaves).
+    credentials that do not expire, and the stream runs until the client leaves). For a
+    transport without heartbeats of its own (gRPC keeps its connections alive itself).
     """
     if expires_at is None:
         principal = current_principal()
         expires_at = None if principal is None else principal.expires_at
-    sent = subscription.delivered  # the last event the client was given: where it resumes
-    while True:
-        if expires_at is None:
-            yield await anext(subscription)
-            continue
-        remaining = (expires_at - clock.now()).total_seconds()
-        if remaining <= 0:
-            raise credentials_expired(sent)
-        event = await subscription.next_within(remaining)
-        # An event that arrives as the credentials expire is not theirs to see any more.
-        if event is not None and clock.now() < expires_at:
-            sent = event.sequence
-            yield event
-        elif event is not None:
-            raise credentials_expired(sent)
+    events = events_or_idle(subscription, clock, _NO_HEARTBEAT_S, expires_at)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event is not None:
+                yield event
 
 
 async def events_or_idle(
