@@ -23,9 +23,11 @@ from ledgerd.platform.listening import CannotListenError, split_address, why_not
 log = logging.getLogger(__name__)
 
 _STARTUP_POLL_S = 0.01
-# HTTP connections may hold at most this share of the files the process may open; the rest is
-# kept for gRPC connections, the database, the listening sockets and the logs.
-HTTP_SHARE_OF_FILE_LIMIT = 0.75
+# HTTP connections may hold the files the process may open but these, kept for gRPC connections,
+# the database pool, the listening sockets and the logs (a serve holding 15,000 streams used 26
+# files besides them); under a small limit, a quarter of it instead.
+FILES_KEPT_FROM_HTTP = 1024
+HTTP_SHARE_OF_SMALL_FILE_LIMIT = 0.75
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ADDRESS_SETTING = "LEDGERD_HTTP_ADDRESS"
 _BACKLOG = 2048  # uvicorn's own default
@@ -64,16 +66,26 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
     )
 
 
+def http_room(files: int) -> int:
+    """How many HTTP connections a process that may open ``files`` files lets in at most.
+
+    What the rest of the process needs does not grow with the limit: a fixed reserve, or a
+    quarter of a limit too small for it (1,024 files: 768 for HTTP).
+    """
+    return max(1, int(files * HTTP_SHARE_OF_SMALL_FILE_LIMIT), files - FILES_KEPT_FROM_HTTP)
+
+
 def within_file_limit(limits: ConnectionLimits) -> ConnectionLimits:
     """``limits`` with the connection cap lowered to what the open-file limit leaves room for.
 
     Past it, accepting fails with "too many open files" for everyone, gRPC included; a lower
-    cap refuses only the extra HTTP connections, with a 503.
+    cap refuses only the extra HTTP connections, with a 503. A deployment with more than about
+    a thousand gRPC clients per process sets ``LEDGERD_HTTP_MAX_CONNECTIONS`` lower itself.
     """
     files = open_file_limit()
     if files is None:
         return limits
-    room = max(1, int(files * HTTP_SHARE_OF_FILE_LIMIT))
+    room = http_room(files)
     if limits.max_connections <= room:
         return limits
     log.warning(

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="HTTP connections open at once; one more is answered 503 and closed "
-        "(lowered to 3/4 of the open-file limit if that is less)",
+        "(lowered to the open-file limit less 1,024, or to 3/4 of a limit under 4,096, if that "
+        "is less)",
     )
     http_header_timeout_seconds: float = Field(
         default=10.0,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ledgerd.main.http_server import start_http_server, within_file_limit
+from ledgerd.main.http_server import http_room, start_http_server, within_file_limit
 from ledgerd.platform.http_guard import ConnectionLimits
 
 HEADER_TIMEOUT_S = 0.3
@@ -256,8 +256,24 @@ def file_limit_of_400() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.parametrize(
+    ("files", "connections"),
+    [
+        (400, 300),  # a quarter kept back while a quarter is less than the reserve
+        (1024, 768),
+        (4096, 3072),
+        (4100, 3076),  # the two meet at 4,096: a fixed reserve of 1,024 files beyond
+        (20_000, 18_976),  # these machines' hard limit
+        (1_048_576, 1_047_552),
+    ],
+)
+def test_http_connections_may_use_all_files_but_a_reserve(files: int, connections: int) -> None:
+    """What the rest of the process needs does not grow with the file limit."""
+    assert http_room(files) == connections
+
+
 @pytest.mark.usefixtures("file_limit_of_400")
-def test_the_cap_leaves_a_quarter_of_the_open_file_limit_to_the_rest(
+def test_the_cap_leaves_a_quarter_of_a_small_open_file_limit_to_the_rest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Past the file limit accepting fails for everyone, gRPC too: the cap stays below it."""
