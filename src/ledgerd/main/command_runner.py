@@ -22,6 +22,7 @@ from ledgerd.main.logs import configure_logging
 from ledgerd.main.secrets import ResolvedSecrets, SecretSettingError, resolve_settings
 from ledgerd.main.settings import Settings
 from ledgerd.main.settings_errors import load_settings
+from ledgerd.platform.db.abandoned_probes import quiet_abandoned_probes
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.listening import CannotListenError
 from ledgerd.platform.tls.certificate_files import CertificateFileError
@@ -63,6 +64,7 @@ def run(work: Work, *, creates_database: bool = False, owns_schema: bool = False
 
 async def _main(work: Work, settings: Settings, *, creates_database: bool) -> int:
     configure_logging(settings.log_level)
+    quiet_abandoned_probes()
     try:
         settings, secrets = await resolve_settings(settings)
     except SecretSettingError as error:
