@@ -371,13 +371,15 @@ class Settings(BaseSettings):
     signing_keys_secret: SecretStr | None = Field(
         default=None,
         description="the wrapping key (32 random bytes, base64: `openssl rand -base64 32`; "
-        "secret, best a `secret://` reference) that seals the stored signing keys with "
-        "AES-256-GCM; unset: they are stored unsealed",
+        "secret, best a `secret://` reference) that seals the secrets ledgerd keeps in its "
+        "database with AES-256-GCM: the token signing keys and the webhooks' signing secrets; "
+        "unset: they are stored unsealed",
     )
     signing_keys_secret_previous: SecretStr | None = Field(
         default=None,
         description="earlier wrapping keys, comma-separated (secret): they only open a set "
-        "sealed under them; the next write (`ledgerd keys encrypt`) seals it under the current",
+        "sealed under them; the next write (`ledgerd keys encrypt`, `ledgerd webhooks reseal`) "
+        "seals it under the current",
     )
 
     @field_validator("signing_keys_secret", "signing_keys_secret_previous")

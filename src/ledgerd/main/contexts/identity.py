@@ -70,6 +70,7 @@ from ledgerd.kernel.unit_of_work import UnitOfWork
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, looping
 from ledgerd.main.contexts.identity_commands import add_identity_commands
 from ledgerd.main.settings import Settings
+from ledgerd.main.wrapping import database_wrapping_keys
 from ledgerd.platform.auth.access_tokens import (
     AccessTokenIssuer,
     AccessTokenVerifier,
@@ -79,15 +80,15 @@ from ledgerd.platform.auth.keys import KeyRing
 from ledgerd.platform.auth.opaque_tokens import OpaqueTokens
 from ledgerd.platform.auth.sealed_keys import KeySetSealing
 from ledgerd.platform.auth.secret_hashing import SecretHasher
-from ledgerd.platform.auth.wrapping_keys import wrapping_keys
 
 log = logging.getLogger(__name__)
 
 # The one warning of a default `serve`: deliberate, since the embedded default is also how a
 # careless deployment would run.
 KEYS_UNSEALED = (
-    "LEDGERD_SIGNING_KEYS_SECRET is not set: the token signing keys are stored unencrypted, so "
-    "whoever can read the database can mint access tokens"
+    "LEDGERD_SIGNING_KEYS_SECRET is not set: the token signing keys and the webhooks' signing "
+    "secrets are stored unencrypted, so whoever can read the database can mint access tokens "
+    "and sign webhook deliveries"
 )
 # The size of a CSRF key made when none is set: HMAC-SHA256's block of randomness.
 _RANDOM_CSRF_KEY_BYTES = 32
@@ -242,11 +243,8 @@ class IdentityServingProvider(Provider):
 
 def key_set_sealing(settings: Settings) -> KeySetSealing:
     """``LEDGERD_SIGNING_KEYS_SECRET`` and its ``_PREVIOUS`` keys, as the sealing of the set."""
-    current, previous = settings.signing_keys_secret, settings.signing_keys_secret_previous
-    return KeySetSealing(
-        current=wrapping_keys(current.get_secret_value())[0] if current else None,
-        previous=wrapping_keys(previous.get_secret_value()) if previous else (),
-    )
+    keys = database_wrapping_keys(settings)
+    return KeySetSealing(current=keys.current, previous=keys.previous)
 
 
 def csrf_key(settings: Settings) -> bytes:

@@ -24,11 +24,13 @@ from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcS
 from ledgerd.main.contexts.webhooks_commands import add_webhooks_commands
 from ledgerd.main.relaying import listen_to_outbox
 from ledgerd.main.settings import Settings
+from ledgerd.main.wrapping import database_wrapping_keys
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.v1 import webhooks_pb2, webhooks_pb2_grpc
 from ledgerd.webhooks.adapters.http_sender import HttpWebhookSender
+from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
 from ledgerd.webhooks.adapters.sql_delivery_queue import SqlDeliveryQueue
 from ledgerd.webhooks.adapters.sql_repositories import (
     OutboxLedgerStreams,
@@ -78,6 +80,10 @@ class WebhookSqlProvider(Provider):
     """The webhooks' ports on the database, and the ledgers' streams on the outbox."""
 
     scope = Scope.APP
+
+    @provide
+    def secret_sealing(self, settings: Settings) -> WebhookSecretSealing:
+        return WebhookSecretSealing(database_wrapping_keys(settings))
 
     webhooks = provide(SqlWebhookRepository, provides=WebhookRepository)
     views = provide(SqlWebhookReadModel, provides=WebhookReadModel)
@@ -132,9 +138,10 @@ class WebhookServingProvider(Provider):
         sender: HttpWebhookSender,
         wakeups: Notifier,
         settings: Settings,
+        sealing: WebhookSecretSealing,
     ) -> WebhookDispatcher:
         return WebhookDispatcher(
-            SqlDeliveryQueue(SqlAlchemyUnitOfWork(engine)),
+            SqlDeliveryQueue(SqlAlchemyUnitOfWork(engine), sealing=sealing),
             sender,
             retry_policy(settings),
             DispatchOptions(

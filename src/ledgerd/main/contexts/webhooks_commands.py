@@ -14,10 +14,13 @@ from typing import Annotated
 import typer
 from dishka import AsyncContainer
 
-from ledgerd.main.command_runner import run
+from ledgerd.kernel.unit_of_work import UnitOfWork
+from ledgerd.main.command_runner import EXIT_ERROR, run
 from ledgerd.main.command_style import PLAIN_HELP, Command
 from ledgerd.main.settings import Settings
 from ledgerd.main.text_tables import columns
+from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
+from ledgerd.webhooks.adapters.sql_repositories import reseal_secrets
 from ledgerd.webhooks.application.queries import WebhookQueries
 from ledgerd.webhooks.application.replay_dead_letters import (
     ReplayDeadLetters,
@@ -138,6 +141,32 @@ def replay(
         replayed = await handler(ReplayDeadLetters(None, webhook, from_sequence))
         typer.echo(f"{replayed} dead letters of webhook {webhook} will be delivered again")
         return 0
+
+    run(work)
+
+
+@webhooks.command("reseal", cls=Command)
+def reseal() -> None:
+    """Store every endpoint's secrets again, unchanged, sealed under LEDGERD_SIGNING_KEYS_SECRET.
+
+    For secrets stored unencrypted (written before the key was set), or sealed under a key now
+    in LEDGERD_SIGNING_KEYS_SECRET_PREVIOUS. No secret changes: receivers verify as before.
+    """
+
+    async def work(container: AsyncContainer, _settings: Settings) -> int:
+        sealing = await container.get(WebhookSecretSealing)
+        if not sealing.seals:
+            typer.echo("error: LEDGERD_SIGNING_KEYS_SECRET is not set: nothing to encrypt with",
+                       err=True)  # fmt: skip
+            return EXIT_ERROR
+        uow = await container.get(UnitOfWork)
+        async with uow.begin() as transaction:
+            rewritten, failed = await reseal_secrets(sealing)
+            await transaction.commit()
+        typer.echo(f"{rewritten} webhooks' secrets encrypted under the current wrapping key")
+        for webhook_id, reason in failed:
+            typer.echo(f"error: webhook {webhook_id}: {reason}", err=True)
+        return EXIT_ERROR if failed else 0
 
     run(work)
 

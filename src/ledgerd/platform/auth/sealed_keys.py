@@ -10,28 +10,29 @@ field, so a reader cannot be talked into another cipher. The fingerprint names t
 previous ones, while the wrapping key is rotated) picks the right one, and says which it lacks.
 The associated data binds the ciphertext to this purpose and to that key: a blob sealed for
 something else under the same key, or re-labelled with another fingerprint, fails to open.
+The cipher, the keys and the errors are the platform's sealing (``sealing``), which the
+webhooks' secrets share; the envelope's format is this module's.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ledgerd.platform.auth.keys import STORAGE_FORMAT, KeySetError, SigningKeySet
-from ledgerd.platform.auth.wrapping_keys import WrappingKey, decode_base64
+from ledgerd.platform.auth.sealing import (
+    Sealed,
+    SealingError,
+    WrappingKeys,
+    decode_canonical_base64,
+    encode_base64,
+)
+from ledgerd.platform.auth.wrapping_keys import WrappingKey
 
 SEALED_FORMAT: Final = 2
-# GCM's standard nonce: 96 random bits per write. A set is written a handful of times per key
-# (each rotation), far below the 2**32 writes at which random nonces start to risk a repeat.
-_NONCE_BYTES: Final = 12
 _PURPOSE: Final = b"ledgerd signing keys v2\x00"
+_WHAT: Final = "the key set"
 _ENVELOPE_FIELDS: Final = frozenset({"format", "wrapped_by", "nonce", "sealed"})
 
 
@@ -54,6 +55,10 @@ class KeySetSealing:
     previous: tuple[WrappingKey, ...] = ()
 
     @property
+    def keys(self) -> WrappingKeys:
+        return WrappingKeys(self.current, self.previous)
+
+    @property
     def seals(self) -> bool:
         return self.current is not None
 
@@ -62,15 +67,12 @@ class KeySetSealing:
         plain = key_set.to_json()
         if self.current is None:
             return plain
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = AESGCM(self.current.secret).encrypt(
-            nonce, plain.encode(), _associated_data(self.current.fingerprint)
-        )
+        blob = self.keys.seal(plain.encode(), _PURPOSE)
         envelope = {
             "format": SEALED_FORMAT,
-            "wrapped_by": self.current.fingerprint,
-            "nonce": _base64(nonce),
-            "sealed": _base64(sealed),
+            "wrapped_by": blob.wrapped_by,
+            "nonce": encode_base64(blob.nonce),
+            "sealed": encode_base64(blob.sealed),
         }
         return json.dumps(envelope, separators=(",", ":"))
 
@@ -80,57 +82,24 @@ class KeySetSealing:
         if envelope is None:
             return SigningKeySet.from_json(text)
         fingerprint = envelope["wrapped_by"]
-        key = self._key(fingerprint)
-        if key is None:
-            raise SealedKeySetError(self._missing(fingerprint))
         try:
-            plain = AESGCM(key.secret).decrypt(
-                _unbase64(envelope["nonce"]),
-                _unbase64(envelope["sealed"]),
-                _associated_data(fingerprint),
+            blob = Sealed(
+                fingerprint,
+                decode_canonical_base64(envelope["nonce"]),
+                decode_canonical_base64(envelope["sealed"]),
             )
-        except (InvalidTag, ValueError):
-            msg = f"the key set sealed under wrapping key {fingerprint} fails its integrity check"
-            raise SealedKeySetError(msg) from None
+        except ValueError:
+            blob = Sealed(fingerprint, b"", b"")  # fails its integrity check, or names no key
+        try:
+            plain = self.keys.open(blob, _PURPOSE, _WHAT)
+        except SealingError as error:
+            raise SealedKeySetError(str(error)) from None
         return SigningKeySet.from_json(plain.decode())
 
     def needs_resealing(self, text: str) -> bool:
         """Whether the next write changes how ``text`` is stored (plain, or an older key)."""
         envelope = _envelope(text)
-        if self.current is None:
-            return envelope is not None
-        return envelope is None or envelope["wrapped_by"] != self.current.fingerprint
-
-    def _key(self, fingerprint: str) -> WrappingKey | None:
-        keys: Sequence[WrappingKey] = (*((self.current,) if self.current else ()), *self.previous)
-        return next((key for key in keys if key.fingerprint == fingerprint), None)
-
-    def _missing(self, fingerprint: str) -> str:
-        if self.current is None and not self.previous:
-            return f"the key set is sealed (wrapping key {fingerprint}) and no wrapping key is set"
-        held = ", ".join(key.fingerprint for key in (self.current, *self.previous) if key)
-        return (
-            f"the key set is sealed under wrapping key {fingerprint}, which is none of the "
-            f"keys given ({held})"
-        )
-
-
-def _associated_data(fingerprint: str) -> bytes:
-    return _PURPOSE + fingerprint.encode()
-
-
-def _base64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unbase64(text: str) -> bytes:
-    # Canonical only: a changed character in the unused low bits of the last one would decode
-    # to the same bytes, and a tampered envelope should not pass for the stored one.
-    data = decode_base64(text)
-    if _base64(data) != text:
-        msg = "not canonical base64"
-        raise ValueError(msg)
-    return data
+        return not self.keys.is_current(None if envelope is None else envelope["wrapped_by"])
 
 
 def _envelope(text: str) -> dict[str, str] | None:

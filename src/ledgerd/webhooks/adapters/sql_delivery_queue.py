@@ -33,6 +33,7 @@ from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_conne
 from ledgerd.platform.outbox.store import envelope_of
 from ledgerd.platform.outbox.tables import outbox_events, outbox_streams
 from ledgerd.webhooks.adapters.event_documents import accounts_of, delivery_document
+from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
 from ledgerd.webhooks.adapters.sql_repositories import endpoint_of
 from ledgerd.webhooks.adapters.tables import (
     ERROR,
@@ -74,10 +75,12 @@ class SqlDeliveryQueue:
         self,
         uow: SqlAlchemyUnitOfWork,
         *,
+        sealing: WebhookSecretSealing,
         scan_limit: int = SCAN_LIMIT,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._uow = uow
+        self._sealing = sealing
         self._scan_limit = scan_limit
         self._now = now
         self._postgres = uow.dialect_name == "postgresql"
@@ -166,7 +169,7 @@ class SqlDeliveryQueue:
         if row is None:
             return None
         held = _Held(webhook_id, row["position"], row["failed_attempts"])
-        endpoint = endpoint_of(row)
+        endpoint = endpoint_of(row, self._sealing)
         replay = await self._replay_of(endpoint)
         if replay is not None:
             return SqlDeliveryClaim(self, endpoint, held, replay, skipped_to=held.position)

@@ -16,8 +16,10 @@ from sqlalchemy.sql import ColumnElement
 
 from ledgerd.kernel.ids import check_id_shape
 from ledgerd.kernel.paging import Page, decode_cursor, decode_int_cursor, encode_cursor
+from ledgerd.platform.auth.sealing import SealingError
 from ledgerd.platform.db.unit_of_work import current_connection
 from ledgerd.platform.outbox.tables import outbox_streams
+from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
 from ledgerd.webhooks.adapters.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -31,11 +33,12 @@ from ledgerd.webhooks.domain.deliveries import (
     DeliveryStatus,
     WebhookView,
 )
-from ledgerd.webhooks.domain.endpoints import EventFilter, SigningSecrets, WebhookEndpoint
+from ledgerd.webhooks.domain.endpoints import EventFilter, WebhookEndpoint
 from ledgerd.webhooks.domain.repositories import LedgerStream
 
 
-def endpoint_of(row: RowMapping) -> WebhookEndpoint:
+def endpoint_of(row: RowMapping, sealing: WebhookSecretSealing) -> WebhookEndpoint:
+    """The endpoint ``row`` holds, its secrets opened (or unreadable, saying why)."""
     return WebhookEndpoint(
         id=row["id"],
         ledger=row["ledger"],
@@ -43,31 +46,42 @@ def endpoint_of(row: RowMapping) -> WebhookEndpoint:
         description=row["description"],
         filter=EventFilter(frozenset(row["event_types"]), frozenset(row["accounts"])),
         enabled=row["enabled"],
-        secrets=SigningSecrets(
-            row["secret"], row["previous_secret"], row["previous_secret_expires_at"]
+        secrets=sealing.secrets_of(
+            row["id"], row["secret"], row["previous_secret"], row["previous_secret_expires_at"]
         ),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
 
 
-def _settings_of(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    """The endpoint's columns but its id and ledger, which never change."""
-    return {
+def _settings_of(endpoint: WebhookEndpoint, sealing: WebhookSecretSealing) -> dict[str, Any]:
+    """The endpoint's columns but its id and ledger, which never change, the secrets sealed.
+
+    Secrets that could not be opened are left as they are stored (not overwritten by nothing):
+    given the key, they open again.
+    """
+    settings = {
         "url": endpoint.url,
         "description": endpoint.description,
         "event_types": sorted(endpoint.filter.event_types),
         "accounts": sorted(endpoint.filter.accounts),
         "enabled": endpoint.enabled,
-        "secret": endpoint.secrets.current,
-        "previous_secret": endpoint.secrets.previous,
-        "previous_secret_expires_at": endpoint.secrets.previous_expires_at,
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
     }
+    if endpoint.secrets.unreadable is None:
+        settings |= {
+            "secret": sealing.stored(endpoint.id, endpoint.secrets.current),
+            "previous_secret": sealing.stored(endpoint.id, endpoint.secrets.previous),
+            "previous_secret_expires_at": endpoint.secrets.previous_expires_at,
+        }
+    return settings
 
 
 class SqlWebhookRepository:
+    def __init__(self, sealing: WebhookSecretSealing) -> None:
+        self._sealing = sealing
+
     async def get(self, webhook_id: str) -> WebhookEndpoint | None:
         row = (
             (
@@ -78,13 +92,13 @@ class SqlWebhookRepository:
             .mappings()
             .one_or_none()
         )
-        return None if row is None else endpoint_of(row)
+        return None if row is None else endpoint_of(row, self._sealing)
 
     async def add(self, endpoint: WebhookEndpoint, *, after_sequence: int) -> None:
         connection = current_connection()
         await connection.execute(
             insert(webhook_endpoints).values(
-                id=endpoint.id, ledger=endpoint.ledger, **_settings_of(endpoint)
+                id=endpoint.id, ledger=endpoint.ledger, **_settings_of(endpoint, self._sealing)
             )
         )
         await connection.execute(
@@ -97,7 +111,7 @@ class SqlWebhookRepository:
         await current_connection().execute(
             update(webhook_endpoints)
             .where(webhook_endpoints.c.id == endpoint.id)
-            .values(**_settings_of(endpoint))
+            .values(**_settings_of(endpoint, self._sealing))
         )
 
     async def delete(self, webhook_id: str) -> None:
@@ -137,9 +151,9 @@ _VIEW_COLUMNS = (
 )
 
 
-def _view_of(row: RowMapping) -> WebhookView:
+def _view_of(row: RowMapping, sealing: WebhookSecretSealing) -> WebhookView:
     return WebhookView(
-        endpoint_of(row),
+        endpoint_of(row, sealing),
         DeliveryStatus(
             delivered_sequence=row["position"],
             failed_attempts=row["failed_attempts"],
@@ -185,6 +199,9 @@ def _page(rows: Sequence[RowMapping], limit: int) -> tuple[Sequence[RowMapping],
 
 
 class SqlWebhookReadModel:
+    def __init__(self, sealing: WebhookSecretSealing) -> None:
+        self._sealing = sealing
+
     async def view(self, webhook_id: str) -> WebhookView | None:
         row = (
             (
@@ -197,7 +214,7 @@ class SqlWebhookReadModel:
             .mappings()
             .one_or_none()
         )
-        return None if row is None else _view_of(row)
+        return None if row is None else _view_of(row, self._sealing)
 
     async def views(self, ledger: str, *, cursor: str | None, limit: int) -> Page[WebhookView]:
         after = decode_cursor(cursor)
@@ -211,7 +228,7 @@ class SqlWebhookReadModel:
         if after is not None:
             query = query.where(webhook_endpoints.c.id > check_id_shape(after, "cursor"))
         rows, more = _page((await current_connection().execute(query)).mappings().all(), limit)
-        views = [_view_of(row) for row in rows]
+        views = [_view_of(row, self._sealing) for row in rows]
         return Page(views, encode_cursor(views[-1].endpoint.id) if more else None)
 
     async def attempts(
@@ -280,3 +297,39 @@ class OutboxLedgerStreams:
             )
         ).scalar_one_or_none()
         return None if last is None else LedgerStream(ledger, int(last))
+
+
+async def reseal_secrets(sealing: WebhookSecretSealing) -> tuple[int, list[tuple[str, str]]]:
+    """Every endpoint's secrets stored again as a write would store them now.
+
+    For ``ledgerd webhooks reseal``: plain ones sealed, those sealed under a previous key
+    sealed under the current one. Returns how many rows were rewritten, and the endpoints
+    whose secrets cannot be opened with the keys given, each with the reason (naming the
+    wrapping key needed); those are left alone.
+    """
+    connection = current_connection()
+    rows = await connection.execute(
+        select(
+            webhook_endpoints.c.id, webhook_endpoints.c.secret, webhook_endpoints.c.previous_secret
+        ).order_by(webhook_endpoints.c.id)
+    )
+    rewritten, failed = 0, []
+    for webhook_id, secret, previous in rows.all():
+        if not (sealing.needs_resealing(secret) or sealing.needs_resealing(previous)):
+            continue
+        try:
+            current_plain = sealing.opened(webhook_id, secret)
+            previous_plain = sealing.opened(webhook_id, previous)
+        except SealingError as error:
+            failed.append((webhook_id, str(error)))
+            continue
+        await connection.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == webhook_id)
+            .values(
+                secret=sealing.stored(webhook_id, current_plain),
+                previous_secret=sealing.stored(webhook_id, previous_plain),
+            )
+        )
+        rewritten += 1
+    return rewritten, failed

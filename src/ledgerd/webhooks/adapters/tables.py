@@ -3,8 +3,9 @@
 Every name starts with ``webhook_``: the tables share one schema with the other contexts'.
 
 - ``webhook_endpoints``: an endpoint's settings: its ledger, URL, filter (two JSON lists), the
-  secret that signs and, while its grace lasts, the one before it. The secrets are stored as
-  they are (signing needs them), so whoever reads this table can sign as ledgerd would;
+  secret that signs and, while its grace lasts, the one before it. The secrets are sealed under
+  the database's wrapping key when one is set (``sealed_secrets``), else stored as they are
+  (signing needs them), and then whoever reads this table can sign as ledgerd would;
 - ``webhook_cursors``: per endpoint, its place in its ledger's events (``position``: every
   event up to it is delivered, dead-lettered or not for it) and its retry state. A dispatcher
   holds an endpoint by locking this row (``FOR UPDATE SKIP LOCKED``, PostgreSQL) for one
@@ -37,7 +38,8 @@ from ledgerd.platform.db.types import UtcDateTime
 
 ID = String(128)
 URL = String(2048)
-SECRET = String(100)
+# A secret as stored: sealed (webhooks/adapters/sealed_secrets.py, ~160 characters) or plain.
+SECRET = String(400)
 ERROR = String(1000)
 EVENT_TYPE = String(200)
 EVENT_ID = String(64)

@@ -217,14 +217,7 @@ class WebhookDispatcher:
         endpoint = claim.endpoint
         number = claim.failed_attempts + 1
         started = self._now()
-        headers = delivery_headers(
-            delivery,
-            ledger=endpoint.ledger,
-            webhook_id=endpoint.id,
-            attempt=number,
-            secrets=endpoint.secrets.signing_at(started),
-            timestamp=int(started.timestamp()),
-        )
+        signing = endpoint.secrets.signing_at(started)
 
         def record(response: Response, outcome: AttemptOutcome) -> DeliveryAttempt:
             return DeliveryAttempt(
@@ -241,6 +234,20 @@ class WebhookDispatcher:
                 outcome=outcome,
             )
 
+        if endpoint.secrets.unreadable is not None:
+            # Its secrets are sealed under a wrapping key this process lacks: nothing to sign
+            # with, so nothing is sent. A failed attempt like any other, which says which key
+            # is needed; the other endpoints go on.
+            response = Response(None, f"not sent: {endpoint.secrets.unreadable}", 0)
+            return self._outcome(endpoint.id, delivery, number, response, record)
+        headers = delivery_headers(
+            delivery,
+            ledger=endpoint.ledger,
+            webhook_id=endpoint.id,
+            attempt=number,
+            secrets=signing,
+            timestamp=int(started.timestamp()),
+        )
         try:
             response = await self._sender.post(endpoint.url, headers, delivery.body)
         except asyncio.CancelledError:
@@ -248,11 +255,22 @@ class WebhookDispatcher:
             cut = Response(None, "interrupted by shutdown", elapsed_ms)
             cut_short.append(record(cut, AttemptOutcome.INTERRUPTED))
             raise
+        return self._outcome(endpoint.id, delivery, number, response, record)
+
+    def _outcome(
+        self,
+        webhook_id: str,
+        delivery: Delivery,
+        number: int,
+        response: Response,
+        record: Callable[[Response, AttemptOutcome], DeliveryAttempt],
+    ) -> DeliveryAttempt:
+        """The attempt's record for ``response``, a failure logged."""
         outcome = outcome_of(response, number, self._policy)
         if outcome is not AttemptOutcome.DELIVERED:
             log.warning(
                 "webhook %s: event %d (%s) attempt %d failed: %s%s",
-                endpoint.id,
+                webhook_id,
                 delivery.sequence,
                 delivery.event_type,
                 number,

@@ -94,14 +94,21 @@ class SigningSecrets:
 
     Rotating keeps at most two: the new one and the one it replaces; a secret replaced earlier
     stops signing at once even if its own grace had not run out.
+
+    ``unreadable`` says why the stored secrets cannot be used (sealed under a wrapping key this
+    process does not hold): then none signs, and every delivery to the endpoint fails with that
+    reason until the key is given or the secret rotated.
     """
 
     current: str
     previous: str | None = None
     previous_expires_at: datetime | None = None
+    unreadable: str | None = None
 
     def signing_at(self, now: datetime) -> tuple[str, ...]:
         """The secrets a delivery made at ``now`` is signed with: the current one first."""
+        if self.unreadable is not None:
+            return ()
         if (
             self.previous is not None
             and self.previous_expires_at is not None
@@ -111,8 +118,11 @@ class SigningSecrets:
         return (self.current,)
 
     def rotated(self, new: str, now: datetime, grace: timedelta) -> SigningSecrets:
-        """``new`` signs from now on; the current one too, for ``grace`` (none: not at all)."""
-        if grace <= timedelta(0):
+        """``new`` signs from now on; the current one too, for ``grace`` (none: not at all).
+
+        Unreadable secrets are dropped: ``new`` alone signs, as after a rotation without grace.
+        """
+        if grace <= timedelta(0) or self.unreadable is not None:
             return SigningSecrets(new)
         return SigningSecrets(new, self.current, now + grace)
 
