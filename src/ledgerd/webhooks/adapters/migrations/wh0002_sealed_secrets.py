@@ -2,7 +2,7 @@
 
 Revision ID: wh0002
 Revises: wh0001
-Create Date: 2026-12-09
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
