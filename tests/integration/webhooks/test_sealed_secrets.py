@@ -9,12 +9,15 @@ secret copied onto another endpoint's row does not open there.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from typing import Any
 
 from sqlalchemy import select, update
+from typer.testing import CliRunner, Result
 
+from ledgerd.main.cli import app
 from ledgerd.platform.auth.wrapping_keys import WrappingKey
 from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
 from ledgerd.webhooks.adapters.sql_repositories import reseal_secrets
@@ -209,3 +212,34 @@ async def test_a_sealed_secret_copied_onto_another_endpoint_does_not_open(
         f"not sent: the webhook secret sealed under wrapping key {key.fingerprint} "
         "fails its integrity check"
     )
+
+
+def _reseal_command(database_url: str, key: str | None) -> Result:
+    """``ledgerd webhooks reseal`` on the real command line, in this process (its own loop)."""
+    environment = {"LEDGERD_DATABASE_URL": database_url}
+    if key is not None:
+        environment["LEDGERD_SIGNING_KEYS_SECRET"] = key
+    return CliRunner().invoke(app, ["webhooks", "reseal"], env=environment)
+
+
+async def test_the_reseal_command_needs_a_key_then_seals_what_was_plain(
+    migrated_sqlite_url: str,
+) -> None:
+    async with webhook_app(migrated_sqlite_url) as ledger_app:  # no key: written plain
+        await open_books(ledger_app, LEDGER, "bank", "alice")
+        created = await register(ledger_app, LEDGER, "https://partner.example/hook")
+        hook = created.webhook.endpoint.id
+        assert (await _stored(ledger_app, hook))[0] == created.secret
+
+        refused = await asyncio.to_thread(_reseal_command, migrated_sqlite_url, None)
+        assert refused.exit_code == 2  # EXIT_ERROR
+        assert "LEDGERD_SIGNING_KEYS_SECRET is not set" in refused.stderr
+        assert (await _stored(ledger_app, hook))[0] == created.secret
+
+        encoded, key = _new_key()
+        resealed = await asyncio.to_thread(_reseal_command, migrated_sqlite_url, encoded)
+        assert resealed.exit_code == 0, resealed.stderr
+        assert resealed.stdout.startswith("1 webhooks' secrets encrypted")
+        stored, _ = await _stored(ledger_app, hook)
+        assert stored.startswith(f"sealed1.{key.fingerprint}.")
+        assert _holds_no_secret(stored, created.secret)

@@ -156,8 +156,9 @@ def reseal() -> None:
     async def work(container: AsyncContainer, _settings: Settings) -> int:
         sealing = await container.get(WebhookSecretSealing)
         if not sealing.seals:
-            typer.echo("error: LEDGERD_SIGNING_KEYS_SECRET is not set: nothing to encrypt with",
-                       err=True)  # fmt: skip
+            typer.echo(
+                "error: LEDGERD_SIGNING_KEYS_SECRET is not set: nothing to encrypt with", err=True
+            )
             return EXIT_ERROR
         uow = await container.get(UnitOfWork)
         async with uow.begin() as transaction:
