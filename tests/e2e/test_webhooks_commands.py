@@ -35,6 +35,7 @@ SETTINGS = {
     "webhooks_max_retry_seconds": "0.02",
     "webhooks_max_attempts": "2",
     "webhooks_poll_interval_seconds": "0.1",
+    "webhooks_allowed_networks": "127.0.0.0/8",  # the receiver is on this host
 }
 
 

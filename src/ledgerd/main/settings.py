@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.auth.wrapping_keys import wrapping_keys
 from ledgerd.platform.secrets.references import is_reference, parse_reference
+from ledgerd.webhooks.domain.addresses import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
 
@@ -283,6 +284,18 @@ class Settings(BaseSettings):
         le=3600,
         description="longest sleep between looks for deliveries when not woken",
     )
+    webhooks_allowed_networks: str = Field(
+        default="",
+        description="networks deliveries may connect to besides public addresses, "
+        "comma-separated CIDRs (10.1.0.0/16,fd00::/8; 127.0.0.0/8 for a receiver on this "
+        "host); empty: public unicast addresses only",
+    )
+
+    @field_validator("webhooks_allowed_networks")
+    @classmethod
+    def _networks(cls, networks: str) -> str:
+        parse_networks(networks)  # its ValueError names the entry refused
+        return networks
 
     @pydantic.model_validator(mode="after")
     def _retry_delays_in_order(self) -> Settings:

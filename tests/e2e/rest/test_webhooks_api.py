@@ -132,6 +132,13 @@ BAD_CREATIONS: list[tuple[str, JsonObject, int, str, str]] = [
     ("spaces", {"url": "https://partner.example/a b"}, 400, "VALIDATION_FAILED", "url"),
     ("bad port", {"url": "https://partner.example:99999/"}, 400, "VALIDATION_FAILED", "url"),
     ("no url", {}, 400, "VALIDATION_FAILED", "url"),
+    # An IP address that is not public: the server's own network (LEDGERD_WEBHOOKS_ALLOWED_NETWORKS
+    # is empty here, as by default).
+    ("private", {"url": "http://10.0.0.5/admin"}, 400, "VALIDATION_FAILED", "url"),
+    ("metadata", {"url": "http://169.254.169.254/latest"}, 400, "VALIDATION_FAILED", "url"),
+    ("loopback v6", {"url": "http://[::1]:8080/"}, 400, "VALIDATION_FAILED", "url"),
+    ("mapped v4", {"url": "http://[::ffff:127.0.0.1]/"}, 400, "VALIDATION_FAILED", "url"),
+    ("unspecified", {"url": "http://0.0.0.0:5432/"}, 400, "VALIDATION_FAILED", "url"),
     (
         "unknown type",
         {"url": URL, "filter": {"event_types": ["ledgerd.v1.MoneyPrinted"]}},
@@ -155,6 +162,10 @@ async def test_a_bad_webhook_is_refused_and_nothing_changes(sqlite_api: RestApi)
     for case, body, status, code, field in BAD_CREATIONS:
         refused = problem(await sqlite_api.client.post(HOOKS, json=body), status, code)
         assert refused["details"]["field"] == field, case
+        if body.get("url", "").startswith("http://") and "example" not in body["url"]:
+            assert refused["message"].endswith(
+                "is not a public address (LEDGERD_WEBHOOKS_ALLOWED_NETWORKS)"
+            ), case
     assert await _webhook_tables(sqlite_api) == before
 
 
@@ -200,6 +211,7 @@ async def test_out_of_range_settings_are_refused(sqlite_api: RestApi) -> None:
         ),
         (await client.post(f"{path}:rotateSecret", json={"grace_seconds": -1}), "grace_seconds"),
         (await client.patch(path, json={"url": "mailto:ops@partner.example"}), "url"),
+        (await client.patch(path, json={"url": "http://10.0.0.5/admin"}), "url"),
         (await client.get(f"{path}/attempts", params={"page_token": "nope"}), "cursor"),
         (await client.get(HOOKS, params={"page_size": 1001}), "page_size"),
         (await client.post(f"{path}:replay", json={"from_sequence": "-1"}), "from_sequence"),

@@ -25,6 +25,8 @@ FAST_RETRIES: Mapping[str, Any] = {
     "webhooks_timeout_seconds": 2.0,
     "webhooks_poll_interval_seconds": 0.05,
     "webhooks_concurrency": 4,
+    # The receivers listen on 127.0.0.1, which deliveries may not reach unless allowed.
+    "webhooks_allowed_networks": "127.0.0.0/8",
 }
 # Bounds for a dispatcher that hangs, to fail the test rather than stall it; not measurements.
 STOP_WAIT_S = 10.0

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from dishka import Provider, Scope, provide
 
-from ledgerd.main.contexts.webhooks import delivering
+from ledgerd.main.contexts.webhooks import address_policy, delivering
 from ledgerd.main.settings import Settings
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.webhooks.adapters.http_sender import HttpWebhookSender
@@ -38,6 +38,7 @@ class TaggingSender(HttpWebhookSender):
         super().__init__(
             timeout_s=settings.webhooks_timeout_seconds,
             max_connections=settings.webhooks_concurrency,
+            addresses=address_policy(settings),
         )
         self._tag = tag
 

@@ -12,6 +12,7 @@ from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.rules import TextRule
 from ledgerd.ledger.published.events import MESSAGES
 from ledgerd.v1 import webhooks_pb2
+from ledgerd.webhooks.domain.addresses import AddressPolicy
 from ledgerd.webhooks.domain.endpoints import check_url
 from ledgerd.webhooks.entrypoints.grpc.api_access import WEBHOOK_API_ACCESS
 from ledgerd.webhooks.entrypoints.grpc.api_rules import EVENT_TYPE, FIELD_RULES, UNRULED, URL
@@ -66,7 +67,7 @@ def test_the_event_type_rule_admits_exactly_the_ledgers_event_types() -> None:
 )
 def test_a_url_the_rule_refuses_the_check_refuses_too(url: str) -> None:
     try:
-        check_url(url)
+        check_url(url, AddressPolicy())
     except LedgerdError:
         accepted = False
     else:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ledgerd.kernel.errors import ErrorCode, LedgerdError
+from ledgerd.webhooks.domain.addresses import AddressPolicy, parse_networks
 from ledgerd.webhooks.domain.deliveries import AttemptOutcome, Response, outcome_of
 from ledgerd.webhooks.domain.endpoints import (
     EventFilter,
@@ -21,6 +22,7 @@ from ledgerd.webhooks.domain.retries import RetryPolicy
 from ledgerd.webhooks.domain.signatures import Delivery, delivery_headers, signature_header
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+LOOPBACK_ALLOWED = AddressPolicy(parse_networks("127.0.0.0/8,::1/128"))
 
 
 @pytest.mark.parametrize(
@@ -33,7 +35,7 @@ NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     ],
 )
 def test_an_http_or_https_url_with_a_host_is_accepted_as_given(url: str) -> None:
-    assert check_url(url) == url
+    assert check_url(url, LOOPBACK_ALLOWED) == url
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,7 @@ def test_an_http_or_https_url_with_a_host_is_accepted_as_given(url: str) -> None
 )
 def test_any_other_url_is_refused_saying_why(url: str, why: str) -> None:
     with pytest.raises(LedgerdError) as refused:
-        check_url(url)
+        check_url(url, LOOPBACK_ALLOWED)
     assert refused.value.code is ErrorCode.VALIDATION_FAILED
     assert refused.value.details == {"field": "url"}
     assert why in refused.value.message

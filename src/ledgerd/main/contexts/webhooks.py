@@ -47,6 +47,7 @@ from ledgerd.webhooks.application.queries import WebhookQueries
 from ledgerd.webhooks.application.replay_dead_letters import ReplayDeadLettersHandler
 from ledgerd.webhooks.application.rotate_secret import RotateWebhookSecretHandler
 from ledgerd.webhooks.application.update_webhook import UpdateWebhookHandler
+from ledgerd.webhooks.domain.addresses import AddressPolicy, parse_networks
 from ledgerd.webhooks.domain.repositories import (
     DeadLetterQueue,
     LedgerStreams,
@@ -104,6 +105,10 @@ class WebhookApplicationProvider(Provider):
     def wakeups(self, notifier: Notifier) -> DeliveryWakeups:
         return NotifierWakeups(notifier)
 
+    @provide
+    def addresses(self, settings: Settings) -> AddressPolicy:
+        return address_policy(settings)
+
     use_cases = provide_all(
         CreateWebhookHandler,
         UpdateWebhookHandler,
@@ -123,10 +128,13 @@ class WebhookServingProvider(Provider):
     serving = provide_all(WebhookUseCases, WebhookService)
 
     @provide
-    async def sender(self, settings: Settings) -> AsyncIterator[HttpWebhookSender]:
+    async def sender(
+        self, settings: Settings, addresses: AddressPolicy
+    ) -> AsyncIterator[HttpWebhookSender]:
         sender = HttpWebhookSender(
             timeout_s=settings.webhooks_timeout_seconds,
             max_connections=settings.webhooks_concurrency,
+            addresses=addresses,
         )
         yield sender
         await sender.aclose()
@@ -158,6 +166,11 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         max_delay_s=settings.webhooks_max_retry_seconds,
         max_attempts=settings.webhooks_max_attempts,
     )
+
+
+def address_policy(settings: Settings) -> AddressPolicy:
+    """Where deliveries may connect: public addresses and ``LEDGERD_WEBHOOKS_ALLOWED_NETWORKS``."""
+    return AddressPolicy(parse_networks(settings.webhooks_allowed_networks))
 
 
 def delivers_in_serve(settings: Settings) -> bool:

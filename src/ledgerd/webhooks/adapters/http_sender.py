@@ -9,6 +9,10 @@
   away: a receiver says "got it" with its status, not with what it writes.
 - One client (one connection pool) serves every endpoint, with as many connections as
   attempts may be in flight.
+- It connects only to the addresses the ``AddressPolicy`` allows (public ones, and the networks
+  of ``LEDGERD_WEBHOOKS_ALLOWED_NETWORKS``), checked when each connection is opened against the
+  address connected to (``guarded_transport.py``); a refusal is a failed attempt like a refused
+  connection, its error ``refused: 10.0.0.5 is not a public address (...)``.
 
 httpx is imported where it is used, not with this module: the composition root imports the
 module for every ``ledgerd`` command, and httpx's import (~0.15 s, its own command line's rich
@@ -22,6 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ledgerd.webhooks.domain.addresses import AddressPolicy
 from ledgerd.webhooks.domain.deliveries import Response
 
 if TYPE_CHECKING:
@@ -34,16 +39,19 @@ _MAX_ANSWER_BYTES = 64 * 1024
 
 
 class HttpWebhookSender:
-    def __init__(self, *, timeout_s: float, max_connections: int) -> None:
+    def __init__(self, *, timeout_s: float, max_connections: int, addresses: AddressPolicy) -> None:
         import httpx  # noqa: PLC0415 - see the module's docstring
 
+        from ledgerd.webhooks.adapters.guarded_transport import GuardedTransport  # noqa: PLC0415
+
         self._timeout_s = timeout_s
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            transport=GuardedTransport(addresses, limits),
             headers={"User-Agent": USER_AGENT},
             # The environment's proxies are for this host's own traffic, not a partner's URLs.
             trust_env=False,
@@ -87,6 +95,10 @@ def _describe(error: httpx.HTTPError) -> str:
     """``ConnectError: [Errno 111] Connection refused``: the kind of failure, then its detail."""
     import httpx  # noqa: PLC0415 - imported already (by __init__), so only a lookup
 
+    from ledgerd.webhooks.adapters.guarded_transport import AddressRefusedError  # noqa: PLC0415
+
+    if isinstance(error.__cause__, AddressRefusedError):
+        return str(error.__cause__)  # "refused: 10.0.0.5 is not a public address (...)"
     if isinstance(error, httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
     detail = str(error) or repr(error.__cause__ or error)

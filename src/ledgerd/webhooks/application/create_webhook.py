@@ -15,6 +15,7 @@ from ledgerd.kernel.text import check_text
 from ledgerd.kernel.unit_of_work import UnitOfWork, retry_on_conflict
 from ledgerd.webhooks.application._lookups import event_filter, require_ledger
 from ledgerd.webhooks.application.ports import DeliveryWakeups, KnownEventTypes
+from ledgerd.webhooks.domain.addresses import AddressPolicy
 from ledgerd.webhooks.domain.deliveries import DeliveryStatus, WebhookView
 from ledgerd.webhooks.domain.endpoints import (
     MAX_DESCRIPTION_LENGTH,
@@ -55,13 +56,15 @@ class CreateWebhookHandler:
         clock: Clock,
         new_id: IdGenerator,
         wakeups: DeliveryWakeups,
+        addresses: AddressPolicy,
     ) -> None:
+        self._addresses = addresses
         self._uow, self._webhooks, self._streams = uow, webhooks, streams
         self._known, self._clock, self._new_id, self._wakeups = known, clock, new_id, wakeups
 
     async def __call__(self, command: CreateWebhook) -> CreatedWebhook:
         check_id(command.ledger, "ledger")
-        url = check_url(command.url)
+        url = check_url(command.url, self._addresses)
         description = check_text(
             command.description, "description", max_length=MAX_DESCRIPTION_LENGTH
         )

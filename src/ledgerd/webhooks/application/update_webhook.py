@@ -18,6 +18,7 @@ from ledgerd.webhooks.application._lookups import (
     webhook_not_found,
 )
 from ledgerd.webhooks.application.ports import DeliveryWakeups, KnownEventTypes
+from ledgerd.webhooks.domain.addresses import AddressPolicy
 from ledgerd.webhooks.domain.deliveries import WebhookView
 from ledgerd.webhooks.domain.endpoints import MAX_DESCRIPTION_LENGTH, EventFilter, check_url
 from ledgerd.webhooks.domain.repositories import (
@@ -49,13 +50,15 @@ class UpdateWebhookHandler:
         known: KnownEventTypes,
         clock: Clock,
         wakeups: DeliveryWakeups,
+        addresses: AddressPolicy,
     ) -> None:
+        self._addresses = addresses
         self._uow, self._webhooks, self._views, self._streams = uow, webhooks, views, streams
         self._known, self._clock, self._wakeups = known, clock, wakeups
 
     async def __call__(self, command: UpdateWebhook) -> WebhookView:
         check_names(command.ledger, command.webhook)
-        url = None if command.url is None else check_url(command.url)
+        url = None if command.url is None else check_url(command.url, self._addresses)
         if command.description is not None:
             check_text(command.description, "description", max_length=MAX_DESCRIPTION_LENGTH)
         changed_filter = command.event_types is not None or command.accounts is not None

@@ -2,9 +2,10 @@
 
 The URL is checked here (``check_url``): http or https, a host, an optional port, no user
 name or password (the URL is shown in listings and logs, so it must hold no credential) and no
-fragment (HTTP never sends one). Which hosts may be called is not restricted: ledgerd calls the
-URLs its API clients register, so registering one needs the ``webhooks.write`` scope
-(docs/webhooks.md, "Security").
+fragment (HTTP never sends one). Registering one needs the ``webhooks.write`` scope
+(docs/webhooks.md, "Security"). A host that is an IP address must be one the address policy
+allows (``addresses.py``: public, or in an allowed network); a host name is not resolved here,
+the sender checks what it resolves to when it connects.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.webhooks.domain.addresses import AddressPolicy
 
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION_LENGTH = 200
@@ -37,7 +39,7 @@ def new_signing_secret() -> str:
     return SECRET_PREFIX + secrets.token_hex(_SECRET_BYTES)
 
 
-def check_url(value: object, field: str = "url") -> str:
+def check_url(value: object, addresses: AddressPolicy, field: str = "url") -> str:
     """``value`` if it is a URL ledgerd may deliver to; VALIDATION_FAILED saying why not."""
     if not isinstance(value, str) or not value:
         raise validation_error(field, "is required")
@@ -61,9 +63,16 @@ def check_url(value: object, field: str = "url") -> str:
         )
     if parts.fragment or value.endswith("#"):
         raise validation_error(field, "must not have a #fragment (HTTP does not send it)")
+    _check_destination(parts.hostname, port, addresses, field)
+    return value
+
+
+def _check_destination(host: str, port: int | None, addresses: AddressPolicy, field: str) -> None:
     if port == 0:
         raise validation_error(field, "port 0 is no port to deliver to")
-    return value
+    refused = addresses.refusal_of_literal(host)
+    if refused is not None:
+        raise validation_error(field, refused)
 
 
 @dataclass(frozen=True, slots=True)
