@@ -284,6 +284,14 @@ class Settings(BaseSettings):
         le=3600,
         description="longest sleep between looks for deliveries when not woken",
     )
+    webhooks_attempts_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="delivery attempts are deleted this many days after they were made "
+        "(an hourly sweep where deliveries run; those at events still dead-lettered are kept "
+        "until replayed); 0 keeps them for ever",
+    )
     webhooks_allowed_networks: str = Field(
         default="",
         description="networks deliveries may connect to besides public addresses, "

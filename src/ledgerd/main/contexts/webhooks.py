@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dishka import AsyncContainer, Provider, Scope, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.kernel.clock import SystemClock
 from ledgerd.ledger.published.errors import ledger_not_found
 from ledgerd.ledger.published.events import MESSAGES
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService, first_ended
@@ -31,6 +32,7 @@ from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.v1 import webhooks_pb2, webhooks_pb2_grpc
 from ledgerd.webhooks.adapters.http_sender import HttpWebhookSender
 from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
+from ledgerd.webhooks.adapters.sql_attempt_records import SqlAttemptRecords
 from ledgerd.webhooks.adapters.sql_delivery_queue import SqlDeliveryQueue
 from ledgerd.webhooks.adapters.sql_repositories import (
     OutboxLedgerStreams,
@@ -45,6 +47,7 @@ from ledgerd.webhooks.application.enable_webhook import SetWebhookEnabledHandler
 from ledgerd.webhooks.application.ports import DeliveryWakeups, KnownEventTypes
 from ledgerd.webhooks.application.queries import WebhookQueries
 from ledgerd.webhooks.application.replay_dead_letters import ReplayDeadLettersHandler
+from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
 from ledgerd.webhooks.application.rotate_secret import RotateWebhookSecretHandler
 from ledgerd.webhooks.application.update_webhook import UpdateWebhookHandler
 from ledgerd.webhooks.domain.addresses import AddressPolicy, parse_networks
@@ -159,6 +162,16 @@ class WebhookServingProvider(Provider):
             wakeups=wakeups,
         )
 
+    @provide
+    def retention(self, engine: AsyncEngine, settings: Settings) -> AttemptRetention:
+        # The system clock, as the dispatcher's: attempts are stamped with the time they were
+        # made (the dispatcher's own clock), so their age is measured on that one.
+        return AttemptRetention(
+            SqlAttemptRecords(SqlAlchemyUnitOfWork(engine)),
+            RetentionPolicy(days=settings.webhooks_attempts_retention_days),
+            SystemClock(),
+        )
+
 
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
@@ -186,13 +199,20 @@ async def delivering(
 ) -> AsyncIterator[asyncio.Future[None]]:
     """The dispatcher (and, on PostgreSQL, its NOTIFY listener) runs while the block does.
 
+    So does the sweep that deletes attempts past their retention (``application/retention.py``),
+    where the deliveries that write them run.
+
     Leaving lets the attempts in flight finish, for up to ``LEDGERD_SHUTDOWN_GRACE_SECONDS``;
     those still running then are cut short and recorded as interrupted, and their events are
     delivered again by the next dispatcher.
     """
     dispatcher = await container.get(WebhookDispatcher)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")]
+    retention = await container.get(AttemptRetention)
+    tasks = [
+        asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher"),
+        asyncio.create_task(retention.run(stop), name="webhook-attempts-retention"),
+    ]
     if not is_sqlite(settings.database_url):
         tasks.append(
             asyncio.create_task(

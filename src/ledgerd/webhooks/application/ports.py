@@ -87,3 +87,15 @@ class WebhookSender(Protocol):
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Response:
         """POST ``body``; how it ended, never raising for the endpoint's failures."""
         ...
+
+
+class AttemptRecords(Protocol):
+    """The record of delivery attempts, as far as keeping it bounded is concerned."""
+
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        """Delete at most ``limit`` of the oldest attempts started before ``cutoff``; how many.
+
+        The attempts at an event still dead-lettered for its endpoint are kept, whatever their
+        age: they are what an operator reads before replaying it.
+        """
+        ...

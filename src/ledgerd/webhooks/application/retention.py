@@ -1,0 +1,87 @@
+"""Delivery attempts are kept for ``LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS``, then deleted.
+
+Every attempt is a row: a busy ledger with a partner that is down for a day writes hundreds of
+thousands. The sweep runs where the dispatcher does, once when it starts and then every
+``interval_s``, deleting in batches (one short transaction each, so neither PostgreSQL's row
+locks nor SQLite's single writer are held for long) until a batch comes back short. Attempts at
+events still dead-lettered are kept, whatever their age, until a replay delivers them. A sweep
+that fails (the database away) is one warning, and the next interval tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ledgerd.kernel.clock import Clock
+from ledgerd.webhooks.application.ports import AttemptRecords
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1000
+DEFAULT_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long attempts are kept (``days`` 0: for ever), and how the sweep goes about it."""
+
+    days: int
+    batch: int = DEFAULT_BATCH
+    interval_s: float = DEFAULT_INTERVAL_S
+
+    @property
+    def keeps_all(self) -> bool:
+        return self.days == 0
+
+
+class AttemptRetention:
+    def __init__(self, records: AttemptRecords, policy: RetentionPolicy, clock: Clock) -> None:
+        self._records = records
+        self._policy = policy
+        self._clock = clock
+
+    async def sweep(self, stop: asyncio.Event | None = None) -> int:
+        """Delete the attempts older than the policy keeps, batch by batch; how many went.
+
+        ``stop`` set ends the sweep between two batches (shutdown does not wait for the rest).
+        """
+        if self._policy.keeps_all:
+            return 0
+        cutoff = self._clock.now() - timedelta(days=self._policy.days)
+        deleted = 0
+        while stop is None or not stop.is_set():
+            batch = await self._records.delete_older_than(cutoff, self._policy.batch)
+            deleted += batch
+            if batch < self._policy.batch:
+                break
+        return deleted
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep now and every interval until ``stop`` is set; never raises for a failed sweep."""
+        if self._policy.keeps_all:
+            await stop.wait()
+            return
+        while not stop.is_set():
+            try:
+                deleted = await self.sweep(stop)
+            except Exception as error:  # noqa: BLE001 - one warning; the next interval retries
+                log.warning(
+                    "webhook attempts older than %d days were not deleted (%s); next try in %g s",
+                    self._policy.days,
+                    error,
+                    self._policy.interval_s,
+                )
+            else:
+                if deleted:
+                    log.info(
+                        "deleted %d webhook attempts older than %d days",
+                        deleted,
+                        self._policy.days,
+                    )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._policy.interval_s):
+                    await stop.wait()
