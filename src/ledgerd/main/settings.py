@@ -290,7 +290,7 @@ class Settings(BaseSettings):
         le=36_500,
         description="delivery attempts are deleted this many days after they were made "
         "(an hourly sweep where deliveries run; those at events still dead-lettered are kept "
-        "until replayed); 0 keeps them for ever",
+        "until replayed, and each endpoint's last); 0 keeps them for ever",
     )
     webhooks_allowed_networks: str = Field(
         default="",

@@ -1,6 +1,7 @@
 """Delivery attempts past their retention are deleted, oldest first, in batches.
 
-The attempts at events still dead-lettered are kept whatever their age (SQLite and PostgreSQL).
+The attempts at events still dead-lettered, and each endpoint's last attempt, are kept whatever
+their age (SQLite and PostgreSQL).
 The attempts are written straight into ``webhook_attempts`` (their age is the point, and the
 dispatcher writes them with the time it delivered at); the sweep is the composition root's,
 reading the container's clock, which the test moves.
@@ -11,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.webhooks.adapters.sql_attempt_records import SqlAttemptRecords
 from ledgerd.webhooks.adapters.tables import webhook_attempts, webhook_dead_letters
 from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
+from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp
 from tests.integration.outbox.helpers import open_books
 from tests.integration.webhooks.support import register, webhook_app
@@ -61,18 +66,37 @@ async def _dead_letter(app: LedgerApp, webhook_id: str, sequence: int, at: datet
         await connection.execute(insert(webhook_dead_letters).values(values))
 
 
-async def _sequences_left(app: LedgerApp) -> list[int]:
+async def _sequences_left(app: LedgerApp, webhook_id: str | None = None) -> list[int]:
+    query = select(webhook_attempts.c.sequence).order_by(webhook_attempts.c.sequence)
+    if webhook_id is not None:
+        query = query.where(webhook_attempts.c.webhook_id == webhook_id)
     async with app.engine.connect() as connection:
-        rows = await connection.execute(
-            select(webhook_attempts.c.sequence).order_by(webhook_attempts.c.sequence)
-        )
+        rows = await connection.execute(query)
     return [row.sequence for row in rows]
 
 
 async def _endpoint(app: LedgerApp) -> str:
     await open_books(app, LEDGER, "bank", "alice")
-    created = await register(app, LEDGER, "https://partner.example/hook")
+    return await _another_endpoint(app, "https://partner.example/hook")
+
+
+async def _another_endpoint(app: LedgerApp, url: str) -> str:
+    created = await register(app, LEDGER, url)
     return created.webhook.endpoint.id
+
+
+class StoppingAttemptRecords(SqlAttemptRecords):
+    """The real records, which set ``stop`` once their first batch is done (a shutdown then)."""
+
+    def __init__(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
+        super().__init__(SqlAlchemyUnitOfWork(engine))
+        self._stop = stop
+
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        try:
+            return await super().delete_older_than(cutoff, limit)
+        finally:
+            self._stop.set()
 
 
 def _retention(app: LedgerApp, days: int, batch: int) -> AttemptRetention:
@@ -96,10 +120,75 @@ async def test_old_attempts_go_in_batches_and_dead_lettered_events_keep_theirs(
         await _dead_letter(app, hook, 11, old)
         await _attempt(app, hook, 12, now - timedelta(days=DAYS - 1))  # within it: kept
 
+        quiet = await _another_endpoint(
+            app, "https://quiet.example/hook"
+        )  # nothing for a long time
+        for sequence in range(1, 4):
+            await _attempt(app, quiet, sequence, old - timedelta(days=300 - sequence))
+
         deleted = await _retention(app, DAYS, batch=3).sweep()
 
-        assert deleted == 10
-        assert await _sequences_left(app) == [11, 12]
+        assert deleted == 12
+        assert await _sequences_left(app, hook) == [11, 12]
+        assert await _sequences_left(app, quiet) == [3]  # its last attempt, however old
+        assert await _retention(app, DAYS, batch=3).sweep() == 0  # what is kept stays kept
+
+
+async def test_a_replayed_dead_letter_lets_its_attempts_go(migrated_database_url: str) -> None:
+    async with webhook_app(migrated_database_url) as app:
+        hook = await _endpoint(app)
+        old = app.clock.now() - timedelta(days=DAYS + 5)
+        await _attempt(app, hook, 1, old)
+        await _dead_letter(app, hook, 1, old)
+        await _attempt(app, hook, 2, old)  # the endpoint's last
+        retention = _retention(app, DAYS, batch=3)
+        assert await retention.sweep() == 0
+
+        async with app.engine.begin() as connection:  # as a replay that delivered it does
+            await connection.execute(delete(webhook_dead_letters))
+
+        assert await retention.sweep() == 1
+        assert await _sequences_left(app) == [2]
+
+
+async def test_stopping_ends_the_sweep_between_two_batches(migrated_database_url: str) -> None:
+    async with webhook_app(migrated_database_url) as app:
+        hook = await _endpoint(app)
+        old = app.clock.now() - timedelta(days=DAYS + 1)
+        for sequence in range(1, 9):
+            await _attempt(app, hook, sequence, old + timedelta(seconds=sequence))
+        stop = asyncio.Event()
+        retention = AttemptRetention(
+            StoppingAttemptRecords(app.engine, stop), RetentionPolicy(days=DAYS, batch=3), app.clock
+        )
+
+        assert await retention.sweep(stop) == 3  # the first batch, the oldest three
+        assert await _sequences_left(app) == [4, 5, 6, 7, 8]
+        async with asyncio.timeout(WAIT_S):
+            await retention.run(stop)  # stopped already: returns without sweeping
+        assert await _sequences_left(app) == [4, 5, 6, 7, 8]
+
+
+async def test_a_failing_sweep_is_a_warning_of_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database without the tables (the driver's own error, several lines): one warning."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}")
+    stop = asyncio.Event()
+    try:
+        retention = AttemptRetention(
+            StoppingAttemptRecords(engine, stop), RetentionPolicy(days=DAYS), ManualClock()
+        )
+        with caplog.at_level(logging.INFO, logger="ledgerd.webhooks.application.retention"):
+            async with asyncio.timeout(WAIT_S):
+                await retention.run(stop)  # the failed sweep stops it: run returns
+    finally:
+        await engine.dispose()
+    assert len(caplog.records) == 1
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "\n" not in record.getMessage()
+    assert "no such table: webhook_attempts" in record.getMessage()
 
 
 async def test_zero_days_keeps_every_attempt(migrated_database_url: str) -> None:

@@ -40,3 +40,28 @@ def test_a_bad_cidr_is_refused_naming_the_setting_and_the_entry(
         "be an IPv4 or IPv6 network"
     )
     assert problems == [expected]
+
+
+def test_attempts_are_kept_thirty_days_unless_told_and_zero_keeps_them_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().webhooks_attempts_retention_days == 30
+    monkeypatch.setenv("LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS", "0")
+    loaded = load_settings()
+    assert isinstance(loaded, Settings)
+    assert loaded.webhooks_attempts_retention_days == 0
+    monkeypatch.setenv("LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS", "36500")
+    loaded = load_settings()
+    assert isinstance(loaded, Settings)
+    assert loaded.webhooks_attempts_retention_days == 36_500
+
+
+@pytest.mark.parametrize("days", ["-1", "36501", "a month"])
+def test_a_retention_out_of_bounds_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    monkeypatch.setenv("LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS", days)
+    problems = load_settings()
+    assert isinstance(problems, list)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"error: LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS={days!r}: ")

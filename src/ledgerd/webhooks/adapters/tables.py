@@ -12,6 +12,7 @@ Every name starts with ``webhook_``: the tables share one schema with the other 
   attempt, so two never deliver to one endpoint at once. Kept apart from the endpoints so
   that changing an endpoint never waits for a delivery in flight;
 - ``webhook_attempts``: every request made, with its outcome, numbered in the order written;
+  kept for ``LEDGERD_WEBHOOKS_ATTEMPTS_RETENTION_DAYS`` (``sql_attempt_records``);
 - ``webhook_dead_letters``: the events an endpoint failed every attempt at, and whether a
   replay of each was asked for. The event itself stays in the outbox's log.
 
@@ -93,6 +94,8 @@ webhook_attempts = Table(
     Column("outcome", String(16), nullable=False),
     ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
     Index(None, "webhook_id", "id"),
+    # The retention's sweep: the oldest first (sql_attempt_records).
+    Index(None, "started_at", "id"),
 )
 
 webhook_dead_letters = Table(

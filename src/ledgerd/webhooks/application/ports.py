@@ -95,7 +95,8 @@ class AttemptRecords(Protocol):
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         """Delete at most ``limit`` of the oldest attempts started before ``cutoff``; how many.
 
-        The attempts at an event still dead-lettered for its endpoint are kept, whatever their
-        age: they are what an operator reads before replaying it.
+        Kept whatever their age: the attempts at an event still dead-lettered for its endpoint
+        (what an operator reads before replaying it), and each endpoint's last attempt (when it
+        was last tried and how it answered).
         """
         ...

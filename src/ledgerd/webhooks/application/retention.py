@@ -4,8 +4,9 @@ Every attempt is a row: a busy ledger with a partner that is down for a day writ
 thousands. The sweep runs where the dispatcher does, once when it starts and then every
 ``interval_s``, deleting in batches (one short transaction each, so neither PostgreSQL's row
 locks nor SQLite's single writer are held for long) until a batch comes back short. Attempts at
-events still dead-lettered are kept, whatever their age, until a replay delivers them. A sweep
-that fails (the database away) is one warning, and the next interval tries again.
+events still dead-lettered are kept, whatever their age, until a replay delivers them, and so is
+each endpoint's last attempt. A sweep that fails (the database away) is one warning of one line,
+and the next interval tries again; ``stop`` ends it between two batches.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class AttemptRetention:
                 log.warning(
                     "webhook attempts older than %d days were not deleted (%s); next try in %g s",
                     self._policy.days,
-                    error,
+                    _one_line(error),
                     self._policy.interval_s,
                 )
             else:
@@ -85,3 +86,9 @@ class AttemptRetention:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._policy.interval_s):
                     await stop.wait()
+
+
+def _one_line(error: Exception) -> str:
+    """The error's first line: the database's own errors go on with the statement and a link."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
