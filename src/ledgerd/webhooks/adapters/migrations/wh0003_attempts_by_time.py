@@ -7,7 +7,7 @@ last, short batch (the one that finds nothing more to delete) costs no more than
 
 Revision ID: wh0003
 Revises: wh0002
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
