@@ -22,6 +22,7 @@ from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.webhooks.adapters.sql_attempt_records import SqlAttemptRecords
 from ledgerd.webhooks.adapters.tables import webhook_attempts, webhook_dead_letters
+from ledgerd.webhooks.application.ports import AttemptPosition, SweptBatch
 from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp
@@ -92,11 +93,30 @@ class StoppingAttemptRecords(SqlAttemptRecords):
         super().__init__(SqlAlchemyUnitOfWork(engine))
         self._stop = stop
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+    async def delete_older_than(
+        self, cutoff: datetime, limit: int, after: AttemptPosition | None = None
+    ) -> SweptBatch:
         try:
-            return await super().delete_older_than(cutoff, limit)
+            return await super().delete_older_than(cutoff, limit, after)
         finally:
             self._stop.set()
+
+
+class RecordingAttemptRecords(SqlAttemptRecords):
+    """The real records, noting where each batch was asked to start."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(SqlAlchemyUnitOfWork(engine))
+        self.starts: list[AttemptPosition | None] = []
+        self.batches: list[SweptBatch] = []
+
+    async def delete_older_than(
+        self, cutoff: datetime, limit: int, after: AttemptPosition | None = None
+    ) -> SweptBatch:
+        self.starts.append(after)
+        batch = await super().delete_older_than(cutoff, limit, after)
+        self.batches.append(batch)
+        return batch
 
 
 def _retention(app: LedgerApp, days: int, batch: int) -> AttemptRetention:
@@ -132,6 +152,39 @@ async def test_old_attempts_go_in_batches_and_dead_lettered_events_keep_theirs(
         assert await _sequences_left(app, hook) == [11, 12]
         assert await _sequences_left(app, quiet) == [3]  # its last attempt, however old
         assert await _retention(app, DAYS, batch=3).sweep() == 0  # what is kept stays kept
+
+
+async def test_each_batch_starts_after_the_last_one_deleted_and_misses_none(
+    migrated_database_url: str,
+) -> None:
+    """Kept attempts between the ones that go, and ties on the start time across batches."""
+    async with webhook_app(migrated_database_url) as app:
+        hook = await _endpoint(app)
+        old = app.clock.now() - timedelta(days=DAYS + 2)
+        for sequence in range(1, 13):
+            at = old + timedelta(seconds=sequence)
+            if sequence % 3 == 0:  # every third event dead-lettered: kept, between the others
+                await _dead_letter(app, hook, sequence, at)
+            await _attempt(app, hook, sequence, at)
+        tied = old + timedelta(hours=1)
+        for sequence in range(13, 18):  # five started in the same microsecond
+            await _attempt(app, hook, sequence, tied)
+        await _attempt(app, hook, 18, app.clock.now())  # the endpoint's last: recent
+        records = RecordingAttemptRecords(app.engine)
+
+        deleted = await AttemptRetention(
+            records, RetentionPolicy(days=DAYS, batch=3), app.clock
+        ).sweep()
+
+        assert deleted == 8 + 5
+        assert await _sequences_left(app) == [3, 6, 9, 12, 18]
+        # Each old attempt read once, the kept ones too: 17 in batches of 3.
+        assert [batch.read for batch in records.batches] == [3, 3, 3, 3, 3, 2]
+        assert [batch.deleted for batch in records.batches] == [2, 2, 2, 2, 3, 2]
+        # Every batch but the first starts where the one before stopped, ties included.
+        assert records.starts == [None, *(batch.last for batch in records.batches[:-1])]
+        assert records.batches[4].last is not None
+        assert records.batches[4].last.started_at == tied  # the batch that stopped in the tie
 
 
 async def test_a_replayed_dead_letter_lets_its_attempts_go(migrated_database_url: str) -> None:

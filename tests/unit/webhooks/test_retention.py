@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ledgerd.kernel.errors import unavailable
+from ledgerd.webhooks.application.ports import AttemptPosition, SweptBatch
 from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
 from tests.fakes.clock import ManualClock
 
@@ -27,8 +28,10 @@ class FlakyAttemptRecords:
         self.left = 5
         self.swept = asyncio.Event()
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
-        del cutoff
+    async def delete_older_than(
+        self, cutoff: datetime, limit: int, after: AttemptPosition | None = None
+    ) -> SweptBatch:
+        del after
         self.calls += 1
         if self.calls == 1:
             raise unavailable("the database")
@@ -36,7 +39,7 @@ class FlakyAttemptRecords:
         self.left -= deleted
         if not self.left:
             self.swept.set()
-        return deleted
+        return SweptBatch(deleted, deleted, AttemptPosition(cutoff, self.calls) if deleted else None)
 
 
 async def test_a_failed_sweep_is_a_warning_and_the_next_one_deletes(

@@ -89,11 +89,34 @@ class WebhookSender(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptPosition:
+    """An attempt's place in the retention's order: when it started, then its number."""
+
+    started_at: datetime
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweptBatch:
+    deleted: int
+    # How many old attempts the batch looked at: the deleted ones and the kept ones.
+    read: int
+    # The last attempt looked at, in the retention's order (None when there was none).
+    last: AttemptPosition | None
+
+
 class AttemptRecords(Protocol):
     """The record of delivery attempts, as far as keeping it bounded is concerned."""
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
-        """Delete at most ``limit`` of the oldest attempts started before ``cutoff``; how many.
+    async def delete_older_than(
+        self, cutoff: datetime, limit: int, after: AttemptPosition | None = None
+    ) -> SweptBatch:
+        """Look at the next ``limit`` attempts started before ``cutoff``; delete those not kept.
+
+        The next ones after ``after`` in the retention's order (oldest first): a sweep passes
+        the previous batch's last, so each old attempt is looked at once a sweep, the kept
+        ones too. Fewer than ``limit`` read: there are no more.
 
         Kept whatever their age: the attempts at an event still dead-lettered for its endpoint
         (what an operator reads before replaying it), and each endpoint's last attempt (when it

@@ -2,11 +2,12 @@
 
 Every attempt is a row: a busy ledger with a partner that is down for a day writes hundreds of
 thousands. The sweep runs where the dispatcher does, once when it starts and then every
-``interval_s``, deleting in batches (one short transaction each, so neither PostgreSQL's row
-locks nor SQLite's single writer are held for long) until a batch comes back short. Attempts at
-events still dead-lettered are kept, whatever their age, until a replay delivers them, and so is
-each endpoint's last attempt. A sweep that fails (the database away) is one warning of one line,
-and the next interval tries again; ``stop`` ends it between two batches.
+``interval_s``, going through the old attempts in batches (one short transaction each, so
+neither PostgreSQL's row locks nor SQLite's single writer are held for long), each batch
+starting where the one before stopped, until a batch comes back short. Attempts at events still
+dead-lettered are kept, whatever their age, until a replay delivers them, and so is each
+endpoint's last attempt. A sweep that fails (the database away) is one warning of one line, and
+the next interval tries again; ``stop`` ends it between two batches.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ledgerd.kernel.clock import Clock
-from ledgerd.webhooks.application.ports import AttemptRecords
+from ledgerd.webhooks.application.ports import AttemptPosition, AttemptRecords
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,15 @@ class AttemptRetention:
             return 0
         cutoff = self._clock.now() - timedelta(days=self._policy.days)
         deleted = 0
+        # Each batch starts where the one before stopped: the attempts kept (a long outage's
+        # dead letters can be most of the old rows) are read once a sweep, not once a batch.
+        after: AttemptPosition | None = None
         while stop is None or not stop.is_set():
-            batch = await self._records.delete_older_than(cutoff, self._policy.batch)
-            deleted += batch
-            if batch < self._policy.batch:
+            batch = await self._records.delete_older_than(cutoff, self._policy.batch, after)
+            deleted += batch.deleted
+            if batch.read < self._policy.batch:
                 break
+            after = batch.last
         return deleted
 
     async def run(self, stop: asyncio.Event) -> None:
