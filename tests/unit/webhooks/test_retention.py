@@ -39,7 +39,9 @@ class FlakyAttemptRecords:
         self.left -= deleted
         if not self.left:
             self.swept.set()
-        return SweptBatch(deleted, deleted, AttemptPosition(cutoff, self.calls) if deleted else None)
+        return SweptBatch(
+            deleted, deleted, AttemptPosition(cutoff, self.calls) if deleted else None
+        )
 
 
 async def test_a_failed_sweep_is_a_warning_and_the_next_one_deletes(

@@ -62,4 +62,6 @@ class SqlAttemptRecords:
             )
             await transaction.commit()
         last = read[-1]
-        return SweptBatch(int(result.rowcount), len(read), AttemptPosition(last.started_at, last.id))
+        return SweptBatch(
+            int(result.rowcount), len(read), AttemptPosition(last.started_at, last.id)
+        )
