@@ -6,7 +6,9 @@ allowed the connection is refused, else the socket is opened to one of the addre
 checked (the IP, not the name, so the name is not resolved again: a DNS answer that changes
 between the check and the connection, "DNS rebinding", changes nothing). TLS still verifies the
 certificate against the URL's host name: httpcore sends the origin's host as SNI and checks the
-certificate against it, whatever address the socket was opened to.
+certificate against it, whatever address the socket was opened to (a test delivers to a receiver
+whose certificate names ``localhost`` alone, reached on 127.0.0.1, and is refused by one naming
+another host: tests/integration/webhooks/test_tls_receivers.py).
 
 Why refuse the whole name rather than connect to its allowed addresses only: a name that
 resolves to a public address and an internal one at once is either a misconfiguration or a
