@@ -1,6 +1,7 @@
 """A partner's webhook receiver, for real: an HTTP server on 127.0.0.1 that checks signatures.
 
-The server is uvicorn running a Starlette app on a socket of its own, in the test's event loop.
+The server is uvicorn running a Starlette app on a socket of its own, in the test's event loop,
+over plain HTTP or, given a certificate and its key, over HTTPS.
 Each path is one endpoint; how it answers is up to the test (``answer``: a status, a delay),
 and every request is kept with its headers, body and time of arrival.
 
@@ -19,6 +20,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -94,15 +96,26 @@ async def _ok(_arrival: Arrival) -> int:
     return 200
 
 
+@dataclass(frozen=True, slots=True)
+class ServerCertificate:
+    """The files of the certificate an HTTPS receiver presents (its chain, leaf first) and key."""
+
+    certificate: Path
+    key: Path
+
+
 @dataclass
 class Receiver:
     port: int
+    https: bool = False
     arrivals: list[Arrival] = field(default_factory=list)
     answers: dict[str, Answer] = field(default_factory=dict)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, *, host: str = "127.0.0.1") -> str:
+        """Its URL for ``path``; ``host``: another name of 127.0.0.1 (``localhost``)."""
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def at(self, path: str) -> list[Arrival]:
         return [arrival for arrival in self.arrivals if arrival.path == path]
@@ -130,15 +143,21 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
-    """A receiver listening on a free port of 127.0.0.1 until the block ends."""
+async def receiving(tls: ServerCertificate | None = None) -> AsyncIterator[Receiver]:
+    """A receiver listening on a free port of 127.0.0.1 until the block ends (HTTPS: ``tls``)."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()
-    receiver = Receiver(port=listening.getsockname()[1])
+    receiver = Receiver(port=listening.getsockname()[1], https=tls is not None)
     app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=None if tls is None else tls.certificate,
+        ssl_keyfile=None if tls is None else tls.key,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listening]))

@@ -13,9 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ledgerd.main.tls_settings import MtlsGrant
 from ledgerd.platform.auth.wrapping_keys import wrapping_keys
 from ledgerd.platform.secrets.references import is_reference, parse_reference
+from ledgerd.platform.tls.certificate_files import CertificateFileError, read_certificate_bundle
 from ledgerd.webhooks.domain.addresses import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ledgerd.db"
+WEBHOOKS_CA_FILE_SETTING = "LEDGERD_WEBHOOKS_CA_FILE"
 
 
 class Settings(BaseSettings):
@@ -298,12 +300,37 @@ class Settings(BaseSettings):
         "comma-separated CIDRs (10.1.0.0/16,fd00::/8; 127.0.0.0/8 for a receiver on this "
         "host); empty: public unicast addresses only",
     )
+    webhooks_ca_file: pathlib.Path | None = Field(
+        default=None,
+        description="a PEM bundle of CA certificates that https deliveries trust besides "
+        "certifi's public roots (receivers on an internal network with a private CA's "
+        "certificates); read at start-up; unset or empty: the public roots only",
+    )
 
     @field_validator("webhooks_allowed_networks")
     @classmethod
     def _networks(cls, networks: str) -> str:
         parse_networks(networks)  # its ValueError names the entry refused
         return networks
+
+    @field_validator("webhooks_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, path: object) -> object:
+        # `LEDGERD_WEBHOOKS_CA_FILE=` (a deployment's template left blank) means none, not ".".
+        return None if path == "" else path
+
+    @field_validator("webhooks_ca_file")
+    @classmethod
+    def _ca_bundle(cls, path: pathlib.Path | None) -> pathlib.Path | None:
+        # Checked with the other settings: a wrong file is one settings error at start-up, as
+        # a bad network is, in every process of the deployment (`serve` on PostgreSQL delivers
+        # nothing, but shares its environment with the worker that does).
+        if path is not None:
+            try:
+                read_certificate_bundle(WEBHOOKS_CA_FILE_SETTING, path)
+            except CertificateFileError as error:
+                raise ValueError(error.reason) from None
+        return path
 
     @pydantic.model_validator(mode="after")
     def _retry_delays_in_order(self) -> Settings:

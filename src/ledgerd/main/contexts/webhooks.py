@@ -24,11 +24,12 @@ from ledgerd.ledger.published.events import MESSAGES
 from ledgerd.main.bounded_context import BackgroundWorker, BoundedContext, GrpcService, first_ended
 from ledgerd.main.contexts.webhooks_commands import add_webhooks_commands
 from ledgerd.main.relaying import listen_to_outbox
-from ledgerd.main.settings import Settings
+from ledgerd.main.settings import WEBHOOKS_CA_FILE_SETTING, Settings
 from ledgerd.main.wrapping import database_wrapping_keys
 from ledgerd.platform.concurrency import Notifier
 from ledgerd.platform.db.engine import is_sqlite
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from ledgerd.platform.tls.certificate_files import read_certificate_bundle
 from ledgerd.v1 import webhooks_pb2, webhooks_pb2_grpc
 from ledgerd.webhooks.adapters.http_sender import HttpWebhookSender
 from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
@@ -138,6 +139,7 @@ class WebhookServingProvider(Provider):
             timeout_s=settings.webhooks_timeout_seconds,
             max_connections=settings.webhooks_concurrency,
             addresses=addresses,
+            trusted_cas=trusted_cas(settings),
         )
         yield sender
         await sender.aclose()
@@ -184,6 +186,17 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 def address_policy(settings: Settings) -> AddressPolicy:
     """Where deliveries may connect: public addresses and ``LEDGERD_WEBHOOKS_ALLOWED_NETWORKS``."""
     return AddressPolicy(parse_networks(settings.webhooks_allowed_networks))
+
+
+def trusted_cas(settings: Settings) -> bytes | None:
+    """The PEM bundle of ``LEDGERD_WEBHOOKS_CA_FILE``, trusted besides the public roots; or None.
+
+    Checked again as it is read (the settings checked it at start-up): a file gone since is
+    ``CertificateFileError`` naming the setting, not a sender that trusts less than it was told.
+    """
+    if settings.webhooks_ca_file is None:
+        return None
+    return read_certificate_bundle(WEBHOOKS_CA_FILE_SETTING, settings.webhooks_ca_file)
 
 
 def delivers_in_serve(settings: Settings) -> bool:

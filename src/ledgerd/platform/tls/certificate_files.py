@@ -20,6 +20,8 @@ class CertificateFileError(Exception):
     def __init__(self, setting: str, path: Path, reason: str) -> None:
         super().__init__(f"{setting}={str(path)!r}: {reason}")
         self.setting = setting
+        # What is wrong with the file, without the setting and path (a settings error has them).
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

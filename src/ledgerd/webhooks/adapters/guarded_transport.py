@@ -6,7 +6,9 @@ allowed the connection is refused, else the socket is opened to one of the addre
 checked (the IP, not the name, so the name is not resolved again: a DNS answer that changes
 between the check and the connection, "DNS rebinding", changes nothing). TLS still verifies the
 certificate against the URL's host name: httpcore sends the origin's host as SNI and checks the
-certificate against it, whatever address the socket was opened to.
+certificate against it, whatever address the socket was opened to (a test delivers to a receiver
+whose certificate names ``localhost`` alone, reached on 127.0.0.1, and is refused by one naming
+another host: tests/integration/webhooks/test_tls_receivers.py).
 
 Why refuse the whole name rather than connect to its allowed addresses only: a name that
 resolves to a public address and an internal one at once is either a misconfiguration or a
@@ -16,9 +18,9 @@ and why, every time.
 
 The seam: httpcore's connection pool takes a network backend (``connect_tcp``), and httpx takes
 any transport (``httpx.AsyncBaseTransport``); httpx's own ``AsyncHTTPTransport`` offers no way
-to pass a backend to the pool it builds. So this module builds the pool (with httpx's default
-TLS context) on the guarded backend and is the transport over it, as httpx's is: the request
-mapped to httpcore's, httpcore's errors to httpx's.
+to pass a backend to the pool it builds. So this module builds the pool (with the TLS context
+it is given: ``http_sender.py``'s) on the guarded backend and is the transport over it, as
+httpx's is: the request mapped to httpcore's, httpcore's errors to httpx's.
 
 Imported only by ``HttpWebhookSender.__init__`` (httpx's import cost, see http_sender.py).
 """
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import AsyncIterator, Iterable, Iterator
 
@@ -153,9 +156,11 @@ class _Answer(httpx.AsyncByteStream):
 class GuardedTransport(httpx.AsyncBaseTransport):
     """A connection pool on ``GuardedBackend``, as an httpx transport."""
 
-    def __init__(self, policy: AddressPolicy, limits: httpx.Limits) -> None:
+    def __init__(
+        self, policy: AddressPolicy, limits: httpx.Limits, ssl_context: ssl.SSLContext
+    ) -> None:
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -13,6 +13,11 @@
   of ``LEDGERD_WEBHOOKS_ALLOWED_NETWORKS``), checked when each connection is opened against the
   address connected to (``guarded_transport.py``); a refusal is a failed attempt like a refused
   connection, its error ``refused: 10.0.0.5 is not a public address (...)``.
+- An https URL's certificate must chain to certifi's public roots or to a CA of
+  ``trusted_cas`` (``LEDGERD_WEBHOOKS_CA_FILE``: added to the public roots, not instead of
+  them), and name the URL's host (checked by httpcore against the host, not the address
+  connected to). The environment's ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are not used, as its
+  proxies are not: what deliveries trust is the settings' to say, the same on every host.
 
 httpx is imported where it is used, not with this module: the composition root imports the
 module for every ``ledgerd`` command, and httpx's import (~0.15 s, its own command line's rich
@@ -26,10 +31,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ledgerd.webhooks.domain.addresses import AddressPolicy
 from ledgerd.webhooks.domain.deliveries import Response
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 # The delivery format's version (docs/webhooks.md), not the program's: receivers may key on it.
@@ -39,7 +49,15 @@ _MAX_ANSWER_BYTES = 64 * 1024
 
 
 class HttpWebhookSender:
-    def __init__(self, *, timeout_s: float, max_connections: int, addresses: AddressPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        max_connections: int,
+        addresses: AddressPolicy,
+        trusted_cas: bytes | None = None,
+    ) -> None:
+        """``trusted_cas``: PEM certificates trusted besides the public roots (checked already)."""
         import httpx  # noqa: PLC0415 - see the module's docstring
 
         from ledgerd.webhooks.adapters.guarded_transport import GuardedTransport  # noqa: PLC0415
@@ -51,7 +69,7 @@ class HttpWebhookSender:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
-            transport=GuardedTransport(addresses, limits),
+            transport=GuardedTransport(addresses, limits, delivery_tls_context(trusted_cas)),
             headers={"User-Agent": USER_AGENT},
             # The environment's proxies are for this host's own traffic, not a partner's URLs.
             trust_env=False,
@@ -85,6 +103,24 @@ class HttpWebhookSender:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def delivery_tls_context(trusted_cas: bytes | None) -> ssl.SSLContext:
+    """Httpx's verifying client context on certifi's roots, with ``trusted_cas`` added.
+
+    ``trusted_cas``: PEM, one certificate or more (other blocks, text between them: skipped).
+    """
+    import httpx  # noqa: PLC0415 - see the module's docstring
+
+    context = httpx.create_ssl_context(trust_env=False)
+    if trusted_cas is not None:
+        # Added to the store: the public roots stay. As DER, because ``ssl`` takes PEM only as
+        # an ASCII string, and a bundle's comments between certificates need not be ASCII.
+        certificates = x509.load_pem_x509_certificates(trusted_cas)
+        context.load_verify_locations(
+            cadata=b"".join(each.public_bytes(Encoding.DER) for each in certificates)
+        )
+    return context
 
 
 def _since(started: float) -> int:
