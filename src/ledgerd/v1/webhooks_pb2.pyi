@@ -137,10 +137,17 @@ class CreateWebhookRequest(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ledger: _builtins.str
     url: _builtins.str
     """http:// or https://, with a host; no user name or password, no #fragment."""
     description: _builtins.str
+    idempotency_key: _builtins.str
+    """Unique in the ledger; the same key with the same request (url, description, filter) answers
+    the webhook it created, as it is now, with its current secret and `replayed` set, and
+    creates nothing; with another request it is IDEMPOTENCY_CONFLICT. The key of a webhook
+    since deleted stays spent: WEBHOOK_NOT_FOUND. Empty: no key, and no protection from retries.
+    """
     @_builtins.property
     def filter(self) -> Global___WebhookFilter:
         """Unset: every event of the ledger."""
@@ -152,10 +159,11 @@ class CreateWebhookRequest(_message.Message):
         url: _builtins.str = ...,
         description: _builtins.str = ...,
         filter: Global___WebhookFilter | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "filter", b"filter", "ledger", b"ledger", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "filter", b"filter", "idempotency_key", b"idempotency_key", "ledger", b"ledger", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -167,8 +175,13 @@ class CreatedWebhook(_message.Message):
 
     WEBHOOK_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """The HMAC-SHA256 key of the deliveries' signatures. Shown only here: store it now."""
+    """The HMAC-SHA256 key of the deliveries' signatures (the current one, in a replay). Shown only
+    here: store it now.
+    """
+    replayed: _builtins.bool
+    """True when the idempotency key had been used with the same request: the webhook it created."""
     @_builtins.property
     def webhook(self) -> Global___Webhook: ...
     def __init__(
@@ -176,10 +189,11 @@ class CreatedWebhook(_message.Message):
         *,
         webhook: Global___Webhook | None = ...,
         secret: _builtins.str = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replayed", b"replayed", "secret", b"secret", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -99,7 +99,9 @@ class WebhookServiceServicer:
 
     def CreateWebhook(self, request, context):
         """Register an endpoint for a ledger's events from now on. The answer holds its signing secret,
-        shown this once.
+        shown this once (and to a replay of the request with its idempotency key). Send an
+        idempotency key to make it safe to retry: without one, a retry after an answer that was
+        lost registers a second endpoint.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

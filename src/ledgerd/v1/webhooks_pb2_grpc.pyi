@@ -38,7 +38,9 @@ class WebhookServiceStub:
     def __new__(cls, channel: _aio.Channel) -> WebhookServiceAsyncStub: ...
     CreateWebhook: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.CreateWebhookRequest, _webhooks_pb2.CreatedWebhook]
     """Register an endpoint for a ledger's events from now on. The answer holds its signing secret,
-    shown this once.
+    shown this once (and to a replay of the request with its idempotency key). Send an
+    idempotency key to make it safe to retry: without one, a retry after an answer that was
+    lost registers a second endpoint.
     """
     GetWebhook: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.WebhookRequest, _webhooks_pb2.Webhook]
     """Get an endpoint and how its deliveries stand."""
@@ -76,7 +78,9 @@ class WebhookServiceAsyncStub(WebhookServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateWebhook: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.CreateWebhookRequest, _webhooks_pb2.CreatedWebhook]  # type: ignore[assignment]
     """Register an endpoint for a ledger's events from now on. The answer holds its signing secret,
-    shown this once.
+    shown this once (and to a replay of the request with its idempotency key). Send an
+    idempotency key to make it safe to retry: without one, a retry after an answer that was
+    lost registers a second endpoint.
     """
     GetWebhook: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.WebhookRequest, _webhooks_pb2.Webhook]  # type: ignore[assignment]
     """Get an endpoint and how its deliveries stand."""
@@ -117,7 +121,9 @@ class WebhookServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_webhooks_pb2.CreatedWebhook, _abc.Awaitable[_webhooks_pb2.CreatedWebhook]]:
         """Register an endpoint for a ledger's events from now on. The answer holds its signing secret,
-        shown this once.
+        shown this once (and to a replay of the request with its idempotency key). Send an
+        idempotency key to make it safe to retry: without one, a retry after an answer that was
+        lost registers a second endpoint.
         """
 
     @_abc_1.abstractmethod

@@ -51,8 +51,8 @@ LEDGER_ERRORS: ErrorTable = {
     LedgerErrorCode.IDEMPOTENCY_CONFLICT: ErrorSpec(
         ALREADY_EXISTS,
         "The idempotency key was used before with a different request; `details.transfer_id`"
-        " is the original. The same request sent again is not an error: it answers the"
-        " original transfer with `replayed` set.",
+        " is the original (CreateWebhook's: `details.webhook_id`). The same request sent again"
+        " is not an error: it answers the original transfer (or webhook) with `replayed` set.",
     ),
     LedgerErrorCode.TRANSFER_NOT_FOUND: ErrorSpec(
         NOT_FOUND, "No transfer of the ledger has that id or idempotency key."

@@ -25,6 +25,7 @@ from ledgerd.webhooks.adapters.tables import (
     webhook_cursors,
     webhook_dead_letters,
     webhook_endpoints,
+    webhook_spent_keys,
 )
 from ledgerd.webhooks.domain.deliveries import (
     AttemptOutcome,
@@ -34,6 +35,7 @@ from ledgerd.webhooks.domain.deliveries import (
     WebhookView,
 )
 from ledgerd.webhooks.domain.endpoints import EventFilter, WebhookEndpoint
+from ledgerd.webhooks.domain.idempotency import CreationKey, KeyedCreation
 from ledgerd.webhooks.domain.repositories import LedgerStream
 
 
@@ -94,11 +96,19 @@ class SqlWebhookRepository:
         )
         return None if row is None else endpoint_of(row, self._sealing)
 
-    async def add(self, endpoint: WebhookEndpoint, *, after_sequence: int) -> None:
+    async def add(
+        self, endpoint: WebhookEndpoint, *, after_sequence: int, key: CreationKey | None = None
+    ) -> None:
         connection = current_connection()
+        # A key another creation stored first breaks the unique index: the unit of work turns
+        # that into a lost race, and the rerun finds the winner's endpoint.
         await connection.execute(
             insert(webhook_endpoints).values(
-                id=endpoint.id, ledger=endpoint.ledger, **_settings_of(endpoint, self._sealing)
+                id=endpoint.id,
+                ledger=endpoint.ledger,
+                idempotency_key=None if key is None else key.key,
+                request_fingerprint=None if key is None else key.fingerprint,
+                **_settings_of(endpoint, self._sealing),
             )
         )
         await connection.execute(
@@ -114,6 +124,36 @@ class SqlWebhookRepository:
             .values(**_settings_of(endpoint, self._sealing))
         )
 
+    async def created_with(self, ledger: str, key: str) -> KeyedCreation | None:
+        connection = current_connection()
+        # The endpoints before the spent keys: a deletion moves a key from one to the other in
+        # one transaction, so a key missing from the endpoints (on PostgreSQL, each statement
+        # reads what was committed when it starts) is among the spent ones if it was deleted.
+        # The other order could miss it in both and create its endpoint again.
+        row = (
+            await connection.execute(
+                select(webhook_endpoints.c.id, webhook_endpoints.c.request_fingerprint).where(
+                    webhook_endpoints.c.ledger == ledger,
+                    webhook_endpoints.c.idempotency_key == key,
+                )
+            )
+        ).one_or_none()
+        if row is not None:
+            return KeyedCreation(row.id, row.request_fingerprint)
+        spent = (
+            await connection.execute(
+                select(
+                    webhook_spent_keys.c.webhook_id, webhook_spent_keys.c.request_fingerprint
+                ).where(
+                    webhook_spent_keys.c.ledger == ledger,
+                    webhook_spent_keys.c.idempotency_key == key,
+                )
+            )
+        ).one_or_none()
+        if spent is None:
+            return None
+        return KeyedCreation(spent.webhook_id, spent.request_fingerprint, deleted=True)
+
     async def delete(self, webhook_id: str) -> None:
         connection = current_connection()
         # The cursor first: on PostgreSQL this waits for a delivery in flight, which holds it.
@@ -122,6 +162,21 @@ class SqlWebhookRepository:
         )
         for table in (webhook_attempts, webhook_dead_letters):
             await connection.execute(delete(table).where(table.c.webhook_id == webhook_id))
+        # Its idempotency key stays spent, with what it created, before the row goes.
+        await connection.execute(
+            insert(webhook_spent_keys).from_select(
+                ["ledger", "idempotency_key", "request_fingerprint", "webhook_id"],
+                select(
+                    webhook_endpoints.c.ledger,
+                    webhook_endpoints.c.idempotency_key,
+                    webhook_endpoints.c.request_fingerprint,
+                    webhook_endpoints.c.id,
+                ).where(
+                    webhook_endpoints.c.id == webhook_id,
+                    webhook_endpoints.c.idempotency_key.is_not(None),
+                ),
+            )
+        )
         await connection.execute(
             delete(webhook_endpoints).where(webhook_endpoints.c.id == webhook_id)
         )

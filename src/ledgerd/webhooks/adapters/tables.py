@@ -5,7 +5,11 @@ Every name starts with ``webhook_``: the tables share one schema with the other 
 - ``webhook_endpoints``: an endpoint's settings: its ledger, URL, filter (two JSON lists), the
   secret that signs and, while its grace lasts, the one before it. The secrets are sealed under
   the database's wrapping key when one is set (``sealed_secrets``), else stored as they are
-  (signing needs them), and then whoever reads this table can sign as ledgerd would;
+  (signing needs them), and then whoever reads this table can sign as ledgerd would. The
+  idempotency key it was created with, if any, with its request's fingerprint: unique per
+  ledger (an index that lets any number of endpoints have none);
+- ``webhook_spent_keys``: the idempotency keys of endpoints deleted since, so that a late retry
+  of their creation is refused instead of creating the endpoint again (``create_webhook``);
 - ``webhook_cursors``: per endpoint, its place in its ledger's events (``position``: every
   event up to it is delivered, dead-lettered or not for it) and its retry state. A dispatcher
   holds an endpoint by locking this row (``FOR UPDATE SKIP LOCKED``, PostgreSQL) for one
@@ -42,6 +46,8 @@ URL = String(2048)
 # A secret as stored: sealed (webhooks/adapters/sealed_secrets.py, ~160 characters) or plain.
 SECRET = String(400)
 ERROR = String(1000)
+# A creation request's fingerprint: a SHA-256 in hex (webhooks/domain/idempotency.py).
+FINGERPRINT = String(64)
 EVENT_TYPE = String(200)
 EVENT_ID = String(64)
 # SQLite numbers a table's rows itself only for an INTEGER PRIMARY KEY; PostgreSQL's is 64-bit.
@@ -62,7 +68,22 @@ webhook_endpoints = Table(
     Column("previous_secret_expires_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Set together or not at all; NULLs are distinct in a unique index on both databases, so
+    # the endpoints created without a key never clash.
+    Column("idempotency_key", ID, nullable=True),
+    Column("request_fingerprint", FINGERPRINT, nullable=True),
     Index(None, "ledger", "id"),
+    Index(None, "ledger", "idempotency_key", unique=True),
+)
+
+webhook_spent_keys = Table(
+    "webhook_spent_keys",
+    metadata,
+    Column("ledger", ID, primary_key=True),
+    Column("idempotency_key", ID, primary_key=True),
+    Column("request_fingerprint", FINGERPRINT, nullable=False),
+    # The endpoint it created, deleted: no foreign key, its row is gone.
+    Column("webhook_id", ID, nullable=False),
 )
 
 webhook_cursors = Table(
@@ -112,4 +133,10 @@ webhook_dead_letters = Table(
     ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
 )
 
-TABLES = (webhook_endpoints, webhook_cursors, webhook_attempts, webhook_dead_letters)
+TABLES = (
+    webhook_endpoints,
+    webhook_cursors,
+    webhook_attempts,
+    webhook_dead_letters,
+    webhook_spent_keys,
+)

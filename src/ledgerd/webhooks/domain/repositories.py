@@ -8,13 +8,25 @@ from typing import Protocol
 from ledgerd.kernel.paging import Page
 from ledgerd.webhooks.domain.deliveries import DeadLetter, DeliveryAttempt, WebhookView
 from ledgerd.webhooks.domain.endpoints import WebhookEndpoint
+from ledgerd.webhooks.domain.idempotency import CreationKey, KeyedCreation
 
 
 class WebhookRepository(Protocol):
     async def get(self, webhook_id: str) -> WebhookEndpoint | None: ...
 
-    async def add(self, endpoint: WebhookEndpoint, *, after_sequence: int) -> None:
-        """Store a new endpoint whose deliveries start after event ``after_sequence``."""
+    async def add(
+        self, endpoint: WebhookEndpoint, *, after_sequence: int, key: CreationKey | None = None
+    ) -> None:
+        """Store a new endpoint whose deliveries start after event ``after_sequence``.
+
+        With ``key``: a concurrent creation that stored the same key in the ledger first makes
+        this one fail as a lost race (``ConcurrencyConflictError``), so that it is rerun and
+        finds that creation.
+        """
+        ...
+
+    async def created_with(self, ledger: str, key: str) -> KeyedCreation | None:
+        """What ``key`` created in ``ledger``, also if it was deleted since; None: unused."""
         ...
 
     async def save(self, endpoint: WebhookEndpoint) -> None:
@@ -22,7 +34,10 @@ class WebhookRepository(Protocol):
         ...
 
     async def delete(self, webhook_id: str) -> None:
-        """Forget the endpoint, its deliveries' state, attempts and dead letters."""
+        """Forget the endpoint, its deliveries' state, attempts and dead letters.
+
+        The idempotency key it was created with (if any) is kept, spent, with its fingerprint.
+        """
         ...
 
     async def count_in(self, ledger: str) -> int: ...

@@ -12,7 +12,9 @@ from ledgerd.webhooks.domain.errors import WebhookErrorCode
 
 WEBHOOK_ERRORS: ErrorTable = {
     WebhookErrorCode.WEBHOOK_NOT_FOUND: ErrorSpec(
-        NOT_FOUND, "No webhook of the ledger has that id."
+        NOT_FOUND,
+        "No webhook of the ledger has that id; from CreateWebhook, the webhook its idempotency"
+        " key created was deleted since (`details.webhook`), and the key stays spent.",
     ),
     WebhookErrorCode.WEBHOOK_LIMIT_REACHED: ErrorSpec(
         REFUSED, f"The ledger has {MAX_ENDPOINTS_PER_LEDGER} webhooks, the most it may have."

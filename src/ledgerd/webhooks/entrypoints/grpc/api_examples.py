@@ -59,8 +59,9 @@ WEBHOOK_API_EXAMPLES: dict[str, ApiExample] = {
                 "event_types": ["ledgerd.v1.TransferPosted", "ledgerd.v1.TransferReversed"],
                 "accounts": ["alice"],
             },
+            "idempotency_key": "payments-team-events",
         },
-        response={"webhook": _webhook(changed=False), "secret": _FIRST_SECRET},
+        response={"webhook": _webhook(changed=False), "secret": _FIRST_SECRET, "replayed": False},
     ),
     "GetWebhook": ApiExample(method="GET", path=_PATH, response=_webhook(changed=False)),
     "ListWebhooks": ApiExample(

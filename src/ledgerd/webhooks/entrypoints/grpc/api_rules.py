@@ -47,6 +47,8 @@ _BY_MESSAGE: dict[str, dict[str, FieldRule]] = {
         "ledger": ID_RULE,
         "url": URL,
         "description": text_rule(MAX_DESCRIPTION_LENGTH),
+        # A transfer's key's rule: one idea of a client's key across the API.
+        "idempotency_key": ID_RULE,
     },
     "WebhookRequest": _NAMES,
     "ListWebhooksRequest": {"ledger": ID_RULE, "page_size": PAGE_SIZE_RULE},

@@ -60,9 +60,15 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
                 description=request.description,
                 event_types=tuple(request.filter.event_types),
                 accounts=tuple(request.filter.accounts),
+                # proto3: an empty key is one not given.
+                idempotency_key=request.idempotency_key or None,
             )
         )
-        return pb.CreatedWebhook(webhook=mapping.webhook(created.webhook), secret=created.secret)
+        return pb.CreatedWebhook(
+            webhook=mapping.webhook(created.webhook),
+            secret=created.secret,
+            replayed=created.replayed,
+        )
 
     async def GetWebhook(self, request: pb.WebhookRequest, context: Context) -> pb.Webhook:
         return mapping.webhook(await self._u.queries.get(request.ledger, request.webhook))
