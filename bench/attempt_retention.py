@@ -124,6 +124,13 @@ async def _fill(url: str, deleted: int, kept: int) -> None:
                 ATTEMPTS_PER_DEAD_EVENT,
                 events,
             )
+        # What the dispatcher's cursor rows say: each endpoint's last attempt (wh0005).
+        await connection.execute(
+            """
+            INSERT INTO webhook_cursors (webhook_id, position, failed_attempts, last_attempt_id)
+            SELECT webhook_id, 0, 0, max(id) FROM webhook_attempts GROUP BY webhook_id
+            """
+        )
         await connection.execute("ANALYZE")
     finally:
         await connection.close()

@@ -137,10 +137,10 @@ def _widgets_context(folder: Path, depends_on: str | None) -> BoundedContext:
     ("depends_on", "held"),
     [
         # Its own base: the database holds each branch's head.
-        (None, {"v0004", "i0002", "s0001", "wh0004", "w0001"}),
+        (None, {"v0004", "i0002", "s0001", "wh0005", "w0001"}),
         # On top of the outbox: the database holds w0001 (and the other contexts' heads), v0004
         # below it.
-        ("v0004", {"i0002", "s0001", "wh0004", "w0001"}),
+        ("v0004", {"i0002", "s0001", "wh0005", "w0001"}),
     ],
 )
 async def test_a_contexts_own_branch_is_upgraded_with_the_rest_and_downgraded_to_base(

@@ -15,19 +15,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.webhooks.adapters.sql_attempt_records import SqlAttemptRecords
-from ledgerd.webhooks.adapters.tables import webhook_attempts, webhook_dead_letters
+from ledgerd.webhooks.adapters.tables import (
+    webhook_attempts,
+    webhook_cursors,
+    webhook_dead_letters,
+)
 from ledgerd.webhooks.application.ports import AttemptPosition, SweptBatch
 from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp
-from tests.integration.outbox.helpers import open_books
-from tests.integration.webhooks.support import register, webhook_app
+from tests.integration.outbox.helpers import open_books, pay
+from tests.integration.webhooks.support import dispatching, register, settled, webhook_app
+from tests.webhook_receiver import receiving
 
 LEDGER = "books"
 DAYS = 30
@@ -35,6 +40,7 @@ WAIT_S = 30.0  # an upper bound on a wait, not a measurement
 
 
 async def _attempt(app: LedgerApp, webhook_id: str, sequence: int, started_at: datetime) -> None:
+    """An attempt's row, and its number as its endpoint's last, as the dispatcher writes them."""
     values = {
         "webhook_id": webhook_id,
         "sequence": sequence,
@@ -49,7 +55,14 @@ async def _attempt(app: LedgerApp, webhook_id: str, sequence: int, started_at: d
         "outcome": "retry",
     }
     async with app.engine.begin() as connection:
-        await connection.execute(insert(webhook_attempts).values(values))
+        inserted = await connection.execute(
+            insert(webhook_attempts).values(values).returning(webhook_attempts.c.id)
+        )
+        await connection.execute(
+            update(webhook_cursors)
+            .where(webhook_cursors.c.webhook_id == webhook_id)
+            .values(last_attempt_id=inserted.scalar_one())
+        )
 
 
 async def _dead_letter(app: LedgerApp, webhook_id: str, sequence: int, at: datetime) -> None:
@@ -185,6 +198,35 @@ async def test_each_batch_starts_after_the_last_one_deleted_and_misses_none(
         assert records.starts == [None, *(batch.last for batch in records.batches[:-1])]
         assert records.batches[4].last is not None
         assert records.batches[4].last.started_at == tied  # the batch that stopped in the tie
+
+
+async def test_the_dispatcher_marks_the_last_attempt_the_sweep_keeps(
+    migrated_database_url: str,
+) -> None:
+    """Real deliveries, then made old: the sweep keeps the one the dispatcher recorded last."""
+    async with webhook_app(migrated_database_url) as app, receiving() as receiver:
+        await open_books(app, LEDGER, "bank", "alice")
+        hook = (await register(app, LEDGER, receiver.url("/hook"))).webhook.endpoint.id
+        async with dispatching(app):
+            for number in range(3):
+                await app.post.post_one(LEDGER, pay(f"p{number}", "bank", "alice", 100))
+            await settled(app, LEDGER, hook, 3)
+        async with app.engine.begin() as connection:
+            ids = list(
+                await connection.scalars(
+                    select(webhook_attempts.c.id).order_by(webhook_attempts.c.id)
+                )
+            )
+            await connection.execute(
+                update(webhook_attempts).values(
+                    started_at=app.clock.now() - timedelta(days=DAYS + 1)
+                )
+            )
+
+        assert await _retention(app, DAYS, batch=2).sweep() == len(ids) - 1
+        async with app.engine.connect() as connection:
+            left = list(await connection.scalars(select(webhook_attempts.c.id)))
+        assert left == [ids[-1]]
 
 
 async def test_a_replayed_dead_letter_lets_its_attempts_go(migrated_database_url: str) -> None:

@@ -7,14 +7,15 @@ the table and however many old rows are kept. The second deletes those of them n
 
 - the attempts at an event still dead-lettered for their endpoint (the dead letters' primary
   key answers it): what an operator reads before replaying it;
-- each endpoint's last attempt (the ``(webhook_id, id)`` index answers whether a later one
-  exists): when the endpoint was last tried and how it answered, however long ago.
+- each endpoint's last attempt (its cursor names it, ``webhook_cursors.last_attempt_id``,
+  written with each attempt): when the endpoint was last tried and how it answered, however
+  long ago.
 
-Two statements rather than one because PostgreSQL plans the checks on a whole table's worth of
-old rows badly (with the checks and the order in one statement it joined the whole table, or
-walked the primary key backwards past every other endpoint's attempts, per batch: 0.2 to 16 s
-a batch at 360,000 rows, ``bench/attempt_retention.py``); on at most ``limit`` ids it probes
-the two indexes.
+Both are anti-joins on a primary key, and the rows they test are at most ``limit`` ids, so
+PostgreSQL probes the two keys. Asked of the attempts themselves ("is there a later attempt of
+this endpoint?") the second was planned as a join over the whole table, or a walk of the
+primary key backwards past every other endpoint's attempts, when few endpoints share many
+attempts: 80 ms to 16 s a batch at 360,000 rows (``bench/attempt_retention.py``, wh0005).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from datetime import datetime
 from sqlalchemy import and_, delete, exists, select, tuple_
 
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork, current_connection
-from ledgerd.webhooks.adapters.tables import webhook_attempts, webhook_dead_letters
+from ledgerd.webhooks.adapters.tables import (
+    webhook_attempts,
+    webhook_cursors,
+    webhook_dead_letters,
+)
 from ledgerd.webhooks.application.ports import AttemptPosition, SweptBatch
 
 
@@ -43,12 +48,12 @@ class SqlAttemptRecords:
                 tuple_(attempts.started_at, attempts.id) > tuple_(after.started_at, after.number)
             )
         next_old = next_old.order_by(attempts.started_at, attempts.id).limit(limit)
-        later = webhook_attempts.alias("later")
+        cursors = webhook_cursors.c
         still_dead = exists().where(
             and_(dead.webhook_id == attempts.webhook_id, dead.sequence == attempts.sequence)
         )
-        not_the_last = exists().where(
-            and_(later.c.webhook_id == attempts.webhook_id, later.c.id > attempts.id)
+        the_last = exists().where(
+            and_(cursors.webhook_id == attempts.webhook_id, cursors.last_attempt_id == attempts.id)
         )
         async with self._uow.begin() as transaction:
             connection = current_connection()
@@ -57,7 +62,7 @@ class SqlAttemptRecords:
                 return SweptBatch(deleted=0, read=0, last=None)
             result = await connection.execute(
                 delete(webhook_attempts).where(
-                    attempts.id.in_([row.id for row in read]), ~still_dead, not_the_last
+                    attempts.id.in_([row.id for row in read]), ~still_dead, ~the_last
                 )
             )
             await transaction.commit()

@@ -131,7 +131,7 @@ class SqlDeliveryQueue:
             )
             if known.one_or_none() is None:
                 return
-            await _insert_attempt(attempt)
+            await _insert_attempt(attempt, cursor_held=False)
             await transaction.commit()
 
     @asynccontextmanager
@@ -340,9 +340,17 @@ class SqlDeliveryClaim:
             )
 
 
-async def _insert_attempt(attempt: DeliveryAttempt) -> None:
-    await current_connection().execute(
-        insert(webhook_attempts).values(
+async def _insert_attempt(attempt: DeliveryAttempt, *, cursor_held: bool = True) -> None:
+    """The attempt's row, and its number as the endpoint's last (which the retention keeps).
+
+    ``cursor_held`` False (an attempt a shutdown cut short, recorded after its claim ended): the
+    cursor is marked only if no other dispatcher holds it now, without waiting; one that does
+    records a later attempt of its own as the last.
+    """
+    connection = current_connection()
+    inserted = await connection.execute(
+        insert(webhook_attempts)
+        .values(
             webhook_id=attempt.webhook_id,
             sequence=attempt.sequence,
             event_id=attempt.event_id,
@@ -355,4 +363,18 @@ async def _insert_attempt(attempt: DeliveryAttempt) -> None:
             error=_clipped(attempt.error),
             outcome=attempt.outcome.value,
         )
+        .returning(webhook_attempts.c.id)
+    )
+    if not cursor_held:
+        free = await connection.execute(
+            select(webhook_cursors.c.webhook_id)
+            .where(webhook_cursors.c.webhook_id == attempt.webhook_id)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+        )
+        if free.one_or_none() is None:
+            return
+    await connection.execute(
+        update(webhook_cursors)
+        .where(webhook_cursors.c.webhook_id == attempt.webhook_id)
+        .values(last_attempt_id=inserted.scalar_one())
     )

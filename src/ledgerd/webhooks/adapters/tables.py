@@ -95,6 +95,9 @@ webhook_cursors = Table(
     Column("failed_attempts", Integer, nullable=False),
     Column("retry_at", UtcDateTime, nullable=True),
     Column("last_error", ERROR, nullable=True),
+    # The endpoint's last attempt (``webhook_attempts.id``), which the retention keeps however
+    # old: written with each attempt, looked up by the sweep (sql_attempt_records).
+    Column("last_attempt_id", BigInteger, nullable=True),
     ForeignKeyConstraint(["webhook_id"], ["webhook_endpoints.id"]),
 )
 
