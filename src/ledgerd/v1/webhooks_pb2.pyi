@@ -72,6 +72,7 @@ class Webhook(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     DEAD_LETTERS_FIELD_NUMBER: _builtins.int
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     ledger: _builtins.str
     url: _builtins.str
@@ -87,6 +88,8 @@ class Webhook(_message.Message):
     last_error: _builtins.str
     """Why the last attempt failed; empty after a success."""
     dead_letters: _builtins.int
+    idempotency_key: _builtins.str
+    """The idempotency key it was created with; empty when it was created without one."""
     @_builtins.property
     def filter(self) -> Global___WebhookFilter: ...
     @_builtins.property
@@ -120,10 +123,11 @@ class Webhook(_message.Message):
         last_error: _builtins.str = ...,
         dead_letters: _builtins.int = ...,
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "filter", b"filter", "next_attempt_at", b"next_attempt_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dead_letters", b"dead_letters", "delivered_sequence", b"delivered_sequence", "description", b"description", "enabled", b"enabled", "failed_attempts", b"failed_attempts", "filter", b"filter", "id", b"id", "last_error", b"last_error", "ledger", b"ledger", "next_attempt_at", b"next_attempt_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dead_letters", b"dead_letters", "delivered_sequence", b"delivered_sequence", "description", b"description", "enabled", b"enabled", "failed_attempts", b"failed_attempts", "filter", b"filter", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "ledger", b"ledger", "next_attempt_at", b"next_attempt_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

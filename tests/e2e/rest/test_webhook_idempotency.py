@@ -78,6 +78,11 @@ async def test_a_creation_retried_with_its_key_makes_one_webhook(rest_api: RestA
     assert again == {**first, "replayed": True}
     assert await _hook_ids(rest_api) == [first["webhook"]["id"]]
     assert await _webhook_tables(rest_api) == before
+    # The webhook shows the key it was made with, as a transfer does: a client that lost the
+    # answer can also find it by listing.
+    assert first["webhook"]["idempotency_key"] == REQUEST["idempotency_key"]
+    got = ok(await rest_api.client.get(f"{HOOKS}/{first['webhook']['id']}"))
+    assert got["idempotency_key"] == REQUEST["idempotency_key"]
 
 
 async def test_the_replay_answers_the_webhook_as_it_is_now(local_api: RestApi) -> None:
@@ -178,6 +183,7 @@ async def test_keys_are_per_ledger_and_creations_without_one_are_not_retry_safe(
     unkeyed = {key: value for key, value in REQUEST.items() if key != "idempotency_key"}
     made = [ok(await client.post(HOOKS, json=unkeyed)) for _ in range(2)]
     assert [answer["replayed"] for answer in made] == [False, False]
+    assert [answer["webhook"]["idempotency_key"] for answer in made] == ["", ""]
     assert made[0]["webhook"]["id"] != made[1]["webhook"]["id"]
     # An empty key is no key (proto3 cannot tell it from one left out).
     ok(await client.post(HOOKS, json={**REQUEST, "idempotency_key": ""}))

@@ -53,6 +53,7 @@ def endpoint_of(row: RowMapping, sealing: WebhookSecretSealing) -> WebhookEndpoi
         ),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        idempotency_key=row["idempotency_key"],
     )
 
 

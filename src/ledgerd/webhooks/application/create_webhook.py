@@ -130,6 +130,7 @@ class CreateWebhookHandler:
                 secrets=SigningSecrets(secret),
                 created_at=now,
                 updated_at=now,
+                idempotency_key=None if key is None else key.key,
             )
             await self._webhooks.add(endpoint, after_sequence=stream.last_sequence, key=key)
             await transaction.commit()

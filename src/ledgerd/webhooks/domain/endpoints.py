@@ -147,6 +147,8 @@ class WebhookEndpoint:
     secrets: SigningSecrets
     created_at: datetime
     updated_at: datetime
+    # The idempotency key it was created with (None: created without one); never changes.
+    idempotency_key: str | None = None
 
     def changed(
         self,

@@ -44,6 +44,7 @@ def _webhook(*, changed: bool, enabled: bool = True, **more: object) -> dict[str
         "failed_attempts": 0,
         "last_error": "",
         "dead_letters": 0,
+        "idempotency_key": "payments-team-events",
         **more,
     }
 

@@ -46,6 +46,7 @@ def webhook(view: WebhookView) -> pb.Webhook:
         failed_attempts=status.failed_attempts,
         last_error=status.last_error or "",
         dead_letters=status.dead_letters,
+        idempotency_key=endpoint.idempotency_key or "",
     )
     if status.next_attempt_at is not None:
         message.next_attempt_at.CopyFrom(timestamp(status.next_attempt_at))
