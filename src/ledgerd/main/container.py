@@ -28,6 +28,7 @@ from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
 from ledgerd.platform.messaging.hub import InProcessHub
 from ledgerd.platform.messaging.ports import Publisher
+from ledgerd.platform.outbox.commits import CommittedStreams
 from ledgerd.platform.outbox.relay import OutboxRelay, RelayOptions
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
@@ -109,8 +110,13 @@ class OutboxProvider(Provider):
         return Notifier()
 
     @provide
-    def writer(self, wakeups: Notifier) -> OutboxWriter:
-        return OutboxWriter(wake=wakeups.notify_all)
+    def committed_streams(self) -> CommittedStreams:
+        """Commits in this process say here which stream (ledger) they wrote events to."""
+        return CommittedStreams()
+
+    @provide
+    def writer(self, wakeups: Notifier, streams: CommittedStreams) -> OutboxWriter:
+        return OutboxWriter(wake=wakeups.notify_all, committed=streams.committed)
 
     @provide
     async def hub(self) -> AsyncIterator[InProcessHub]:

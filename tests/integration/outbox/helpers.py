@@ -9,11 +9,13 @@ from datetime import timedelta
 from google.protobuf.message import Message
 
 from ledgerd.kernel.money import Asset
+from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.application.change_account_status import ChangeAccountStatus
 from ledgerd.ledger.application.create_ledger import CreateLedger
 from ledgerd.ledger.application.expire_pending import ExpirePending
 from ledgerd.ledger.application.open_account import OpenAccount
 from ledgerd.ledger.application.update_account_metadata import UpdateAccountMetadata
+from ledgerd.ledger.domain.events import LedgerEvent
 from ledgerd.ledger.domain.model import AccountFlags, AccountStatus
 from ledgerd.ledger.domain.requests import (
     CaptureRequest,
@@ -29,6 +31,20 @@ from ledgerd.platform.messaging.ports import BrokerUnavailableError, EventReject
 from tests.integration.conftest import LedgerApp
 
 USD = Asset("USD", 2)
+
+
+class CrashBeforeCommitError(Exception):
+    pass
+
+
+class OutboxThenCrash(SqlEventOutbox):
+    """The real outbox, after which the process "dies" before the unit of work commits."""
+
+    async def record(self, events: Sequence[LedgerEvent]) -> None:
+        await super().record(events)
+        raise CrashBeforeCommitError
+
+
 DELIVERY_WAIT_S = 30.0  # a bound for a hung relay to fail the test, not a measurement
 
 # Every kind of change, in the order `make_every_change` makes them.

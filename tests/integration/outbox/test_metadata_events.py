@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from sqlalchemy import select
 
 from ledgerd.kernel.clock import Clock
 from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.unit_of_work import UnitOfWork
-from ledgerd.ledger.adapters.event_outbox import SqlEventOutbox
 from ledgerd.ledger.application.update_account_metadata import (
     UpdateAccountMetadata,
     UpdateAccountMetadataHandler,
 )
-from ledgerd.ledger.domain.events import LedgerEvent
 from ledgerd.ledger.domain.repositories import AccountRepository, LedgerRepository
 from ledgerd.ledger.published.events import decode
 from ledgerd.platform.outbox import tables as outbox
 from ledgerd.platform.outbox.writer import OutboxWriter
 from ledgerd.v1 import events_pb2 as events_pb
 from tests.integration.conftest import LedgerApp, dump_tables
-from tests.integration.outbox.helpers import open_books
-
-
-class _CrashBeforeCommitError(Exception):
-    pass
-
-
-class _OutboxThenCrash(SqlEventOutbox):
-    """The real outbox, after which the process "dies" before the unit of work commits."""
-
-    async def record(self, events: Sequence[LedgerEvent]) -> None:
-        await super().record(events)
-        raise _CrashBeforeCommitError
+from tests.integration.outbox.helpers import CrashBeforeCommitError, OutboxThenCrash, open_books
 
 
 async def _events(app: LedgerApp) -> list[tuple[str, str, bytes]]:
@@ -88,11 +72,11 @@ async def test_an_event_recorded_but_not_committed_is_rolled_back_with_the_chang
         uow=await container.get(UnitOfWork),
         ledgers=await container.get(LedgerRepository),
         accounts=await container.get(AccountRepository),
-        events=_OutboxThenCrash(await container.get(OutboxWriter), await container.get(Clock)),
+        events=OutboxThenCrash(await container.get(OutboxWriter), await container.get(Clock)),
     )
     before = await dump_tables(ledger_app.engine)
 
-    with pytest.raises(_CrashBeforeCommitError):
+    with pytest.raises(CrashBeforeCommitError):
         await crashing(UpdateAccountMetadata("books", "alice", {"tier": "gold"}))
 
     assert await dump_tables(ledger_app.engine) == before

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from dishka import AsyncContainer, Provider, Scope, alias, provide
 from starlette.types import ASGIApp
@@ -25,8 +26,8 @@ from ledgerd.main.relaying import listen_to_outbox
 from ledgerd.main.settings import Settings
 from ledgerd.platform.api.authentication import SingleUseTickets
 from ledgerd.platform.api.pipeline import CallPipeline
-from ledgerd.platform.concurrency.notifier import Notifier
 from ledgerd.platform.db.engine import is_sqlite
+from ledgerd.platform.outbox.commits import CommittedStreams
 from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.streaming.adapters.outbox_log import OutboxEventLog
 from ledgerd.streaming.adapters.sql_tickets import SqlStreamTicketRepository
@@ -103,30 +104,33 @@ def _providers() -> Sequence[Provider]:
 async def waking_the_hub(
     container: AsyncContainer, settings: Settings, command: str
 ) -> AsyncIterator[asyncio.Future[None]]:
-    """Commits wake the hub: on PostgreSQL every process's, by NOTIFY; on SQLite, this one's."""
+    """Commits wake the hub: on PostgreSQL every process's, by NOTIFY; on SQLite, this one's.
+
+    Either way a commit wakes the feed of the ledger it wrote to, not every watched ledger's:
+    with many ledgers watched, a commit is one read of the log, not one per ledger.
+    """
     del command
     hub = await container.get(StreamHub)
-    commits = await container.get(Notifier)
     stop = asyncio.Event()
-
-    async def on_local_commits() -> None:
-        seen = commits.version
-        while True:
-            seen = await commits.changed(seen)
-            hub.wake_all()
-
     # PostgreSQL's NOTIFY names the ledger and reaches this process's own commits too; the
-    # local signal does not say which ledger, so it serves only the embedded database.
-    tasks = []
+    # local signal (the embedded database has no other process) names it as well.
+    stop_listening: Callable[[], None] | None = None
+
+    async def until_stopped() -> None:
+        await stop.wait()
+
     if is_sqlite(settings.database_url):
-        tasks.append(asyncio.create_task(on_local_commits(), name="stream-local-commits"))
+        stop_listening = (await container.get(CommittedStreams)).listen(hub.wake)
+        listening: Coroutine[Any, Any, None] = until_stopped()
     else:
         listening = listen_to_outbox(container, settings, hub.wake_all, stop, wake_stream=hub.wake)
-        tasks.append(asyncio.create_task(listening, name="stream-listener"))
+    tasks = [asyncio.create_task(listening, name="stream-listener")]
     try:
         yield first_ended(tasks)
     finally:
         stop.set()
+        if stop_listening is not None:
+            stop_listening()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -43,12 +43,18 @@ class OutboxWriter:
 
     ``wake`` runs after the commit (e.g. the in-process relay's notifier), so a relay in
     this process starts publishing at once; relays elsewhere hear PostgreSQL's NOTIFY.
+    ``committed`` runs after it too, with the stream written to (``commits.py``).
     """
 
     def __init__(
-        self, *, wake: Callable[[], object] | None = None, new_id: Callable[[], str] = _random_id
+        self,
+        *,
+        wake: Callable[[], object] | None = None,
+        committed: Callable[[str], object] | None = None,
+        new_id: Callable[[], str] = _random_id,
     ) -> None:
         self._wake = wake
+        self._committed = committed
         self._new_id = new_id
 
     async def append(
@@ -112,4 +118,7 @@ class OutboxWriter:
         )
         if self._wake is not None:
             after_commit(self._wake)
+        if self._committed is not None:
+            committed = self._committed
+            after_commit(lambda: committed(stream))
         return envelopes
