@@ -56,8 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from dishka import AsyncContainer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerd.kernel.errors import LedgerdError
 from ledgerd.kernel.money import Asset
 from ledgerd.kernel.result import Ok
 from ledgerd.ledger.application.create_ledger import CreateLedger, CreateLedgerHandler
@@ -75,10 +77,14 @@ from ledgerd.main.contexts.streaming import waking_the_hub
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
+from ledgerd.platform.outbox.store import OutboxStore
+from ledgerd.streaming.adapters.outbox_log import OutboxEventLog
 from ledgerd.streaming.application.hub import StreamHub
+from ledgerd.streaming.application.ports import EventLog
+from ledgerd.streaming.application.shared_reads import SharedReads
 from ledgerd.streaming.application.subscription import Subscription
 from ledgerd.streaming.domain.errors import StreamEndedError
-from ledgerd.streaming.domain.events import StreamFilter
+from ledgerd.streaming.domain.events import StreamEvent, StreamFilter
 
 # The fake log lives with the unit tests, which are not installed: run from anywhere, this
 # script finds them beside itself.
@@ -248,8 +254,11 @@ class FakeLogCommits:
 class SqlLogCommits:
     """Transfers posted by the real use case on PostgreSQL; the hub reads ``outbox_events``."""
 
-    def __init__(self, hub: StreamHub, post: PostTransfersHandler, run: str) -> None:
+    def __init__(
+        self, hub: StreamHub, post: PostTransfersHandler, run: str, container: AsyncContainer
+    ) -> None:
         self.hub = hub
+        self.container = container
         self._post = post
         self._run = run
         self._posted = 0
@@ -288,6 +297,7 @@ async def sql_log(database_url: str) -> AsyncIterator[SqlLogCommits]:
             await container.get(StreamHub),
             await container.get(PostTransfersHandler),
             run=f"fanout-{time.time_ns()}",
+            container=container,
         )
         yield commits
     finally:
@@ -652,6 +662,84 @@ async def measure_slow(commits: Commits, case: Slow) -> dict[str, Any]:
     }
 
 
+# --- catching up together ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    subscribers: int
+    behind: int  # how many events each subscriber resumes behind the ledger's last
+    shared: bool  # reads shared as `serve` shares them (SharedReads), or each its own
+
+
+class CountingLog:
+    """The SQL log, counting the pages read from the database."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.reads = 0
+
+    async def last_sequence(self, ledger: str) -> int | None:
+        return await self._log.last_sequence(ledger)
+
+    async def read(self, ledger: str, after: int, limit: int) -> Sequence[StreamEvent]:
+        self.reads += 1
+        return await self._log.read(ledger, after, limit)
+
+
+async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
+    """N subscribers resume at once from one position, ``behind`` events back (a restart).
+
+    On PostgreSQL: the events are committed first by the posting use case; then N
+    subscriptions from the same position, their readers started together, until every one has
+    every event. With ``shared`` the hub reads through ``SharedReads`` as ``serve``'s does;
+    without, every subscriber reads its own pages (the same run's baseline).
+    """
+    async with sql_log(database_url) as commits:
+        for _ in range(0, case.behind, 100):
+            await commits.commit([(account(1), account(2))] * 100)
+        counting = CountingLog(OutboxEventLog(await commits.container.get(OutboxStore)))
+        last = await counting.last_sequence(LEDGER)
+        if last is None:
+            msg = f"ledger {LEDGER} is not there: prepare_database did not run"
+            raise RuntimeError(msg)
+        log: EventLog = SharedReads(counting) if case.shared else counting
+        hub = StreamHub(log, poll_interval_s=NO_POLL_S)
+        subscriptions = [
+            await hub.subscribe(LEDGER, EVERYTHING, after=last - case.behind)
+            for _ in range(case.subscribers)
+        ]
+
+        failed: list[str] = []
+
+        async def catch_up(subscription: Subscription) -> None:
+            try:
+                while subscription.delivered < last:
+                    await anext(subscription)
+            except LedgerdError as error:  # what its stream would end with, to the client
+                failed.append(error.code)
+
+        began = time.perf_counter()
+        async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+            await asyncio.gather(*(catch_up(each) for each in subscriptions))
+        elapsed = time.perf_counter() - began
+        for subscription in subscriptions:
+            await subscription.aclose()
+        await hub.aclose()
+    return {
+        "experiment": "catchup",
+        "subscribers": case.subscribers,
+        "behind": case.behind,
+        "shared": case.shared,
+        "caught_up_s": round(elapsed, 3),
+        "log_reads": counting.reads,
+        "events_per_s": round((case.subscribers - len(failed)) * case.behind / elapsed),
+        # Subscriptions whose read of the log failed (their streams would have ended so).
+        "failed": len(failed),
+        "failed_with": sorted(set(failed)),
+    }
+
+
 # --- one case per interpreter ----------------------------------------------------------------
 
 
@@ -663,6 +751,8 @@ async def run_case(case: dict[str, Any], database_url: str, profile: Path | None
     experiment = case.pop("experiment")
     if experiment == "throughput":
         return await measure_throughput(database_url, Throughput(**case))
+    if experiment == "catchup":
+        return await measure_catch_up(database_url, CatchUp(**case))
     async with _opened_log(case["log"], database_url) as commits:
         if experiment == "fanout":
             return await measure_fan_out(commits, FanOut(**case), profile)
@@ -671,7 +761,7 @@ async def run_case(case: dict[str, Any], database_url: str, profile: Path | None
 
 # --- the whole run ---------------------------------------------------------------------------
 
-EXPERIMENTS = ("fanout", "throughput", "slow")
+EXPERIMENTS = ("fanout", "throughput", "slow", "catchup")
 BIG = 100_000  # the subscribers issue 17 asks for
 
 
@@ -702,6 +792,18 @@ def plan(*, quick: bool, only: Sequence[str]) -> list[dict[str, Any]]:
             {"experiment": "slow", "log": "sql", "readers": readers, "non_readers": idle}
             for idle in (0, non_readers)
         ]
+    if "catchup" in only:
+        # Each size with its own reads (the baseline) and with shared ones, interleaved.
+        for subscribers in (100, 1_000) if quick else (1_000, 10_000):
+            cases += [
+                {
+                    "experiment": "catchup",
+                    "subscribers": subscribers,
+                    "behind": 1_000,
+                    "shared": shared,
+                }
+                for shared in (False, True)
+            ]
     return cases
 
 
@@ -786,6 +888,23 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['delivered_to_readers_s']} | {r['every_reader_got_every_event']} "
             f"| {r['most_events_held_by_a_non_reader']} events |"
             for r in slow
+        ]
+    catch_ups = [result for result in results if result["experiment"] == "catchup"]
+    if catch_ups:
+        lines += [
+            "",
+            (
+                "| subscribers | events behind | reads | caught up or failed (s) | log reads "
+                "| events/s | failed |"
+            ),
+            "|--:|--:|---|--:|--:|--:|--:|",
+        ]
+        lines += [
+            f"| {r['subscribers']:,} | {r['behind']:,} "
+            f"| {'shared' if r['shared'] else 'each its own'} | {r['caught_up_s']} "
+            f"| {r['log_reads']:,} | {r['events_per_s']:,} "
+            f"| {r['failed']:,} {' '.join(r['failed_with'])} |"
+            for r in catch_ups
         ]
     return "\n".join(lines)
 

@@ -33,6 +33,7 @@ from ledgerd.streaming.adapters.outbox_log import OutboxEventLog
 from ledgerd.streaming.adapters.sql_tickets import SqlStreamTicketRepository
 from ledgerd.streaming.adapters.ticket_tokens import HexTicketTokens
 from ledgerd.streaming.application.hub import StreamHub
+from ledgerd.streaming.application.shared_reads import SharedReads
 from ledgerd.streaming.application.tickets import (
     IssueStreamTicket,
     RedeemStreamTicket,
@@ -62,7 +63,8 @@ class StreamingProvider(Provider):
     @provide
     async def hub(self, store: OutboxStore, settings: Settings) -> AsyncIterator[StreamHub]:
         hub = StreamHub(
-            OutboxEventLog(store),
+            # Subscribers catching up from one position (a restart's resumptions) share a read.
+            SharedReads(OutboxEventLog(store)),
             buffer_events=settings.stream_buffer_events,
             poll_interval_s=settings.stream_poll_interval_seconds,
         )
