@@ -73,7 +73,7 @@ from ledgerd.ledger.domain.model import AccountFlags
 from ledgerd.ledger.domain.requests import LegRequest, TransferRequest
 from ledgerd.loadgen.pgbench import ServerAddress, drop_database, recreate_database
 from ledgerd.main.container import build_container
-from ledgerd.main.contexts.streaming import waking_the_hub
+from ledgerd.main.contexts.streaming import catch_up_reads, waking_the_hub
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
@@ -668,8 +668,9 @@ async def measure_slow(commits: Commits, case: Slow) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class CatchUp:
     subscribers: int
-    behind: int  # how many events each subscriber resumes behind the ledger's last
-    shared: bool  # reads shared as `serve` shares them (SharedReads), or each its own
+    behind: int  # how many events the subscribers resume behind the ledger's last, at most
+    shared: bool  # reads as `serve` reads (SharedReads, half the pool), or each its own at once
+    spread: bool = False  # each from a position of its own, spread over `behind`; else one
 
 
 class CountingLog:
@@ -703,13 +704,22 @@ async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
         if last is None:
             msg = f"ledger {LEDGER} is not there: prepare_database did not run"
             raise RuntimeError(msg)
-        log: EventLog = SharedReads(counting) if case.shared else counting
-        hub = StreamHub(log, poll_interval_s=NO_POLL_S)
+        settings = await commits.container.get(Settings)
+        catch_up_log = (
+            SharedReads(counting, most_at_once=catch_up_reads(settings)) if case.shared else None
+        )
+        hub = StreamHub(counting, catch_up_log=catch_up_log, poll_interval_s=NO_POLL_S)
+        first = last - case.behind
         subscriptions = [
-            await hub.subscribe(LEDGER, EVERYTHING, after=last - case.behind)
-            for _ in range(case.subscribers)
+            await hub.subscribe(
+                LEDGER,
+                EVERYTHING,
+                after=first + number * case.behind // case.subscribers if case.spread else first,
+            )
+            for number in range(case.subscribers)
         ]
 
+        starts = [(each, each.delivered) for each in subscriptions]
         failed: list[str] = []
 
         async def catch_up(subscription: Subscription) -> None:
@@ -731,9 +741,10 @@ async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
         "subscribers": case.subscribers,
         "behind": case.behind,
         "shared": case.shared,
+        "spread": case.spread,
         "caught_up_s": round(elapsed, 3),
         "log_reads": counting.reads,
-        "events_per_s": round((case.subscribers - len(failed)) * case.behind / elapsed),
+        "events_delivered": sum(each.delivered - each_start for each, each_start in starts),
         # Subscriptions whose read of the log failed (their streams would have ended so).
         "failed": len(failed),
         "failed_with": sorted(set(failed)),
@@ -793,7 +804,8 @@ def plan(*, quick: bool, only: Sequence[str]) -> list[dict[str, Any]]:
             for idle in (0, non_readers)
         ]
     if "catchup" in only:
-        # Each size with its own reads (the baseline) and with shared ones, interleaved.
+        # Each size from one position and from spread ones, each with its own reads (the
+        # baseline) and as `serve` reads, interleaved.
         for subscribers in (100, 1_000) if quick else (1_000, 10_000):
             cases += [
                 {
@@ -801,7 +813,9 @@ def plan(*, quick: bool, only: Sequence[str]) -> list[dict[str, Any]]:
                     "subscribers": subscribers,
                     "behind": 1_000,
                     "shared": shared,
+                    "spread": spread,
                 }
+                for spread in (False, True)
                 for shared in (False, True)
             ]
     return cases
@@ -894,15 +908,16 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
         lines += [
             "",
             (
-                "| subscribers | events behind | reads | caught up or failed (s) | log reads "
-                "| events/s | failed |"
+                "| subscribers | from | reads | caught up or failed (s) | log reads "
+                "| events delivered | failed |"
             ),
-            "|--:|--:|---|--:|--:|--:|--:|",
+            "|--:|---|---|--:|--:|--:|--:|",
         ]
         lines += [
-            f"| {r['subscribers']:,} | {r['behind']:,} "
-            f"| {'shared' if r['shared'] else 'each its own'} | {r['caught_up_s']} "
-            f"| {r['log_reads']:,} | {r['events_per_s']:,} "
+            f"| {r['subscribers']:,} "
+            f"| {'spread over' if r['spread'] else 'one position'} {r['behind']:,} back "
+            f"| {'as serve reads' if r['shared'] else 'each its own, at once'} "
+            f"| {r['caught_up_s']} | {r['log_reads']:,} | {r['events_delivered']:,} "
             f"| {r['failed']:,} {' '.join(r['failed_with'])} |"
             for r in catch_ups
         ]

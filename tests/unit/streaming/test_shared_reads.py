@@ -33,7 +33,7 @@ async def test_the_same_page_asked_at_once_is_one_read_and_a_later_ask_reads_aga
     log = FakeEventLog("books")
     for _ in range(5):
         log.append("books")
-    shared = SharedReads(log)
+    shared = SharedReads(log, most_at_once=10)
     log.hold = asyncio.Event()
     same = [asyncio.ensure_future(shared.read("books", 0, 3)) for _ in range(50)]
     other = asyncio.ensure_future(shared.read("books", 3, 3))
@@ -53,7 +53,7 @@ async def test_the_same_page_asked_at_once_is_one_read_and_a_later_ask_reads_aga
 async def test_a_failed_read_fails_everyone_waiting_and_the_next_ask_reads_again() -> None:
     log = _FailingOnceLog("books")
     log.append("books")
-    shared = SharedReads(log)
+    shared = SharedReads(log, most_at_once=10)
     log.hold = asyncio.Event()
     log.fail_next = True
     waiting = [asyncio.ensure_future(shared.read("books", 0, 10)) for _ in range(3)]
@@ -65,10 +65,29 @@ async def test_a_failed_read_fails_everyone_waiting_and_the_next_ask_reads_again
     assert log.reads == 2
 
 
+async def test_reads_of_different_pages_run_a_few_at_a_time_and_the_rest_wait() -> None:
+    log = FakeEventLog("books")
+    for _ in range(10):
+        log.append("books")
+    shared = SharedReads(log, most_at_once=2)
+    log.hold = asyncio.Event()
+    asking = [asyncio.ensure_future(shared.read("books", after, 1)) for after in range(5)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log.reads == 2  # two at the log, three waiting their turn (not the pool's)
+    log.hold.set()
+    async with asyncio.timeout(WAIT_S):
+        pages = await asyncio.gather(*asking)
+    assert [[event.sequence for event in page] for page in pages] == [[1], [2], [3], [4], [5]]
+    assert log.reads == 5
+
+
 async def test_subscribers_catching_up_together_read_each_page_once() -> None:
     """A restart's resumptions: 200 subscribers from one position, 100 events behind."""
     log = FakeEventLog("books")
-    hub = StreamHub(SharedReads(log), buffer_events=10, poll_interval_s=30)
+    hub = StreamHub(
+        log, catch_up_log=SharedReads(log, most_at_once=4), buffer_events=10, poll_interval_s=30
+    )
     for _ in range(100):
         log.append("books")
     subscriptions = [await hub.subscribe("books", StreamFilter(), after=0) for _ in range(200)]

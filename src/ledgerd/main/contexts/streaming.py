@@ -62,9 +62,12 @@ class StreamingProvider(Provider):
 
     @provide
     async def hub(self, store: OutboxStore, settings: Settings) -> AsyncIterator[StreamHub]:
+        log = OutboxEventLog(store)
         hub = StreamHub(
-            # Subscribers catching up from one position (a restart's resumptions) share a read.
-            SharedReads(OutboxEventLog(store)),
+            log,
+            # Subscribers catching up from one position (a restart's resumptions) share a read,
+            # and half the pool at most reads for those catching up: the rest is the writers'.
+            catch_up_log=SharedReads(log, most_at_once=catch_up_reads(settings)),
             buffer_events=settings.stream_buffer_events,
             poll_interval_s=settings.stream_poll_interval_seconds,
         )
@@ -96,6 +99,11 @@ class StreamingProvider(Provider):
             rendered=RenderedEvents(),
             heartbeat_s=settings.stream_heartbeat_seconds,
         )
+
+
+def catch_up_reads(settings: Settings) -> int:
+    """How many reads of the log subscribers catching up may run at once: half the pool."""
+    return max(1, settings.database_pool_size // 2)
 
 
 def _providers() -> Sequence[Provider]:

@@ -49,10 +49,17 @@ class StreamHub:
         self,
         log: EventLog,
         *,
+        catch_up_log: EventLog | None = None,
         buffer_events: int = DEFAULT_BUFFER_EVENTS,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
     ) -> None:
+        """``catch_up_log``: where subscribers catching up read (``log`` if None).
+
+        Apart from the feeds' reads (``log``): a crowd catching up (``SharedReads`` bounds how
+        many read at once) never holds up the live delivery to everyone else.
+        """
         self._log = log
+        self._catch_up_log = log if catch_up_log is None else catch_up_log
         self._buffer_events = buffer_events
         self._poll_interval_s = poll_interval_s
         self._feeds: dict[str, LedgerFeed] = {}
@@ -87,7 +94,9 @@ class StreamHub:
             if last is None or start > last:
                 feed.forget_if_unused()
                 raise PositionAheadError(ledger, start, last or 0)
-        subscription = Subscription(feed, self._log, stream_filter, start, self._buffer_events)
+        subscription = Subscription(
+            feed, self._catch_up_log, stream_filter, start, self._buffer_events
+        )
         feed.members.add(subscription)
         if start == feed.position:
             subscription.live = True
