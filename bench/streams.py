@@ -688,6 +688,34 @@ class CountingLog:
         return await self._log.read(ledger, after, limit)
 
 
+async def _catch_up(subscription: Subscription, last: int, failed: list[str]) -> None:
+    try:
+        while subscription.delivered < last:
+            await anext(subscription)
+    except LedgerdError as error:  # what its stream would end with, to the client
+        failed.append(error.code)
+
+
+class Meanwhile:
+    """A writer posting one transfer at a time until ``done``: each one's time, or failure."""
+
+    def __init__(self, commits: SqlLogCommits) -> None:
+        self._commits = commits
+        self.done = asyncio.Event()
+        self.seconds: list[float] = []
+        self.failed: list[str] = []
+
+    async def post_until_done(self) -> None:
+        while not self.done.is_set():
+            posted = time.perf_counter()
+            try:
+                await self._commits.commit([(account(3), account(4))])
+            except (LedgerdError, RuntimeError) as error:
+                self.failed.append(str(error).split(":", 1)[0])
+            else:
+                self.seconds.append(time.perf_counter() - posted)
+
+
 async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
     """N subscribers resume at once from one position, ``behind`` events back (a restart).
 
@@ -721,18 +749,14 @@ async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
 
         starts = [(each, each.delivered) for each in subscriptions]
         failed: list[str] = []
-
-        async def catch_up(subscription: Subscription) -> None:
-            try:
-                while subscription.delivered < last:
-                    await anext(subscription)
-            except LedgerdError as error:  # what its stream would end with, to the client
-                failed.append(error.code)
-
+        writer = Meanwhile(commits)  # what the crowd leaves the ledger's writers
         began = time.perf_counter()
+        posting = asyncio.create_task(writer.post_until_done())
         async with asyncio.timeout(DELIVERY_TIMEOUT_S):
-            await asyncio.gather(*(catch_up(each) for each in subscriptions))
+            await asyncio.gather(*(_catch_up(each, last, failed) for each in subscriptions))
         elapsed = time.perf_counter() - began
+        writer.done.set()
+        await posting
         for subscription in subscriptions:
             await subscription.aclose()
         await hub.aclose()
@@ -748,6 +772,10 @@ async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
         # Subscriptions whose read of the log failed (their streams would have ended so).
         "failed": len(failed),
         "failed_with": sorted(set(failed)),
+        "posts": len(writer.seconds),
+        "post_p50_ms": _ms(_percentile(writer.seconds, 0.5)) if writer.seconds else None,
+        "post_max_ms": _ms(max(writer.seconds)) if writer.seconds else None,
+        "posts_failed": len(writer.failed),
     }
 
 
@@ -909,16 +937,17 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             "",
             (
                 "| subscribers | from | reads | caught up or failed (s) | log reads "
-                "| events delivered | failed |"
+                "| events delivered | failed | posts meanwhile: done, p50 / max (ms), failed |"
             ),
-            "|--:|---|---|--:|--:|--:|--:|",
+            "|--:|---|---|--:|--:|--:|--:|---|",
         ]
         lines += [
             f"| {r['subscribers']:,} "
             f"| {'spread over' if r['spread'] else 'one position'} {r['behind']:,} back "
             f"| {'as serve reads' if r['shared'] else 'each its own, at once'} "
             f"| {r['caught_up_s']} | {r['log_reads']:,} | {r['events_delivered']:,} "
-            f"| {r['failed']:,} {' '.join(r['failed_with'])} |"
+            f"| {r['failed']:,} {' '.join(r['failed_with'])} "
+            f"| {r['posts']}, {r['post_p50_ms']} / {r['post_max_ms']}, {r['posts_failed']} |"
             for r in catch_ups
         ]
     return "\n".join(lines)
