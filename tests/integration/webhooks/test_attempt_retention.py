@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerd.platform.db.engine import create_engine
 from ledgerd.platform.db.unit_of_work import SqlAlchemyUnitOfWork
+from ledgerd.webhooks.adapters.sealed_secrets import WebhookSecretSealing
 from ledgerd.webhooks.adapters.sql_attempt_records import SqlAttemptRecords
+from ledgerd.webhooks.adapters.sql_delivery_queue import SqlDeliveryQueue
 from ledgerd.webhooks.adapters.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -28,6 +30,7 @@ from ledgerd.webhooks.adapters.tables import (
 )
 from ledgerd.webhooks.application.ports import AttemptPosition, SweptBatch
 from ledgerd.webhooks.application.retention import AttemptRetention, RetentionPolicy
+from ledgerd.webhooks.domain.deliveries import AttemptOutcome, DeliveryAttempt
 from tests.fakes.clock import ManualClock
 from tests.integration.conftest import LedgerApp
 from tests.integration.outbox.helpers import open_books, pay
@@ -227,6 +230,59 @@ async def test_the_dispatcher_marks_the_last_attempt_the_sweep_keeps(
         async with app.engine.connect() as connection:
             left = list(await connection.scalars(select(webhook_attempts.c.id)))
         assert left == [ids[-1]]
+
+
+async def _last_attempt_of(app: LedgerApp, webhook_id: str) -> int | None:
+    async with app.engine.connect() as connection:
+        last: int | None = await connection.scalar(
+            select(webhook_cursors.c.last_attempt_id).where(
+                webhook_cursors.c.webhook_id == webhook_id
+            )
+        )
+    return last
+
+
+async def test_an_interrupted_attempt_marks_the_last_unless_another_dispatcher_holds_it(
+    migrated_postgres_url: str,
+) -> None:
+    """Recorded after its claim ended, it does not wait for a claim another dispatcher holds."""
+    async with webhook_app(migrated_postgres_url) as app:
+        hook = await _endpoint(app)
+        queue = SqlDeliveryQueue(
+            SqlAlchemyUnitOfWork(app.engine), sealing=await app.container.get(WebhookSecretSealing)
+        )
+
+        def interrupted(sequence: int) -> DeliveryAttempt:
+            return DeliveryAttempt(
+                webhook_id=hook,
+                sequence=sequence,
+                event_id=f"event-{sequence}",
+                event_type="ledgerd.v1.TransferPosted",
+                attempt=1,
+                replay=False,
+                started_at=app.clock.now(),
+                duration_ms=5,
+                status_code=None,
+                error="cut short by a shutdown",
+                outcome=AttemptOutcome.INTERRUPTED,
+            )
+
+        await queue.record_interrupted(interrupted(1))
+        first = await _last_attempt_of(app, hook)
+        assert first is not None  # nobody held the endpoint: marked
+
+        async with app.engine.connect() as holder:  # another dispatcher's claim, in flight
+            await holder.execute(
+                select(webhook_cursors.c.webhook_id)
+                .where(webhook_cursors.c.webhook_id == hook)
+                .with_for_update()
+            )
+            async with asyncio.timeout(WAIT_S):  # would wait as long as the claim without SKIP
+                await queue.record_interrupted(interrupted(2))
+            await holder.rollback()
+
+        assert await _sequences_left(app, hook) == [1, 2]  # recorded all the same
+        assert await _last_attempt_of(app, hook) == first  # the holder's own attempt will be
 
 
 async def test_a_replayed_dead_letter_lets_its_attempts_go(migrated_database_url: str) -> None:
