@@ -51,7 +51,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -674,18 +674,25 @@ class CatchUp:
 
 
 class CountingLog:
-    """The SQL log, counting the pages read from the database."""
+    """The SQL log, counting the pages read from the database and every query the hub sends."""
 
     def __init__(self, log: EventLog) -> None:
         self._log = log
         self.reads = 0
+        self.queries = 0
 
     async def last_sequence(self, ledger: str) -> int | None:
+        self.queries += 1
         return await self._log.last_sequence(ledger)
 
     async def read(self, ledger: str, after: int, limit: int) -> Sequence[StreamEvent]:
         self.reads += 1
+        self.queries += 1
         return await self._log.read(ledger, after, limit)
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        self.queries += -(-len(ledgers) // 1000)  # the store asks 1,000 at a time
+        return await self._log.last_sequences(ledgers)
 
 
 async def _catch_up(subscription: Subscription, last: int, failed: list[str]) -> None:
@@ -779,6 +786,48 @@ async def measure_catch_up(database_url: str, case: CatchUp) -> dict[str, Any]:
     }
 
 
+# --- idle: many ledgers watched, nothing committed ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    ledgers: int  # each watched by one subscriber
+    seconds: float = 5.0
+
+
+async def measure_idle(database_url: str, case: Idle) -> dict[str, Any]:
+    """What watching costs the database while nothing happens: the safety net's queries.
+
+    ``ledgers`` ledgers (created once, kept for the next case), one subscriber each on a hub
+    with the default poll interval; nothing is committed for ``seconds``. Counted: the queries
+    the hub sends the log (pages read, and the safety net's own).
+    """
+    async with sql_log(database_url) as commits:
+        container = commits.container
+        counting = CountingLog(OutboxEventLog(await container.get(OutboxStore)))
+        create = await container.get(CreateLedgerHandler)
+        names = [f"idle-{number:05d}" for number in range(case.ledgers)]
+        for name in names:
+            if await counting.last_sequence(name) is None:
+                await create(CreateLedger(name, name))
+        hub = StreamHub(counting)
+        subscriptions = [await hub.subscribe(name, EVERYTHING) for name in names]
+        await asyncio.sleep(1.5)  # every feed started and past its first read
+        before = counting.queries
+        await asyncio.sleep(case.seconds)
+        queries = counting.queries - before
+        for subscription in subscriptions:
+            await subscription.aclose()
+        await hub.aclose()
+    return {
+        "experiment": "idle",
+        "ledgers": case.ledgers,
+        "seconds": case.seconds,
+        "queries": queries,
+        "queries_per_s": round(queries / case.seconds, 1),
+    }
+
+
 # --- one case per interpreter ----------------------------------------------------------------
 
 
@@ -792,6 +841,8 @@ async def run_case(case: dict[str, Any], database_url: str, profile: Path | None
         return await measure_throughput(database_url, Throughput(**case))
     if experiment == "catchup":
         return await measure_catch_up(database_url, CatchUp(**case))
+    if experiment == "idle":
+        return await measure_idle(database_url, Idle(**case))
     async with _opened_log(case["log"], database_url) as commits:
         if experiment == "fanout":
             return await measure_fan_out(commits, FanOut(**case), profile)
@@ -800,7 +851,7 @@ async def run_case(case: dict[str, Any], database_url: str, profile: Path | None
 
 # --- the whole run ---------------------------------------------------------------------------
 
-EXPERIMENTS = ("fanout", "throughput", "slow", "catchup")
+EXPERIMENTS = ("fanout", "throughput", "slow", "catchup", "idle")
 BIG = 100_000  # the subscribers issue 17 asks for
 
 
@@ -846,6 +897,12 @@ def plan(*, quick: bool, only: Sequence[str]) -> list[dict[str, Any]]:
                 for spread in (False, True)
                 for shared in (False, True)
             ]
+    if "idle" in only:
+        # One ledger watched (the baseline), then many.
+        cases += [
+            {"experiment": "idle", "ledgers": ledgers}
+            for ledgers in ((1, 200) if quick else (1, 2_000))
+        ]
     return cases
 
 
@@ -950,6 +1007,11 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['posts']}, {r['post_p50_ms']} / {r['post_max_ms']}, {r['posts_failed']} |"
             for r in catch_ups
         ]
+    idle = [result for result in results if result["experiment"] == "idle"]
+    if idle:
+        lines += ["", "| ledgers watched, nothing committed | queries to the log per second |"]
+        lines += ["|--:|--:|"]
+        lines += [f"| {r['ledgers']:,} | {r['queries_per_s']:,} |" for r in idle]
     return "\n".join(lines)
 
 

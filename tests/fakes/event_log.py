@@ -7,7 +7,7 @@ is tested on it; the SQL log is tested against real databases in tests/integrati
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from ledgerd.streaming.application.hub import StreamHub
@@ -20,6 +20,7 @@ class FakeEventLog:
     def __init__(self, *ledgers: str) -> None:
         self.events: dict[str, list[StreamEvent]] = {ledger: [] for ledger in ledgers}
         self.reads = 0
+        self.last_sequences_asked = 0
         # Set to make reads wait (to interleave commits or cancellations with a read in flight).
         self.hold: asyncio.Event | None = None
 
@@ -61,6 +62,12 @@ class FakeEventLog:
             await self.hold.wait()
         events = self.events.get(ledger)
         return None if events is None else len(events)
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        self.last_sequences_asked += 1
+        if self.hold is not None:
+            await self.hold.wait()
+        return {ledger: len(self.events[ledger]) for ledger in ledgers if ledger in self.events}
 
     async def read(self, ledger: str, after: int, limit: int) -> Sequence[StreamEvent]:
         self.reads += 1

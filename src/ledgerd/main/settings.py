@@ -237,7 +237,8 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         le=3600,
-        description="how often watched ledgers are read even if no commit was announced",
+        description="how often the watched ledgers' last events are checked (one query for "
+        "all of them) even if no commit was announced; a ledger found behind is read",
     )
     stream_heartbeat_seconds: float = Field(
         default=15.0,

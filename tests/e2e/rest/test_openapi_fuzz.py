@@ -112,6 +112,15 @@ PROSE_RULES = (
         re.compile("the account would hold"),
     ),
     ProseRule(
+        # The .proto comment's: a pattern states the scheme and the characters, not the rest.
+        "a webhook URL names a host, with no user name, no #fragment, a port, a public address",
+        re.compile("url"),
+        re.compile(
+            "is not a URL|must name a host|user name or password|#fragment|port 0"
+            "|is not a public address"
+        ),
+    ),
+    ProseRule(
         "a page token is one this API returned",
         re.compile("cursor"),
         re.compile("not a cursor returned by this API"),

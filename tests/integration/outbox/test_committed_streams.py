@@ -1,7 +1,8 @@
 """A process's commits say which stream (ledger) they wrote events to, once committed.
 
 On SQLite that is what wakes the live streams' hub: the ledger that committed, not every
-ledger watched (on PostgreSQL the NOTIFY names it, ``test_relay_postgres.py``).
+ledger watched (on PostgreSQL the NOTIFY names it, ``test_relay_postgres.py``). And the
+store answers many streams' last sequences in one question, the hub's safety net.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ledgerd.ledger.domain.repositories import AccountRepository, LedgerReposito
 from ledgerd.main.contexts.streaming import waking_the_hub
 from ledgerd.main.settings import Settings
 from ledgerd.platform.outbox.commits import CommittedStreams
+from ledgerd.platform.outbox.store import OutboxStore
 from ledgerd.platform.outbox.writer import OutboxWriter
 from ledgerd.streaming.application.hub import StreamHub
 from tests.integration.conftest import LedgerApp, open_ledger_app
@@ -79,3 +81,20 @@ async def test_on_sqlite_a_commit_wakes_the_feed_of_its_ledger_alone(
 
         assert woken == ["books", "other"]
         assert every == []
+
+
+async def test_the_last_sequences_of_many_streams_in_one_question(ledger_app: LedgerApp) -> None:
+    """What the live streams' safety net asks: beyond one batch of names, unknown ones absent."""
+    await open_books(ledger_app, "books", "bank", "alice")
+    await open_books(ledger_app, "other", "x")
+    await ledger_app.post.post_one("books", pay("p1", "bank", "alice", 100))
+    store = await ledger_app.container.get(OutboxStore)
+    unknown = [f"nowhere-{number}" for number in range(1_500)]  # more than one query's worth
+
+    lasts = await store.last_sequences(["books", *unknown, "other"])
+
+    assert lasts == {
+        "books": await store.last_sequence("books"),
+        "other": await store.last_sequence("other"),
+    }
+    assert lasts["books"] > lasts["other"] > 0

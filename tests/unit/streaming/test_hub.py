@@ -239,6 +239,26 @@ async def test_the_poll_finds_events_nobody_announced() -> None:
         await hub.aclose()
 
 
+async def test_the_safety_net_asks_once_for_every_watched_ledger_and_reads_only_the_behind() -> (
+    None
+):
+    ledgers = [f"ledger-{number}" for number in range(50)]
+    log = FakeEventLog(*ledgers)
+    hub = StreamHub(log, poll_interval_s=0.05)
+    try:
+        subscriptions = [await hub.subscribe(ledger, EVERYTHING) for ledger in ledgers]
+        await asyncio.sleep(0.3)  # a few intervals, nothing committed
+        # Asked about all 50 together, once an interval; no feed read its log (a poll per
+        # feed would have been 50 reads an interval).
+        assert log.last_sequences_asked >= 1
+        assert log.reads == 0
+        log.append("ledger-7")  # committed elsewhere, the notification lost
+        assert await take(subscriptions[7], 1) == [1]
+        assert log.reads == 1  # that ledger's feed read; no other did
+    finally:
+        await hub.aclose()
+
+
 async def test_a_first_subscriber_cancelled_while_opening_the_feed_does_not_fail_the_others() -> (
     None
 ):

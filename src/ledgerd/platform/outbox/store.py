@@ -17,7 +17,7 @@ its claim found it (otherwise the other relay got further, and its outcome stand
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +41,8 @@ from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
 
 _REASON_LENGTH = REASON.length or 1000
 _DESTINATION_LENGTH = DESTINATION.length or 500
+# Streams asked at once by ``last_sequences``: well under SQLite's and asyncpg's parameter limits.
+_STREAMS_PER_QUERY = 1000
 
 
 def _utc_now() -> datetime:
@@ -255,6 +257,23 @@ class OutboxStore:
                 select(outbox_streams.c.last_sequence).where(outbox_streams.c.stream == stream)
             )
         return None if last is None else int(last)
+
+    async def last_sequences(self, streams: Collection[str]) -> dict[str, int]:
+        """Each stream's last event's sequence; a stream that never had one is absent.
+
+        One query per ``_STREAMS_PER_QUERY`` streams, in one read-only transaction.
+        """
+        wanted = list(streams)
+        lasts: dict[str, int] = {}
+        async with self._uow.begin(read_only=True):
+            for start in range(0, len(wanted), _STREAMS_PER_QUERY):
+                rows = await current_connection().execute(
+                    select(outbox_streams.c.stream, outbox_streams.c.last_sequence).where(
+                        outbox_streams.c.stream.in_(wanted[start : start + _STREAMS_PER_QUERY])
+                    )
+                )
+                lasts.update((row.stream, int(row.last_sequence)) for row in rows)
+        return lasts
 
     async def read(self, stream: str, *, after: int = 0, limit: int = 1000) -> list[Envelope]:
         """Up to ``limit`` of the stream's events after sequence ``after``, in order."""

@@ -7,7 +7,7 @@ concerns no account: it still reaches the subscribers that filter by type only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ledgerd.ledger.published.events import (
     UnknownEventError,
@@ -33,6 +33,9 @@ class OutboxEventLog:
             stream_event(envelope)
             for envelope in await self._store.read(ledger, after=after, limit=limit)
         ]
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        return await self._store.last_sequences(ledgers)
 
 
 def stream_event(envelope: Envelope) -> StreamEvent:

@@ -8,8 +8,10 @@ waits: a subscription that cannot take an event leaves the live set and catches 
 log (``subscription.py``), so one slow reader never holds up the feed or the others.
 
 **Waking.** The composition root calls ``wake(ledger)`` when it hears that a ledger's events
-were committed (PostgreSQL's NOTIFY names the ledger; a commit in this process wakes every
-feed), and every feed also reads its log each ``poll_interval_s`` as a safety net.
+were committed (PostgreSQL's NOTIFY names the ledger; on SQLite, the commit in this process
+does), and as a safety net for a lost notification the hub asks the log for every watched
+ledger's last sequence each ``poll_interval_s``, in one question, and wakes the feeds that are
+behind: watching F ledgers costs a query a second, not F.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class StreamHub:
         self._opening: dict[str, asyncio.Future[LedgerFeed]] = {}
         self._existence_reads: dict[str, asyncio.Future[int | None]] = {}
         self._closed = False
+        self._safety_net: asyncio.Task[None] | None = None
 
     @property
     def subscriptions(self) -> int:
@@ -122,6 +125,8 @@ class StreamHub:
             feed = LedgerFeed(self, ledger, await self._existing_ledgers_last(ledger))
             self._feeds[ledger] = feed
             feed.start()
+            if self._safety_net is None:
+                self._safety_net = asyncio.create_task(self._poll(), name="stream-safety-net")
             opening.set_result(feed)
         except BaseException as error:
             opening.set_exception(error)
@@ -170,6 +175,27 @@ class StreamHub:
         for feed in self._feeds.values():
             feed.dirty.set()
 
+    async def _poll(self) -> None:
+        """Each interval, wake the watched ledgers' feeds whose log went further than they did.
+
+        One question for every watched ledger (the log answers it in batches), where a poll
+        per feed would be one read per ledger and interval. A failed poll is a warning; the
+        next interval asks again (and a feed whose own read fails retries by itself).
+        """
+        while True:
+            await asyncio.sleep(self._poll_interval_s)
+            if not self._feeds:
+                continue
+            try:
+                lasts = await self._log.last_sequences(list(self._feeds))
+            except Exception as error:  # noqa: BLE001 - the database may come back: keep asking
+                log.warning("stream safety net cannot read the ledgers' last events (%s)", error)
+                continue
+            for ledger, last in lasts.items():
+                feed = self._feeds.get(ledger)
+                if feed is not None and last > feed.position:
+                    feed.dirty.set()
+
     def _drop(self, feed: LedgerFeed) -> None:
         if self._feeds.get(feed.ledger) is feed:
             del self._feeds[feed.ledger]
@@ -182,6 +208,11 @@ class StreamHub:
             for subscription in list(feed.members):
                 subscription.end(reason)
         await asyncio.gather(*(feed.stop() for feed in feeds))
+        if self._safety_net is not None:
+            self._safety_net.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._safety_net
+            self._safety_net = None
 
     @property
     def log(self) -> EventLog:
@@ -279,9 +310,7 @@ class LedgerFeed:
     async def _run(self) -> None:
         retry_s = _RETRY_MIN_S
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._hub.poll_interval_s):
-                    await self.dirty.wait()
+            await self.dirty.wait()  # a commit's notification, or the hub's safety net
             self.dirty.clear()
             try:
                 await self._catch_up()

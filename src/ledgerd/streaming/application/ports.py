@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from ledgerd.streaming.domain.events import StreamEvent
@@ -17,4 +17,8 @@ class EventLog(Protocol):
 
     async def read(self, ledger: str, after: int, limit: int) -> Sequence[StreamEvent]:
         """Up to ``limit`` events with a sequence above ``after``, in order."""
+        ...
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        """Each ledger's last event's sequence, in one question (a ledger that is not: absent)."""
         ...

@@ -22,7 +22,7 @@ read that fails fails for everyone who waited for it, each handling it as its ow
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ledgerd.streaming.application.ports import EventLog
 from ledgerd.streaming.domain.events import StreamEvent
@@ -43,6 +43,9 @@ class SharedReads:
 
     async def last_sequence(self, ledger: str) -> int | None:
         return await self._log.last_sequence(ledger)
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        return await self._log.last_sequences(ledgers)
 
     async def read(self, ledger: str, after: int, limit: int) -> Sequence[StreamEvent]:
         page = (ledger, after, limit)
