@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Collection, Mapping
 
 import pytest
 
@@ -255,6 +256,35 @@ async def test_the_safety_net_asks_once_for_every_watched_ledger_and_reads_only_
         log.append("ledger-7")  # committed elsewhere, the notification lost
         assert await take(subscriptions[7], 1) == [1]
         assert log.reads == 1  # that ledger's feed read; no other did
+    finally:
+        await hub.aclose()
+
+
+class _UnreachableSafetyNetLog(FakeEventLog):
+    """The fake log, whose last sequences cannot be read (the database away)."""
+
+    async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
+        del ledgers
+        self.last_sequences_asked += 1
+        raise ConnectionError("the database went away")
+
+
+async def test_a_failing_safety_net_is_one_warning_while_it_lasts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = _UnreachableSafetyNetLog("books")
+    hub = StreamHub(log, poll_interval_s=0.02)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ledgerd.streaming.application.hub"):
+            subscription = await hub.subscribe("books", EVERYTHING)
+            while log.last_sequences_asked < 5:  # noqa: ASYNC110 - polls, no event to wait on
+                await asyncio.sleep(0.02)
+        warned = "stream safety net cannot read the watched ledgers' last events"
+        assert [record.getMessage() for record in caplog.records] == [
+            f"{warned} (the database went away)"
+        ]
+        log.commit(hub, "books")  # a notification still delivers
+        assert await take(subscription, 1) == [1]
     finally:
         await hub.aclose()
 

@@ -22,6 +22,9 @@ from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
 log = logging.getLogger(__name__)
 
 _RECONNECT_MIN_S = 0.5
+# What pg_stat_activity shows for the listening connection: an operator (or a test) tells it
+# from the pool's connections, which it is not one of.
+LISTENER_APPLICATION_NAME = "ledgerd outbox listener"
 _RECONNECT_MAX_S = 30.0
 
 
@@ -47,7 +50,10 @@ async def listen_for_commits(
     while not stop.is_set():
         lost = asyncio.Event()
         try:
-            connection = await asyncpg.connect(dsn if isinstance(dsn, str) else dsn())
+            connection = await asyncpg.connect(
+                dsn if isinstance(dsn, str) else dsn(),
+                server_settings={"application_name": LISTENER_APPLICATION_NAME},
+            )
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("outbox listener cannot connect (%s); retrying in %.1f s", error, delay)
             with contextlib.suppress(TimeoutError):

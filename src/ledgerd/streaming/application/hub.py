@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterable
 
 from ledgerd.kernel.errors import validation_error
+from ledgerd.platform.throttled_log import ThrottledLog
 from ledgerd.streaming.application.ports import EventLog
 from ledgerd.streaming.application.subscription import Subscription
 from ledgerd.streaming.domain.errors import PositionAheadError, StreamEndedError
@@ -179,9 +180,11 @@ class StreamHub:
         """Each interval, wake the watched ledgers' feeds whose log went further than they did.
 
         One question for every watched ledger (the log answers it in batches), where a poll
-        per feed would be one read per ledger and interval. A failed poll is a warning; the
-        next interval asks again (and a feed whose own read fails retries by itself).
+        per feed would be one read per ledger and interval. A failed poll is a warning (one a
+        minute while it lasts); the next interval asks again (and a feed whose own read fails
+        retries by itself).
         """
+        failures = ThrottledLog(log, interval_s=60.0)  # an outage is one line a minute
         while True:
             await asyncio.sleep(self._poll_interval_s)
             if not self._feeds:
@@ -189,7 +192,12 @@ class StreamHub:
             try:
                 lasts = await self._log.last_sequences(list(self._feeds))
             except Exception as error:  # noqa: BLE001 - the database may come back: keep asking
-                log.warning("stream safety net cannot read the ledgers' last events (%s)", error)
+                failures.log(
+                    logging.WARNING,
+                    type(error).__name__,
+                    "stream safety net cannot read the watched ledgers' last events (%s)",
+                    error,
+                )
                 continue
             for ledger, last in lasts.items():
                 feed = self._feeds.get(ledger)
