@@ -77,7 +77,7 @@ from ledgerd.main.contexts.streaming import catch_up_reads, waking_the_hub
 from ledgerd.main.migrations import MIGRATIONS
 from ledgerd.main.settings import Settings
 from ledgerd.platform.gc_tuning import GcPauses, tune_after_start
-from ledgerd.platform.outbox.store import OutboxStore
+from ledgerd.platform.outbox.store import STREAMS_PER_QUERY, OutboxStore
 from ledgerd.streaming.adapters.outbox_log import OutboxEventLog
 from ledgerd.streaming.application.hub import StreamHub
 from ledgerd.streaming.application.ports import EventLog
@@ -691,7 +691,7 @@ class CountingLog:
         return await self._log.read(ledger, after, limit)
 
     async def last_sequences(self, ledgers: Collection[str]) -> Mapping[str, int]:
-        self.queries += -(-len(ledgers) // 1000)  # the store asks 1,000 at a time
+        self.queries += -(-len(ledgers) // STREAMS_PER_QUERY)  # as the store asks them
         return await self._log.last_sequences(ledgers)
 
 
@@ -988,17 +988,22 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['most_events_held_by_a_non_reader']} events |"
             for r in slow
         ]
+    lines += _catch_up_lines(results) + _idle_lines(results)
+    return "\n".join(lines)
+
+
+def _catch_up_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     catch_ups = [result for result in results if result["experiment"] == "catchup"]
-    if catch_ups:
-        lines += [
-            "",
-            (
-                "| subscribers | from | reads | caught up or failed (s) | log reads "
-                "| events delivered | failed | posts meanwhile: done, p50 / max (ms), failed |"
-            ),
-            "|--:|---|---|--:|--:|--:|--:|---|",
-        ]
-        lines += [
+    if not catch_ups:
+        return []
+    return [
+        "",
+        (
+            "| subscribers | from | reads | caught up or failed (s) | log reads "
+            "| events delivered | failed | posts meanwhile: done, p50 / max (ms), failed |"
+        ),
+        "|--:|---|---|--:|--:|--:|--:|---|",
+        *(
             f"| {r['subscribers']:,} "
             f"| {'spread over' if r['spread'] else 'one position'} {r['behind']:,} back "
             f"| {'as serve reads' if r['shared'] else 'each its own, at once'} "
@@ -1006,13 +1011,20 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['failed']:,} {' '.join(r['failed_with'])} "
             f"| {r['posts']}, {r['post_p50_ms']} / {r['post_max_ms']}, {r['posts_failed']} |"
             for r in catch_ups
-        ]
+        ),
+    ]
+
+
+def _idle_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     idle = [result for result in results if result["experiment"] == "idle"]
-    if idle:
-        lines += ["", "| ledgers watched, nothing committed | queries to the log per second |"]
-        lines += ["|--:|--:|"]
-        lines += [f"| {r['ledgers']:,} | {r['queries_per_s']:,} |" for r in idle]
-    return "\n".join(lines)
+    if not idle:
+        return []
+    return [
+        "",
+        "| ledgers watched, nothing committed | queries to the log per second |",
+        "|--:|--:|",
+        *(f"| {r['ledgers']:,} | {r['queries_per_s']:,} |" for r in idle),
+    ]
 
 
 def _machine() -> dict[str, Any]:

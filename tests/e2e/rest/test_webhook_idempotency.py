@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import select
 
 from ledgerd.v1 import webhooks_pb2 as pb
 from ledgerd.v1 import webhooks_pb2_grpc
-from ledgerd.webhooks.adapters.tables import TABLES
 from ledgerd.webhooks.domain.endpoints import MAX_ENDPOINTS_PER_LEDGER
 from tests.e2e.grpc.support import decode
 from tests.e2e.rest.support import JsonObject, RestApi, ok, problem, serve_rest
-from tests.integration.conftest import dump_tables
+from tests.integration.webhooks.support import webhook_tables
 
 L = "books"
 OTHER = "other"
@@ -54,15 +51,6 @@ async def _books(api: RestApi) -> None:
         ok(await api.client.post("/v1/ledgers", json={"id": ledger}))
 
 
-async def _webhook_tables(api: RestApi) -> Any:  # noqa: ANN401 - rows of any table
-    tables = await dump_tables(api.engine)
-    async with api.engine.connect() as connection:
-        for table in TABLES:
-            rows = (await connection.execute(select(table))).all()
-            tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
-    return tables
-
-
 async def _hook_ids(api: RestApi, ledger: str = L) -> list[str]:
     listed = ok(await api.client.get(f"/v1/ledgers/{ledger}/webhooks"))
     return [hook["id"] for hook in listed["webhooks"]]
@@ -72,12 +60,12 @@ async def test_a_creation_retried_with_its_key_makes_one_webhook(rest_api: RestA
     await _books(rest_api)
     first = ok(await rest_api.client.post(HOOKS, json=REQUEST))
     assert first["replayed"] is False
-    before = await _webhook_tables(rest_api)
+    before = await webhook_tables(rest_api.engine)
 
     again = ok(await rest_api.client.post(HOOKS, json=REQUEST))
     assert again == {**first, "replayed": True}
     assert await _hook_ids(rest_api) == [first["webhook"]["id"]]
-    assert await _webhook_tables(rest_api) == before
+    assert await webhook_tables(rest_api.engine) == before
     # The webhook shows the key it was made with, as a transfer does: a client that lost the
     # answer can also find it by listing.
     assert first["webhook"]["idempotency_key"] == REQUEST["idempotency_key"]
@@ -132,14 +120,14 @@ CONFLICTING: list[tuple[str, JsonObject]] = [
 async def test_a_key_reused_with_another_request_is_a_conflict(rest_api: RestApi) -> None:
     await _books(rest_api)
     first = ok(await rest_api.client.post(HOOKS, json=REQUEST))
-    before = await _webhook_tables(rest_api)
+    before = await webhook_tables(rest_api.engine)
     for case, body in CONFLICTING:
         refused = problem(await rest_api.client.post(HOOKS, json=body), 409, "IDEMPOTENCY_CONFLICT")
         assert refused["details"] == {
             "idempotency_key": REQUEST["idempotency_key"],
             "webhook_id": first["webhook"]["id"],
         }, case
-    assert await _webhook_tables(rest_api) == before
+    assert await webhook_tables(rest_api.engine) == before
 
 
 async def test_a_deleted_webhooks_key_stays_spent(rest_api: RestApi) -> None:
@@ -148,7 +136,7 @@ async def test_a_deleted_webhooks_key_stays_spent(rest_api: RestApi) -> None:
     first = ok(await client.post(HOOKS, json=REQUEST))
     hook_id = first["webhook"]["id"]
     ok(await client.delete(f"{HOOKS}/{hook_id}"))
-    before = await _webhook_tables(rest_api)
+    before = await webhook_tables(rest_api.engine)
 
     # A late retry must not bring back an endpoint its owner deleted.
     gone = problem(await client.post(HOOKS, json=REQUEST), 404, "WEBHOOK_NOT_FOUND")
@@ -161,7 +149,7 @@ async def test_a_deleted_webhooks_key_stays_spent(rest_api: RestApi) -> None:
         "IDEMPOTENCY_CONFLICT",
     )
     assert refused["details"]["webhook_id"] == hook_id
-    assert await _webhook_tables(rest_api) == before
+    assert await webhook_tables(rest_api.engine) == before
     assert await _hook_ids(rest_api) == []
 
     # A new key creates a new endpoint.
@@ -195,7 +183,7 @@ BAD_KEYS = ["has space", "..", "x" * 129, "slash/ed", "é"]
 
 async def test_a_malformed_key_is_refused_and_nothing_changes(sqlite_api: RestApi) -> None:
     await _books(sqlite_api)
-    before = await _webhook_tables(sqlite_api)
+    before = await webhook_tables(sqlite_api.engine)
     for key in BAD_KEYS:
         refused = problem(
             await sqlite_api.client.post(HOOKS, json={**REQUEST, "idempotency_key": key}),
@@ -203,7 +191,7 @@ async def test_a_malformed_key_is_refused_and_nothing_changes(sqlite_api: RestAp
             "VALIDATION_FAILED",
         )
         assert refused["details"]["field"] == "idempotency_key", key
-    assert await _webhook_tables(sqlite_api) == before
+    assert await webhook_tables(sqlite_api.engine) == before
 
 
 async def test_a_replay_is_answered_even_at_the_ledgers_limit(sqlite_api: RestApi) -> None:

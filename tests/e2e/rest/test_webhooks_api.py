@@ -8,19 +8,16 @@ webhook of another ledger, a grace period out of range.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import select
 
 from ledgerd.v1 import webhooks_pb2 as pb
 from ledgerd.v1 import webhooks_pb2_grpc
-from ledgerd.webhooks.adapters.tables import TABLES
 from ledgerd.webhooks.domain.endpoints import MAX_ENDPOINTS_PER_LEDGER
 from tests.e2e.grpc.support import decode
 from tests.e2e.rest.support import JsonObject, RestApi, ok, problem, serve_rest
-from tests.integration.conftest import dump_tables
+from tests.integration.webhooks.support import webhook_tables
 
 L = "books"
 OTHER = "other"
@@ -48,15 +45,6 @@ async def _books(api: RestApi) -> None:
                 f"/v1/ledgers/{L}/accounts", json={"id": account, "asset": "USD/2"}
             )
         )
-
-
-async def _webhook_tables(api: RestApi) -> Any:  # noqa: ANN401 - rows of any table
-    tables = await dump_tables(api.engine)
-    async with api.engine.connect() as connection:
-        for table in TABLES:
-            rows = (await connection.execute(select(table))).all()
-            tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
-    return tables
 
 
 async def test_a_webhooks_life_through_the_api(rest_api: RestApi) -> None:
@@ -158,7 +146,7 @@ BAD_CREATIONS: list[tuple[str, JsonObject, int, str, str]] = [
 
 async def test_a_bad_webhook_is_refused_and_nothing_changes(sqlite_api: RestApi) -> None:
     await _books(sqlite_api)
-    before = await _webhook_tables(sqlite_api)
+    before = await webhook_tables(sqlite_api.engine)
     for case, body, status, code, field in BAD_CREATIONS:
         refused = problem(await sqlite_api.client.post(HOOKS, json=body), status, code)
         assert refused["details"]["field"] == field, case
@@ -166,7 +154,7 @@ async def test_a_bad_webhook_is_refused_and_nothing_changes(sqlite_api: RestApi)
             assert refused["message"].endswith(
                 "is not a public address (LEDGERD_WEBHOOKS_ALLOWED_NETWORKS)"
             ), case
-    assert await _webhook_tables(sqlite_api) == before
+    assert await webhook_tables(sqlite_api.engine) == before
 
 
 async def test_an_unknown_ledger_or_a_webhook_of_another_is_not_found(sqlite_api: RestApi) -> None:
@@ -181,7 +169,7 @@ async def test_an_unknown_ledger_or_a_webhook_of_another_is_not_found(sqlite_api
     problem(await client.get("/v1/ledgers/nowhere/webhooks"), 404, "LEDGER_NOT_FOUND")
     theirs = ok(await client.post(f"/v1/ledgers/{OTHER}/webhooks", json={"url": URL}))
     hook_id = theirs["webhook"]["id"]
-    before = await _webhook_tables(sqlite_api)
+    before = await webhook_tables(sqlite_api.engine)
     # Named under the wrong ledger, another ledger's webhook does not exist.
     for method, suffix, body in (
         ("GET", "", None),
@@ -194,7 +182,7 @@ async def test_an_unknown_ledger_or_a_webhook_of_another_is_not_found(sqlite_api
     ):
         answer = await client.request(method, f"{HOOKS}/{hook_id}{suffix}", json=body)
         assert problem(answer, 404, "WEBHOOK_NOT_FOUND")["details"] == {"webhook": hook_id}
-    assert await _webhook_tables(sqlite_api) == before
+    assert await webhook_tables(sqlite_api.engine) == before
     problem(await client.get(f"/v1/ledgers/nowhere/webhooks/{hook_id}"), 404, "LEDGER_NOT_FOUND")
 
 
@@ -203,7 +191,7 @@ async def test_out_of_range_settings_are_refused(sqlite_api: RestApi) -> None:
     client = sqlite_api.client
     hook = ok(await client.post(HOOKS, json={"url": URL}))["webhook"]
     path = f"{HOOKS}/{hook['id']}"
-    before = await _webhook_tables(sqlite_api)
+    before = await webhook_tables(sqlite_api.engine)
     for answer, field in (
         (
             await client.post(f"{path}:rotateSecret", json={"grace_seconds": 604_801}),
@@ -217,7 +205,7 @@ async def test_out_of_range_settings_are_refused(sqlite_api: RestApi) -> None:
         (await client.post(f"{path}:replay", json={"from_sequence": "-1"}), "from_sequence"),
     ):
         assert problem(answer, 400, "VALIDATION_FAILED")["details"]["field"] == field
-    assert await _webhook_tables(sqlite_api) == before
+    assert await webhook_tables(sqlite_api.engine) == before
 
 
 async def test_grpc_clients_get_the_same_errors(sqlite_api: RestApi) -> None:
@@ -261,11 +249,11 @@ async def test_a_ledger_has_a_limited_number_of_webhooks(sqlite_api: RestApi) ->
     await _books(sqlite_api)
     for _ in range(MAX_ENDPOINTS_PER_LEDGER):
         ok(await sqlite_api.client.post(HOOKS, json={"url": URL}))
-    before = await _webhook_tables(sqlite_api)
+    before = await webhook_tables(sqlite_api.engine)
     refused = problem(
         await sqlite_api.client.post(HOOKS, json={"url": URL}), 422, "WEBHOOK_LIMIT_REACHED"
     )
     assert refused["details"] == {"ledger": L, "limit": str(MAX_ENDPOINTS_PER_LEDGER)}
-    assert await _webhook_tables(sqlite_api) == before
+    assert await webhook_tables(sqlite_api.engine) == before
     # Another ledger has its own.
     ok(await sqlite_api.client.post(f"/v1/ledgers/{OTHER}/webhooks", json={"url": URL}))

@@ -7,6 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledgerd.webhooks.adapters.tables import TABLES
 from ledgerd.webhooks.application.create_webhook import (
     CreatedWebhook,
     CreateWebhook,
@@ -15,7 +19,7 @@ from ledgerd.webhooks.application.create_webhook import (
 from ledgerd.webhooks.application.dispatch import WebhookDispatcher
 from ledgerd.webhooks.application.queries import WebhookQueries
 from ledgerd.webhooks.domain.deliveries import DeadLetter, DeliveryAttempt
-from tests.integration.conftest import LedgerApp, open_ledger_app
+from tests.integration.conftest import LedgerApp, dump_tables, open_ledger_app
 
 # Retries in tens of milliseconds, so that back-offs and dead letters take no time in tests.
 FAST_RETRIES: Mapping[str, Any] = {
@@ -86,3 +90,13 @@ async def settled(app: LedgerApp, ledger: str, webhook: str, count: int) -> list
             if len(recorded) >= count:
                 return recorded
             await asyncio.sleep(0.02)
+
+
+async def webhook_tables(engine: AsyncEngine) -> Any:  # noqa: ANN401 - rows of any table
+    """Every table the ledger dumps, and the webhooks context's rows: to show nothing changed."""
+    tables = await dump_tables(engine)
+    async with engine.connect() as connection:
+        for table in TABLES:
+            rows = (await connection.execute(select(table))).all()
+            tables[table.name] = sorted((tuple(row) for row in rows), key=repr)
+    return tables

@@ -86,8 +86,21 @@ async def _deliver_one(
     return hook.secret, recorded
 
 
-def _refused(recorded: list[DeliveryAttempt]) -> list[str]:
-    """The errors of attempts that all failed without an answer, then were dead-lettered."""
+async def _refused(
+    sqlite_url: str, certificate: ServerCertificate, **settings: object
+) -> list[str]:
+    """Every attempt at a receiver with ``certificate``, reached as localhost, refused: why.
+
+    Nothing arrived, and the attempts all failed without an answer, then dead-lettered.
+    """
+    async with receiving(tls=certificate) as receiver:
+        _secret, recorded = await _deliver_one(
+            sqlite_url,
+            receiver.url("/in", host="localhost"),
+            FAST_RETRIES["webhooks_max_attempts"],
+            **settings,
+        )
+    assert receiver.arrivals == []
     assert [attempt.status_code for attempt in recorded] == [None] * len(recorded)
     assert [attempt.outcome for attempt in recorded] == (
         [AttemptOutcome.FAILED] * (len(recorded) - 1) + [AttemptOutcome.DEAD_LETTERED]
@@ -121,15 +134,8 @@ async def test_a_certificate_that_does_not_name_the_urls_host_is_refused(
 ) -> None:
     # Issued by the trusted CA, valid in every other way: only the name is wrong.
     certificate = private_ca.server_certificate(tmp_path, "receiver.test")
-    async with receiving(tls=certificate) as receiver:
-        _secret, recorded = await _deliver_one(
-            migrated_sqlite_url,
-            receiver.url("/in", host="localhost"),
-            FAST_RETRIES["webhooks_max_attempts"],
-            webhooks_ca_file=private_ca.bundle,
-        )
-    assert receiver.arrivals == []
-    for error in _refused(recorded):
+    refused = await _refused(migrated_sqlite_url, certificate, webhooks_ca_file=private_ca.bundle)
+    for error in refused:
         assert error.startswith("ConnectError: "), error
         assert VERIFY_FAILED in error, error
         assert "Hostname mismatch" in error, error
@@ -140,14 +146,7 @@ async def test_without_the_ca_setting_a_private_cas_receiver_is_refused(
     migrated_sqlite_url: str, private_ca: PrivateCa, tmp_path: Path
 ) -> None:
     certificate = private_ca.server_certificate(tmp_path, "localhost")
-    async with receiving(tls=certificate) as receiver:
-        _secret, recorded = await _deliver_one(
-            migrated_sqlite_url,
-            receiver.url("/in", host="localhost"),
-            FAST_RETRIES["webhooks_max_attempts"],
-        )
-    assert receiver.arrivals == []
-    for error in _refused(recorded):
+    for error in await _refused(migrated_sqlite_url, certificate):
         assert error.startswith("ConnectError: "), error
         assert f"{VERIFY_FAILED}: unable to get local issuer certificate" in error, error
 
@@ -162,12 +161,5 @@ async def test_the_environments_ssl_cert_file_does_not_make_deliveries_trust_a_c
     monkeypatch.setenv("SSL_CERT_FILE", str(private_ca.bundle))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     certificate = private_ca.server_certificate(tmp_path, "localhost")
-    async with receiving(tls=certificate) as receiver:
-        _secret, recorded = await _deliver_one(
-            migrated_sqlite_url,
-            receiver.url("/in", host="localhost"),
-            FAST_RETRIES["webhooks_max_attempts"],
-        )
-    assert receiver.arrivals == []
-    for error in _refused(recorded):
+    for error in await _refused(migrated_sqlite_url, certificate):
         assert f"{VERIFY_FAILED}: unable to get local issuer certificate" in error, error

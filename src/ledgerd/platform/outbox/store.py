@@ -42,7 +42,7 @@ from ledgerd.platform.outbox.writer import NOTIFY_CHANNEL
 _REASON_LENGTH = REASON.length or 1000
 _DESTINATION_LENGTH = DESTINATION.length or 500
 # Streams asked at once by ``last_sequences``: well under SQLite's and asyncpg's parameter limits.
-_STREAMS_PER_QUERY = 1000
+STREAMS_PER_QUERY = 1000
 
 
 def _utc_now() -> datetime:
@@ -261,15 +261,15 @@ class OutboxStore:
     async def last_sequences(self, streams: Collection[str]) -> dict[str, int]:
         """Each stream's last event's sequence; a stream that never had one is absent.
 
-        One query per ``_STREAMS_PER_QUERY`` streams, in one read-only transaction.
+        One query per ``STREAMS_PER_QUERY`` streams, in one read-only transaction.
         """
         wanted = list(streams)
         lasts: dict[str, int] = {}
         async with self._uow.begin(read_only=True):
-            for start in range(0, len(wanted), _STREAMS_PER_QUERY):
+            for start in range(0, len(wanted), STREAMS_PER_QUERY):
                 rows = await current_connection().execute(
                     select(outbox_streams.c.stream, outbox_streams.c.last_sequence).where(
-                        outbox_streams.c.stream.in_(wanted[start : start + _STREAMS_PER_QUERY])
+                        outbox_streams.c.stream.in_(wanted[start : start + STREAMS_PER_QUERY])
                     )
                 )
                 lasts.update((row.stream, int(row.last_sequence)) for row in rows)

@@ -231,10 +231,6 @@ class StreamHub:
         """How many events a feed reads at once: enough for a busy ledger's batch."""
         return max(self._buffer_events, 100)
 
-    @property
-    def poll_interval_s(self) -> float:
-        return self._poll_interval_s
-
 
 class LedgerFeed:
     """One ledger's live fan-out: what has been dispatched, to whom."""
